@@ -1,0 +1,91 @@
+"""imagen: generate images from a prompt through pluggable backends and sinks.
+
+The public API. Names are imported on first use, so that ``import imagen_core``
+(which every CLI start does) costs nothing until something is needed.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from imagen_core._version import __version__
+
+if TYPE_CHECKING:
+    from imagen_core.config import Config, load, require_env, setting
+    from imagen_core.errors import (
+        BackendError,
+        ConfigError,
+        ImagenError,
+        InvalidRequest,
+        OutputError,
+        PluginError,
+        UsageError,
+    )
+    from imagen_core.hookspecs import hookimpl
+    from imagen_core.models import Backend, Generation, Progress, Request, Result, Sink
+    from imagen_core.pipeline import Session, generate
+    from imagen_core.plugins import get_plugin_manager
+
+_EXPORTS = {
+    "hookimpl": "imagen_core.hookspecs",
+    "Request": "imagen_core.models",
+    "Result": "imagen_core.models",
+    "Generation": "imagen_core.models",
+    "Progress": "imagen_core.models",
+    "Backend": "imagen_core.models",
+    "Sink": "imagen_core.models",
+    "Session": "imagen_core.pipeline",
+    "generate": "imagen_core.pipeline",
+    "Config": "imagen_core.config",
+    "load": "imagen_core.config",
+    "setting": "imagen_core.config",
+    "require_env": "imagen_core.config",
+    "get_plugin_manager": "imagen_core.plugins",
+    "ImagenError": "imagen_core.errors",
+    "UsageError": "imagen_core.errors",
+    "ConfigError": "imagen_core.errors",
+    "InvalidRequest": "imagen_core.errors",
+    "PluginError": "imagen_core.errors",
+    "BackendError": "imagen_core.errors",
+    "OutputError": "imagen_core.errors",
+}
+
+__all__ = [
+    "Backend",
+    "BackendError",
+    "Config",
+    "ConfigError",
+    "Generation",
+    "ImagenError",
+    "InvalidRequest",
+    "OutputError",
+    "PluginError",
+    "Progress",
+    "Request",
+    "Result",
+    "Session",
+    "Sink",
+    "UsageError",
+    "__version__",
+    "generate",
+    "get_plugin_manager",
+    "hookimpl",
+    "load",
+    "require_env",
+    "setting",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _EXPORTS.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'imagen_core' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,367 @@
+"""The ``imagen`` command line: parse, call the library, print.
+
+Only click is imported at start; each command imports what it needs when it
+runs, and plugins (which may add commands) load only when a command or the full
+``--help`` needs them. ``imagen --version`` loads no plugin at all.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from imagen_core._version import __version__
+
+if TYPE_CHECKING:
+    from imagen_core.pipeline import Session
+
+F = Callable[..., Any]
+_debug = os.environ.get("IMAGEN_DEBUG", "") not in ("", "0")
+
+
+def _set_debug(_ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    global _debug
+    _debug = _debug or value
+    return value
+
+
+def common(func: F) -> F:
+    """--config and --debug, accepted by every command that reads the config."""
+    func = click.option(
+        "--config",
+        "config_path",
+        metavar="FILE",
+        help="Config file (default: $IMAGEN_CONFIG, then $XDG_CONFIG_HOME/imagen.yaml).",
+    )(func)
+    return click.option(
+        "--debug",
+        is_flag=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_set_debug,
+        help="Show tracebacks (also IMAGEN_DEBUG=1).",
+    )(func)
+
+
+def _tty() -> bool:
+    return sys.stdout.isatty()
+
+
+class ImagenGroup(click.Group):
+    """A group that adds plugin commands (``register_commands``) on first need."""
+
+    _plugins_added = False
+
+    def _add_plugin_commands(self) -> None:
+        if not self._plugins_added:
+            self._plugins_added = True
+            from imagen_core.plugins import get_plugin_manager
+
+            get_plugin_manager().hook.register_commands(cli=self)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            self._add_plugin_commands()
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._add_plugin_commands()
+        return super().list_commands(ctx)
+
+
+@click.group(cls=ImagenGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(
+    __version__, "--version", "-V", prog_name="imagen", message="%(prog)s %(version)s"
+)
+def cli() -> None:
+    """Generate images from a prompt through pluggable backends.
+
+    \b
+    Quick start:
+      imagen generate "a lighthouse at dusk"      # mock backend, no setup
+      imagen config init > ~/.config/imagen.yaml  # then add real backends
+      imagen backends                             # what is configured
+
+    Exit codes: 0 done, 1 generation failed, 2 usage or config error, 130 interrupted.
+    Docs: docs/usage.md, docs/config.md, docs/plugins.md.
+    """
+
+
+# ------------------------------------------------------------------ generate
+
+
+def _parse_size(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[int, int]:
+    import re
+
+    match = re.fullmatch(r"\s*(\d{1,9})\s*[xX×]\s*(\d{1,9})\s*", value)
+    if not match:
+        raise click.BadParameter(f"{value!r} is not WIDTHxHEIGHT, e.g. 1024x768")
+    return int(match.group(1)), int(match.group(2))
+
+
+def _prompt_text(words: tuple[str, ...]) -> str:
+    if words == ("-",):
+        return sys.stdin.read().strip()
+    return " ".join(words)
+
+
+@cli.command()
+@click.argument("prompt", nargs=-1, required=True)
+@click.option(
+    "--backend", "-b", metavar="NAME", help="Backend instance (default: default_backend)."
+)
+@click.option(
+    "--size",
+    default="1024x1024",
+    show_default=True,
+    callback=_parse_size,
+    help="WIDTHxHEIGHT, each 1–8192.",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="0 picks a random seed (reported)."
+)
+@click.option(
+    "--steps",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="0 uses the backend's default.",
+)
+@click.option("--style", metavar="NAME", help="A style from imagen.yaml wrapping the prompt.")
+@click.option("--negative", default="", help="What to avoid (ignored by backends without it).")
+@click.option(
+    "--output",
+    "-o",
+    metavar="PATH",
+    help="Write here instead of the naming template (a folder keeps the template).",
+)
+@click.option("--no-sidecar", is_flag=True, help="Do not write the JSON sidecar.")
+@click.option("--preview/--no-preview", default=None, help="Force or suppress the preview window.")
+@click.option("--no-cloud", is_flag=True, help="Skip cloud sinks for this call.")
+@common
+def generate(
+    prompt: tuple[str, ...],
+    backend: str | None,
+    size: tuple[int, int],
+    seed: int,
+    steps: int,
+    style: str | None,
+    negative: str,
+    output: str | None,
+    no_sidecar: bool,
+    preview: bool | None,
+    no_cloud: bool,
+    config_path: str | None,
+) -> None:
+    """Generate one image from PROMPT (several words are joined; "-" reads stdin).
+
+    Prints the written path; when stdout is not a terminal, only the path.
+    """
+    from imagen_core.models import Request
+    from imagen_core.terminal import StepProgress, summary_line
+
+    request = Request(
+        prompt=_prompt_text(prompt),
+        negative=negative,
+        width=size[0],
+        height=size[1],
+        seed=seed,
+        steps=steps,
+        style=style,
+        backend=backend,
+    )
+    session = _session(config_path)
+    instance = session.config.backend(backend, session.registry)
+    progress = StepProgress.for_terminal(instance.name)
+    try:
+        record = session.generate(
+            request,
+            output=output,
+            sidecar=False if no_sidecar else None,
+            preview=preview,
+            cloud=False if no_cloud else None,
+            progress=progress,
+        )
+    finally:
+        progress.close()
+    click.echo(str(record.path))
+    if _tty():
+        click.echo(summary_line(record), err=True)
+
+
+def _session(config_path: str | None) -> Session:
+    from imagen_core.pipeline import Session
+
+    return Session(config_path)
+
+
+# ------------------------------------------------------------------ listings
+
+
+def _echo_json(data: Any) -> None:
+    import json
+
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@common
+def backends(as_json: bool, config_path: str | None) -> None:
+    """List configured backend instances and the backend types plugins provide."""
+    from imagen_core.terminal import backends_report
+
+    session = _session(config_path)
+    report = backends_report(session.config, session.registry)
+    if as_json:
+        _echo_json(report)
+        return
+    click.echo(f"default: {report['default']}")
+    click.echo("instances:")
+    for inst in report["instances"]:
+        mark = "*" if inst["default"] else " "
+        note = f"  ! {inst['problem']}" if inst["problem"] else ""
+        where = f"  ({inst['where']})" if inst["where"] else ""
+        click.echo(f" {mark} {inst['name']:<24} {inst['type']:<12}{where}{note}")
+    click.echo("types:")
+    for kind in report["types"]:
+        click.echo(f"   {kind['name']:<24} {kind['plugin']}")
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def plugins(as_json: bool) -> None:
+    """List installed plugins, their versions and the hooks they implement."""
+    from imagen_core.plugins import get_plugin_manager
+    from imagen_core.terminal import plugins_report
+
+    report = plugins_report(get_plugin_manager())
+    if as_json:
+        _echo_json(report)
+        return
+    for plugin in report["plugins"]:
+        tag = " (built-in)" if plugin["builtin"] else ""
+        click.echo(f"{plugin['distribution']} {plugin['version']}{tag}")
+        click.echo(f"    name: {plugin['name']}  hooks: {', '.join(plugin['hooks']) or '-'}")
+    for failed in report["failed"]:
+        click.echo(f"{failed['distribution']} {failed['version']} (FAILED)")
+        click.echo(f"    {failed['error']}")
+
+
+@cli.command()
+def version() -> None:
+    """Print imagen's version."""
+    click.echo(f"imagen {__version__} (Python {sys.version.split()[0]})")
+
+
+# ------------------------------------------------------------------ config
+
+
+@cli.group()
+def config() -> None:
+    """Create, check and locate imagen.yaml."""
+
+
+@config.command("init")
+def config_init() -> None:
+    """Print a commented sample imagen.yaml (every key explained) on stdout.
+
+    \b
+    imagen config init > ~/.config/imagen.yaml
+    """
+    from imagen_core.config_sample import sample
+    from imagen_core.plugins import get_plugin_manager
+    from imagen_core.registry import collect
+
+    click.echo(sample(collect(get_plugin_manager())), nl=False)
+
+
+@config.command("validate")
+@common
+def config_validate(config_path: str | None) -> None:
+    """Check the config; exit 0 when it is valid, 1 with the list of problems."""
+    from imagen_core.config import load, locate
+    from imagen_core.errors import ConfigError
+    from imagen_core.plugins import get_plugin_manager
+    from imagen_core.registry import collect
+
+    located = locate(config_path)
+    try:
+        load(collect(get_plugin_manager()), config_path, strict=True)
+    except ConfigError as exc:
+        for line in exc.problems:
+            click.echo(f"imagen: {line}", err=True)
+        click.echo(f"{located.path}: {len(exc.problems)} problem(s)", err=True)
+        raise SystemExit(1) from None
+    if located.exists:
+        click.echo(f"{located.path}: ok")
+    else:
+        click.echo(f"{located.path}: not found; the built-in defaults are valid")
+
+
+@config.command("path")
+@common
+def config_path_cmd(config_path: str | None) -> None:
+    """Print the config path in use and whether the file exists."""
+    from imagen_core.config import locate
+
+    located = locate(config_path)
+    click.echo(str(located.path))
+    if located.exists:
+        click.echo(f"exists (chosen by {located.source})")
+    else:
+        click.echo(
+            f"does not exist (chosen by {located.source}); built-in defaults are in use; "
+            f"create it with: imagen config init > {located.path}"
+        )
+
+
+# ------------------------------------------------------------------ entry
+
+
+def _fail(message: str, code: int) -> int:
+    for line in message.splitlines() or [""]:
+        sys.stderr.write(f"imagen: {line}\n")
+    return code
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry: every error becomes one line per problem and an exit code."""
+    from imagen_core.errors import ImagenError
+
+    try:
+        result = cli.main(args=argv, prog_name="imagen", standalone_mode=False)
+        code = result if isinstance(result, int) else 0
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx else "imagen"
+        code = _fail(f"{exc.format_message()} (see `{where} --help`)", 2)
+    except click.ClickException as exc:
+        code = _fail(exc.format_message(), exc.exit_code)
+    except (click.Abort, KeyboardInterrupt):
+        code = _fail("interrupted", 130)
+    except ImagenError as exc:
+        if _debug:
+            import traceback
+
+            traceback.print_exc()
+        code = _fail(str(exc), exc.exit_code)
+    except BrokenPipeError:
+        # stdout closed early (`imagen plugins | head`): not an error of ours.
+        sys.stderr.close()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except Exception as exc:
+        if _debug:
+            raise
+        code = _fail(
+            f"internal error: {type(exc).__name__}: {exc} "
+            "(run with --debug for the traceback, and please report it)",
+            1,
+        )
+    sys.stdout.flush()
+    raise SystemExit(code)

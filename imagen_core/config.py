@@ -1,0 +1,457 @@
+"""imagen.yaml: locate it, load it (ruamel.yaml), structure it (cattrs) into typed
+attrs classes, and report every problem at once with ``file:line:column``.
+
+Each backend or sink block is structured by the attrs class its plugin registered,
+so the core never knows a plugin's keys.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import typing
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import attrs
+import cattrs
+from cattrs.errors import (
+    ClassValidationError,
+    ForbiddenExtraKeysError,
+    IterableValidationError,
+)
+
+from imagen_core.errors import ConfigError, UsageError
+
+if typing.TYPE_CHECKING:
+    from imagen_core.registry import Registration, Registry
+
+CONFIG_NAME = "imagen.yaml"
+Mode = Literal["auto", "on", "off"]
+
+
+def setting(default: Any = attrs.NOTHING, *, help: str, **kwargs: Any) -> Any:
+    """An attrs field with the help text that ``imagen config init`` prints above it.
+
+    Plugin config classes use it for every key: ``url: str = setting("http://...",
+    help="where the server listens")``."""
+    return attrs.field(default=default, metadata={"help": help}, **kwargs)
+
+
+def _expand(value: str | Path) -> Path:
+    return Path(value).expanduser()
+
+
+@attrs.frozen
+class OutputConfig:
+    dir: Path = setting(
+        Path("~/Pictures/imagen"), converter=_expand, help="folder the images go to (~ expands)"
+    )
+    naming: str = setting(
+        "{date}/{time}-{slug}-{seed}.{ext}",
+        help="file name template inside dir: {date} {time} {slug} {seed} {backend} {ext}",
+    )
+    sidecar: bool = setting(True, help="write a JSON sidecar (request, seed, cost) beside each")
+    preview: Mode = setting(
+        "auto", help="show the image in a tmux window: auto (TTY inside tmux) | on | off"
+    )
+    cloud_sync: Mode = setting(
+        "auto", help="send results to cloud sinks: auto (when configured) | on | off"
+    )
+
+
+@attrs.frozen
+class Instance:
+    """One configured backend or sink: its name, type and structured settings.
+
+    ``problem`` is set (and ``settings`` is None) when the type is not installed:
+    that is an error only when the instance is used or validated."""
+
+    name: str
+    type: str
+    settings: Any
+    where: str = ""
+    problem: str | None = None
+    enabled: bool = True
+
+
+@attrs.frozen
+class Config:
+    path: Path | None = None
+    default_backend: str = setting("mock", help="backend used when --backend is not given")
+    output: OutputConfig = attrs.field(factory=OutputConfig)
+    styles: dict[str, str] = attrs.field(factory=dict)
+    backends: dict[str, Instance] = attrs.field(factory=dict)
+    sinks: dict[str, Instance] = attrs.field(factory=dict)
+
+    def backend(self, name: str | None, registry: Registry) -> Instance:
+        """The instance ``name`` (None = default_backend) ready to build."""
+        name = name or self.default_backend
+        instance = self.backends.get(name)
+        if instance is None and name in registry.backends:
+            # A registered type needs no block to be used with its defaults.
+            reg = registry.backends[name]
+            instance = Instance(name, name, reg.config())
+        if instance is None:
+            known = sorted(set(self.backends) | set(registry.backends))
+            raise UsageError(
+                f"unknown backend {name!r}{_did_you_mean(name, known)}: configured are "
+                f"{', '.join(known) or 'none'} (see `imagen backends`)"
+            )
+        if instance.problem:
+            raise UsageError(instance.problem)
+        return instance
+
+    def active_sinks(self, registry: Registry) -> list[Instance]:
+        chosen = {n: i for n, i in self.sinks.items()}
+        for name, reg in registry.sinks.items():
+            if reg.default and name not in chosen:
+                chosen[name] = Instance(name, name, reg.config())
+        return [i for i in chosen.values() if i.enabled]
+
+    def problems(self) -> list[str]:
+        """Deferred problems (uninstalled types) that `config validate` reports."""
+        return [i.problem for i in (*self.backends.values(), *self.sinks.values()) if i.problem]
+
+
+# ---------------------------------------------------------------- locating
+
+
+@attrs.frozen
+class Located:
+    path: Path
+    source: str
+
+    @property
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+
+def locate(explicit: str | os.PathLike[str] | None = None) -> Located:
+    """``--config`` > ``$IMAGEN_CONFIG`` > ``$XDG_CONFIG_HOME/imagen.yaml`` > ``~/.config``."""
+    if explicit:
+        return Located(Path(explicit).expanduser(), "--config")
+    if os.environ.get("IMAGEN_CONFIG"):
+        return Located(Path(os.environ["IMAGEN_CONFIG"]).expanduser(), "$IMAGEN_CONFIG")
+    if os.environ.get("XDG_CONFIG_HOME"):
+        return Located(Path(os.environ["XDG_CONFIG_HOME"]) / CONFIG_NAME, "$XDG_CONFIG_HOME")
+    return Located(Path("~/.config").expanduser() / CONFIG_NAME, "default location")
+
+
+def load(
+    registry: Registry, explicit: str | os.PathLike[str] | None = None, *, strict: bool = False
+) -> Config:
+    """Locate and load the config. No file at the default location = defaults.
+
+    With ``strict`` the deferred problems (uninstalled backend types) are errors too."""
+    located = locate(explicit)
+    if not located.exists:
+        if located.source in ("--config", "$IMAGEN_CONFIG"):
+            raise ConfigError(
+                f"config file {located.path} does not exist (named by {located.source}); "
+                "create one with `imagen config init > FILE`"
+            )
+        return from_mapping({}, registry)
+    try:
+        text = located.path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError(f"cannot read config file {located.path}: {reason}") from None
+    config = from_text(text, registry, path=located.path)
+    if strict and config.problems():
+        raise ConfigError(config.problems())
+    return config
+
+
+def from_text(text: str, registry: Registry, *, path: Path | None = None) -> Config:
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    label = str(path) if path else "<config>"
+    try:
+        data = YAML(typ="rt", pure=True).load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{label}:{mark.line + 1}:{mark.column + 1}" if mark else label
+        what = exc.problem or exc.context or "invalid YAML"
+        raise ConfigError(f"{where}: YAML syntax error: {what}") from None
+    except YAMLError as exc:
+        raise ConfigError(f"{label}: YAML error: {' '.join(str(exc).split())}") from None
+    return from_mapping(data if data is not None else {}, registry, path=path)
+
+
+# ---------------------------------------------------------------- structuring
+
+
+class _Mismatch(Exception):
+    def __init__(self, expected: str, value: Any) -> None:
+        super().__init__(f"expected {expected}, got {_describe(value)}")
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "nothing (null)"
+    return repr(_plain(value))
+
+
+def _plain(node: Any) -> Any:
+    """ruamel's commented nodes -> plain dict/list/str/int/float/bool."""
+    if isinstance(node, Mapping):
+        return {str(k): _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    for kind in (bool, int, float, str):
+        if isinstance(node, kind):
+            return kind(node)
+    return node
+
+
+def _strict(kind: type, check: Callable[[Any], bool], name: str) -> Callable[[Any, Any], Any]:
+    def hook(value: Any, _type: Any) -> Any:
+        if not check(value):
+            raise _Mismatch(name, value)
+        return kind(value)
+
+    return hook
+
+
+def make_converter() -> cattrs.Converter:
+    """A cattrs converter that refuses unknown keys and coercions YAML did not make."""
+    conv = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+
+    def is_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    conv.register_structure_hook(int, _strict(int, is_int, "int"))
+    conv.register_structure_hook(
+        float, _strict(float, lambda v: is_int(v) or isinstance(v, float), "a number")
+    )
+    conv.register_structure_hook(str, _strict(str, lambda v: isinstance(v, str), "a string"))
+    conv.register_structure_hook(bool, _strict(bool, lambda v: isinstance(v, bool), "true/false"))
+    conv.register_structure_hook(Path, _strict(_expand, lambda v: isinstance(v, str), "a path"))
+
+    def literal_hook(value: Any, tp: Any) -> Any:
+        choices = typing.get_args(tp)
+        if value not in choices or type(value) is not type(choices[0]):
+            raise _Mismatch("one of " + " | ".join(map(str, choices)), value)
+        return value
+
+    conv.register_structure_hook_func(lambda t: typing.get_origin(t) is Literal, literal_hook)
+    return conv
+
+
+_converter: cattrs.Converter | None = None
+
+
+def converter() -> cattrs.Converter:
+    global _converter
+    if _converter is None:
+        _converter = make_converter()
+    return _converter
+
+
+def _did_you_mean(word: str, choices: Any) -> str:
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _field_names(cls: type) -> list[str]:
+    return [f.name for f in attrs.fields(cls)] if attrs.has(cls) else []
+
+
+def _errors(exc: BaseException, path: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], str]]:
+    """Flatten cattrs' exception tree into (key path, message)."""
+    from cattrs.errors import AttributeValidationNote, IterableValidationNote
+
+    if isinstance(exc, ForbiddenExtraKeysError):
+        for key in sorted(exc.extra_fields):
+            hint = _did_you_mean(key, _field_names(exc.cl))
+            yield (*path, key), f"unknown key{hint}; known keys: {', '.join(_field_names(exc.cl))}"
+        return
+    if isinstance(exc, (ClassValidationError, IterableValidationError)):
+        for sub in exc.exceptions:
+            sub_path = path
+            for note in getattr(sub, "__notes__", []):
+                if isinstance(note, AttributeValidationNote):
+                    sub_path = (*path, note.name)
+                elif isinstance(note, IterableValidationNote):
+                    sub_path = (*path, note.index)
+            yield from _errors(sub, sub_path)
+        return
+    if isinstance(exc, KeyError):
+        yield path, "required key is missing"
+        return
+    yield path, str(exc) or type(exc).__name__
+
+
+class _Problems:
+    """Collects problems with their position in the YAML file."""
+
+    def __init__(self, root: Any, path: Path | None) -> None:
+        self.root = root
+        self.label = str(path) if path else None
+        self.lines: list[str] = []
+
+    def where(self, keys: tuple[Any, ...], *, at_key: bool = False) -> str:
+        if self.label is None:
+            return ""
+        node, line_col = self.root, None
+        for i, key in enumerate(keys):
+            lc = getattr(node, "lc", None)
+            if lc is None or not isinstance(node, (Mapping, list)):
+                break
+            try:
+                last = i == len(keys) - 1
+                line_col = lc.key(key) if (last and at_key) else lc.value(key)
+                node = node[key]
+            except (KeyError, IndexError, TypeError):
+                break
+        if line_col is None:
+            return f" ({self.label})"
+        return f" ({self.label}:{line_col[0] + 1}:{line_col[1] + 1})"
+
+    def add(self, keys: tuple[Any, ...], message: str, *, at_key: bool = False) -> None:
+        dotted = ".".join(map(str, keys)) or "config"
+        self.lines.append(f"{dotted}: {message}{self.where(keys, at_key=at_key)}")
+
+    def structure(self, value: Any, cls: type, keys: tuple[Any, ...]) -> Any:
+        try:
+            return converter().structure(_plain(value), cls)
+        except (ClassValidationError, IterableValidationError) as exc:
+            for sub_keys, message in _errors(exc, keys):
+                self.add(sub_keys, message, at_key=message.startswith("unknown key"))
+        except Exception as exc:  # a plugin's own validator or converter
+            self.add(keys, str(exc) or type(exc).__name__)
+        return None
+
+
+TOP_LEVEL = ("default_backend", "output", "styles", "backends", "sinks")
+
+
+def from_mapping(data: Any, registry: Registry, *, path: Path | None = None) -> Config:
+    """Structure a parsed config (a mapping, e.g. from YAML) into a Config."""
+    problems = _Problems(data, path)
+    if not isinstance(data, Mapping):
+        problems.add((), f"the file must be a mapping of keys, got {_describe(data)}")
+        raise ConfigError(problems.lines)
+    for key in data:
+        if key not in TOP_LEVEL:
+            hint = _did_you_mean(key, TOP_LEVEL)
+            problems.add(
+                (key,), f"unknown key{hint}; known keys: {', '.join(TOP_LEVEL)}", at_key=True
+            )
+
+    default_backend = data.get("default_backend", "mock")
+    if not isinstance(default_backend, str) or not default_backend:
+        problems.add(
+            ("default_backend",), f"expected a backend name, got {_describe(default_backend)}"
+        )
+    output = problems.structure(data.get("output") or {}, OutputConfig, ("output",))
+    if output is not None:
+        from imagen_core.naming import template_problem
+
+        bad = template_problem(output.naming)
+        if bad:
+            problems.add(("output", "naming"), bad)
+
+    styles = _styles(data.get("styles") or {}, problems)
+    backends = _instances("backend", data.get("backends") or {}, registry, problems)
+    sinks = _instances("sink", data.get("sinks") or {}, registry, problems)
+
+    if (
+        isinstance(default_backend, str)
+        and default_backend
+        and default_backend not in backends
+        and default_backend not in registry.backends
+    ):
+        known = sorted(set(backends) | set(registry.backends))
+        problems.add(
+            ("default_backend",),
+            f"names no configured backend{_did_you_mean(default_backend, known)}; "
+            f"configured are {', '.join(known) or 'none'}",
+        )
+    if problems.lines:
+        raise ConfigError(problems.lines)
+    return Config(
+        path=path,
+        default_backend=default_backend,
+        output=output,
+        styles=styles,
+        backends=backends,
+        sinks=sinks,
+    )
+
+
+def _styles(node: Any, problems: _Problems) -> dict[str, str]:
+    if not isinstance(node, Mapping):
+        problems.add(("styles",), f"expected a mapping of name: template, got {_describe(node)}")
+        return {}
+    styles = {}
+    for name, template in node.items():
+        if not isinstance(template, str):
+            problems.add(("styles", name), f"expected a template string, got {_describe(template)}")
+        elif "{prompt}" not in template:
+            problems.add(("styles", name), "the template must contain {prompt}")
+        else:
+            styles[str(name)] = str(template)
+    return styles
+
+
+def _instances(
+    kind: str, node: Any, registry: Registry, problems: _Problems
+) -> dict[str, Instance]:
+    section = f"{kind}s"
+    types = registry.of_kind(kind)
+    if not isinstance(node, Mapping):
+        problems.add((section,), f"expected a mapping of name: block, got {_describe(node)}")
+        return {}
+    instances: dict[str, Instance] = {}
+    for name, block in node.items():
+        name = str(name)
+        keys = (section, name)
+        where = problems.where(keys, at_key=True).strip(" ()")
+        if block is False and kind == "sink":
+            instances[name] = Instance(name, name, None, where, enabled=False)
+            continue
+        if block is None:
+            block = {}
+        if not isinstance(block, Mapping):
+            problems.add(keys, f"expected a mapping with a `type:` key, got {_describe(block)}")
+            continue
+        type_name = block.get("type", name)
+        if not isinstance(type_name, str):
+            problems.add(
+                (*keys, "type"), f"expected a {kind} type name, got {_describe(type_name)}"
+            )
+            continue
+        reg: Registration | None = types.get(type_name)
+        if reg is None:
+            known = ", ".join(sorted(types)) or "none"
+            hint = _did_you_mean(type_name, types)
+            problem = (
+                f"{section}.{name}: unknown {kind} type {type_name!r}{hint} ({where}); "
+                f"installed types: {known}; if a plugin provides it, install it "
+                f"(pip install imagen-{type_name})"
+            )
+            instances[name] = Instance(name, type_name, None, where, problem)
+            continue
+        settings = {k: v for k, v in block.items() if k != "type"}
+        structured = problems.structure(settings, reg.config, keys)
+        if structured is not None:
+            instances[name] = Instance(name, type_name, structured, where)
+    return instances
+
+
+def require_env(variable: str, *, used_by: str) -> str:
+    """The value of a secret's environment variable, or a ConfigError naming both.
+
+    Backends call this when they are used, never at config load."""
+    value = os.environ.get(variable, "")
+    if not value:
+        raise ConfigError(f"set {variable} in the environment (named by {used_by})")
+    return value

@@ -1,0 +1,47 @@
+"""Every error imagen raises on purpose. Each carries the exit code the CLI uses.
+
+Messages are written for the person at the terminal: one line that names the
+thing that is wrong and how to fix it. Nothing here imports anything heavy.
+"""
+
+from __future__ import annotations
+
+
+class ImagenError(Exception):
+    """Base of all imagen errors: work that failed (exit code 1)."""
+
+    exit_code = 1
+
+
+class UsageError(ImagenError):
+    """The caller asked for something impossible: a bad flag, an unknown name (exit 2)."""
+
+    exit_code = 2
+
+
+class InvalidRequest(UsageError, ValueError):
+    """A Request field is out of range or empty."""
+
+
+class ConfigError(UsageError):
+    """imagen.yaml (or the config given in code) has one or more problems.
+
+    ``problems`` holds one line per problem, each naming the key path and, when the
+    config came from a file, ``file:line:column``.
+    """
+
+    def __init__(self, problems: list[str] | str) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class PluginError(UsageError):
+    """Installed plugins contradict each other (two register the same name)."""
+
+
+class BackendError(ImagenError):
+    """A backend could not produce an image (a dead server, a refused token, ...)."""
+
+
+class OutputError(ImagenError):
+    """The image could not be written where it was meant to go."""

@@ -1,0 +1,86 @@
+"""Output paths: the naming template, the slug, and collision-free reservation.
+
+Rules: a resolved path never leaves ``output.dir``; an existing file is never
+overwritten (a numeric suffix is added instead).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from imagen_core.errors import OutputError
+
+SLUG_MAX = 40
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def slugify(prompt: str, max_len: int = SLUG_MAX) -> str:
+    """Lowercase ASCII of the prompt, only ``[a-z0-9-]``, at most ``max_len``, never empty."""
+    ascii_text = unicodedata.normalize("NFKD", prompt).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    if len(slug) > max_len:
+        cut = slug[:max_len]
+        # Prefer to end at a word boundary when one is reasonably close.
+        if "-" in cut[max_len // 2 :]:
+            cut = cut.rsplit("-", 1)[0]
+        slug = cut.strip("-")
+    if not slug:
+        # Emoji or punctuation only: a short stable hash keeps prompts apart.
+        slug = "img-" + hashlib.sha256(prompt.encode()).hexdigest()[:8]
+    return slug
+
+
+def template_problem(template: str) -> str | None:
+    """Why a naming template can never be used, or None if it is fine."""
+    if not template.strip():
+        return "the template is empty"
+    pure = PurePosixPath(template.replace("\\", "/"))
+    if pure.is_absolute() or re.match(r"^[A-Za-z]:", template):
+        return "must be a path relative to output.dir, not an absolute path"
+    if ".." in pure.parts:
+        return "must not contain '..': names stay inside output.dir"
+    return None
+
+
+def _path_safe(value: Any) -> str:
+    text = str(value)
+    text = text.replace("/", "-").replace("\\", "-").replace("\x00", "")
+    return "_" if text in ("", ".", "..") else text
+
+
+def render(template: str, fields: dict[str, Any]) -> str:
+    """Fill ``{placeholders}``; unknown ones are left as they are."""
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return _path_safe(fields[name]) if name in fields else match.group(0)
+
+    return _PLACEHOLDER.sub(fill, template)
+
+
+def resolve(output_dir: Path, template: str, fields: dict[str, Any]) -> Path:
+    """The target path for one image, guaranteed to lie inside ``output_dir``."""
+    problem = template_problem(template)
+    if problem:
+        raise OutputError(f"output.naming {template!r} {problem}")
+    relative = render(template, fields)
+    base = output_dir.resolve()
+    target = (base / relative).resolve()
+    if target == base or base not in target.parents:
+        raise OutputError(
+            f"output.naming {template!r} resolves to {target}, outside output.dir {base}"
+        )
+    return target
+
+
+def candidates(path: Path) -> Any:
+    """``path``, then ``stem-1.ext``, ``stem-2.ext``, ... (never-ending)."""
+    yield path
+    n = 1
+    while True:
+        yield path.with_name(f"{path.stem}-{n}{path.suffix}")
+        n += 1

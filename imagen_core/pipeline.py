@@ -1,0 +1,342 @@
+"""One generation: request -> backend -> atomic write -> sidecar -> sinks -> preview.
+
+This is the library API (``Session`` and ``generate``); the CLI, compare and the
+worker all go through it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from imagen_core import config as config_mod
+from imagen_core import naming
+from imagen_core._version import __version__
+from imagen_core.errors import BackendError, ImagenError, OutputError, UsageError
+from imagen_core.models import Generation, Request, Result, no_progress
+from imagen_core.plugins import get_plugin_manager
+from imagen_core.registry import collect
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from imagen_core.config import Config, Instance
+    from imagen_core.models import Progress
+    from imagen_core.plugins import ImagenPluginManager
+    from imagen_core.registry import Registry
+
+MODES = ("auto", "on", "off")
+
+
+def resolve_mode(configured: str, env_var: str, flag: bool | None) -> str:
+    """config -> environment -> flag, the later one winning."""
+    mode = configured
+    env = os.environ.get(env_var, "").strip().lower()
+    if env:
+        if env not in MODES:
+            raise UsageError(f"{env_var} must be auto, on or off, got {env!r}")
+        mode = env
+    if flag is not None:
+        mode = "on" if flag else "off"
+    return mode
+
+
+def apply_style(request: Request, styles: dict[str, str]) -> str:
+    """The prompt the backend receives: the request's prompt inside its style."""
+    if request.style is None:
+        return request.prompt
+    if request.style not in styles:
+        known = ", ".join(sorted(styles)) or "none (add some under styles: in imagen.yaml)"
+        raise UsageError(f"unknown style {request.style!r}; known styles: {known}")
+    return styles[request.style].replace("{prompt}", request.prompt)
+
+
+def _warn_stderr(message: str) -> None:
+    sys.stderr.write(f"imagen: {message}\n")
+
+
+class Session:
+    """Config, plugins and live backends for any number of generations.
+
+    >>> session = Session()                          # imagen.yaml found as the CLI finds it
+    >>> generation = session.generate(Request("a lighthouse at dusk"))
+    >>> generation.path, generation.result.seed
+    """
+
+    def __init__(
+        self,
+        config: Config | str | os.PathLike[str] | None = None,
+        *,
+        plugin_manager: ImagenPluginManager | None = None,
+        warn: Callable[[str], None] = _warn_stderr,
+    ) -> None:
+        self.pm = plugin_manager or get_plugin_manager()
+        self.registry: Registry = collect(self.pm)
+        if config is None or isinstance(config, (str, os.PathLike)):
+            config = config_mod.load(self.registry, config)
+        self.config: Config = config
+        self.warn = warn
+        self._backends: dict[str, Any] = {}
+        self._sinks: list[tuple[Instance, Any]] | None = None
+
+    # ----------------------------------------------------------- building
+    def backend(self, name: str | None = None) -> tuple[Instance, Any]:
+        instance = self.config.backend(name, self.registry)
+        if instance.name not in self._backends:
+            reg = self.registry.backends[instance.type]
+            self._backends[instance.name] = _build(reg.factory, instance, "backend")
+        return instance, self._backends[instance.name]
+
+    def sinks(self) -> list[tuple[Instance, Any]]:
+        if self._sinks is None:
+            built = []
+            for instance in self.config.active_sinks(self.registry):
+                if instance.problem:
+                    self.warn(instance.problem)
+                    continue
+                reg = self.registry.sinks[instance.type]
+                try:
+                    built.append((instance, _build(reg.factory, instance, "sink")))
+                except ImagenError as exc:
+                    self.warn(f"{instance.name}: {exc}")
+            self._sinks = built
+        return self._sinks
+
+    # ----------------------------------------------------------- running
+    def generate(
+        self,
+        request: Request,
+        *,
+        output: str | os.PathLike[str] | None = None,
+        sidecar: bool | None = None,
+        preview: bool | None = None,
+        cloud: bool | None = None,
+        progress: Progress | None = None,
+    ) -> Generation:
+        """Generate one image and write it; return the Generation (path + Result).
+
+        ``sidecar``/``preview``/``cloud`` left as None follow imagen.yaml and the
+        environment; ``cloud=False`` is ``--no-cloud``. Raises ImagenError."""
+        out = self.config.output
+        instance = self.config.backend(request.backend, self.registry)
+        prompt_sent = apply_style(request, self.config.styles)
+        cloud_sync = resolve_mode(
+            out.cloud_sync, "IMAGEN_CLOUD_SYNC", False if cloud is False else None
+        )
+        preview_mode = resolve_mode(out.preview, "IMAGEN_PREVIEW", preview)
+        explicit = Path(output).expanduser() if output is not None else None
+        _check_writable(_target_dir(explicit, out.dir))
+        for _instance, sink in self.sinks():
+            check = getattr(sink, "check", None)
+            if check is not None:
+                check(cloud_sync=cloud_sync)
+        _, backend = self.backend(instance.name)
+
+        sent = attrs.evolve(request, prompt=prompt_sent, backend=instance.name)
+        record = Generation(
+            request=request,
+            backend=instance.name,
+            backend_type=instance.type,
+            prompt_sent=prompt_sent,
+            started_at=dt.datetime.now(dt.timezone.utc),
+            cloud_sync=cloud_sync,
+        )
+        started = time.perf_counter()
+        try:
+            result = backend.generate(sent, progress or no_progress)
+            if not isinstance(result, Result) or not result.image:
+                raise BackendError(f"backend {instance.name!r} returned no image ({result!r})")
+        except Exception as exc:
+            message = str(exc) if isinstance(exc, ImagenError) else _describe(exc)
+            self._send(attrs.evolve(record, error=message))
+            if isinstance(exc, ImagenError):
+                raise
+            raise BackendError(f"backend {instance.name!r} failed: {message}") from exc
+        result = attrs.evolve(
+            result, backend=instance.name, latency_s=round(time.perf_counter() - started, 4)
+        )
+        target = self._target(request, result, explicit)
+        path = write_new(target, _convert_for(target, result))
+        record = attrs.evolve(record, result=result, path=path)
+        if out.sidecar if sidecar is None else sidecar:
+            body = json.dumps(sidecar_dict(record), indent=2, default=str).encode() + b"\n"
+            try:
+                record = attrs.evolve(record, sidecar=write_new(path.with_suffix(".json"), body))
+            except OutputError as exc:
+                self.warn(f"sidecar: {exc}")
+        self._send(record)
+        if preview_mode != "off":
+            self._preview(record, preview_mode)
+        return record
+
+    def _target(self, request: Request, result: Result, explicit: Path | None) -> Path:
+        if explicit is not None and not _names_folder(explicit):
+            return explicit.resolve()
+        fields: dict[str, Any] = {}
+        for extra in reversed(self.pm.hook.naming_fields(request=request, result=result)):
+            fields.update(extra or {})
+        folder = explicit if explicit is not None else self.config.output.dir
+        return naming.resolve(folder, self.config.output.naming, fields)
+
+    def _send(self, record: Generation) -> None:
+        for instance, sink in self.sinks():
+            try:
+                sink.send(record)
+            except Exception as exc:  # sinks are best-effort by contract
+                self.warn(f"{instance.name}: {_describe(exc)}")
+
+    def _preview(self, record: Generation, mode: str) -> None:
+        assert record.path is not None
+        try:
+            self.pm.hook.preview(path=record.path, request=record.request, mode=mode)
+        except Exception as exc:
+            self.warn(f"preview: {_describe(exc)}")
+
+
+def generate(
+    request: Request, *, config: Config | str | os.PathLike[str] | None = None, **options: Any
+) -> Generation:
+    """One-shot ``Session(config).generate(request, **options)``."""
+    return Session(config).generate(request, **options)
+
+
+# ----------------------------------------------------------------- helpers
+
+
+def _describe(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    if isinstance(exc, ImagenError):
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _build(factory: Callable[[Any], Any], instance: Instance, kind: str) -> Any:
+    try:
+        return factory(instance.settings)
+    except ImagenError:
+        raise
+    except Exception as exc:
+        raise BackendError(
+            f"{kind} {instance.name!r} (type {instance.type}) could not start: {_describe(exc)}"
+        ) from exc
+
+
+def _names_folder(path: Path) -> bool:
+    return path.is_dir() or str(path).endswith(("/", os.sep))
+
+
+def _target_dir(explicit: Path | None, output_dir: Path) -> Path:
+    if explicit is None:
+        return output_dir
+    return explicit if _names_folder(explicit) else explicit.parent
+
+
+def _check_writable(folder: Path) -> None:
+    """Fail before generating (and paying) when the image could not be written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot create output folder {folder}: {exc.strerror or exc}; "
+            "set output.dir in imagen.yaml or pass --output"
+        ) from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(
+            f"output folder {folder} is not writable; set output.dir in imagen.yaml "
+            "or pass --output"
+        )
+
+
+_FORMATS = {
+    ".png": ("PNG", "image/png"),
+    ".jpg": ("JPEG", "image/jpeg"),
+    ".jpeg": ("JPEG", "image/jpeg"),
+    ".webp": ("WEBP", "image/webp"),
+}
+
+
+def _convert_for(target: Path, result: Result) -> bytes:
+    """The image bytes in the format the target's suffix asks for (``--output x.jpg``)."""
+    wanted = _FORMATS.get(target.suffix.lower())
+    if wanted is None or wanted[1] == result.mime_type:
+        return result.image
+    import io
+
+    from PIL import Image
+
+    with Image.open(io.BytesIO(result.image)) as image:
+        buffer = io.BytesIO()
+        rgb = image.convert("RGB") if wanted[0] == "JPEG" else image
+        rgb.save(buffer, wanted[0])
+    return buffer.getvalue()
+
+
+def write_new(path: Path, data: bytes) -> Path:
+    """Write ``data`` at ``path`` or, if taken, at ``stem-N.suffix``; return where.
+
+    The bytes go to a temporary file in the same folder first and are then linked
+    into place, so the final name holds the whole file or nothing, and an existing
+    file is never replaced (``os.link`` fails if the name exists)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=".imagen-", suffix=".part", dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        for candidate in naming.candidates(path):
+            try:
+                os.link(tmp, candidate)
+                return candidate
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
+                    raise
+                # No hard links here (some network and FAT filesystems).
+                if candidate.exists():
+                    continue
+                tmp.replace(candidate)
+                return candidate
+        raise AssertionError("unreachable")  # pragma: no cover
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def sidecar_dict(record: Generation) -> dict[str, Any]:
+    """What the JSON sidecar holds. Never a secret: no config block is copied."""
+    result = record.result
+    assert result is not None and record.path is not None
+    request = attrs.asdict(record.request)
+    return {
+        "imagen_version": __version__,
+        "created": record.started_at.isoformat(timespec="seconds"),
+        "image": record.path.name,
+        "prompt": record.request.prompt,
+        "prompt_sent": record.prompt_sent,
+        "request": request,
+        "backend": {"name": record.backend, "type": record.backend_type},
+        "model": result.model,
+        "seed": result.seed,
+        "width": record.request.width,
+        "height": record.request.height,
+        "mime_type": result.mime_type,
+        "latency_s": result.latency_s,
+        "cost_usd": result.cost_usd,
+        "metadata": result.metadata,
+    }

@@ -1,0 +1,189 @@
+"""The plugin manager: built-in plugins plus entry points of group ``imagen``.
+
+Each entry point is loaded inside its own try/except (pluggy's
+``load_setuptools_entrypoints`` stops at the first failure): a broken plugin is
+reported once on stderr and every command goes on with the rest.
+
+Environment:
+  IMAGEN_LOAD_PLUGINS     comma list of distribution names to load ("" = none)
+  IMAGEN_DISABLE_PLUGINS  comma list of plugin names to block (built-ins too)
+  IMAGEN_TRACE_PLUGINS=1  print every hook call on stderr
+
+This module runs for ``imagen --help``: keep its imports light.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from importlib import metadata
+from typing import TYPE_CHECKING, NamedTuple
+
+import pluggy
+
+from imagen_core import hookspecs
+from imagen_core._version import __version__
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from types import ModuleType
+
+ENTRY_POINT_GROUP = "imagen"
+BUILTINS = ("imagen_core.builtins.naming",)
+
+
+class PluginInfo(NamedTuple):
+    name: str
+    distribution: str
+    version: str
+    module: str
+    builtin: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"{self.distribution} {self.version}"
+
+
+class PluginFailure(NamedTuple):
+    name: str
+    distribution: str
+    version: str
+    error: str
+
+
+class ImagenPluginManager(pluggy.PluginManager):
+    """pluggy's manager plus where each plugin came from and which ones failed."""
+
+    def __init__(self) -> None:
+        super().__init__("imagen")
+        self.add_hookspecs(hookspecs)
+        self.info: dict[str, PluginInfo] = {}
+        self.failures: list[PluginFailure] = []
+
+    def owner_of(self, module_name: str) -> str:
+        """The distribution (with version) whose plugin defines ``module_name``."""
+        top = module_name.partition(".")[0]
+        for info in self.info.values():
+            if info.module.partition(".")[0] == top:
+                return info.label
+        return module_name
+
+    def describe(self, plugin: object) -> PluginInfo:
+        name = self.get_name(plugin) or repr(plugin)
+        if name in self.info:
+            return self.info[name]
+        module = getattr(plugin, "__module__", None) or getattr(plugin, "__name__", name)
+        return PluginInfo(name, module, "", module)
+
+
+def _normalise(dist_name: str) -> str:
+    return dist_name.lower().replace("_", "-").replace(".", "-")
+
+
+def _env_list(name: str) -> set[str] | None:
+    value = os.environ.get(name)
+    if value is None:
+        return None
+    return {_normalise(item.strip()) for item in value.split(",") if item.strip()}
+
+
+def _warn(message: str) -> None:
+    sys.stderr.write(f"imagen: {message}\n")
+
+
+def _entry_points() -> Iterable[metadata.EntryPoint]:
+    seen: set[tuple[str, str]] = set()
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = _normalise(ep.dist.name) if ep.dist else ""
+        # The same distribution can be found twice on sys.path (an editable
+        # install next to a regular one); load it once.
+        if (dist, ep.name) not in seen:
+            seen.add((dist, ep.name))
+            yield ep
+
+
+def load_entry_points(pm: ImagenPluginManager) -> None:
+    wanted = _env_list("IMAGEN_LOAD_PLUGINS")
+    found: set[str] = set()
+    for ep in _entry_points():
+        dist_name = ep.dist.name if ep.dist else ep.value
+        version = ep.dist.version if ep.dist else ""
+        found.add(_normalise(dist_name))
+        if wanted is not None and _normalise(dist_name) not in wanted:
+            continue
+        if pm.is_blocked(ep.name) or pm.has_plugin(ep.name):
+            continue
+        try:
+            plugin = ep.load()
+            pm.register(plugin, name=ep.name)
+        except Exception as exc:  # a broken plugin must not take imagen down
+            pm.failures.append(PluginFailure(ep.name, dist_name, version, _one_line(exc)))
+            _warn(
+                f"plugin {dist_name} {version} failed to load: {_one_line(exc)} "
+                f"(skipped; fix it, or `pip uninstall {dist_name}`)"
+            )
+            continue
+        module = getattr(plugin, "__name__", ep.value.partition(":")[0])
+        pm.info[ep.name] = PluginInfo(ep.name, dist_name, version, module)
+    for missing in sorted((wanted or set()) - found):
+        _warn(f"IMAGEN_LOAD_PLUGINS names {missing}, which is not installed")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _reject_unknown_hooks(pm: ImagenPluginManager) -> None:
+    """check_pending(), but a misspelled hook only disables the plugin that has it."""
+    while True:
+        try:
+            pm.check_pending()
+            return
+        except pluggy.PluginValidationError as exc:
+            info = pm.describe(exc.plugin)
+            pm.unregister(exc.plugin)
+            pm.failures.append(PluginFailure(info.name, info.distribution, info.version, str(exc)))
+            _warn(f"plugin {info.label} skipped: {exc}")
+
+
+def register_builtins(pm: ImagenPluginManager, modules: Iterable[str] = BUILTINS) -> None:
+    for module_name in modules:
+        name = module_name.rpartition(".")[2]
+        if pm.is_blocked(name):
+            continue
+        module: ModuleType = importlib.import_module(module_name)
+        pm.register(module, name=name)
+        pm.info[name] = PluginInfo(name, "imagen-core", __version__, module_name, builtin=True)
+
+
+def create_plugin_manager(*, entry_points: bool = True) -> ImagenPluginManager:
+    pm = ImagenPluginManager()
+    if os.environ.get("IMAGEN_TRACE_PLUGINS", "") not in ("", "0"):
+        pm.trace.root.setwriter(lambda text: sys.stderr.write(f"imagen trace: {text}"))
+        pm.enable_tracing()
+    for name in _env_list("IMAGEN_DISABLE_PLUGINS") or ():
+        pm.set_blocked(name)
+    register_builtins(pm)
+    if entry_points:
+        load_entry_points(pm)
+    _reject_unknown_hooks(pm)
+    return pm
+
+
+_pm: ImagenPluginManager | None = None
+
+
+def get_plugin_manager() -> ImagenPluginManager:
+    """The process-wide plugin manager, created on first use."""
+    global _pm
+    if _pm is None:
+        _pm = create_plugin_manager()
+    return _pm
+
+
+def reset_plugin_manager(pm: ImagenPluginManager | None = None) -> None:
+    """Replace the process-wide manager (tests use this to start from a clean one)."""
+    global _pm
+    _pm = pm

@@ -1,0 +1,135 @@
+"""What the CLI shows a person: the progress line, one-line summaries, reports.
+
+Reports are plain dicts so that ``--json`` and the text output share one source.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TYPE_CHECKING, Any, TextIO
+
+import attrs
+
+if TYPE_CHECKING:
+    from imagen_core.config import Config
+    from imagen_core.models import Generation
+    from imagen_core.plugins import ImagenPluginManager
+    from imagen_core.registry import Registry
+
+
+class StepProgress:
+    """A one-line progress bar on stderr, redrawn at most 20 times a second.
+
+    Quiet (does nothing) unless both stdout and stderr are terminals, so scripts
+    that capture the output never see control characters."""
+
+    def __init__(self, label: str, stream: TextIO | None, width: int = 24) -> None:
+        self.label = label
+        self.stream = stream
+        self.width = width
+        self._last = 0.0
+        self._drawn = False
+
+    @classmethod
+    def for_terminal(cls, label: str) -> StepProgress:
+        live = sys.stdout.isatty() and sys.stderr.isatty()
+        return cls(label, sys.stderr if live else None)
+
+    def __call__(self, done: int, total: int, message: str = "") -> None:
+        if self.stream is None:
+            return
+        now = time.monotonic()
+        if now - self._last < 0.05 and done < total:
+            return
+        self._last = now
+        filled = self.width * done // total if total > 0 else 0
+        bar = "#" * filled + "." * (self.width - filled)
+        count = f" {done}/{total}" if total > 0 else ""
+        text = f"\r\x1b[K{self.label} [{bar}]{count} {message}".rstrip()
+        self.stream.write(text)
+        self.stream.flush()
+        self._drawn = True
+
+    def close(self) -> None:
+        if self.stream is not None and self._drawn:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+
+
+def format_cost(cost: float | None) -> str:
+    if cost is None:
+        return "cost unknown"
+    return "free" if cost == 0 else f"${cost:.4f}".rstrip("0").rstrip(".")
+
+
+def summary_line(record: Generation) -> str:
+    result = record.result
+    assert result is not None
+    parts = [
+        f"{record.backend} ({result.model})",
+        f"seed {result.seed}",
+        f"{record.request.width}x{record.request.height}",
+        f"{result.latency_s:.2f}s",
+        format_cost(result.cost_usd),
+    ]
+    if record.sidecar:
+        parts.append(f"sidecar {record.sidecar.name}")
+    return "  " + " · ".join(parts)
+
+
+def backends_report(config: Config, registry: Registry) -> dict[str, Any]:
+    instances = []
+    for inst in config.backends.values():
+        settings = attrs.asdict(inst.settings) if attrs.has(type(inst.settings)) else None
+        instances.append(
+            {
+                "name": inst.name,
+                "type": inst.type,
+                "default": inst.name == config.default_backend,
+                "where": inst.where,
+                "problem": inst.problem,
+                "settings": settings,
+            }
+        )
+    for name, reg in registry.backends.items():
+        if name not in config.backends:
+            instances.append(
+                {
+                    "name": name,
+                    "type": name,
+                    "default": name == config.default_backend,
+                    "where": "",
+                    "problem": None,
+                    "settings": _defaults(reg.config),
+                }
+            )
+    types = [{"name": reg.name, "plugin": reg.owner} for reg in registry.backends.values()]
+    return {"default": config.default_backend, "instances": instances, "types": types}
+
+
+def _defaults(cls: type) -> dict[str, Any] | None:
+    try:
+        return attrs.asdict(cls())
+    except TypeError:  # the type has required keys: it has no usable defaults
+        return None
+
+
+def plugins_report(pm: ImagenPluginManager) -> dict[str, Any]:
+    plugins = []
+    for name, plugin in sorted(pm.list_name_plugin(), key=lambda item: item[0]):
+        info = pm.describe(plugin)
+        hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
+        plugins.append(
+            {
+                "name": name,
+                "distribution": info.distribution,
+                "version": info.version,
+                "module": info.module,
+                "builtin": info.builtin,
+                "hooks": hooks,
+            }
+        )
+    plugins.sort(key=lambda p: (not p["builtin"], p["distribution"]))
+    failed = [failure._asdict() for failure in pm.failures]
+    return {"plugins": plugins, "failed": failed}

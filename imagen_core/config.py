@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import typing
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -28,6 +29,7 @@ if typing.TYPE_CHECKING:
     from imagen_core.registry import Registration, Registry
 
 CONFIG_NAME = "imagen.yaml"
+_NAME_LIKE_TYPE = re.compile(r"^[a-z0-9]+$")
 Mode = Literal["auto", "on", "off"]
 
 
@@ -95,8 +97,13 @@ class Config:
             instance = Instance(name, name, reg.config())
         if instance is None:
             known = sorted(set(self.backends) | set(registry.backends))
+            hint = _did_you_mean(name, known) or (
+                f" (if a plugin provides it, install it: pip install imagen-{name})"
+                if _NAME_LIKE_TYPE.match(name)
+                else ""
+            )
             raise UsageError(
-                f"unknown backend {name!r}{_did_you_mean(name, known)}: configured are "
+                f"unknown backend {name!r}{hint}; configured are "
                 f"{', '.join(known) or 'none'} (see `imagen backends`)"
             )
         if instance.problem:
@@ -125,7 +132,7 @@ class Located:
 
     @property
     def exists(self) -> bool:
-        return self.path.is_file()
+        return self.path.exists()
 
 
 def locate(explicit: str | os.PathLike[str] | None = None) -> Located:
@@ -346,16 +353,20 @@ def from_mapping(data: Any, registry: Registry, *, path: Path | None = None) -> 
                 (key,), f"unknown key{hint}; known keys: {', '.join(TOP_LEVEL)}", at_key=True
             )
 
+    # The built-in default ("mock") is checked when used, not here: a machine
+    # without imagen-mock can still run `--backend other` with no config file.
     default_backend = data.get("default_backend", "mock")
     if not isinstance(default_backend, str) or not default_backend:
         problems.add(
             ("default_backend",), f"expected a backend name, got {_describe(default_backend)}"
         )
-    output = problems.structure(data.get("output") or {}, OutputConfig, ("output",))
-    if output is not None:
+    raw_output = data.get("output") or {}
+    output = problems.structure(raw_output, OutputConfig, ("output",))
+    naming = raw_output.get("naming") if isinstance(raw_output, Mapping) else None
+    if isinstance(naming, str):
         from imagen_core.naming import template_problem
 
-        bad = template_problem(output.naming)
+        bad = template_problem(naming)
         if bad:
             problems.add(("output", "naming"), bad)
 
@@ -363,13 +374,16 @@ def from_mapping(data: Any, registry: Registry, *, path: Path | None = None) -> 
     backends = _instances("backend", data.get("backends") or {}, registry, problems)
     sinks = _instances("sink", data.get("sinks") or {}, registry, problems)
 
+    # A block with problems of its own still counts as configured here.
+    named = set(data.get("backends") or {}) if isinstance(data.get("backends"), Mapping) else set()
     if (
-        isinstance(default_backend, str)
+        "default_backend" in data
+        and isinstance(default_backend, str)
         and default_backend
-        and default_backend not in backends
+        and default_backend not in named
         and default_backend not in registry.backends
     ):
-        known = sorted(set(backends) | set(registry.backends))
+        known = sorted(named | set(registry.backends))
         problems.add(
             ("default_backend",),
             f"names no configured backend{_did_you_mean(default_backend, known)}; "

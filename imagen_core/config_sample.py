@@ -98,7 +98,9 @@ def sample(registry: Registry) -> str:
     body += ["styles:"] + [f"  {name}: {_yaml(text)}" for name, text in SAMPLE_STYLES.items()]
     body += ["", "# Backend instances: name -> block. `type` picks the plugin (default: the name)."]
     if missing:
-        body += ["# More backend types come with plugins:"] + [f"#   pip install {m}" for m in missing]
+        body += ["# More backend types come with plugins:"] + [
+            f"#   pip install {m}" for m in missing
+        ]
     body += _instances(registry.backends, "backends")
     body += ["", "# Sinks get every finished image after it is written. `NAME: false` turns off"]
     body += ["# a sink that is on by default."]

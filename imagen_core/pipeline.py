@@ -165,9 +165,11 @@ class Session:
             result, backend=instance.name, latency_s=round(time.perf_counter() - started, 4)
         )
         target = self._target(request, result, explicit)
-        path = write_new(target, _convert_for(target, result))
+        want_sidecar = out.sidecar if sidecar is None else sidecar
+        companions = (".json",) if want_sidecar else ()
+        path = write_new(target, _convert_for(target, result), companions=companions)
         record = attrs.evolve(record, result=result, path=path)
-        if out.sidecar if sidecar is None else sidecar:
+        if want_sidecar:
             body = json.dumps(sidecar_dict(record), indent=2, default=str).encode() + b"\n"
             try:
                 record = attrs.evolve(record, sidecar=write_new(path.with_suffix(".json"), body))
@@ -280,8 +282,12 @@ def _convert_for(target: Path, result: Result) -> bytes:
     return buffer.getvalue()
 
 
-def write_new(path: Path, data: bytes) -> Path:
+def write_new(path: Path, data: bytes, *, companions: tuple[str, ...] = ()) -> Path:
     """Write ``data`` at ``path`` or, if taken, at ``stem-N.suffix``; return where.
+
+    A name is also skipped when one of its ``companions`` (e.g. ``(".json",)`` for
+    the sidecar to be written next) already exists, so an image and its sidecar
+    always share a stem.
 
     The bytes go to a temporary file in the same folder first and are then linked
     into place, so the final name holds the whole file or nothing, and an existing
@@ -298,6 +304,8 @@ def write_new(path: Path, data: bytes) -> Path:
             handle.flush()
             os.fsync(handle.fileno())
         for candidate in naming.candidates(path):
+            if any(candidate.with_suffix(suffix).exists() for suffix in companions):
+                continue
             try:
                 os.link(tmp, candidate)
                 return candidate

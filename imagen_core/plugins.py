@@ -42,7 +42,7 @@ class PluginInfo(NamedTuple):
 
     @property
     def label(self) -> str:
-        return f"{self.distribution} {self.version}"
+        return f"{self.distribution} {self.version}".strip()
 
 
 class PluginFailure(NamedTuple):
@@ -61,20 +61,13 @@ class ImagenPluginManager(pluggy.PluginManager):
         self.info: dict[str, PluginInfo] = {}
         self.failures: list[PluginFailure] = []
 
-    def owner_of(self, module_name: str) -> str:
-        """The distribution (with version) whose plugin defines ``module_name``."""
-        top = module_name.partition(".")[0]
-        for info in self.info.values():
-            if info.module.partition(".")[0] == top:
-                return info.label
-        return module_name
-
     def describe(self, plugin: object) -> PluginInfo:
         name = self.get_name(plugin) or repr(plugin)
         if name in self.info:
             return self.info[name]
-        module = getattr(plugin, "__module__", None) or getattr(plugin, "__name__", name)
-        return PluginInfo(name, module, "", module)
+        # Registered directly on the manager (tests, scripts): no distribution.
+        module = getattr(plugin, "__name__", None) or type(plugin).__module__
+        return PluginInfo(name, f"plugin {name!r} ({module})", "", module)
 
 
 def _normalise(dist_name: str) -> str:

@@ -68,9 +68,7 @@ class Registry:
         return self.backends if kind == "backend" else self.sinks
 
 
-def _collector(
-    kind: str, pm: ImagenPluginManager, into: dict[str, Registration]
-) -> Callable[..., None]:
+def _collector(kind: str, owner: str, into: dict[str, Registration]) -> Callable[..., None]:
     def register(
         name: str,
         factory: Callable[[Any], Any],
@@ -79,7 +77,6 @@ def _collector(
         default: bool = False,
         examples: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
-        owner = pm.owner_of(getattr(factory, "__module__", "") or "")
         if not isinstance(name, str) or not _NAME.match(name):
             raise PluginError(
                 f"{owner} registers a {kind} type named {name!r}: "
@@ -104,10 +101,23 @@ def _collector(
     return register
 
 
+def _call_per_plugin(
+    pm: ImagenPluginManager, hook_name: str, kind: str, into: dict[str, Registration]
+) -> None:
+    """Call a register hook one plugin at a time, so each registration knows its
+    owner (a conflict then names both distributions). Going through
+    ``subset_hook_caller`` keeps tracing and hook monitoring working."""
+    impls = getattr(pm.hook, hook_name).get_hookimpls()
+    for impl in impls:
+        others = [other.plugin for other in impls if other is not impl]
+        caller = pm.subset_hook_caller(hook_name, remove_plugins=others)
+        caller(register=_collector(kind, pm.describe(impl.plugin).label, into))
+
+
 def collect(pm: ImagenPluginManager) -> Registry:
     """Ask every plugin to register its types. Cheap: nothing heavy is imported."""
     backends: dict[str, Registration] = {}
     sinks: dict[str, Registration] = {}
-    pm.hook.register_backends(register=_collector("backend", pm, backends))
-    pm.hook.register_sinks(register=_collector("sink", pm, sinks))
+    _call_per_plugin(pm, "register_backends", "backend", backends)
+    _call_per_plugin(pm, "register_sinks", "sink", sinks)
     return Registry(backends, sinks)

@@ -1,0 +1,195 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from imagen_core.config import Config, load, locate, require_env
+from imagen_core.config_sample import sample
+from imagen_core.errors import ConfigError, UsageError
+from imagen_core.registry import collect
+from tests.helpers import write_config
+
+
+@pytest.fixture
+def registry(pm):
+    return collect(pm)
+
+
+def test_locate_precedence(isolated_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert locate().path == isolated_env / ".config" / "imagen.yaml"
+    monkeypatch.delenv("XDG_CONFIG_HOME")
+    assert locate().path == isolated_env / ".config" / "imagen.yaml"
+    assert locate().source == "default location"
+    monkeypatch.setenv("XDG_CONFIG_HOME", "/xdg")
+    assert locate().path == Path("/xdg/imagen.yaml")
+    monkeypatch.setenv("IMAGEN_CONFIG", "/env/i.yaml")
+    assert locate().path == Path("/env/i.yaml")
+    assert locate("/flag/i.yaml").path == Path("/flag/i.yaml")
+    assert locate("~/i.yaml").path == isolated_env / "i.yaml"
+
+
+def test_no_file_means_working_defaults(registry) -> None:
+    config = load(registry)
+    assert config.path is None
+    assert config.default_backend == "mock"
+    assert config.backend(None, registry).type == "mock"
+    assert config.output.dir == Path("~/Pictures/imagen").expanduser()
+
+
+def test_a_named_file_that_is_missing_is_an_error(registry, monkeypatch) -> None:
+    with pytest.raises(ConfigError, match=r"does not exist \(named by --config\)"):
+        load(registry, "/nowhere/imagen.yaml")
+    monkeypatch.setenv("IMAGEN_CONFIG", "/nowhere/x.yaml")
+    with pytest.raises(ConfigError, match=r"named by \$IMAGEN_CONFIG"):
+        load(registry)
+
+
+def test_unreadable_config(registry, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load(registry, tmp_path)  # a folder, unreadable as a file even for root
+
+
+def test_yaml_syntax_error_names_line_and_column(registry, isolated_env) -> None:
+    path = write_config(isolated_env, "output:\n  dir: /tmp\n  naming: [unclosed\n")
+    with pytest.raises(ConfigError) as info:
+        load(registry)
+    (problem,) = info.value.problems
+    assert problem.startswith(f"{path}:")
+    assert "YAML syntax error" in problem
+    assert "\n" not in problem
+
+
+def test_duplicate_keys_are_reported(registry, isolated_env) -> None:
+    write_config(isolated_env, "default_backend: mock\ndefault_backend: mock\n")
+    with pytest.raises(ConfigError, match=r"duplicate key"):
+        load(registry)
+
+
+def test_every_problem_reported_at_once_with_positions(registry, isolated_env) -> None:
+    path = write_config(
+        isolated_env,
+        "\n".join(
+            [
+                "outptu: {}",  # 1
+                "output:",  # 2
+                "  sidecar: maybe",  # 3
+                "  preview: sometimes",  # 4
+                "  naming: ../{slug}.png",  # 5
+                "styles:",  # 6
+                "  plain: no placeholder",  # 7
+                "backends:",  # 8
+                "  slow:",  # 9
+                "    type: mock",  # 10
+                "    latency_s: four",  # 11
+                "    latncy: 1",  # 12
+                "default_backend: nope",  # 13
+            ]
+        ),
+    )
+    with pytest.raises(ConfigError) as info:
+        load(registry)
+    problems = info.value.problems
+    expected = [
+        f"outptu: unknown key (did you mean 'output'?); known keys: default_backend, output, styles, backends, sinks ({path}:1:1)",
+        f"output.sidecar: expected true/false, got 'maybe' ({path}:3:12)",
+        f"output.preview: expected one of auto | on | off, got 'sometimes' ({path}:4:12)",
+        f"styles.plain: the template must contain {{prompt}} ({path}:7:10)",
+        f"backends.slow.latency_s: expected a number, got 'four' ({path}:11:16)",
+        f"default_backend: names no configured backend; configured are mock, slow ({path}:13:18)",
+    ]
+    for line in expected:
+        assert line in problems, (line, problems)
+    assert any(p.startswith("output.naming: must not contain '..'") for p in problems)
+    assert any(
+        p.startswith("backends.slow.latncy: unknown key (did you mean 'latency_s'?)")
+        and p.endswith(f"({path}:12:5)")
+        for p in problems
+    )
+    assert len(problems) == 8
+
+
+def test_validators_of_a_plugin_config_are_reported_at_the_block(registry, isolated_env) -> None:
+    path = write_config(isolated_env, "backends:\n  m:\n    type: mock\n    latency_s: -1\n")
+    with pytest.raises(ConfigError) as info:
+        load(registry)
+    assert info.value.problems == [
+        f"backends.m: latency_s must be 0 or more, got -1.0 ({path}:3:5)"
+    ]
+
+
+def test_types_are_strict(registry, isolated_env) -> None:
+    write_config(isolated_env, "backends:\n  m: {type: mock, model: 3, latency_s: true}\n")
+    with pytest.raises(ConfigError) as info:
+        load(registry)
+    assert any("backends.m.model: expected a string, got 3" in p for p in info.value.problems)
+    assert any(
+        "backends.m.latency_s: expected a number, got True" in p for p in info.value.problems
+    )
+
+
+def test_top_level_must_be_a_mapping(registry, isolated_env) -> None:
+    write_config(isolated_env, "- a\n- b\n")
+    with pytest.raises(ConfigError, match="must be a mapping of keys, got a list"):
+        load(registry)
+
+
+def test_empty_file_is_the_defaults(registry, isolated_env) -> None:
+    write_config(isolated_env, "# nothing yet\n")
+    assert load(registry).default_backend == "mock"
+
+
+def test_unknown_backend_type_is_deferred_until_used(registry, isolated_env) -> None:
+    path = write_config(
+        isolated_env,
+        "backends:\n  flux:\n    type: comfyui\n    url: http://x\n  fast: {type: mock}\n",
+    )
+    config = load(registry)
+    assert config.backend("fast", registry).type == "mock"
+    with pytest.raises(UsageError) as info:
+        config.backend("flux", registry)
+    message = str(info.value)
+    assert message.startswith("backends.flux: unknown backend type 'comfyui'")
+    assert f"({path}:2:3)" in message
+    assert "pip install imagen-comfyui" in message
+    with pytest.raises(ConfigError):
+        load(registry, strict=True)
+
+
+def test_unknown_backend_name_lists_the_configured_ones(registry) -> None:
+    config = load(registry)
+    with pytest.raises(UsageError, match=r"unknown backend 'mokc' \(did you mean 'mock'\?\)"):
+        config.backend("mokc", registry)
+
+
+def test_type_defaults_to_the_block_name(registry, isolated_env) -> None:
+    write_config(isolated_env, "backends:\n  mock:\n    latency_s: 0.5\n")
+    instance = load(registry).backend("mock", registry)
+    assert instance.type == "mock"
+    assert instance.settings.latency_s == 0.5
+
+
+def test_sample_config_passes_validation_unchanged(registry) -> None:
+    text = sample(registry)
+    config = Config  # noqa: F841  (the sample must structure into a Config)
+    from imagen_core.config import from_text
+
+    loaded = from_text(text, registry, path=Path("sample.yaml"))
+    assert loaded.problems() == []
+    assert set(loaded.backends) >= {"mock", "mock-slow"}
+    assert loaded.backends["mock-slow"].settings.latency_s == 3.0
+    assert set(loaded.styles) == {"blog-header", "photo"}
+    # every key of every installed type is explained by a comment
+    assert "# simulated work in seconds" in text
+    assert "pip install imagen-comfyui" in text
+
+
+def test_require_env_names_the_variable_and_user(monkeypatch) -> None:
+    monkeypatch.delenv("SOME_TOKEN", raising=False)
+    with pytest.raises(
+        ConfigError,
+        match=r"set SOME_TOKEN in the environment \(named by backends.x.api_token_env\)",
+    ):
+        require_env("SOME_TOKEN", used_by="backends.x.api_token_env")
+    monkeypatch.setenv("SOME_TOKEN", "s3cret")
+    assert require_env("SOME_TOKEN", used_by="x") == "s3cret"

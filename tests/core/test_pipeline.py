@@ -1,0 +1,322 @@
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+from PIL import Image
+
+from imagen_core import (
+    BackendError,
+    Generation,
+    OutputError,
+    Request,
+    Result,
+    Session,
+    generate,
+    hookimpl,
+)
+from imagen_core.errors import UsageError
+from imagen_core.pipeline import resolve_mode
+from tests.helpers import registered, write_config
+
+
+class RecordingSink:
+    def __init__(self, config: Any) -> None:
+        self.seen: list[Generation] = []
+        SINKS.append(self)
+
+    def send(self, generation: Generation) -> None:
+        self.seen.append(generation)
+
+
+class ExplodingSink:
+    def __init__(self, config: Any) -> None:
+        pass
+
+    def send(self, generation: Generation) -> None:
+        raise RuntimeError("bucket on fire")
+
+
+SINKS: list[RecordingSink] = []
+
+
+class SinkPlugin:
+    @hookimpl
+    def register_sinks(self, register):
+        register("recording", RecordingSink, default=True)
+        register("exploding", ExplodingSink)
+
+
+@pytest.fixture
+def sinks(pm):
+    SINKS.clear()
+    with registered(pm, SinkPlugin(), "sinks"):
+        yield SINKS
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    with Image.open(path) as image:
+        return image.size
+
+
+def test_generate_writes_png_and_sidecar(output_dir: Path) -> None:
+    record = generate(Request("A lighthouse at dusk", width=320, height=200, seed=42))
+    assert record.ok and record.path is not None and record.sidecar is not None
+    assert record.path.parent.parent == output_dir.resolve()
+    assert record.path.name.endswith("-a-lighthouse-at-dusk-42.png")
+    assert png_size(record.path) == (320, 200)
+    assert record.path.read_bytes() == record.result.image
+    side = json.loads(record.sidecar.read_text())
+    assert record.sidecar == record.path.with_suffix(".json")
+    assert side["prompt"] == "A lighthouse at dusk"
+    assert side["seed"] == 42
+    assert side["backend"] == {"name": "mock", "type": "mock"}
+    assert side["model"] == "mock-procedural-v1"
+    assert side["image"] == record.path.name
+    assert side["cost_usd"] == 0.0
+    assert side["latency_s"] == record.result.latency_s > 0
+    assert side["imagen_version"]
+    assert not [p for p in record.path.parent.iterdir() if p.name.startswith(".imagen-")]
+
+
+def test_seed_zero_is_picked_and_reported(output_dir: Path) -> None:
+    record = generate(Request("a cat", width=64, height=64))
+    assert record.result.seed != 0
+    again = generate(Request("a cat", width=64, height=64, seed=record.result.seed))
+    assert again.result.image == record.result.image
+    assert f"-{record.result.seed}.png" in record.path.name
+
+
+def test_same_name_is_never_overwritten(isolated_env: Path, output_dir: Path) -> None:
+    write_config(isolated_env, "output:\n  naming: '{slug}-{seed}.{ext}'\n")
+    output_dir.mkdir(parents=True)
+    taken = output_dir / "cat-7.png"
+    taken.write_bytes(b"precious")
+    (output_dir / "cat-7-1.json").write_text("{}")  # a sidecar without its image
+    first = generate(Request("cat", width=16, height=16, seed=7))
+    second = generate(Request("cat", width=16, height=16, seed=7))
+    assert taken.read_bytes() == b"precious"
+    assert first.path.name == "cat-7-2.png"  # -1 is skipped: its sidecar name is taken
+    assert second.path.name == "cat-7-3.png"
+    assert (output_dir / "cat-7-1.json").read_text() == "{}"
+
+
+def test_explicit_output_file_folder_and_conversion(tmp_path: Path) -> None:
+    record = generate(Request("cat", width=32, height=16, seed=1), output=tmp_path / "x.png")
+    assert record.path == tmp_path / "x.png"
+    again = generate(Request("cat", width=32, height=16, seed=1), output=tmp_path / "x.png")
+    assert again.path == tmp_path / "x-1.png"
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    inside = generate(Request("dog", width=16, height=16, seed=3), output=folder)
+    assert inside.path.parent.parent == folder and inside.path.name.endswith("-dog-3.png")
+    jpeg = generate(Request("cat", width=32, height=16, seed=1), output=tmp_path / "x.jpg")
+    with Image.open(jpeg.path) as image:
+        assert (image.format, image.size) == ("JPEG", (32, 16))
+
+
+def test_crash_while_linking_leaves_no_partial_file(output_dir: Path, monkeypatch) -> None:
+    def broken_link(src: Any, dst: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "link", broken_link)
+    with pytest.raises(OutputError, match="No space left on device"):
+        generate(Request("a cat", width=16, height=16, seed=5))
+    leftovers = [p for p in output_dir.rglob("*") if p.is_file()]
+    assert leftovers == []
+
+
+def test_unwritable_output_fails_before_the_backend_runs(isolated_env, pm) -> None:
+    blocker = isolated_env / "not-a-folder"
+    blocker.write_text("")
+    write_config(isolated_env, f"output:\n  dir: {blocker}/sub\n")
+    calls = []
+
+    class Spy:
+        @hookimpl
+        def register_backends(self, register):
+            register("spy", lambda config: calls.append(config))
+
+    with registered(pm, Spy(), "spy"), pytest.raises(OutputError) as info:
+        generate(Request("a cat", backend="spy"))
+    assert "cannot create output folder" in str(info.value)
+    assert "--output" in str(info.value)
+    assert calls == []
+
+
+def test_sinks_get_the_generation_and_a_failing_sink_changes_nothing(
+    isolated_env, output_dir, sinks
+) -> None:
+    write_config(isolated_env, "sinks:\n  boom: {type: exploding}\n")
+    warnings: list[str] = []
+    session = Session(warn=warnings.append)
+    record = session.generate(Request("a cat", width=16, height=16, seed=9))
+    assert record.path.exists() and record.sidecar.exists()
+    assert warnings == ["boom: RuntimeError: bucket on fire"]
+    (sink,) = sinks
+    assert sink.seen == [record]
+
+
+def test_a_sink_on_by_default_can_be_turned_off(isolated_env, sinks) -> None:
+    write_config(isolated_env, "sinks:\n  recording: false\n")
+    generate(Request("a cat", width=16, height=16))
+    assert sinks == []
+
+
+def test_failing_backend_raises_and_sinks_hear_of_it(isolated_env, output_dir, sinks) -> None:
+    write_config(isolated_env, "backends:\n  broken: {type: mock, fail: GPU melted}\n")
+    with pytest.raises(BackendError, match="GPU melted"):
+        generate(Request("a cat", backend="broken"))
+    (failed,) = sinks[0].seen
+    assert not failed.ok and "GPU melted" in failed.error and failed.path is None
+    assert failed.backend == "broken" and failed.backend_type == "mock"
+    assert not output_dir.exists() or not any(output_dir.rglob("*.png"))
+
+
+def test_unexpected_backend_exception_becomes_a_backend_error(pm) -> None:
+    class Crashing:
+        def __init__(self, config):
+            pass
+
+        def generate(self, request, progress):
+            raise ZeroDivisionError("division by zero")
+
+    class Returning:
+        def __init__(self, config):
+            pass
+
+        def generate(self, request, progress):
+            return {"not": "a result"}
+
+    class Plugin:
+        @hookimpl
+        def register_backends(self, register):
+            register("crashing", Crashing)
+            register("returning", Returning)
+
+    with registered(pm, Plugin(), "p"):
+        with pytest.raises(BackendError, match="backend 'crashing' failed: ZeroDivisionError"):
+            generate(Request("x", backend="crashing"))
+        with pytest.raises(BackendError, match="backend 'returning' returned no image"):
+            generate(Request("x", backend="returning"))
+
+
+def test_style_wraps_the_prompt_but_not_the_name(isolated_env, pm) -> None:
+    write_config(isolated_env, "styles:\n  poster: 'bold poster, {prompt}, high contrast'\n")
+    sent: list[Request] = []
+
+    class Echo:
+        def __init__(self, config):
+            pass
+
+        def generate(self, request, progress):
+            sent.append(request)
+            return Result(image=b"png", seed=1, model="echo")
+
+    class Plugin:
+        @hookimpl
+        def register_backends(self, register):
+            register("echo", Echo)
+
+    with registered(pm, Plugin(), "echo"):
+        record = generate(Request("red fox", style="poster", backend="echo"))
+        with pytest.raises(UsageError, match="unknown style 'nope'; known styles: poster"):
+            generate(Request("red fox", style="nope", backend="echo"))
+    assert sent[0].prompt == "bold poster, red fox, high contrast"
+    assert sent[0].backend == "echo"
+    assert record.request.prompt == "red fox"
+    assert "-red-fox-1." in record.path.name
+    assert json.loads(record.sidecar.read_text())["prompt_sent"] == sent[0].prompt
+
+
+def test_naming_fields_hook_adds_placeholders(isolated_env, pm) -> None:
+    write_config(isolated_env, "output:\n  naming: '{project}/{slug}.{ext}'\n")
+
+    class Fields:
+        @hookimpl
+        def naming_fields(self, request):  # a subset of the hook's arguments
+            return {"project": "blog/../x"}
+
+    with registered(pm, Fields(), "fields"):
+        record = generate(Request("a cat", width=16, height=16))
+    assert record.path.parent.name == "blog-..-x"
+
+
+def test_preview_hook_gets_the_mode_and_its_failure_is_one_warning(isolated_env, pm) -> None:
+    calls: list[tuple[Path, str]] = []
+
+    class Preview:
+        @hookimpl
+        def preview(self, path, request, mode):
+            calls.append((path, mode))
+            raise RuntimeError("no tmux")
+
+    warnings: list[str] = []
+    with registered(pm, Preview(), "preview"):
+        session = Session(warn=warnings.append)
+        record = session.generate(Request("a cat", width=16, height=16))
+        session.generate(Request("a cat", width=16, height=16), preview=False)
+        session.generate(Request("a cat", width=16, height=16), preview=True)
+    assert calls == [(record.path, "auto"), (calls[1][0], "on")]
+    assert warnings == ["preview: RuntimeError: no tmux"] * 2
+
+
+@pytest.mark.parametrize(
+    ("configured", "env", "flag", "expected"),
+    [
+        ("auto", None, None, "auto"),
+        ("off", None, None, "off"),
+        ("off", "on", None, "on"),
+        ("on", "off", None, "off"),
+        ("off", "on", False, "off"),
+        ("on", None, False, "off"),
+        ("off", "off", True, "on"),
+    ],
+)
+def test_mode_resolution_config_env_flag(configured, env, flag, expected, monkeypatch) -> None:
+    if env:
+        monkeypatch.setenv("IMAGEN_PREVIEW", env)
+    assert resolve_mode(configured, "IMAGEN_PREVIEW", flag) == expected
+
+
+def test_bad_mode_in_environment_is_a_usage_error(monkeypatch) -> None:
+    monkeypatch.setenv("IMAGEN_CLOUD_SYNC", "sometimes")
+    with pytest.raises(UsageError, match="IMAGEN_CLOUD_SYNC must be auto, on or off"):
+        generate(Request("a cat"))
+
+
+def test_no_cloud_reaches_the_sinks(isolated_env, sinks) -> None:
+    generate(Request("a", width=8, height=8), cloud=False)
+    generate(Request("a", width=8, height=8))
+    assert [g.cloud_sync for sink in sinks for g in sink.seen] == ["off", "auto"]
+
+
+def test_sidecar_can_be_disabled_and_never_holds_secrets(isolated_env, monkeypatch) -> None:
+    monkeypatch.setenv("FAKE_TOKEN", "tok-SECRET-123")
+    write_config(isolated_env, "output:\n  sidecar: false\n")
+    assert generate(Request("a", width=8, height=8)).sidecar is None
+    record = generate(Request("a", width=8, height=8), sidecar=True)
+    assert "tok-SECRET-123" not in record.sidecar.read_text()
+
+
+def test_progress_is_reported(tmp_path) -> None:
+    steps: list[tuple[int, int]] = []
+    generate(
+        Request("a", width=8, height=8, steps=5),
+        output=tmp_path / "p.png",
+        progress=lambda done, total, message="": steps.append((done, total)),
+    )
+    assert steps == [(i, 5) for i in range(1, 6)]
+
+
+def test_result_fields_filled_by_core(tmp_path) -> None:
+    record = generate(Request("a", width=8, height=8), output=tmp_path / "r.png")
+    assert record.result.backend == "mock"
+    assert attrs.evolve(record.result).latency_s >= 0
+    with Image.open(io.BytesIO(record.result.image)) as image:
+        assert image.size == (8, 8)

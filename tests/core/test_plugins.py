@@ -1,0 +1,162 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from imagen_core import Request, Session, generate, hookimpl
+from imagen_core.errors import PluginError
+from imagen_core.plugins import create_plugin_manager, reset_plugin_manager
+from imagen_core.registry import collect
+from tests.helpers import make_dist, registered
+
+GOOD = """
+from imagen_core import hookimpl, Result
+
+class Solid:
+    def __init__(self, config):
+        pass
+    def generate(self, request, progress):
+        import io
+        from PIL import Image
+        buf = io.BytesIO()
+        Image.new("RGB", (request.width, request.height), "teal").save(buf, "PNG")
+        return Result(image=buf.getvalue(), seed=request.seed or 4, model="solid")
+
+@hookimpl
+def register_backends(register):
+    register("solid", Solid)
+"""
+
+BROKEN = "import this_module_does_not_exist_anywhere\n"
+
+MISSPELLED = """
+from imagen_core import hookimpl
+
+@hookimpl
+def register_backend(register):
+    register("never", object)
+"""
+
+DUPLICATE = """
+from imagen_core import hookimpl
+
+@hookimpl
+def register_backends(register):
+    register("solid", object)
+"""
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    yield site
+    for name in ("good_plugin", "broken_plugin", "misspelled_plugin", "duplicate_plugin"):
+        sys.modules.pop(name, None)
+
+
+def load_only(monkeypatch, *dists: str):
+    monkeypatch.setenv("IMAGEN_LOAD_PLUGINS", ",".join(dists))
+    manager = create_plugin_manager()
+    reset_plugin_manager(manager)
+    return manager
+
+
+def test_broken_plugin_is_reported_once_and_the_rest_work(site, monkeypatch, capsys, tmp_path):
+    make_dist(site, "imagen-good", "good_plugin", GOOD)
+    make_dist(site, "imagen-broken", "broken_plugin", BROKEN, version="0.9")
+    manager = load_only(monkeypatch, "imagen-good", "imagen-broken")
+    err = capsys.readouterr().err
+    assert err.count("imagen-broken") >= 1 and len(err.strip().splitlines()) == 1
+    assert err.startswith("imagen: plugin imagen-broken 0.9 failed to load: ModuleNotFoundError")
+    assert [f.distribution for f in manager.failures] == ["imagen-broken"]
+    record = generate(Request("x", backend="solid", width=8, height=8), output=tmp_path / "o.png")
+    assert record.result.model == "solid"
+    assert capsys.readouterr().err == ""  # not reported again
+    assert collect(manager).backends["solid"].owner == "imagen-good 1.2.3"
+
+
+def test_load_plugins_selects_distributions(site, monkeypatch, capsys):
+    make_dist(site, "imagen-good", "good_plugin", GOOD)
+    make_dist(site, "imagen-broken", "broken_plugin", BROKEN)
+    manager = load_only(monkeypatch, "imagen_good", "imagen-missing")  # names normalised
+    assert manager.has_plugin("good_plugin") and not manager.has_plugin("broken_plugin")
+    assert (
+        "IMAGEN_LOAD_PLUGINS names imagen-missing, which is not installed"
+        in capsys.readouterr().err
+    )
+    none = load_only(monkeypatch)  # IMAGEN_LOAD_PLUGINS="" loads no entry point
+    assert [name for name, _ in none.list_name_plugin()] == ["naming"]
+
+
+def test_misspelled_hook_disables_only_that_plugin(site, monkeypatch, capsys):
+    make_dist(site, "imagen-good", "good_plugin", GOOD)
+    make_dist(site, "imagen-typo", "misspelled_plugin", MISSPELLED)
+    manager = load_only(monkeypatch, "imagen-good", "imagen-typo")
+    err = capsys.readouterr().err
+    assert "plugin imagen-typo 1.2.3 skipped" in err and "register_backend" in err
+    assert not manager.has_plugin("misspelled_plugin")
+    assert "solid" in collect(manager).backends
+
+
+def test_two_plugins_registering_one_type_name_both(site, monkeypatch):
+    make_dist(site, "imagen-good", "good_plugin", GOOD)
+    make_dist(site, "imagen-dupe", "duplicate_plugin", DUPLICATE, version="2.0")
+    manager = load_only(monkeypatch, "imagen-good", "imagen-dupe")
+    with pytest.raises(PluginError) as info:
+        collect(manager)
+    message = str(info.value)
+    assert "backend type 'solid' is registered twice" in message
+    assert "imagen-good 1.2.3" in message and "imagen-dupe 2.0" in message
+    assert info.value.exit_code == 2
+
+
+def test_trace_prints_hook_calls(site, monkeypatch, capsys):
+    monkeypatch.setenv("IMAGEN_TRACE_PLUGINS", "1")
+    manager = load_only(monkeypatch)
+    import imagen_mock
+
+    manager.register(imagen_mock, name="mock")
+    collect(manager)
+    err = capsys.readouterr().err
+    assert "imagen trace:" in err and "register_backends" in err
+
+
+def test_builtins_can_be_disabled(monkeypatch, tmp_path):
+    monkeypatch.setenv("IMAGEN_DISABLE_PLUGINS", "naming")
+    manager = load_only(monkeypatch)
+    assert not manager.has_plugin("naming")
+
+
+def test_register_rejects_bad_names_and_non_attrs_config(pm):
+    class Bad:
+        @hookimpl
+        def register_backends(self, register):
+            register("Has Spaces", object)
+
+    class BadConfig:
+        @hookimpl
+        def register_backends(self, register):
+            register("ok", object, config=dict)
+
+    with registered(pm, Bad(), "bad"), pytest.raises(PluginError, match="named 'Has Spaces'"):
+        collect(pm)
+    with registered(pm, BadConfig(), "bad"), pytest.raises(PluginError, match="not an attrs class"):
+        collect(pm)
+
+
+def test_backend_that_fails_to_start_names_itself(pm, tmp_path):
+    class Plugin:
+        @hookimpl
+        def register_backends(self, register):
+            def factory(config):
+                raise RuntimeError("no GPU found")
+
+            register("gpu", factory)
+
+    with registered(pm, Plugin(), "gpu"), pytest.raises(Exception) as info:
+        Session().generate(Request("x", backend="gpu"), output=tmp_path / "x.png")
+    assert str(info.value) == "backend 'gpu' (type gpu) could not start: RuntimeError: no GPU found"

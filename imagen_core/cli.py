@@ -20,12 +20,16 @@ if TYPE_CHECKING:
     from imagen_core.pipeline import Session
 
 F = Callable[..., Any]
-_debug = os.environ.get("IMAGEN_DEBUG", "") not in ("", "0")
+_debug_flag = False
+
+
+def _debugging() -> bool:
+    return _debug_flag or os.environ.get("IMAGEN_DEBUG", "") not in ("", "0")
 
 
 def _set_debug(_ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
-    global _debug
-    _debug = _debug or value
+    global _debug_flag
+    _debug_flag = _debug_flag or value
     return value
 
 
@@ -54,14 +58,25 @@ def _tty() -> bool:
 class ImagenGroup(click.Group):
     """A group that adds plugin commands (``register_commands``) on first need."""
 
-    _plugins_added = False
+    _plugins_from: object = None
+    _builtin: dict[str, click.Command] | None = None
 
     def _add_plugin_commands(self) -> None:
-        if not self._plugins_added:
-            self._plugins_added = True
-            from imagen_core.plugins import get_plugin_manager
+        from imagen_core.plugins import get_plugin_manager
 
-            get_plugin_manager().hook.register_commands(cli=self)
+        pm = get_plugin_manager()
+        key = (id(pm), frozenset(map(id, pm.get_plugins())))
+        if self._plugins_from == key:
+            return
+        if self._builtin is None:
+            self._builtin = dict(self.commands)
+        self.commands = dict(self._builtin)  # drop those of a previous manager
+        self._plugins_from = key
+        pm.hook.register_commands(cli=self)
+        for name, command in self._builtin.items():
+            if self.commands.get(name) is not command:
+                self.commands[name] = command
+                sys.stderr.write(f"imagen: a plugin tried to replace `imagen {name}`; ignored\n")
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands:
@@ -333,6 +348,8 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry: every error becomes one line per problem and an exit code."""
     from imagen_core.errors import ImagenError
 
+    global _debug_flag
+    _debug_flag = False
     try:
         result = cli.main(args=argv, prog_name="imagen", standalone_mode=False)
         code = result if isinstance(result, int) else 0
@@ -344,7 +361,7 @@ def main(argv: list[str] | None = None) -> None:
     except (click.Abort, KeyboardInterrupt):
         code = _fail("interrupted", 130)
     except ImagenError as exc:
-        if _debug:
+        if _debugging():
             import traceback
 
             traceback.print_exc()
@@ -356,7 +373,7 @@ def main(argv: list[str] | None = None) -> None:
     except SystemExit as exc:
         code = exc.code if isinstance(exc.code, int) else 1
     except Exception as exc:
-        if _debug:
+        if _debugging():
             raise
         code = _fail(
             f"internal error: {type(exc).__name__}: {exc} "

@@ -1,0 +1,115 @@
+"""`pip install imagen-core imagen-mock` works: wheels built from this tree,
+installed into a fresh virtual environment (no editable install, no source tree
+on the path), then `imagen generate` run there."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from imagen_core import __version__
+
+ROOT = Path(__file__).resolve().parents[2]
+DISTRIBUTIONS = [ROOT, *sorted(p for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists())]
+EXAMPLE = ROOT / "docs" / "examples" / "imagen-solid"
+
+pytestmark = pytest.mark.slow
+
+
+def sh(*args: str | Path, **kwargs) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([str(a) for a in args], capture_output=True, text=True, **kwargs)
+    assert proc.returncode == 0, f"{args}\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("wheels")
+    projects = [ROOT, ROOT / "plugins" / "imagen-mock"]
+    if EXAMPLE.exists():
+        projects.append(EXAMPLE)
+    sh(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", out, *projects)
+    return {w.name.split("-")[0]: w for w in out.glob("*.whl")}
+
+
+@pytest.fixture(scope="module")
+def fresh(tmp_path_factory, wheels) -> Path:
+    venv = tmp_path_factory.mktemp("venv") / "env"
+    sh(sys.executable, "-m", "venv", venv)
+    sh(venv / "bin" / "python", "-m", "pip", "install", "-q", *wheels.values())
+    return venv
+
+
+def clean_env(home: Path) -> dict[str, str]:
+    keep = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "SYSTEMROOT")}
+    return {**keep, "HOME": str(home), "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def metadata(wheel: Path) -> tuple[str, str]:
+    with zipfile.ZipFile(wheel) as archive:
+        info = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        eps = next((n for n in archive.namelist() if n.endswith("entry_points.txt")), None)
+        return archive.read(info).decode(), archive.read(eps).decode() if eps else ""
+
+
+def test_wheel_metadata(wheels):
+    core_meta, core_eps = metadata(wheels["imagen_core"])
+    assert "Name: imagen-core" in core_meta and f"Version: {__version__}" in core_meta
+    assert "Requires-Python: >=3.10" in core_meta
+    requires = {
+        re.split(r"[<>=!;\s\[]", line.removeprefix("Requires-Dist: "))[0].lower().replace(".", "-")
+        for line in core_meta.splitlines()
+        if line.startswith("Requires-Dist: ") and "extra ==" not in line
+    }
+    assert requires == {"pluggy", "attrs", "cattrs", "ruamel-yaml", "click", "pillow", "requests"}
+    assert "[console_scripts]\nimagen = imagen_core.cli:main" in core_eps
+    mock_meta, mock_eps = metadata(wheels["imagen_mock"])
+    assert f"Requires-Dist: imagen-core=={__version__}" in mock_meta
+    assert "[imagen]\nmock = imagen_mock" in mock_eps
+    with zipfile.ZipFile(wheels["imagen_core"]) as archive:
+        names = archive.namelist()
+    assert "imagen_core/hookspecs.py" in names and "imagen_core/builtins/naming.py" in names
+    assert not [n for n in names if n.startswith("tests/")]
+
+
+def test_versions_move_in_lockstep():
+    for project in DISTRIBUTIONS:
+        data = tomllib.loads((project / "pyproject.toml").read_text())["project"]
+        assert data.get("version", __version__) == __version__, project
+        for dep in data.get("dependencies", []):
+            if dep.startswith("imagen-core"):
+                assert dep == f"imagen-core=={__version__}", project
+
+
+def test_generate_in_a_fresh_environment(fresh, tmp_path):
+    env = clean_env(tmp_path)
+    where = sh(fresh / "bin" / "python", "-c", "import imagen_core, imagen_mock; print(imagen_core.__file__, imagen_mock.__file__)", env=env, cwd=tmp_path)
+    assert str(ROOT) not in where.stdout and str(fresh) in where.stdout
+    proc = sh(fresh / "bin" / "imagen", "generate", "a lighthouse at dusk", "--seed", "7", env=env, cwd=tmp_path)
+    path = Path(proc.stdout.strip())
+    assert path.is_file() and path.is_relative_to(tmp_path / "Pictures" / "imagen")
+    assert path.read_bytes().startswith(b"\x89PNG")
+    assert path.with_suffix(".json").is_file()
+    assert proc.stderr == ""
+
+
+@pytest.mark.skipif(not EXAMPLE.exists(), reason="tutorial example not written yet")
+def test_tutorial_plugin_installs_and_generates(fresh, tmp_path):
+    env = clean_env(tmp_path)
+    plugins = sh(fresh / "bin" / "imagen", "plugins", env=env, cwd=tmp_path).stdout
+    assert "imagen-solid 0.1.0" in plugins and "register_backends" in plugins
+    config = tmp_path / "imagen.yaml"
+    config.write_text("backends:\n  teal:\n    type: solid\n    color: '#008080'\n")
+    out = sh(fresh / "bin" / "imagen", "generate", "anything", "--backend", "teal", "--size", "64x48", "--config", config, env=env, cwd=tmp_path).stdout
+    from PIL import Image
+
+    with Image.open(out.strip()) as image:
+        assert image.size == (64, 48)
+        assert image.convert("RGB").getpixel((10, 10)) == (0, 128, 128)

@@ -1,0 +1,44 @@
+"""What a CLI start imports: `--version` loads no plugin, `--help` nothing heavy."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("attrs", "cattrs", "ruamel", "PIL", "requests")
+
+PROBE = """
+import json, sys
+from imagen_core.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print(json.dumps(sorted({m.partition(".")[0] for m in sys.modules})), file=sys.stderr)
+"""
+
+
+def imported(*args: str) -> set[str]:
+    env = {**os.environ, "IMAGEN_LOAD_PLUGINS": "imagen-mock"}
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, env=env, check=True
+    )
+    return set(json.loads(proc.stderr.strip().splitlines()[-1]))
+
+
+def test_version_loads_no_plugin_and_no_plugin_machinery():
+    modules = imported("--version")
+    assert "pluggy" not in modules
+    assert "imagen_mock" not in modules
+    assert not modules & set(HEAVY)
+
+
+@pytest.mark.parametrize("args", [("--help",), ("generate", "--help"), ("config", "--help")])
+def test_help_loads_plugins_but_nothing_heavy(args):
+    modules = imported(*args)
+    assert "imagen_mock" in modules or args != ("--help",)
+    assert not modules & set(HEAVY), modules & set(HEAVY)

@@ -7,7 +7,6 @@ so the core never knows a plugin's keys.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import typing
@@ -16,16 +15,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import attrs
-import cattrs
-from cattrs.errors import (
-    ClassValidationError,
-    ForbiddenExtraKeysError,
-    IterableValidationError,
-)
 
 from imagen_core.errors import ConfigError, UsageError
 
 if typing.TYPE_CHECKING:
+    import cattrs
+
     from imagen_core.registry import Registration, Registry
 
 CONFIG_NAME = "imagen.yaml"
@@ -229,6 +224,8 @@ def _strict(kind: type, check: Callable[[Any], bool], name: str) -> Callable[[An
 
 def make_converter() -> cattrs.Converter:
     """A cattrs converter that refuses unknown keys and coercions YAML did not make."""
+    import cattrs  # only when there is a file to structure: it costs ~10 ms at start
+
     conv = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
 
     def is_int(v: Any) -> bool:
@@ -263,8 +260,14 @@ def converter() -> cattrs.Converter:
 
 
 def _did_you_mean(word: str, choices: Any) -> str:
+    import difflib
+
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _required(cls: type) -> bool:
+    return any(f.default is attrs.NOTHING for f in attrs.fields(cls))
 
 
 def _field_names(cls: type) -> list[str]:
@@ -273,7 +276,13 @@ def _field_names(cls: type) -> list[str]:
 
 def _errors(exc: BaseException, path: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], str]]:
     """Flatten cattrs' exception tree into (key path, message)."""
-    from cattrs.errors import AttributeValidationNote, IterableValidationNote
+    from cattrs.errors import (
+        AttributeValidationNote,
+        ClassValidationError,
+        ForbiddenExtraKeysError,
+        IterableValidationError,
+        IterableValidationNote,
+    )
 
     if isinstance(exc, ForbiddenExtraKeysError):
         for key in sorted(exc.extra_fields):
@@ -327,6 +336,10 @@ class _Problems:
         self.lines.append(f"{dotted}: {message}{self.where(keys, at_key=at_key)}")
 
     def structure(self, value: Any, cls: type, keys: tuple[Any, ...]) -> Any:
+        if not value and not _required(cls):
+            return cls()  # nothing to structure: skip cattrs entirely
+        from cattrs.errors import ClassValidationError, IterableValidationError
+
         try:
             return converter().structure(_plain(value), cls)
         except (ClassValidationError, IterableValidationError) as exc:

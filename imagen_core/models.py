@@ -7,7 +7,6 @@ Request with an empty prompt or a negative size.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -52,6 +51,8 @@ class Request:
 
     @property
     def prompt_sha256(self) -> str:
+        import hashlib
+
         return hashlib.sha256(self.prompt.encode()).hexdigest()
 
 

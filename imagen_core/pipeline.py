@@ -11,7 +11,6 @@ import errno
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -292,12 +291,14 @@ def write_new(path: Path, data: bytes, *, companions: tuple[str, ...] = ()) -> P
     The bytes go to a temporary file in the same folder first and are then linked
     into place, so the final name holds the whole file or nothing, and an existing
     file is never replaced (``os.link`` fails if the name exists)."""
+    # Not tempfile.mkstemp: its files are mode 0600, and the image must get the
+    # permissions the umask gives any new file.
+    tmp = path.parent / f".imagen-{os.getpid()}-{os.urandom(6).hex()}.part"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=".imagen-", suffix=".part", dir=path.parent)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

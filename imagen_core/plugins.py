@@ -17,13 +17,13 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from importlib import metadata
 from typing import TYPE_CHECKING, NamedTuple
 
 import pluggy
 
-from imagen_core import hookspecs
+from imagen_core import entrypoints, hookspecs
 from imagen_core._version import __version__
+from imagen_core.entrypoints import normalise
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -70,40 +70,24 @@ class ImagenPluginManager(pluggy.PluginManager):
         return PluginInfo(name, f"plugin {name!r} ({module})", "", module)
 
 
-def _normalise(dist_name: str) -> str:
-    return dist_name.lower().replace("_", "-").replace(".", "-")
-
-
 def _env_list(name: str) -> set[str] | None:
     value = os.environ.get(name)
     if value is None:
         return None
-    return {_normalise(item.strip()) for item in value.split(",") if item.strip()}
+    return {normalise(item.strip()) for item in value.split(",") if item.strip()}
 
 
 def _warn(message: str) -> None:
     sys.stderr.write(f"imagen: {message}\n")
 
 
-def _entry_points() -> Iterable[metadata.EntryPoint]:
-    seen: set[tuple[str, str]] = set()
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        dist = _normalise(ep.dist.name) if ep.dist else ""
-        # The same distribution can be found twice on sys.path (an editable
-        # install next to a regular one); load it once.
-        if (dist, ep.name) not in seen:
-            seen.add((dist, ep.name))
-            yield ep
-
-
 def load_entry_points(pm: ImagenPluginManager) -> None:
     wanted = _env_list("IMAGEN_LOAD_PLUGINS")
     found: set[str] = set()
-    for ep in _entry_points():
-        dist_name = ep.dist.name if ep.dist else ep.value
-        version = ep.dist.version if ep.dist else ""
-        found.add(_normalise(dist_name))
-        if wanted is not None and _normalise(dist_name) not in wanted:
+    for ep in entrypoints.find(ENTRY_POINT_GROUP):
+        dist_name, version = ep.dist, ep.version
+        found.add(dist_name)
+        if wanted is not None and dist_name not in wanted:
             continue
         if pm.is_blocked(ep.name) or pm.has_plugin(ep.name):
             continue

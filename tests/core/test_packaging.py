@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-import tomllib
 import zipfile
 from pathlib import Path
 
@@ -17,10 +16,14 @@ import pytest
 from imagen_core import __version__
 
 ROOT = Path(__file__).resolve().parents[2]
-DISTRIBUTIONS = [ROOT, *sorted(p for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists())]
+DISTRIBUTIONS = [
+    ROOT,
+    *sorted(p for p in (ROOT / "plugins").iterdir() if (p / "pyproject.toml").exists()),
+]
 EXAMPLE = ROOT / "docs" / "examples" / "imagen-solid"
 
 pytestmark = pytest.mark.slow
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
 
 def sh(*args: str | Path, **kwargs) -> subprocess.CompletedProcess[str]:
@@ -35,7 +38,18 @@ def wheels(tmp_path_factory) -> dict[str, Path]:
     projects = [ROOT, ROOT / "plugins" / "imagen-mock"]
     if EXAMPLE.exists():
         projects.append(EXAMPLE)
-    sh(sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", out, *projects)
+    sh(
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "--no-build-isolation",
+        "-q",
+        "-w",
+        out,
+        *projects,
+    )
     return {w.name.split("-")[0]: w for w in out.glob("*.whl")}
 
 
@@ -90,9 +104,23 @@ def test_versions_move_in_lockstep():
 
 def test_generate_in_a_fresh_environment(fresh, tmp_path):
     env = clean_env(tmp_path)
-    where = sh(fresh / "bin" / "python", "-c", "import imagen_core, imagen_mock; print(imagen_core.__file__, imagen_mock.__file__)", env=env, cwd=tmp_path)
+    where = sh(
+        fresh / "bin" / "python",
+        "-c",
+        "import imagen_core, imagen_mock; print(imagen_core.__file__, imagen_mock.__file__)",
+        env=env,
+        cwd=tmp_path,
+    )
     assert str(ROOT) not in where.stdout and str(fresh) in where.stdout
-    proc = sh(fresh / "bin" / "imagen", "generate", "a lighthouse at dusk", "--seed", "7", env=env, cwd=tmp_path)
+    proc = sh(
+        fresh / "bin" / "imagen",
+        "generate",
+        "a lighthouse at dusk",
+        "--seed",
+        "7",
+        env=env,
+        cwd=tmp_path,
+    )
     path = Path(proc.stdout.strip())
     assert path.is_file() and path.is_relative_to(tmp_path / "Pictures" / "imagen")
     assert path.read_bytes().startswith(b"\x89PNG")
@@ -107,7 +135,19 @@ def test_tutorial_plugin_installs_and_generates(fresh, tmp_path):
     assert "imagen-solid 0.1.0" in plugins and "register_backends" in plugins
     config = tmp_path / "imagen.yaml"
     config.write_text("backends:\n  teal:\n    type: solid\n    color: '#008080'\n")
-    out = sh(fresh / "bin" / "imagen", "generate", "anything", "--backend", "teal", "--size", "64x48", "--config", config, env=env, cwd=tmp_path).stdout
+    out = sh(
+        fresh / "bin" / "imagen",
+        "generate",
+        "anything",
+        "--backend",
+        "teal",
+        "--size",
+        "64x48",
+        "--config",
+        config,
+        env=env,
+        cwd=tmp_path,
+    ).stdout
     from PIL import Image
 
     with Image.open(out.strip()) as image:

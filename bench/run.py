@@ -1,0 +1,135 @@
+"""Startup and generation benchmarks, each as a ratio against a baseline measured
+in the same run (never an absolute time).
+
+    ./dev bench            # or: .venv/bin/python bench/run.py [--runs N]
+
+1. `imagen --version` and `imagen --help` vs `python -c "import click"`   target <= 2.0x
+2. `imagen generate --backend mock --size 1024x1024 --no-sidecar` vs a bare
+   Python process rendering and saving the same mock picture with Pillow  target <= 1.3x
+
+Bytecode is compiled first: these machines export PYTHONDONTWRITEBYTECODE=1, and
+timing a start that recompiles every module would measure the compiler.
+Baseline and subject runs are interleaved so drift affects both alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import compileall
+import os
+import statistics
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+PROMPT = "a lighthouse on a cliff at dusk, seen from the sea"
+
+
+def compile_bytecode() -> None:
+    paths = [
+        sysconfig.get_paths()["purelib"],
+        ROOT / "imagen_core",
+        *(ROOT / "plugins").glob("*/imagen_*"),
+    ]
+    for path in paths:
+        compileall.compile_dir(str(path), quiet=1, workers=0)
+
+
+def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, env=env, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def compare(
+    name: str, baseline: list[str], subject: list[str], runs: int, target: float, env, cwd
+) -> dict:
+    timed(baseline, env, cwd), timed(subject, env, cwd)  # warm the page cache
+    base, subj = [], []
+    for _ in range(runs):
+        base.append(timed(baseline, env, cwd))
+        subj.append(timed(subject, env, cwd))
+    b, s = statistics.median(base), statistics.median(subj)
+    return {
+        "name": name,
+        "baseline_ms": b * 1000,
+        "subject_ms": s * 1000,
+        "ratio": s / b,
+        "target": target,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=15, help="runs per command (median taken)")
+    args = parser.parse_args()
+    compile_bytecode()
+    work = Path(tempfile.mkdtemp(prefix="imagen-bench-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IMAGEN_", "XDG_"))} | {
+        "HOME": str(work),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    py, imagen = str(BIN / "python"), str(BIN / "imagen")
+    render = (
+        "from imagen_mock.picture import render; "
+        f"render({PROMPT!r}, 7, 1024, 1024).save('baseline.png')"
+    )
+    results = [
+        compare(
+            "imagen --version",
+            [py, "-c", "import click"],
+            [imagen, "--version"],
+            args.runs,
+            2.0,
+            env,
+            work,
+        ),
+        compare(
+            "imagen --help",
+            [py, "-c", "import click"],
+            [imagen, "--help"],
+            args.runs,
+            2.0,
+            env,
+            work,
+        ),
+        compare(
+            "imagen generate (mock, 1024x1024, --no-sidecar)",
+            [py, "-c", render],
+            [
+                imagen,
+                "generate",
+                PROMPT,
+                "--backend",
+                "mock",
+                "--size",
+                "1024x1024",
+                "--seed",
+                "7",
+                "--no-sidecar",
+            ],
+            args.runs,
+            1.3,
+            env,
+            work,
+        ),
+    ]
+    print(f"{'benchmark':<50} {'baseline':>10} {'imagen':>10} {'ratio':>7} {'target':>7}")
+    failed = False
+    for r in results:
+        ok = r["ratio"] <= r["target"]
+        failed |= not ok
+        print(
+            f"{r['name']:<50} {r['baseline_ms']:>8.1f}ms {r['subject_ms']:>8.1f}ms "
+            f"{r['ratio']:>6.2f}x {r['target']:>6.1f}x {'ok' if ok else 'MISSED'}"
+        )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

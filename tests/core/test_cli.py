@@ -251,3 +251,13 @@ def test_version(capsys):
 def test_emoji_prompt_generates(capsys, output_dir):
     code, out, _ = run(capsys, "generate", "🦊🌙", "--size", "32x32")
     assert code == 0 and Path(out.strip()).name.split("-", 1)[1].startswith("img-")
+
+
+def test_default_backend_without_its_plugin_says_what_to_install(capsys, pm):
+    pm.unregister(name="mock")
+    code, _, err = run(capsys, "generate", "x")
+    assert code == 2
+    assert err == (
+        "imagen: unknown backend 'mock' (if a plugin provides it, install it: "
+        "pip install imagen-mock); configured are none (see `imagen backends`)\n"
+    )

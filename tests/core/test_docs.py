@@ -23,7 +23,9 @@ def hook_signatures() -> dict[str, str]:
         if isinstance(node, ast.FunctionDef) and any(
             "hookspec" in ast.unparse(d) for d in node.decorator_list
         ):
-            out[node.name] = f"def {node.name}({ast.unparse(node.args)}) -> {ast.unparse(node.returns)}:"
+            out[node.name] = (
+                f"def {node.name}({ast.unparse(node.args)}) -> {ast.unparse(node.returns)}:"
+            )
     return out
 
 
@@ -57,4 +59,6 @@ def test_tutorial_code_blocks_are_the_example_files():
         "docs/examples/imagen-solid/imagen_solid/__init__.py",
     }
     for path, body in blocks:
-        assert (ROOT / path).read_text() == body, f"{path} differs from its block in docs/plugins.md"
+        assert (ROOT / path).read_text() == body, (
+            f"{path} differs from its block in docs/plugins.md"
+        )

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import attrs
 
-from imagen_core.errors import ConfigError, UsageError
+from imagen_core.errors import ConfigError, MissingEnvError, UsageError
 
 if typing.TYPE_CHECKING:
     import cattrs
@@ -474,11 +474,14 @@ def _instances(
     return instances
 
 
-def require_env(variable: str, *, used_by: str) -> str:
-    """The value of a secret's environment variable, or a ConfigError naming both.
+def require_env(variable: str, *, key: str = "api_token_env") -> str:
+    """The value of a secret's environment variable.
 
-    Backends call this when they are used, never at config load."""
+    ``key`` is the block key that named the variable. When it is unset this raises
+    MissingEnvError, and the core completes the message with the instance:
+    ``set REPLICATE_API_TOKEN in the environment (named by backends.flux.api_token_env)``.
+    Call it when the backend is built or used, never at config load."""
     value = os.environ.get(variable, "")
     if not value:
-        raise ConfigError(f"set {variable} in the environment (named by {used_by})")
+        raise MissingEnvError(variable, key)
     return value

@@ -35,6 +35,19 @@ class ConfigError(UsageError):
         super().__init__("\n".join(self.problems))
 
 
+class MissingEnvError(ConfigError):
+    """A secret's environment variable is unset. Raised by ``require_env``; the core
+    adds which configured instance named the variable, which the plugin cannot know."""
+
+    def __init__(self, variable: str, key: str, instance: str | None = None) -> None:
+        self.variable, self.key, self.instance = variable, key, instance
+        where = f"backends.{instance}.{key}" if instance else key
+        super().__init__(f"set {variable} in the environment (named by {where})")
+
+    def for_instance(self, instance: str) -> MissingEnvError:
+        return MissingEnvError(self.variable, self.key, instance)
+
+
 class PluginError(UsageError):
     """Installed plugins contradict each other (two register the same name)."""
 

@@ -20,7 +20,13 @@ import attrs
 from imagen_core import config as config_mod
 from imagen_core import naming
 from imagen_core._version import __version__
-from imagen_core.errors import BackendError, ImagenError, OutputError, UsageError
+from imagen_core.errors import (
+    BackendError,
+    ImagenError,
+    MissingEnvError,
+    OutputError,
+    UsageError,
+)
 from imagen_core.models import Generation, Request, Result, no_progress
 from imagen_core.plugins import get_plugin_manager
 from imagen_core.registry import collect
@@ -155,10 +161,12 @@ class Session:
             if not isinstance(result, Result) or not result.image:
                 raise BackendError(f"backend {instance.name!r} returned no image ({result!r})")
         except Exception as exc:
+            if isinstance(exc, MissingEnvError):
+                exc = exc.for_instance(instance.name)
             message = str(exc) if isinstance(exc, ImagenError) else _describe(exc)
             self._send(attrs.evolve(record, error=message))
             if isinstance(exc, ImagenError):
-                raise
+                raise exc from None
             raise BackendError(f"backend {instance.name!r} failed: {message}") from exc
         result = attrs.evolve(
             result, backend=instance.name, latency_s=round(time.perf_counter() - started, 4)
@@ -223,6 +231,8 @@ def _describe(exc: BaseException) -> str:
 def _build(factory: Callable[[Any], Any], instance: Instance, kind: str) -> Any:
     try:
         return factory(instance.settings)
+    except MissingEnvError as exc:
+        raise exc.for_instance(instance.name) from None
     except ImagenError:
         raise
     except Exception as exc:

@@ -320,3 +320,40 @@ def test_result_fields_filled_by_core(tmp_path) -> None:
     assert attrs.evolve(record.result).latency_s >= 0
     with Image.open(io.BytesIO(record.result.image)) as image:
         assert image.size == (8, 8)
+
+
+@pytest.mark.parametrize("when", ["build", "generate"])
+def test_missing_secret_names_variable_and_instance(isolated_env, pm, monkeypatch, when):
+    from imagen_core import require_env
+    from imagen_core.config import setting
+    from imagen_core.errors import ConfigError
+
+    @attrs.frozen
+    class CloudConfig:
+        api_token_env: str = setting("CLOUD_TOKEN", help="variable holding the token")
+
+    class Cloud:
+        def __init__(self, config):
+            self.config = config
+            if when == "build":
+                require_env(config.api_token_env)
+
+        def generate(self, request, progress):
+            require_env(self.config.api_token_env)
+            raise AssertionError("unreachable")
+
+    class Plugin:
+        @hookimpl
+        def register_backends(self, register):
+            register("cloud", Cloud, config=CloudConfig)
+
+    monkeypatch.delenv("MY_CLOUD_KEY", raising=False)
+    write_config(
+        isolated_env, "backends:\n  flux-cloud:\n    type: cloud\n    api_token_env: MY_CLOUD_KEY\n"
+    )
+    with registered(pm, Plugin(), "cloud"), pytest.raises(ConfigError) as info:
+        generate(Request("x", backend="flux-cloud"))
+    assert str(info.value) == (
+        "set MY_CLOUD_KEY in the environment (named by backends.flux-cloud.api_token_env)"
+    )
+    assert info.value.exit_code == 2

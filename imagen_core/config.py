@@ -89,6 +89,11 @@ class Config:
         if instance is None and name in registry.backends:
             # A registered type needs no block to be used with its defaults.
             reg = registry.backends[name]
+            if _required(reg.config):
+                raise UsageError(
+                    f"backend type {name!r} needs a block in imagen.yaml for its required "
+                    f"keys ({', '.join(_required(reg.config))}); see `imagen config init`"
+                )
             instance = Instance(name, name, reg.config())
         if instance is None:
             known = sorted(set(self.backends) | set(registry.backends))
@@ -160,13 +165,12 @@ def load(
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise ConfigError(f"cannot read config file {located.path}: {reason}") from None
-    config = from_text(text, registry, path=located.path)
-    if strict and config.problems():
-        raise ConfigError(config.problems())
-    return config
+    return from_text(text, registry, path=located.path, strict=strict)
 
 
-def from_text(text: str, registry: Registry, *, path: Path | None = None) -> Config:
+def from_text(
+    text: str, registry: Registry, *, path: Path | None = None, strict: bool = False
+) -> Config:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
@@ -180,7 +184,7 @@ def from_text(text: str, registry: Registry, *, path: Path | None = None) -> Con
         raise ConfigError(f"{where}: YAML syntax error: {what}") from None
     except YAMLError as exc:
         raise ConfigError(f"{label}: YAML error: {' '.join(str(exc).split())}") from None
-    return from_mapping(data if data is not None else {}, registry, path=path)
+    return from_mapping(data if data is not None else {}, registry, path=path, strict=strict)
 
 
 # ---------------------------------------------------------------- structuring
@@ -213,7 +217,9 @@ def _plain(node: Any) -> Any:
     return node
 
 
-def _strict(kind: type, check: Callable[[Any], bool], name: str) -> Callable[[Any, Any], Any]:
+def _strict(
+    kind: Callable[[Any], Any], check: Callable[[Any], bool], name: str
+) -> Callable[[Any, Any], Any]:
     def hook(value: Any, _type: Any) -> Any:
         if not check(value):
             raise _Mismatch(name, value)
@@ -231,7 +237,7 @@ def make_converter() -> cattrs.Converter:
     def is_int(v: Any) -> bool:
         return isinstance(v, int) and not isinstance(v, bool)
 
-    conv.register_structure_hook(int, _strict(int, is_int, "int"))
+    conv.register_structure_hook(int, _strict(int, is_int, "an integer"))
     conv.register_structure_hook(
         float, _strict(float, lambda v: is_int(v) or isinstance(v, float), "a number")
     )
@@ -245,7 +251,10 @@ def make_converter() -> cattrs.Converter:
             raise _Mismatch("one of " + " | ".join(map(str, choices)), value)
         return value
 
-    conv.register_structure_hook_func(lambda t: typing.get_origin(t) is Literal, literal_hook)
+    def is_literal(tp: Any) -> bool:
+        return typing.get_origin(tp) is Literal
+
+    conv.register_structure_hook_func(is_literal, literal_hook)
     return conv
 
 
@@ -266,8 +275,9 @@ def _did_you_mean(word: str, choices: Any) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _required(cls: type) -> bool:
-    return any(f.default is attrs.NOTHING for f in attrs.fields(cls))
+def _required(cls: type) -> list[str]:
+    """The keys of a config class that have no default."""
+    return [f.name for f in attrs.fields(cls) if f.default is attrs.NOTHING]
 
 
 def _field_names(cls: type) -> list[str]:
@@ -322,9 +332,12 @@ class _Problems:
             if lc is None or not isinstance(node, (Mapping, list)):
                 break
             try:
-                last = i == len(keys) - 1
-                line_col = lc.key(key) if (last and at_key) else lc.value(key)
-                node = node[key]
+                value = node[key]
+                # A null value has no token of its own: ruamel points at the next
+                # one, often on another line, so point at the key instead.
+                use_key = (i == len(keys) - 1 and at_key) or value is None
+                line_col = lc.key(key) if use_key else lc.value(key)
+                node = value
             except (KeyError, IndexError, TypeError):
                 break
         if line_col is None:
@@ -353,8 +366,13 @@ class _Problems:
 TOP_LEVEL = ("default_backend", "output", "styles", "backends", "sinks")
 
 
-def from_mapping(data: Any, registry: Registry, *, path: Path | None = None) -> Config:
-    """Structure a parsed config (a mapping, e.g. from YAML) into a Config."""
+def from_mapping(
+    data: Any, registry: Registry, *, path: Path | None = None, strict: bool = False
+) -> Config:
+    """Structure a parsed config (a mapping, e.g. from YAML) into a Config.
+
+    Instances of uninstalled types are kept with their problem, to fail when used;
+    ``strict`` (``imagen config validate``) reports them with everything else."""
     problems = _Problems(data, path)
     if not isinstance(data, Mapping):
         problems.add((), f"the file must be a mapping of keys, got {_describe(data)}")
@@ -402,6 +420,8 @@ def from_mapping(data: Any, registry: Registry, *, path: Path | None = None) -> 
             f"names no configured backend{_did_you_mean(default_backend, known)}; "
             f"configured are {', '.join(known) or 'none'}",
         )
+    if strict:
+        problems.lines += [i.problem for i in (*backends.values(), *sinks.values()) if i.problem]
     if problems.lines:
         raise ConfigError(problems.lines)
     return Config(

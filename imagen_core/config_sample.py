@@ -26,8 +26,8 @@ SAMPLE_STYLES = {
 
 # Plugins published from this repository, suggested when they are not installed.
 KNOWN_PLUGINS = {
-    "comfyui": "imagen-comfyui (a local ComfyUI server: FLUX, SD3.5, ...)",
-    "replicate": "imagen-replicate (Replicate's cloud API, priced per image)",
+    "comfyui": ("imagen-comfyui", "a local ComfyUI server: FLUX, SD3.5, ..."),
+    "replicate": ("imagen-replicate", "Replicate's cloud API, priced per image"),
 }
 
 
@@ -74,14 +74,23 @@ def _instances(regs: dict[str, Registration], section: str) -> list[str]:
         examples = reg.examples or {reg.name: {}}
         lines.append(f"  # type {reg.name!r}, from {reg.owner}")
         for instance, values in examples.items():
-            lines.append(f"  {instance}:")
-            lines.append(f"    type: {reg.name}")
-            lines.extend(_block(reg.config, dict(values), "    "))
+            block = [f"  {instance}:", f"    type: {reg.name}"]
+            block += _block(reg.config, dict(values), "    ")
+            missing = [k for k in _required_keys(reg.config) if k not in values]
+            if missing:
+                # Left as a comment, so that the sample stays valid as it is.
+                lines.append(f"  # needs values for {', '.join(missing)} before it can be used:")
+                block = ["  # " + line[2:] for line in block]
+            lines.extend(block)
     return lines
 
 
+def _required_keys(cls: type) -> list[str]:
+    return [f.name for f in attrs.fields(cls) if f.default is attrs.NOTHING]
+
+
 def sample(registry: Registry) -> str:
-    missing = [text for name, text in KNOWN_PLUGINS.items() if name not in registry.backends]
+    missing = [pair for name, pair in KNOWN_PLUGINS.items() if name not in registry.backends]
     head = [
         f"# imagen.yaml, written by `imagen config init` (imagen {__version__}).",
         "# Read from: --config > $IMAGEN_CONFIG > $XDG_CONFIG_HOME/imagen.yaml",
@@ -98,9 +107,8 @@ def sample(registry: Registry) -> str:
     body += ["styles:"] + [f"  {name}: {_yaml(text)}" for name, text in SAMPLE_STYLES.items()]
     body += ["", "# Backend instances: name -> block. `type` picks the plugin (default: the name)."]
     if missing:
-        body += ["# More backend types come with plugins:"] + [
-            f"#   pip install {m}" for m in missing
-        ]
+        body += ["# More backend types come with plugins:"]
+        body += [f"#   pip install {dist:<18} # {what}" for dist, what in missing]
     body += _instances(registry.backends, "backends")
     body += ["", "# Sinks get every finished image after it is written. `NAME: false` turns off"]
     body += ["# a sink that is on by default."]

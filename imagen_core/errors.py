@@ -39,13 +39,13 @@ class MissingEnvError(ConfigError):
     """A secret's environment variable is unset. Raised by ``require_env``; the core
     adds which configured instance named the variable, which the plugin cannot know."""
 
-    def __init__(self, variable: str, key: str, instance: str | None = None) -> None:
-        self.variable, self.key, self.instance = variable, key, instance
-        where = f"backends.{instance}.{key}" if instance else key
-        super().__init__(f"set {variable} in the environment (named by {where})")
+    def __init__(self, variable: str, key: str, where: str | None = None) -> None:
+        self.variable, self.key = variable, key
+        super().__init__(f"set {variable} in the environment (named by {where or key})")
 
-    def for_instance(self, instance: str) -> MissingEnvError:
-        return MissingEnvError(self.variable, self.key, instance)
+    def for_instance(self, instance: str, section: str = "backends") -> MissingEnvError:
+        """The same error, naming the block: ``backends.flux.api_token_env``."""
+        return MissingEnvError(self.variable, self.key, f"{section}.{instance}.{self.key}")
 
 
 class PluginError(UsageError):

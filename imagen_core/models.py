@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
 from imagen_core.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 MAX_SIDE = 8192
 MAX_SEED = 2**64 - 1
@@ -33,6 +36,11 @@ def _prompt(_instance: object, _attribute: attrs.Attribute[str], value: object) 
         raise InvalidRequest("the prompt is empty: give a prompt describing the image")
 
 
+def _copy(value: Mapping[str, Any]) -> dict[str, Any]:
+    # A typed converter: with ``converter=dict`` type checkers reject dict literals.
+    return dict(value)
+
+
 @attrs.frozen
 class Request:
     """What to generate. ``seed=0`` asks the backend to pick one; ``steps=0`` means
@@ -47,7 +55,7 @@ class Request:
     steps: int = attrs.field(default=0, validator=_int_in("steps", 0, 10_000))
     style: str | None = None
     backend: str | None = None
-    extra: dict[str, Any] = attrs.field(factory=dict, converter=dict)
+    extra: dict[str, Any] = attrs.field(factory=dict, converter=_copy)
 
     @property
     def prompt_sha256(self) -> str:
@@ -69,7 +77,7 @@ class Result:
     backend: str = ""
     latency_s: float = 0.0
     cost_usd: float | None = None
-    metadata: dict[str, Any] = attrs.field(factory=dict, converter=dict)
+    metadata: dict[str, Any] = attrs.field(factory=dict, converter=_copy)
 
     @property
     def extension(self) -> str:

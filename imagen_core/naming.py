@@ -10,9 +10,12 @@ import hashlib
 import re
 import unicodedata
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from imagen_core.errors import OutputError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 SLUG_MAX = 40
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -77,7 +80,7 @@ def resolve(output_dir: Path, template: str, fields: dict[str, Any]) -> Path:
     return target
 
 
-def candidates(path: Path) -> Any:
+def candidates(path: Path) -> Iterator[Path]:
     """``path``, then ``stem-1.ext``, ``stem-2.ext``, ... (never-ending)."""
     yield path
     n = 1

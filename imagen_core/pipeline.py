@@ -138,8 +138,8 @@ class Session:
             out.cloud_sync, "IMAGEN_CLOUD_SYNC", False if cloud is False else None
         )
         preview_mode = resolve_mode(out.preview, "IMAGEN_PREVIEW", preview)
-        explicit = Path(output).expanduser() if output is not None else None
-        _check_writable(_target_dir(explicit, out.dir))
+        folder, file = _explicit_output(output)
+        _check_writable(file.parent if file else folder or out.dir)
         for _instance, sink in self.sinks():
             check = getattr(sink, "check", None)
             if check is not None:
@@ -171,10 +171,11 @@ class Session:
         result = attrs.evolve(
             result, backend=instance.name, latency_s=round(time.perf_counter() - started, 4)
         )
-        target = self._target(request, result, explicit)
+        target = self._target(request, result, folder, file)
+        result = _convert_for(target, result)
         want_sidecar = out.sidecar if sidecar is None else sidecar
         companions = (".json",) if want_sidecar else ()
-        path = write_new(target, _convert_for(target, result), companions=companions)
+        path = write_new(target, result.image, companions=companions)
         record = attrs.evolve(record, result=result, path=path)
         if want_sidecar:
             body = json.dumps(sidecar_dict(record), indent=2, default=str).encode() + b"\n"
@@ -187,14 +188,19 @@ class Session:
             self._preview(record, preview_mode)
         return record
 
-    def _target(self, request: Request, result: Result, explicit: Path | None) -> Path:
-        if explicit is not None and not _names_folder(explicit):
-            return explicit.resolve()
+    def _target(
+        self, request: Request, result: Result, folder: Path | None, file: Path | None
+    ) -> Path:
+        if file is not None:
+            return (
+                file.resolve()
+                if file.suffix
+                else file.resolve().with_suffix(f".{result.extension}")
+            )
         fields: dict[str, Any] = {}
         for extra in reversed(self.pm.hook.naming_fields(request=request, result=result)):
             fields.update(extra or {})
-        folder = explicit if explicit is not None else self.config.output.dir
-        return naming.resolve(folder, self.config.output.naming, fields)
+        return naming.resolve(folder or self.config.output.dir, self.config.output.naming, fields)
 
     def _send(self, record: Generation) -> None:
         for instance, sink in self.sinks():
@@ -232,7 +238,7 @@ def _build(factory: Callable[[Any], Any], instance: Instance, kind: str) -> Any:
     try:
         return factory(instance.settings)
     except MissingEnvError as exc:
-        raise exc.for_instance(instance.name) from None
+        raise exc.for_instance(instance.name, f"{kind}s") from None
     except ImagenError:
         raise
     except Exception as exc:
@@ -241,14 +247,21 @@ def _build(factory: Callable[[Any], Any], instance: Instance, kind: str) -> Any:
         ) from exc
 
 
-def _names_folder(path: Path) -> bool:
-    return path.is_dir() or str(path).endswith(("/", os.sep))
-
-
-def _target_dir(explicit: Path | None, output_dir: Path) -> Path:
-    if explicit is None:
-        return output_dir
-    return explicit if _names_folder(explicit) else explicit.parent
+def _explicit_output(output: str | os.PathLike[str] | None) -> tuple[Path | None, Path | None]:
+    """``--output`` as (folder for the naming template, exact file), at most one set."""
+    if output is None:
+        return None, None
+    text = os.fspath(output)
+    path = Path(text).expanduser()
+    # Path() drops a trailing slash, so look at the text: "out/" is a folder to be.
+    if text.endswith(("/", os.sep)) or path.is_dir():
+        return path, None
+    if path.suffix and path.suffix.lower() not in _FORMATS:
+        raise UsageError(
+            f"--output {text}: imagen writes {', '.join(_FORMATS)} files; "
+            "use one of those suffixes (or none, and the image's own is added)"
+        )
+    return None, path
 
 
 def _check_writable(folder: Path) -> None:
@@ -275,11 +288,11 @@ _FORMATS = {
 }
 
 
-def _convert_for(target: Path, result: Result) -> bytes:
-    """The image bytes in the format the target's suffix asks for (``--output x.jpg``)."""
+def _convert_for(target: Path, result: Result) -> Result:
+    """The Result in the format the target's suffix asks for (``--output x.jpg``)."""
     wanted = _FORMATS.get(target.suffix.lower())
     if wanted is None or wanted[1] == result.mime_type:
-        return result.image
+        return result
     import io
 
     from PIL import Image
@@ -288,7 +301,7 @@ def _convert_for(target: Path, result: Result) -> bytes:
         buffer = io.BytesIO()
         rgb = image.convert("RGB") if wanted[0] == "JPEG" else image
         rgb.save(buffer, wanted[0])
-    return buffer.getvalue()
+    return attrs.evolve(result, image=buffer.getvalue(), mime_type=wanted[1])
 
 
 def write_new(path: Path, data: bytes, *, companions: tuple[str, ...] = ()) -> Path:

@@ -70,11 +70,14 @@ class ImagenPluginManager(pluggy.PluginManager):
         return PluginInfo(name, f"plugin {name!r} ({module})", "", module)
 
 
-def _env_list(name: str) -> set[str] | None:
+def _env_list(name: str, *, dist_names: bool = True) -> set[str] | None:
+    """The comma list in $name (None when unset). Distribution names are
+    normalised (``imagen_foo`` = ``imagen-foo``); plugin names are taken as given."""
     value = os.environ.get(name)
     if value is None:
         return None
-    return {normalise(item.strip()) for item in value.split(",") if item.strip()}
+    items = (item.strip() for item in value.split(","))
+    return {normalise(item) if dist_names else item for item in items if item}
 
 
 def _warn(message: str) -> None:
@@ -120,9 +123,25 @@ def _reject_unknown_hooks(pm: ImagenPluginManager) -> None:
             return
         except pluggy.PluginValidationError as exc:
             info = pm.describe(exc.plugin)
+            unknown = [
+                caller.name
+                for caller in pm.get_hookcallers(exc.plugin) or []
+                if caller.spec is None
+            ]
             pm.unregister(exc.plugin)
-            pm.failures.append(PluginFailure(info.name, info.distribution, info.version, str(exc)))
-            _warn(f"plugin {info.label} skipped: {exc}")
+            import difflib
+
+            known = [
+                name for name in dir(hookspecs) if hasattr(getattr(hookspecs, name), "imagen_spec")
+            ]
+            reasons = []
+            for name in unknown or ["?"]:
+                close = difflib.get_close_matches(name, known, n=1)
+                hint = f" (did you mean {close[0]}?)" if close else ""
+                reasons.append(f"{name} is not an imagen hook{hint}")
+            error = "; ".join(reasons)
+            pm.failures.append(PluginFailure(info.name, info.distribution, info.version, error))
+            _warn(f"plugin {info.label} skipped: {error}")
 
 
 def register_builtins(pm: ImagenPluginManager, modules: Iterable[str] = BUILTINS) -> None:
@@ -140,7 +159,7 @@ def create_plugin_manager(*, entry_points: bool = True) -> ImagenPluginManager:
     if os.environ.get("IMAGEN_TRACE_PLUGINS", "") not in ("", "0"):
         pm.trace.root.setwriter(lambda text: sys.stderr.write(f"imagen trace: {text}"))
         pm.enable_tracing()
-    for name in _env_list("IMAGEN_DISABLE_PLUGINS") or ():
+    for name in _env_list("IMAGEN_DISABLE_PLUGINS", dist_names=False) or ():
         pm.set_blocked(name)
     register_builtins(pm)
     if entry_points:

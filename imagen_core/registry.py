@@ -89,6 +89,15 @@ def _collector(kind: str, owner: str, into: dict[str, Registration]) -> Callable
                 f"{owner} registers {kind} type {name!r} with config={config!r}, "
                 "which is not an attrs class"
             )
+        if (
+            default
+            and config is not None
+            and any(f.default is attrs.NOTHING for f in attrs.fields(config))
+        ):
+            raise PluginError(
+                f"{owner} registers {kind} type {name!r} as on by default, but its config "
+                "has keys without defaults"
+            )
         if name in into:
             raise PluginError(
                 f"{kind} type {name!r} is registered twice: by {into[name].owner} and by "

@@ -118,6 +118,8 @@ def _defaults(cls: type) -> dict[str, Any] | None:
 def plugins_report(pm: ImagenPluginManager) -> dict[str, Any]:
     plugins = []
     for name, plugin in sorted(pm.list_name_plugin(), key=lambda item: item[0]):
+        if plugin is None:  # blocked (IMAGEN_DISABLE_PLUGINS)
+            continue
         info = pm.describe(plugin)
         hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
         plugins.append(

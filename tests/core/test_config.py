@@ -192,3 +192,81 @@ def test_require_env_names_the_variable(monkeypatch) -> None:
         require_env("SOME_TOKEN")
     monkeypatch.setenv("SOME_TOKEN", "s3cret")
     assert require_env("SOME_TOKEN") == "s3cret"
+
+
+def test_validate_reports_uninstalled_types_with_everything_else(registry, isolated_env) -> None:
+    write_config(isolated_env, "output: {sidecar: 1}\nbackends:\n  flux: {type: comfyui}\n")
+    with pytest.raises(ConfigError) as info:
+        load(registry, strict=True)
+    assert len(info.value.problems) == 2
+    assert "pip install imagen-comfyui" in info.value.problems[1]
+
+
+def test_a_null_value_is_reported_at_its_key(registry, isolated_env) -> None:
+    # `#` starts a YAML comment: the value is null, and the next token is two lines on.
+    path = write_config(isolated_env, "backends:\n  m:\n    model: #336699\n\n    type: mock\n")
+    with pytest.raises(ConfigError) as info:
+        load(registry)
+    assert info.value.problems == [
+        f"backends.m.model: expected a string, got nothing (null) ({path}:3:5)"
+    ]
+
+
+class _RequiredPlugin:
+    from imagen_core import hookimpl
+
+    @hookimpl
+    def register_backends(self, register):
+        import attrs
+
+        from imagen_core import setting
+
+        @attrs.frozen
+        class NeedsModel:
+            model: str = setting(help="the model to run")
+
+        register("needy", lambda config: None, config=NeedsModel)
+
+
+def test_types_with_required_keys(pm, isolated_env) -> None:
+    from tests.helpers import registered
+
+    with registered(pm, _RequiredPlugin(), "needy"):
+        registry = collect(pm)
+        config = load(registry)
+        with pytest.raises(
+            UsageError,
+            match=r"backend type 'needy' needs a block in imagen.yaml for its required keys \(model\)",
+        ):
+            config.backend("needy", registry)
+        text = sample(registry)
+        assert (
+            "  # needs values for model before it can be used:\n  # needy:\n  #   type: needy"
+            in text
+        )
+        from imagen_core.config import from_text
+
+        assert from_text(text, registry, strict=True).backends.keys() >= {"mock"}
+        write_config(isolated_env, "backends:\n  n: {type: needy}\n")
+        with pytest.raises(ConfigError, match=r"backends.n.model: required key is missing"):
+            load(registry)
+
+
+def test_a_default_sink_needs_defaults_for_every_key(pm) -> None:
+    import attrs
+
+    from imagen_core import hookimpl, setting
+    from imagen_core.errors import PluginError
+    from tests.helpers import registered
+
+    @attrs.frozen
+    class Needs:
+        bucket: str = setting(help="bucket")
+
+    class Plugin:
+        @hookimpl
+        def register_sinks(self, register):
+            register("cloud", object, config=Needs, default=True)
+
+    with registered(pm, Plugin(), "cloud"), pytest.raises(PluginError, match="on by default"):
+        collect(pm)

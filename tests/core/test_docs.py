@@ -62,3 +62,21 @@ def test_tutorial_code_blocks_are_the_example_files():
         assert (ROOT / path).read_text() == body, (
             f"{path} differs from its block in docs/plugins.md"
         )
+
+
+def test_config_md_shows_the_real_sample():
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "IMAGEN_LOAD_PLUGINS": "imagen-mock"}
+    code = "from imagen_core.cli import main; main(['config', 'init'])"
+    real = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env
+    ).stdout
+    shown = re.search(
+        r"```yaml\n(# imagen.yaml, written by.*?)```",
+        (ROOT / "docs" / "config.md").read_text(),
+        re.S,
+    )
+    assert shown and shown.group(1) == real

@@ -153,3 +153,16 @@ def test_tutorial_plugin_installs_and_generates(fresh, tmp_path):
     with Image.open(out.strip()) as image:
         assert image.size == (64, 48)
         assert image.convert("RGB").getpixel((10, 10)) == (0, 128, 128)
+    # The tutorial's own tests, run the way its README says, against the installed plugin.
+    sh(fresh / "bin" / "python", "-m", "pip", "install", "-q", "pytest", env=env)
+    sh(
+        fresh / "bin" / "python",
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        EXAMPLE / "tests",
+        env=env,
+        cwd=tmp_path,
+    )

@@ -357,3 +357,52 @@ def test_missing_secret_names_variable_and_instance(isolated_env, pm, monkeypatc
         "set MY_CLOUD_KEY in the environment (named by backends.flux-cloud.api_token_env)"
     )
     assert info.value.exit_code == 2
+
+
+def test_output_with_a_trailing_slash_is_a_folder_even_when_missing(tmp_path):
+    record = generate(Request("boat", width=8, height=8, seed=2), output=f"{tmp_path}/new/")
+    assert record.path.parent.parent == tmp_path / "new"
+    assert record.path.name.endswith("-boat-2.png")
+
+
+def test_output_conversion_is_recorded_and_no_suffix_gets_one(tmp_path):
+    record = generate(Request("boat", width=8, height=8), output=tmp_path / "x.webp")
+    assert record.result.mime_type == "image/webp"
+    assert json.loads(record.sidecar.read_text())["mime_type"] == "image/webp"
+    assert record.path.read_bytes()[8:12] == b"WEBP"
+    bare = generate(Request("boat", width=8, height=8), output=tmp_path / "plain")
+    assert bare.path == tmp_path / "plain.png"
+
+
+def test_output_with_an_unsupported_suffix_fails_before_generating(tmp_path, pm):
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(UsageError, match=r"--output .*x\.gif: imagen writes \.png, \.jpg"):
+        generate(Request("boat"), output=out / "x.gif")
+    assert list(out.iterdir()) == []
+
+
+def test_a_sink_missing_its_secret_is_one_warning_naming_the_sink(isolated_env, pm, monkeypatch):
+    from imagen_core import require_env
+
+    class Cloud:
+        def __init__(self, config):
+            require_env("CLOUD_SINK_KEY", key="key_env")
+
+        def send(self, generation):
+            raise AssertionError("never built")
+
+    class Plugin:
+        @hookimpl
+        def register_sinks(self, register):
+            register("cloud", Cloud)
+
+    monkeypatch.delenv("CLOUD_SINK_KEY", raising=False)
+    write_config(isolated_env, "sinks:\n  mirror: {type: cloud}\n")
+    warnings: list[str] = []
+    with registered(pm, Plugin(), "cloud"):
+        record = Session(warn=warnings.append).generate(Request("x", width=8, height=8))
+    assert record.path.exists()
+    assert warnings == [
+        "mirror: set CLOUD_SINK_KEY in the environment (named by sinks.mirror.key_env)"
+    ]

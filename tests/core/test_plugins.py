@@ -97,7 +97,10 @@ def test_misspelled_hook_disables_only_that_plugin(site, monkeypatch, capsys):
     make_dist(site, "imagen-typo", "misspelled_plugin", MISSPELLED)
     manager = load_only(monkeypatch, "imagen-good", "imagen-typo")
     err = capsys.readouterr().err
-    assert "plugin imagen-typo 1.2.3 skipped" in err and "register_backend" in err
+    assert err == (
+        "imagen: plugin imagen-typo 1.2.3 skipped: register_backend is not an imagen hook "
+        "(did you mean register_backends?)\n"
+    )
     assert not manager.has_plugin("misspelled_plugin")
     assert "solid" in collect(manager).backends
 
@@ -125,10 +128,14 @@ def test_trace_prints_hook_calls(site, monkeypatch, capsys):
     assert "imagen trace:" in err and "register_backends" in err
 
 
-def test_builtins_can_be_disabled(monkeypatch, tmp_path):
-    monkeypatch.setenv("IMAGEN_DISABLE_PLUGINS", "naming")
-    manager = load_only(monkeypatch)
-    assert not manager.has_plugin("naming")
+def test_plugins_can_be_disabled_by_name_builtins_too(site, monkeypatch):
+    make_dist(site, "imagen-good", "good_plugin", GOOD)
+    monkeypatch.setenv("IMAGEN_DISABLE_PLUGINS", "naming, good_plugin")
+    manager = load_only(monkeypatch, "imagen-good")
+    assert not manager.has_plugin("naming") and not manager.has_plugin("good_plugin")
+    from imagen_core.terminal import plugins_report
+
+    assert plugins_report(manager)["plugins"] == []
 
 
 def test_register_rejects_bad_names_and_non_attrs_config(pm):

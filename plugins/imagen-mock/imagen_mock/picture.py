@@ -584,7 +584,7 @@ def _ellipsize(line: str, font: Font, max_w: float) -> str:
 
 def _line_height(font: Font) -> int:
     _, top, _, bottom = font.getbbox("Hgjy")
-    return max(1, round((bottom - min(top, 0)) * 1.22)) if _is_freetype(font) else bottom + 3
+    return max(1, round((bottom - min(top, 0)) * 1.22)) if _is_freetype(font) else int(bottom) + 3
 
 
 def _layout(text: str, max_w: float, max_h: float, size: int) -> tuple[Font, list[str]] | None:
@@ -724,10 +724,10 @@ def _draw_lines(
     blur = max(1.0, lh * 0.06)
     off = max(1, round(lh * 0.04))
     m = round(blur * 3) + off
-    x0 = max(0, min(x + b[0] for (x, _, _), b in zip(lines, boxes, strict=True)) - m)
-    y0 = max(0, min(y + b[1] for (_, y, _), b in zip(lines, boxes, strict=True)) - m)
-    x1 = min(w, max(x + b[2] for (x, _, _), b in zip(lines, boxes, strict=True)) + m)
-    y1 = min(h, max(y + b[3] for (_, y, _), b in zip(lines, boxes, strict=True)) + m)
+    x0 = int(max(0, min(x + b[0] for (x, _, _), b in zip(lines, boxes, strict=True)) - m))
+    y0 = int(max(0, min(y + b[1] for (_, y, _), b in zip(lines, boxes, strict=True)) - m))
+    x1 = int(min(w, max(x + b[2] for (x, _, _), b in zip(lines, boxes, strict=True)) + m))
+    y1 = int(min(h, max(y + b[3] for (_, y, _), b in zip(lines, boxes, strict=True)) + m))
     if x1 <= x0 or y1 <= y0:
         return
     mask = Image.new("L", (x1 - x0, y1 - y0), 0)

@@ -346,39 +346,43 @@ def _fail(message: str, code: int) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry: every error becomes one line per problem and an exit code."""
-    from imagen_core.errors import ImagenError
-
     global _debug_flag
     _debug_flag = False
+    code = _run(argv)
+    sys.stdout.flush()
+    raise SystemExit(code)
+
+
+def _run(argv: list[str] | None) -> int:
+    from imagen_core.errors import ImagenError
+
     try:
         result = cli.main(args=argv, prog_name="imagen", standalone_mode=False)
-        code = result if isinstance(result, int) else 0
+        return result if isinstance(result, int) else 0
     except click.UsageError as exc:
         where = exc.ctx.command_path if exc.ctx else "imagen"
-        code = _fail(f"{exc.format_message()} (see `{where} --help`)", 2)
+        return _fail(f"{exc.format_message()} (see `{where} --help`)", 2)
     except click.ClickException as exc:
-        code = _fail(exc.format_message(), exc.exit_code)
+        return _fail(exc.format_message(), exc.exit_code)
     except (click.Abort, KeyboardInterrupt):
-        code = _fail("interrupted", 130)
+        return _fail("interrupted", 130)
     except ImagenError as exc:
         if _debugging():
             import traceback
 
             traceback.print_exc()
-        code = _fail(str(exc), exc.exit_code)
+        return _fail(str(exc), exc.exit_code)
     except BrokenPipeError:
         # stdout closed early (`imagen plugins | head`): not an error of ours.
         sys.stderr.close()
-        code = 0
+        return 0
     except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
+        return exc.code if isinstance(exc.code, int) else 1
     except Exception as exc:
         if _debugging():
             raise
-        code = _fail(
+        return _fail(
             f"internal error: {type(exc).__name__}: {exc} "
             "(run with --debug for the traceback, and please report it)",
             1,
         )
-    sys.stdout.flush()
-    raise SystemExit(code)

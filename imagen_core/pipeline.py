@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
-import json
 import os
 import sys
 import time
@@ -178,6 +177,8 @@ class Session:
         path = write_new(target, result.image, companions=companions)
         record = attrs.evolve(record, result=result, path=path)
         if want_sidecar:
+            import json
+
             body = json.dumps(sidecar_dict(record), indent=2, default=str).encode() + b"\n"
             try:
                 record = attrs.evolve(record, sidecar=write_new(path.with_suffix(".json"), body))

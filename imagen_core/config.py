@@ -117,10 +117,6 @@ class Config:
                 chosen[name] = Instance(name, name, reg.config())
         return [i for i in chosen.values() if i.enabled]
 
-    def problems(self) -> list[str]:
-        """Deferred problems (uninstalled types) that `config validate` reports."""
-        return [i.problem for i in (*self.backends.values(), *self.sinks.values()) if i.problem]
-
 
 # ---------------------------------------------------------------- locating
 

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from imagen_core.config import Config, load, locate, require_env
+from imagen_core.config import load, locate, require_env
 from imagen_core.config_sample import sample
 from imagen_core.errors import ConfigError, UsageError
 from imagen_core.registry import collect
@@ -171,11 +171,9 @@ def test_type_defaults_to_the_block_name(registry, isolated_env) -> None:
 
 def test_sample_config_passes_validation_unchanged(registry) -> None:
     text = sample(registry)
-    config = Config  # noqa: F841  (the sample must structure into a Config)
     from imagen_core.config import from_text
 
-    loaded = from_text(text, registry, path=Path("sample.yaml"))
-    assert loaded.problems() == []
+    loaded = from_text(text, registry, path=Path("sample.yaml"), strict=True)
     assert set(loaded.backends) >= {"mock", "mock-slow"}
     assert loaded.backends["mock-slow"].settings.latency_s == 3.0
     assert set(loaded.styles) == {"blog-header", "photo"}

@@ -159,6 +159,10 @@ class Session:
             result = backend.generate(sent, progress or no_progress)
             if not isinstance(result, Result) or not result.image:
                 raise BackendError(f"backend {instance.name!r} returned no image ({result!r})")
+        except KeyboardInterrupt:
+            # The backend has cancelled its remote job; sinks (the ledger) still hear of it.
+            self._send(attrs.evolve(record, error="interrupted"))
+            raise
         except Exception as exc:
             if isinstance(exc, MissingEnvError):
                 exc = exc.for_instance(instance.name)
@@ -174,7 +178,13 @@ class Session:
         result = _convert_for(target, result)
         want_sidecar = out.sidecar if sidecar is None else sidecar
         companions = (".json",) if want_sidecar else ()
-        path = write_new(target, result.image, companions=companions)
+        try:
+            path = write_new(target, result.image, companions=companions)
+        except OutputError as exc:
+            # The image exists (and may have been paid for): never lose it.
+            rescued = _rescue(target, result.image)
+            self._send(attrs.evolve(record, result=result, error=str(exc)))
+            raise OutputError(f"{exc}; the image was saved to {rescued} instead") from None
         record = attrs.evolve(record, result=result, path=path)
         if want_sidecar:
             import json
@@ -349,6 +359,14 @@ def write_new(path: Path, data: bytes, *, companions: tuple[str, ...] = ()) -> P
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _rescue(target: Path, data: bytes) -> Path:
+    """Write the image bytes where they can always go: the system's temp folder."""
+    import tempfile
+
+    folder = Path(tempfile.gettempdir()) / "imagen-rescued"
+    return write_new(folder / target.name, data)
 
 
 def sidecar_dict(record: Generation) -> dict[str, Any]:

@@ -406,3 +406,47 @@ def test_a_sink_missing_its_secret_is_one_warning_naming_the_sink(isolated_env, 
     assert warnings == [
         "mirror: set CLOUD_SINK_KEY in the environment (named by sinks.mirror.key_env)"
     ]
+
+
+def test_interrupt_reaches_the_sinks_and_propagates(isolated_env, sinks, pm):
+    class Slow:
+        def __init__(self, config):
+            pass
+
+        def generate(self, request, progress):
+            raise KeyboardInterrupt
+
+    class Plugin:
+        @hookimpl
+        def register_backends(self, register):
+            register("slow", Slow)
+
+    with registered(pm, Plugin(), "slow"), pytest.raises(KeyboardInterrupt):
+        generate(Request("x", backend="slow"))
+    (failed,) = sinks[0].seen
+    assert failed.error == "interrupted" and failed.backend == "slow"
+
+
+def test_a_failed_write_after_generating_rescues_the_image(tmp_path, monkeypatch, sinks):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    real_link = os.link
+
+    def link(src, dst):
+        if "imagen-rescued" not in str(dst):
+            raise OSError(28, "No space left on device")
+        real_link(src, dst)
+
+    monkeypatch.setattr(os, "link", link)
+    with pytest.raises(OutputError) as info:
+        generate(Request("paid for", width=8, height=8, seed=4), output=tmp_path / "out" / "x.png")
+    rescued = tmp_path / "tmp" / "imagen-rescued" / "x.png"
+    assert str(info.value) == (
+        f"cannot write {tmp_path / 'out' / 'x.png'}: No space left on device; "
+        f"the image was saved to {rescued} instead"
+    )
+    assert rescued.read_bytes().startswith(b"\x89PNG")
+    assert not (tmp_path / "out" / "x.png").exists()
+    (failed,) = sinks[0].seen
+    assert failed.result is not None and "No space left" in failed.error

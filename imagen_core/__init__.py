@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from imagen_core._version import __version__
 
 if TYPE_CHECKING:
+    from imagen_core.comparison import Comparison, Outcome, compare
     from imagen_core.config import Config, load, require_env, setting
     from imagen_core.errors import (
         BackendError,
@@ -36,6 +37,9 @@ _EXPORTS = {
     "Backend": "imagen_core.models",
     "Sink": "imagen_core.models",
     "Session": "imagen_core.pipeline",
+    "compare": "imagen_core.comparison",
+    "Comparison": "imagen_core.comparison",
+    "Outcome": "imagen_core.comparison",
     "generate": "imagen_core.pipeline",
     "Config": "imagen_core.config",
     "load": "imagen_core.config",
@@ -55,12 +59,14 @@ _EXPORTS = {
 __all__ = [
     "Backend",
     "BackendError",
+    "Comparison",
     "Config",
     "ConfigError",
     "Generation",
     "ImagenError",
     "InvalidRequest",
     "MissingEnvError",
+    "Outcome",
     "OutputError",
     "PluginError",
     "Progress",
@@ -70,6 +76,7 @@ __all__ = [
     "Sink",
     "UsageError",
     "__version__",
+    "compare",
     "generate",
     "get_plugin_manager",
     "hookimpl",

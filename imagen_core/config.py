@@ -53,6 +53,10 @@ class OutputConfig:
     preview: Mode = setting(
         "auto", help="show the image in a tmux window: auto (TTY inside tmux) | on | off"
     )
+    preview_command: str | None = setting(
+        None,
+        help="command showing {path} in the preview window (default: tmux-img --hold, chafa, ...)",
+    )
     cloud_sync: Mode = setting(
         "auto", help="send results to cloud sinks: auto (when configured) | on | off"
     )
@@ -61,6 +65,10 @@ class OutputConfig:
 @attrs.frozen
 class Instance:
     """One configured backend or sink: its name, type and structured settings.
+
+    ``type`` and, for backends, ``device`` are core keys of every block and never
+    reach the plugin: ``device`` labels the GPU a backend runs on, so that
+    ``imagen compare --parallel`` never runs two backends on one device at once.
 
     ``problem`` is set (and ``settings`` is None) when the type is not installed:
     that is an error only when the instance is used or validated."""
@@ -71,6 +79,7 @@ class Instance:
     where: str = ""
     problem: str | None = None
     enabled: bool = True
+    device: str | None = None
 
 
 @attrs.frozen
@@ -188,10 +197,10 @@ def from_text(
 
 class _Mismatch(Exception):
     def __init__(self, expected: str, value: Any) -> None:
-        super().__init__(f"expected {expected}, got {_describe(value)}")
+        super().__init__(f"expected {expected}, got {_describe_value(value)}")
 
 
-def _describe(value: Any) -> str:
+def _describe_value(value: Any) -> str:
     if isinstance(value, Mapping):
         return "a mapping"
     if isinstance(value, list):
@@ -371,7 +380,7 @@ def from_mapping(
     ``strict`` (``imagen config validate``) reports them with everything else."""
     problems = _Problems(data, path)
     if not isinstance(data, Mapping):
-        problems.add((), f"the file must be a mapping of keys, got {_describe(data)}")
+        problems.add((), f"the file must be a mapping of keys, got {_describe_value(data)}")
         raise ConfigError(problems.lines)
     for key in data:
         if key not in TOP_LEVEL:
@@ -385,7 +394,7 @@ def from_mapping(
     default_backend = data.get("default_backend", "mock")
     if not isinstance(default_backend, str) or not default_backend:
         problems.add(
-            ("default_backend",), f"expected a backend name, got {_describe(default_backend)}"
+            ("default_backend",), f"expected a backend name, got {_describe_value(default_backend)}"
         )
     raw_output = data.get("output") or {}
     output = problems.structure(raw_output, OutputConfig, ("output",))
@@ -432,12 +441,14 @@ def from_mapping(
 
 def _styles(node: Any, problems: _Problems) -> dict[str, str]:
     if not isinstance(node, Mapping):
-        problems.add(("styles",), f"expected a mapping of name: template, got {_describe(node)}")
+        got = _describe_value(node)
+        problems.add(("styles",), f"expected a mapping of name: template, got {got}")
         return {}
     styles = {}
     for name, template in node.items():
         if not isinstance(template, str):
-            problems.add(("styles", name), f"expected a template string, got {_describe(template)}")
+            got = _describe_value(template)
+            problems.add(("styles", name), f"expected a template string, got {got}")
         elif "{prompt}" not in template:
             problems.add(("styles", name), "the template must contain {prompt}")
         else:
@@ -451,7 +462,7 @@ def _instances(
     section = f"{kind}s"
     types = registry.of_kind(kind)
     if not isinstance(node, Mapping):
-        problems.add((section,), f"expected a mapping of name: block, got {_describe(node)}")
+        problems.add((section,), f"expected a mapping of name: block, got {_describe_value(node)}")
         return {}
     instances: dict[str, Instance] = {}
     for name, block in node.items():
@@ -464,12 +475,13 @@ def _instances(
         if block is None:
             block = {}
         if not isinstance(block, Mapping):
-            problems.add(keys, f"expected a mapping with a `type:` key, got {_describe(block)}")
+            got = _describe_value(block)
+            problems.add(keys, f"expected a mapping with a `type:` key, got {got}")
             continue
         type_name = block.get("type", name)
         if not isinstance(type_name, str):
             problems.add(
-                (*keys, "type"), f"expected a {kind} type name, got {_describe(type_name)}"
+                (*keys, "type"), f"expected a {kind} type name, got {_describe_value(type_name)}"
             )
             continue
         reg: Registration | None = types.get(type_name)
@@ -483,11 +495,20 @@ def _instances(
             )
             instances[name] = Instance(name, type_name, None, where, problem)
             continue
-        settings = {k: v for k, v in block.items() if k != "type"}
+        core_keys = CORE_KEYS[kind]
+        device = block.get("device") if kind == "backend" else None
+        if device is not None and not isinstance(device, str):
+            got = _describe_value(device)
+            problems.add((*keys, "device"), f"expected a device label, got {got}")
+        settings = {k: v for k, v in block.items() if k not in core_keys}
         structured = problems.structure(settings, reg.config, keys)
         if structured is not None:
-            instances[name] = Instance(name, type_name, structured, where)
+            instances[name] = Instance(name, type_name, structured, where, device=device)
     return instances
+
+
+# Keys every block may have, handled by the core and not passed to the plugin.
+CORE_KEYS = {"backend": ("type", "device"), "sink": ("type",)}
 
 
 def require_env(variable: str, *, key: str = "api_token_env") -> str:

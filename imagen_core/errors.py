@@ -58,3 +58,11 @@ class BackendError(ImagenError):
 
 class OutputError(ImagenError):
     """The image could not be written where it was meant to go."""
+
+
+def describe(exc: BaseException) -> str:
+    """One line for an exception: imagen's own as they are, others with their type."""
+    text = " ".join(str(exc).split())
+    if isinstance(exc, ImagenError):
+        return text
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

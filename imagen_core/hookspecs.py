@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     import click
 
+    from imagen_core.config import Config
     from imagen_core.models import Request, Result
     from imagen_core.registry import RegisterBackend, RegisterSink
 
@@ -58,10 +59,12 @@ def naming_fields(request: Request, result: Result) -> dict[str, Any] | None:
 
 
 @hookspec(firstresult=True)
-def preview(path: Path, request: Request, mode: str) -> bool | None:
-    """Show a finished image to the person at the terminal.
+def preview(path: Path, request: Request, mode: str, config: Config) -> bool | None:
+    """Show a finished image (or a compare contact sheet) to the person at the terminal.
 
-    ``mode`` is ``"auto"`` or ``"on"`` (never called for ``"off"``). Return True
+    ``mode`` is ``"auto"`` or ``"on"`` (never called for ``"off"``): ``auto``
+    means show it only where that makes sense (the built-in tmux preview: stdout
+    is a terminal inside tmux); ``on`` means the person asked for it. Return True
     when the image was shown, None to let another plugin try. Raise an exception
     to report a failure: it is printed as one line and does not change the exit
-    code."""
+    code. The built-in tmux preview runs last (``trylast``)."""

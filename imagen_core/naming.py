@@ -49,7 +49,8 @@ def template_problem(template: str) -> str | None:
     return None
 
 
-def _path_safe(value: Any) -> str:
+def path_safe(value: Any) -> str:
+    """``value`` as one path component: no separators, never ``.`` or ``..``."""
     text = str(value)
     text = text.replace("/", "-").replace("\\", "-").replace("\x00", "")
     return "_" if text in ("", ".", "..") else text
@@ -60,7 +61,7 @@ def render(template: str, fields: dict[str, Any]) -> str:
 
     def fill(match: re.Match[str]) -> str:
         name = match.group(1)
-        return _path_safe(fields[name]) if name in fields else match.group(0)
+        return path_safe(fields[name]) if name in fields else match.group(0)
 
     return _PLACEHOLDER.sub(fill, template)
 

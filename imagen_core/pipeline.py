@@ -10,6 +10,7 @@ import datetime as dt
 import errno
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,7 @@ from imagen_core.errors import (
     MissingEnvError,
     OutputError,
     UsageError,
+    describe,
 )
 from imagen_core.models import Generation, Request, Result, no_progress
 from imagen_core.plugins import get_plugin_manager
@@ -91,16 +93,26 @@ class Session:
         self.warn = warn
         self._backends: dict[str, Any] = {}
         self._sinks: list[tuple[Instance, Any]] | None = None
+        # compare --parallel generates from several threads: building and sinks
+        # are serialised so that no plugin ever sees concurrent calls of its own.
+        self._lock = threading.RLock()
 
     # ----------------------------------------------------------- building
     def backend(self, name: str | None = None) -> tuple[Instance, Any]:
+        """The instance ``name`` (None = default) and its backend, built once."""
         instance = self.config.backend(name, self.registry)
-        if instance.name not in self._backends:
-            reg = self.registry.backends[instance.type]
-            self._backends[instance.name] = _build(reg.factory, instance, "backend")
+        with self._lock:
+            if instance.name not in self._backends:
+                reg = self.registry.backends[instance.type]
+                self._backends[instance.name] = _build(reg.factory, instance, "backend")
         return instance, self._backends[instance.name]
 
     def sinks(self) -> list[tuple[Instance, Any]]:
+        """The active sinks, built once; one that cannot start is reported and left out."""
+        with self._lock:
+            return self._build_sinks()
+
+    def _build_sinks(self) -> list[tuple[Instance, Any]]:
         if self._sinks is None:
             built = []
             for instance in self.config.active_sinks(self.registry):
@@ -136,7 +148,7 @@ class Session:
         cloud_sync = resolve_mode(
             out.cloud_sync, "IMAGEN_CLOUD_SYNC", False if cloud is False else None
         )
-        preview_mode = resolve_mode(out.preview, "IMAGEN_PREVIEW", preview)
+        preview_mode = self.preview_mode(preview)
         folder, file = _explicit_output(output)
         _check_writable(file.parent if file else folder or out.dir)
         for _instance, sink in self.sinks():
@@ -166,7 +178,7 @@ class Session:
         except Exception as exc:
             if isinstance(exc, MissingEnvError):
                 exc = exc.for_instance(instance.name)
-            message = str(exc) if isinstance(exc, ImagenError) else _describe(exc)
+            message = str(exc) if isinstance(exc, ImagenError) else describe(exc)
             self._send(attrs.evolve(record, error=message))
             if isinstance(exc, ImagenError):
                 raise exc from None
@@ -195,8 +207,7 @@ class Session:
             except OutputError as exc:
                 self.warn(f"sidecar: {exc}")
         self._send(record)
-        if preview_mode != "off":
-            self._preview(record, preview_mode)
+        self.preview(path, request, preview_mode)
         return record
 
     def _target(
@@ -214,18 +225,25 @@ class Session:
         return naming.resolve(folder or self.config.output.dir, self.config.output.naming, fields)
 
     def _send(self, record: Generation) -> None:
-        for instance, sink in self.sinks():
-            try:
-                sink.send(record)
-            except Exception as exc:  # sinks are best-effort by contract
-                self.warn(f"{instance.name}: {_describe(exc)}")
+        with self._lock:
+            for instance, sink in self.sinks():
+                try:
+                    sink.send(record)
+                except Exception as exc:  # sinks are best-effort by contract
+                    self.warn(f"{instance.name}: {describe(exc)}")
 
-    def _preview(self, record: Generation, mode: str) -> None:
-        assert record.path is not None
+    def preview_mode(self, flag: bool | None = None) -> str:
+        """output.preview, then IMAGEN_PREVIEW, then the flag (``--preview``)."""
+        return resolve_mode(self.config.output.preview, "IMAGEN_PREVIEW", flag)
+
+    def preview(self, path: Path, request: Request, mode: str) -> None:
+        """Show ``path`` through the ``preview`` hook; a failure is one warning."""
+        if mode == "off":
+            return
         try:
-            self.pm.hook.preview(path=record.path, request=record.request, mode=mode)
+            self.pm.hook.preview(path=path, request=request, mode=mode, config=self.config)
         except Exception as exc:
-            self.warn(f"preview: {_describe(exc)}")
+            self.warn(f"preview: {describe(exc)}")
 
 
 def generate(
@@ -238,13 +256,6 @@ def generate(
 # ----------------------------------------------------------------- helpers
 
 
-def _describe(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    if isinstance(exc, ImagenError):
-        return text
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 def _build(factory: Callable[[Any], Any], instance: Instance, kind: str) -> Any:
     try:
         return factory(instance.settings)
@@ -254,7 +265,7 @@ def _build(factory: Callable[[Any], Any], instance: Instance, kind: str) -> Any:
         raise
     except Exception as exc:
         raise BackendError(
-            f"{kind} {instance.name!r} (type {instance.type}) could not start: {_describe(exc)}"
+            f"{kind} {instance.name!r} (type {instance.type}) could not start: {describe(exc)}"
         ) from exc
 
 

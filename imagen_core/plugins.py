@@ -24,13 +24,14 @@ import pluggy
 from imagen_core import entrypoints, hookspecs
 from imagen_core._version import __version__
 from imagen_core.entrypoints import normalise
+from imagen_core.errors import describe
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
     from types import ModuleType
 
 ENTRY_POINT_GROUP = "imagen"
-BUILTINS = ("imagen_core.builtins.naming",)
+BUILTINS = ("imagen_core.builtins.naming", "imagen_core.builtins.tmux_preview")
 
 
 class PluginInfo(NamedTuple):
@@ -98,9 +99,9 @@ def load_entry_points(pm: ImagenPluginManager) -> None:
             plugin = ep.load()
             pm.register(plugin, name=ep.name)
         except Exception as exc:  # a broken plugin must not take imagen down
-            pm.failures.append(PluginFailure(ep.name, dist_name, version, _one_line(exc)))
+            pm.failures.append(PluginFailure(ep.name, dist_name, version, describe(exc)))
             _warn(
-                f"plugin {dist_name} {version} failed to load: {_one_line(exc)} "
+                f"plugin {dist_name} {version} failed to load: {describe(exc)} "
                 f"(skipped; fix it, or `pip uninstall {dist_name}`)"
             )
             continue
@@ -108,11 +109,6 @@ def load_entry_points(pm: ImagenPluginManager) -> None:
         pm.info[ep.name] = PluginInfo(ep.name, dist_name, version, module)
     for missing in sorted((wanted or set()) - found):
         _warn(f"IMAGEN_LOAD_PLUGINS names {missing}, which is not installed")
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _reject_unknown_hooks(pm: ImagenPluginManager) -> None:

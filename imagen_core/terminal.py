@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import attrs
 
 if TYPE_CHECKING:
+    from imagen_core.comparison import Comparison
     from imagen_core.config import Config
     from imagen_core.models import Generation
     from imagen_core.plugins import ImagenPluginManager
@@ -135,3 +136,34 @@ def plugins_report(pm: ImagenPluginManager) -> dict[str, Any]:
     plugins.sort(key=lambda p: (not p["builtin"], p["distribution"]))
     failed = [failure._asdict() for failure in pm.failures]
     return {"plugins": plugins, "failed": failed}
+
+
+def comparison_table(comparison: Comparison) -> str:
+    """backend | status | latency | cost | path (or the error), then the run's files."""
+    rows = [("backend", "status", "latency", "cost", "path")]
+    for outcome in comparison.outcomes:
+        generation = outcome.generation
+        if generation is None or generation.result is None:
+            rows.append((outcome.backend, "failed", "-", "-", outcome.error or ""))
+            continue
+        result = generation.result
+        rows.append(
+            (
+                outcome.backend,
+                "ok",
+                f"{result.latency_s:.2f}s",
+                format_cost(result.cost_usd),
+                str(generation.path),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)) + "  " + row[4]
+        for row in rows
+    ]
+    lines.append(f"seed {comparison.request.seed} · folder {comparison.folder}")
+    if comparison.sheet:
+        lines.append(f"contact sheet: {comparison.sheet}")
+    if comparison.sidecar:
+        lines.append(f"sidecar: {comparison.sidecar}")
+    return "\n".join(line.rstrip() for line in lines)

@@ -1,0 +1,277 @@
+"""One prompt, several backends: one PNG each, one sidecar, one contact sheet.
+
+Backends run one after another by default: on one GPU, running them at once
+would run out of memory. ``parallel=True`` runs at once only backends that do
+not share a device (the ``device:`` label of their blocks, else the device the
+backend reports, e.g. a ComfyUI server's host:port); a backend with neither, a
+cloud API, gets a lane of its own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from imagen_core import naming
+from imagen_core._version import __version__
+from imagen_core.errors import ImagenError, UsageError, describe
+from imagen_core.models import Generation, Request
+from imagen_core.pipeline import Session, write_new
+
+if TYPE_CHECKING:
+    import os
+
+    from imagen_core.config import Config
+    from imagen_core.models import Progress
+
+# progress_for(index, total, backend) -> the step Progress for that backend.
+ProgressFactory = Callable[[int, int, str], "Progress"]
+
+COMPARE_FOLDER = "{date}/{time}-{slug}-compare"
+SHEET_NAME = "contact-sheet.png"
+SIDECAR_NAME = "compare.json"
+
+
+@attrs.frozen
+class Outcome:
+    """What one backend of a comparison produced: a Generation or an error."""
+
+    backend: str
+    generation: Generation | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.generation is not None
+
+    @property
+    def path(self) -> Path | None:
+        return self.generation.path if self.generation else None
+
+
+@attrs.frozen
+class Comparison:
+    """A finished comparison. ``request`` carries the seed every backend used."""
+
+    folder: Path
+    request: Request
+    outcomes: tuple[Outcome, ...]
+    sheet: Path | None = None
+    sidecar: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        """At least one backend succeeded (the CLI's exit code 0)."""
+        return any(outcome.ok for outcome in self.outcomes)
+
+
+def compare(
+    request: Request,
+    backends: Sequence[str],
+    *,
+    session: Session | None = None,
+    config: Config | str | os.PathLike[str] | None = None,
+    output_dir: str | os.PathLike[str] | None = None,
+    parallel: bool = False,
+    sidecar: bool | None = None,
+    preview: bool | None = None,
+    cloud: bool | None = None,
+    progress_for: ProgressFactory | None = None,
+) -> Comparison:
+    """Run ``request`` on every backend in ``backends`` and build the contact sheet.
+
+    One failing backend does not stop the others; each failure is an Outcome with
+    its error. Raises UsageError before generating anything when a backend name
+    is unknown or listed twice."""
+    session = session or Session(config)
+    names = _check_names(session, backends)
+    if request.seed == 0:  # one seed for all, so that the comparison is fair
+        request = attrs.evolve(request, seed=random.SystemRandom().randrange(1, 2**32))
+    folder = _new_folder(session, request, output_dir)
+    preview_mode = session.preview_mode(preview)
+
+    def run(index: int, name: str) -> Outcome:
+        progress = progress_for(index, len(names), name) if progress_for else None
+        try:
+            generation = session.generate(
+                attrs.evolve(request, backend=name),
+                output=folder / naming.path_safe(name),  # the image's own suffix is added
+                sidecar=False,
+                preview=False,
+                cloud=cloud,
+                progress=progress,
+            )
+        except ImagenError as exc:
+            return Outcome(name, error=str(exc))
+        except Exception as exc:  # one broken backend must not end the comparison
+            return Outcome(name, error=describe(exc))
+        finally:
+            close = getattr(progress, "close", None)
+            if close is not None:
+                close()
+        return Outcome(name, generation)
+
+    if parallel:
+        outcomes = _run_by_device(session, names, run)
+    else:
+        outcomes = [run(i, name) for i, name in enumerate(names, 1)]
+
+    comparison = Comparison(folder, request, tuple(outcomes))
+    sheet = _write_sheet(comparison, session)
+    comparison = attrs.evolve(comparison, sheet=sheet)
+    if session.config.output.sidecar if sidecar is None else sidecar:
+        comparison = attrs.evolve(comparison, sidecar=_write_sidecar(session, comparison, parallel))
+    session.preview(sheet, request, preview_mode)
+    return comparison
+
+
+def _check_names(session: Session, backends: Sequence[str]) -> list[str]:
+    names = [name.strip() for name in backends if name.strip()]
+    if not names:
+        raise UsageError("name at least one backend to compare, e.g. --models mock,mock-slow")
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise UsageError(f"backend {', '.join(twice)} is listed twice; list each once")
+    for name in names:
+        session.config.backend(name, session.registry)  # unknown -> UsageError, now
+    return names
+
+
+def _new_folder(
+    session: Session, request: Request, output_dir: str | os.PathLike[str] | None
+) -> Path:
+    if output_dir is not None:
+        folder = Path(output_dir).expanduser()
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    now = dt.datetime.now()
+    fields = {
+        "date": now.strftime("%Y-%m-%d"),
+        "time": now.strftime("%H%M%S"),
+        "slug": naming.slugify(request.prompt),
+    }
+    base = naming.resolve(session.config.output.dir, COMPARE_FOLDER, fields)
+    for candidate in naming.candidates(base):
+        try:
+            candidate.mkdir(parents=True)
+            return candidate
+        except FileExistsError:
+            continue
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def device_of(session: Session, name: str) -> str | None:
+    """The device a backend runs on: its block's ``device:``, else what the
+    backend reports as ``device``, else None (a device of its own)."""
+    instance, backend = session.backend(name)
+    if instance.device:
+        return instance.device
+    reported = getattr(backend, "device", None)
+    return str(reported) if reported else None
+
+
+def _run_by_device(
+    session: Session, names: list[str], run: Callable[[int, str], Outcome]
+) -> list[Outcome]:
+    lanes: dict[str, list[tuple[int, str]]] = {}
+    early: dict[str, Outcome] = {}
+    session.sinks()  # built here, not raced for by the lanes
+    for index, name in enumerate(names, 1):
+        try:
+            key = device_of(session, name) or f"own:{name}"
+        except ImagenError as exc:  # the backend cannot even start
+            early[name] = Outcome(name, error=str(exc))
+            continue
+        lanes.setdefault(key, []).append((index, name))
+
+    def run_lane(lane: list[tuple[int, str]]) -> list[Outcome]:
+        return [run(index, name) for index, name in lane]
+
+    done: dict[str, Outcome] = dict(early)
+    if lanes:
+        with ThreadPoolExecutor(max_workers=len(lanes), thread_name_prefix="compare") as pool:
+            for lane_outcomes in pool.map(run_lane, lanes.values()):
+                done.update((outcome.backend, outcome) for outcome in lane_outcomes)
+    return [done[name] for name in names]
+
+
+def tile_details(outcome: Outcome, backend_type: str) -> tuple[str, ...]:
+    """The label lines under a backend's tile: model, then latency and cost.
+    A failed backend has no model to show (its tile says "failed"): its type."""
+    from imagen_core.terminal import format_cost
+
+    if outcome.generation is None or outcome.generation.result is None:
+        return (f"type {backend_type}",)
+    result = outcome.generation.result
+    return (result.model, f"{result.latency_s:.2f} s · {format_cost(result.cost_usd)}")
+
+
+def _type_of(session: Session, name: str) -> str:
+    instance = session.config.backends.get(name)
+    return instance.type if instance else name  # a registered type used by its name
+
+
+def _write_sheet(comparison: Comparison, session: Session) -> Path:
+    from imagen_core.contact_sheet import Tile, sheet_png
+
+    tiles = [
+        Tile(
+            title=outcome.backend,
+            details=tile_details(outcome, _type_of(session, outcome.backend)),
+            image=outcome.path,
+            error=outcome.error,
+        )
+        for outcome in comparison.outcomes
+    ]
+    return write_new(comparison.folder / SHEET_NAME, sheet_png(tiles))
+
+
+def _write_sidecar(session: Session, comparison: Comparison, parallel: bool) -> Path:
+    import json
+
+    request = comparison.request
+    body: dict[str, Any] = {
+        "imagen_version": __version__,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "prompt": request.prompt,
+        "settings": {
+            "width": request.width,
+            "height": request.height,
+            "seed": request.seed,
+            "steps": request.steps,
+            "style": request.style,
+            "negative": request.negative,
+            "parallel": parallel,
+        },
+        "contact_sheet": comparison.sheet.name if comparison.sheet else None,
+        "backends": [_outcome_entry(session, outcome) for outcome in comparison.outcomes],
+    }
+    data = json.dumps(body, indent=2, default=str).encode() + b"\n"
+    return write_new(comparison.folder / SIDECAR_NAME, data)
+
+
+def _outcome_entry(session: Session, outcome: Outcome) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": outcome.backend, "type": _type_of(session, outcome.backend)}
+    generation = outcome.generation
+    if generation is None or generation.result is None or generation.path is None:
+        return {**entry, "status": "failed", "error": outcome.error}
+    result = generation.result
+    return {
+        **entry,
+        "status": "ok",
+        "model": result.model,
+        "workflow": result.metadata.get("workflow"),
+        "seed": result.seed,
+        "steps": result.metadata.get("steps", generation.request.steps),
+        "latency_s": result.latency_s,
+        "cost_usd": result.cost_usd,
+        "path": generation.path.name,
+        "prompt_sent": generation.prompt_sent,
+        "metadata": result.metadata,
+    }

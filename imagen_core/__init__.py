@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     )
     from imagen_core.hookspecs import hookimpl
     from imagen_core.models import Backend, Generation, Progress, Request, Result, Sink
+    from imagen_core.notices import warn
     from imagen_core.pipeline import Session, generate
     from imagen_core.plugins import get_plugin_manager
 
@@ -46,6 +47,7 @@ _EXPORTS = {
     "setting": "imagen_core.config",
     "require_env": "imagen_core.config",
     "get_plugin_manager": "imagen_core.plugins",
+    "warn": "imagen_core.notices",
     "ImagenError": "imagen_core.errors",
     "UsageError": "imagen_core.errors",
     "ConfigError": "imagen_core.errors",
@@ -83,6 +85,7 @@ __all__ = [
     "load",
     "require_env",
     "setting",
+    "warn",
 ]
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import errno
 import os
-import sys
 import threading
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ from imagen_core.errors import (
     describe,
 )
 from imagen_core.models import Generation, Request, Result, no_progress
+from imagen_core.notices import warn
 from imagen_core.plugins import get_plugin_manager
 from imagen_core.registry import collect
 
@@ -66,10 +66,6 @@ def apply_style(request: Request, styles: dict[str, str]) -> str:
     return styles[request.style].replace("{prompt}", request.prompt)
 
 
-def _warn_stderr(message: str) -> None:
-    sys.stderr.write(f"imagen: {message}\n")
-
-
 class Session:
     """Config, plugins and live backends for any number of generations.
 
@@ -83,7 +79,7 @@ class Session:
         config: Config | str | os.PathLike[str] | None = None,
         *,
         plugin_manager: ImagenPluginManager | None = None,
-        warn: Callable[[str], None] = _warn_stderr,
+        warn: Callable[[str], None] = warn,
     ) -> None:
         self.pm = plugin_manager or get_plugin_manager()
         self.registry: Registry = collect(self.pm)

@@ -52,3 +52,12 @@ def test_result_repr_hides_the_image_bytes_and_extension_follows_mime() -> None:
     assert result.extension == "png"
     assert attrs.evolve(result, mime_type="image/jpeg").extension == "jpg"
     assert attrs.evolve(result, mime_type="image/webp").extension == "webp"
+
+
+def test_warn_once(capsys):
+    from imagen_core import warn
+
+    warn("replicate: no price for a/b", once="price:a/b")
+    warn("replicate: no price for a/b", once="price:a/b")
+    warn("plain")
+    assert capsys.readouterr().err == "imagen: replicate: no price for a/b\nimagen: plain\n"

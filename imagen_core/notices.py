@@ -1,7 +1,7 @@
 """Warnings for the person at the terminal: ``imagen: <message>`` on stderr.
 
-For plugins too: ``imagen_core.warn("replicate: no price for owner/model", once="price:owner/model")``
-says it once per process, however many images follow.
+For plugins too: ``warn("replicate: no price for a/b", once="price:a/b")`` says it
+once per process, however many images follow.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ import attrs
 from imagen_core import config as config_mod
 from imagen_core import naming
 from imagen_core._version import __version__
+from imagen_core.config import Instance
 from imagen_core.errors import (
     BackendError,
     ImagenError,
@@ -35,10 +36,11 @@ from imagen_core.registry import collect
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from imagen_core.config import Config, Instance
+    from imagen_core.config import Config
     from imagen_core.models import Progress
     from imagen_core.plugins import ImagenPluginManager
     from imagen_core.registry import Registry
+    from imagen_core.usage import UsageSource
 
 MODES = ("auto", "on", "off")
 
@@ -122,6 +124,27 @@ class Session:
                     self.warn(f"{instance.name}: {exc}")
             self._sinks = built
         return self._sinks
+
+    def source(self, name: str) -> UsageSource:
+        """The sink instance ``name`` as a usage source (``imagen usage --source``).
+
+        Any sink that can read back what it stored has ``rows(since=, until=)``;
+        it is built even when turned off for writing."""
+        instance = self.config.sinks.get(name)
+        if instance is None or instance.settings is None:
+            reg = self.registry.sinks.get(instance.type if instance else name)
+            if reg is None:
+                if instance is not None and instance.problem:
+                    raise UsageError(instance.problem)
+                known = ", ".join(sorted(set(self.config.sinks) | set(self.registry.sinks)))
+                raise UsageError(f"unknown usage source {name!r}; sinks are: {known or 'none'}")
+            instance = Instance(name, reg.name, reg.config())
+        sink = _build(self.registry.sinks[instance.type].factory, instance, "sink")
+        if not callable(getattr(sink, "rows", None)):
+            raise UsageError(
+                f"sink {name!r} (type {instance.type}) cannot be read as a usage source"
+            )
+        return sink  # type: ignore[no-any-return]
 
     # ----------------------------------------------------------- running
     def generate(

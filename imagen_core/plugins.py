@@ -31,7 +31,11 @@ if TYPE_CHECKING:
     from types import ModuleType
 
 ENTRY_POINT_GROUP = "imagen"
-BUILTINS = ("imagen_core.builtins.naming", "imagen_core.builtins.tmux_preview")
+BUILTINS = (
+    "imagen_core.builtins.naming",
+    "imagen_core.builtins.tmux_preview",
+    "imagen_core.builtins.ledger",
+)
 
 
 class PluginInfo(NamedTuple):

@@ -12,11 +12,14 @@ from typing import TYPE_CHECKING, Any, TextIO
 import attrs
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from imagen_core.comparison import Comparison
     from imagen_core.config import Config
     from imagen_core.models import Generation
     from imagen_core.plugins import ImagenPluginManager
     from imagen_core.registry import Registry
+    from imagen_core.usage import UsageRow, WeekGroup
 
 
 class StepProgress:
@@ -156,14 +159,60 @@ def comparison_table(comparison: Comparison) -> str:
                 str(generation.path),
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)) + "  " + row[4]
-        for row in rows
-    ]
+    lines = table(rows).splitlines()
     lines.append(f"seed {comparison.request.seed} · folder {comparison.folder}")
     if comparison.sheet:
         lines.append(f"contact sheet: {comparison.sheet}")
     if comparison.sidecar:
         lines.append(f"sidecar: {comparison.sidecar}")
     return "\n".join(line.rstrip() for line in lines)
+
+
+def table(rows: Sequence[Sequence[str]]) -> str:
+    """Rows as aligned columns (the last column is not padded)."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    )
+
+
+def usage_report(groups: list[WeekGroup]) -> str:
+    rows = [("week", "backend", "model", "caller", "images", "failed", "cost", "mean latency")]
+    for g in groups:
+        latency = f"{g.mean_latency_s:.2f}s" if g.mean_latency_s is not None else "-"
+        rows.append(
+            (
+                g.week,
+                g.backend,
+                g.model or "-",
+                g.caller,
+                str(g.count),
+                str(g.failed),
+                format_cost(g.cost_usd) if g.cost_usd is not None else "unknown",
+                latency,
+            )
+        )
+    total = sum(g.count for g in groups)
+    failed = sum(g.failed for g in groups)
+    cost = sum(g.cost_usd or 0.0 for g in groups)
+    footer = f"total: {total} images, {failed} failed, ${cost:.4f} estimated cost"
+    return (table(rows) + "\n" if groups else "no usage recorded in that period\n") + footer
+
+
+def usage_rows(rows: list[UsageRow]) -> str:
+    lines = [("time (UTC)", "backend", "model", "caller", "status", "latency", "cost", "prompt")]
+    for r in rows:
+        lines.append(
+            (
+                r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                r.backend,
+                r.model or "-",
+                r.caller,
+                r.status if not r.error else f"{r.status}: {r.error}",
+                f"{r.latency_s:.2f}s" if r.latency_s is not None else "-",
+                format_cost(r.cost_usd) if r.cost_usd is not None else "unknown",
+                r.prompt_sha256[:12],
+            )
+        )
+    return table(lines) if rows else "no usage recorded in that period"

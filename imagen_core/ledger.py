@@ -1,0 +1,137 @@
+"""The cost ledger: every finished generation, of every backend, as one SQLite row.
+
+On by default (``sinks: {ledger: false}`` turns it off). Several imagen processes
+and workers write to it at once safely: WAL journal, a busy timeout, and one short
+transaction per row. Being a sink, a locked or unwritable ledger is one warning
+and never fails the generation. It is also the default source of ``imagen usage``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import attrs
+
+from imagen_core.config import setting
+from imagen_core.errors import ImagenError
+
+if TYPE_CHECKING:
+    import sqlite3
+    from collections.abc import Iterator
+
+    from imagen_core.models import Generation
+    from imagen_core.usage import UsageRow
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS usage (
+    id            INTEGER PRIMARY KEY,
+    created_at    TEXT NOT NULL,      -- UTC, ISO 8601
+    backend       TEXT NOT NULL,      -- instance name
+    backend_type  TEXT NOT NULL,
+    model         TEXT,
+    latency_s     REAL,
+    cost_usd      REAL,               -- estimate; NULL when unknown
+    prompt_sha256 TEXT NOT NULL,      -- never the prompt itself
+    caller        TEXT NOT NULL,
+    status        TEXT NOT NULL,      -- ok | failed
+    error         TEXT
+);
+CREATE INDEX IF NOT EXISTS usage_created_at ON usage (created_at);
+"""
+COLUMNS = (
+    "created_at",
+    "backend",
+    "backend_type",
+    "model",
+    "latency_s",
+    "cost_usd",
+    "prompt_sha256",
+    "caller",
+    "status",
+    "error",
+)
+
+BUSY_TIMEOUT_S = 5.0
+INSERT = f"INSERT INTO usage ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+
+
+def default_path() -> Path:
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "imagen" / "usage.db"
+
+
+class LedgerError(ImagenError):
+    """The ledger could not be written (reported as one warning by the pipeline)."""
+
+
+@attrs.frozen
+class LedgerConfig:
+    path: Path | None = setting(
+        None,
+        converter=lambda v: None if v is None else Path(v).expanduser(),
+        help="SQLite file of the ledger (default: $XDG_DATA_HOME/imagen/usage.db)",
+    )
+
+
+class Ledger:
+    def __init__(self, config: LedgerConfig) -> None:
+        self.path = config.path or default_path()
+
+    def _connect(self) -> sqlite3.Connection:
+        import sqlite3
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # A writer waits for another one (BUSY_TIMEOUT_S) instead of failing at once.
+        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(SCHEMA)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def send(self, generation: Generation) -> None:
+        import sqlite3
+
+        from imagen_core.identity import caller
+        from imagen_core.usage import UsageRow
+
+        values = UsageRow.of(generation, caller()).as_dict()
+        try:
+            db = self._connect()
+            try:
+                db.execute(INSERT, [values[c] for c in COLUMNS])
+            finally:
+                db.close()
+        except (OSError, sqlite3.Error) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise LedgerError(f"cannot write {self.path}: {reason}") from None
+
+    def rows(self, *, since: dt.date | None, until: dt.date | None) -> Iterator[UsageRow]:
+        from imagen_core.usage import UsageRow, bounds
+
+        if not self.path.exists():
+            return
+        start, end = bounds(since, until)
+        where, params = [], []
+        if start:
+            where.append("created_at >= ?")
+            params.append(start.isoformat(timespec="seconds"))
+        if end:
+            where.append("created_at < ?")
+            params.append(end.isoformat(timespec="seconds"))
+        query = f"SELECT {', '.join(COLUMNS)} FROM usage"
+        if where:
+            query += " WHERE " + " AND ".join(where)
+        db = self._connect()
+        try:
+            for record in db.execute(query + " ORDER BY created_at, id", params):
+                data = dict(zip(COLUMNS, record, strict=True))
+                data["created_at"] = dt.datetime.fromisoformat(data["created_at"])
+                yield UsageRow(**data)
+        finally:
+            db.close()

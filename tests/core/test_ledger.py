@@ -1,0 +1,235 @@
+"""The built-in cost ledger, the caller identity and `imagen usage`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from imagen_core import Request, Session, generate
+from imagen_core.cli import main
+from imagen_core.identity import caller
+from imagen_core.ledger import Ledger, LedgerConfig, default_path
+from imagen_core.usage import UsageRow, by_week
+from tests.helpers import write_config
+
+
+def ledger_rows(path: Path) -> list[dict]:
+    db = sqlite3.connect(path)
+    db.row_factory = sqlite3.Row
+    try:
+        return [dict(r) for r in db.execute("SELECT * FROM usage ORDER BY id")]
+    finally:
+        db.close()
+
+
+def run(capsys, *args):
+    with pytest.raises(SystemExit) as info:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return info.value.code, out, err
+
+
+def test_every_generation_is_a_row_without_the_prompt(isolated_env, monkeypatch):
+    monkeypatch.setenv("IMAGEN_CALLER", "alice")
+    write_config(isolated_env, "backends:\n  bad: {type: mock, fail: GPU on fire}\n")
+    ok = generate(Request("a secret prompt", width=8, height=8))
+    with pytest.raises(Exception, match="GPU on fire"):
+        generate(Request("a secret prompt", backend="bad"))
+    path = default_path()
+    assert path == isolated_env / ".local" / "share" / "imagen" / "usage.db"
+    first, second = ledger_rows(path)
+    assert first["backend"] == "mock" and first["backend_type"] == "mock"
+    assert first["model"] == "mock-procedural-v1" and first["cost_usd"] == 0.0
+    assert first["latency_s"] == ok.result.latency_s
+    assert first["prompt_sha256"] == Request("a secret prompt").prompt_sha256
+    assert first["caller"] == "alice" and first["status"] == "ok" and first["error"] is None
+    assert dt.datetime.fromisoformat(first["created_at"]).tzinfo == dt.timezone.utc
+    assert second["status"] == "failed" and second["backend"] == "bad"
+    assert second["error"] == "mock backend failed as configured: GPU on fire"
+    assert second["model"] is None and second["cost_usd"] is None
+    assert b"a secret prompt" not in path.read_bytes()
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_ledger_path_is_configurable_and_the_sink_can_be_turned_off(isolated_env, tmp_path):
+    custom = tmp_path / "elsewhere" / "ledger.db"
+    write_config(isolated_env, f"sinks:\n  ledger:\n    path: {custom}\n")
+    generate(Request("x", width=8, height=8))
+    assert len(ledger_rows(custom)) == 1
+    write_config(isolated_env, "sinks:\n  ledger: false\n")
+    generate(Request("x", width=8, height=8))
+    assert len(ledger_rows(custom)) == 1 and not default_path().exists()
+
+
+def test_an_unwritable_or_locked_ledger_is_one_warning(isolated_env, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    write_config(isolated_env, f"sinks:\n  ledger:\n    path: {blocker}/usage.db\n")
+    warnings: list[str] = []
+    record = Session(warn=warnings.append).generate(Request("x", width=8, height=8))
+    assert record.path.exists()
+    assert len(warnings) == 1 and warnings[0].startswith("ledger: ")
+
+    locked = tmp_path / "locked.db"
+    Ledger(LedgerConfig(locked))._connect().close()
+    holder = sqlite3.connect(locked, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    write_config(isolated_env, f"sinks:\n  ledger:\n    path: {locked}\n")
+    import imagen_core.ledger as ledger_module
+
+    original = ledger_module.BUSY_TIMEOUT_S
+    ledger_module.BUSY_TIMEOUT_S = 0.05
+    try:
+        warnings.clear()
+        record = Session(warn=warnings.append).generate(Request("x", width=8, height=8))
+    finally:
+        ledger_module.BUSY_TIMEOUT_S = original
+        holder.close()
+    assert record.path.exists()
+    assert warnings == [f"ledger: cannot write {locked}: database is locked"]
+
+
+WRITER = """
+import sys
+from imagen_core.plugins import create_plugin_manager
+import imagen_mock
+from imagen_core import Request, Session
+pm = create_plugin_manager(entry_points=False)
+pm.register(imagen_mock, name="mock")
+session = Session(plugin_manager=pm)
+for i in range(int(sys.argv[1])):
+    session.generate(Request(f"p{i}", width=8, height=8), sidecar=False)
+"""
+
+
+def test_concurrent_processes_all_land(isolated_env):
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER, "15"], env=os.environ.copy())
+        for _ in range(4)
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0, 0]
+    assert len(ledger_rows(default_path())) == 60
+
+
+def test_caller_precedence(monkeypatch):
+    monkeypatch.setenv("MAI_FROM_ID", "mai-7")
+    assert caller() == "mai-7"
+    monkeypatch.setenv("IMAGEN_CALLER", "ci-bot")
+    assert caller() == "ci-bot"
+    monkeypatch.delenv("IMAGEN_CALLER")
+    monkeypatch.delenv("MAI_FROM_ID")
+    import getpass
+
+    assert caller() == getpass.getuser()
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None and not os.environ.get("CI"), reason="no tmux")
+def test_caller_from_the_tmux_pane_option(monkeypatch):
+    tmux = shutil.which("tmux")
+    assert tmux, "tmux is required (CI installs it)"
+    name = f"imagen-id-{uuid.uuid4().hex[:8]}"
+    subprocess.run(
+        [tmux, "-L", name, "-f", "/dev/null", "new-session", "-d", "-s", "s", "sleep 60"],
+        check=True,
+    )
+    try:
+        out = subprocess.run(
+            [tmux, "-L", name, "display", "-p", "-t", "s", "#{socket_path},#{pid},0 #{pane_id}"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        subprocess.run(
+            [tmux, "-L", name, "set-option", "-p", "-t", out[1], "@mai-name", "mai-bob"], check=True
+        )
+        monkeypatch.setenv("TMUX", out[0])
+        monkeypatch.setenv("TMUX_PANE", out[1])
+        assert caller() == "mai-bob"
+        monkeypatch.setenv("MAI_FROM_ID", "env-wins")
+        assert caller() == "env-wins"
+    finally:
+        subprocess.run([tmux, "-L", name, "kill-server"], check=False)
+
+
+def row(
+    when: str, backend: str = "mock", cost: float | None = 0.01, status: str = "ok", who: str = "a"
+) -> UsageRow:
+    return UsageRow(
+        dt.datetime.fromisoformat(when), backend, "mock", "m", 1.0, cost, "h", who, status
+    )
+
+
+def test_weekly_groups():
+    groups = by_week(
+        [
+            row("2026-11-23T10:00:00+00:00"),
+            row("2026-11-29T23:59:59+00:00", cost=None, status="failed"),  # Sunday: same ISO week
+            row("2026-11-30T00:00:00+00:00"),  # Monday: next week
+            row("2026-11-24T00:00:00+00:00", who="b"),
+            row("2026-01-01T00:00:00+00:00"),  # ISO week 2026-W01
+        ]
+    )
+    assert [(g.week, g.caller, g.count, g.failed, g.cost_usd) for g in groups] == [
+        ("2026-W01", "a", 1, 0, 0.01),
+        ("2026-W48", "a", 2, 1, 0.01),
+        ("2026-W48", "b", 1, 0, 0.01),
+        ("2026-W49", "a", 1, 0, 0.01),
+    ]
+
+
+def test_usage_command_filters_and_formats(isolated_env, capsys):
+    ledger = Ledger(LedgerConfig())
+    db = ledger._connect()
+    for when, cost in [
+        ("2026-05-01T00:00:00+00:00", 0.003),
+        ("2026-05-03T23:59:59+00:00", 0.025),
+        ("2026-05-04T00:00:00+00:00", 0.04),
+    ]:
+        db.execute(
+            "INSERT INTO usage (created_at, backend, backend_type, model, latency_s, cost_usd, prompt_sha256, caller, status) VALUES (?, 'flux', 'replicate', 'flux-dev', 2.0, ?, 'abc', 'alice', 'ok')",
+            (when, cost),
+        )
+    db.close()
+    code, out, _ = run(
+        capsys, "usage", "--since", "2026-05-01", "--until", "2026-05-03", "--json", "--raw"
+    )
+    assert code == 0
+    assert [r["cost_usd"] for r in json.loads(out)] == [0.003, 0.025]
+    code, out, _ = run(capsys, "usage", "--since", "2026-05-02")
+    lines = out.splitlines()
+    assert lines[0].split()[:4] == ["week", "backend", "model", "caller"]
+    assert lines[1].split()[:6] == ["2026-W18", "flux", "flux-dev", "alice", "1", "0"]
+    assert lines[2].split()[:6] == ["2026-W19", "flux", "flux-dev", "alice", "1", "0"]
+    assert lines[-1] == "total: 2 images, 0 failed, $0.0650 estimated cost"
+    code, out, _ = run(capsys, "usage", "--json")
+    assert [g["count"] for g in json.loads(out)] == [2, 1]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--since", "2026-5-1x"],
+            "Invalid value for '--since': '2026-5-1x' is not a date like 2026-05-01",
+        ),
+        (["--since", "2026-05-02", "--until", "2026-05-01"], "--until is before --since"),
+        (["--source", "nope"], "unknown usage source 'nope'"),
+    ],
+)
+def test_usage_bad_input(capsys, args, message):
+    code, _, err = run(capsys, "usage", *args)
+    assert code == 2 and message in err and len(err.splitlines()) == 1
+
+
+def test_usage_with_no_ledger_yet(capsys):
+    code, out, _ = run(capsys, "usage")
+    assert code == 0 and out.startswith("no usage recorded in that period")

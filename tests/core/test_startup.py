@@ -23,7 +23,9 @@ print(json.dumps(sorted({m.partition(".")[0] for m in sys.modules})), file=sys.s
 
 
 def imported(*args: str) -> set[str]:
-    env = {**os.environ, "IMAGEN_LOAD_PLUGINS": "imagen-mock"}
+    # Every installed plugin loads (no IMAGEN_LOAD_PLUGINS): none may import
+    # anything heavy when imagen starts.
+    env = {k: v for k, v in os.environ.items() if k != "IMAGEN_LOAD_PLUGINS"}
     proc = subprocess.run(
         [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, env=env, check=True
     )

@@ -17,6 +17,7 @@ import click
 from imagen_core._version import __version__
 
 if TYPE_CHECKING:
+    from imagen_core.models import Request
     from imagen_core.pipeline import Session
 
 F = Callable[..., Any]
@@ -124,30 +125,68 @@ def _prompt_text(words: tuple[str, ...]) -> str:
     return " ".join(words)
 
 
+def request_options(*, seed_help: str, steps_help: str) -> Callable[[F], F]:
+    """PROMPT and the options that make a Request: shared by generate and compare."""
+    options = [
+        click.argument("prompt", nargs=-1, required=True),
+        click.option(
+            "--size",
+            metavar="WxH",
+            default="1024x1024",
+            show_default=True,
+            callback=_parse_size,
+            help="WIDTHxHEIGHT, each 1–8192.",
+        ),
+        click.option("--seed", type=int, default=0, show_default=True, help=seed_help),
+        click.option(
+            "--steps", type=click.IntRange(min=0), default=0, show_default=True, help=steps_help
+        ),
+        click.option(
+            "--style", metavar="NAME", help="A style from imagen.yaml wrapping the prompt."
+        ),
+        click.option(
+            "--negative", default="", help="What to avoid (ignored by backends without it)."
+        ),
+    ]
+
+    def apply(func: F) -> F:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return apply
+
+
+def _request(
+    prompt: tuple[str, ...],
+    size: tuple[int, int],
+    seed: int,
+    steps: int,
+    style: str | None,
+    negative: str,
+    backend: str | None = None,
+) -> Request:
+    from imagen_core.models import Request
+
+    return Request(
+        prompt=_prompt_text(prompt),
+        negative=negative,
+        width=size[0],
+        height=size[1],
+        seed=seed,
+        steps=steps,
+        style=style,
+        backend=backend,
+    )
+
+
 @cli.command()
-@click.argument("prompt", nargs=-1, required=True)
 @click.option(
     "--backend", "-b", metavar="NAME", help="Backend instance (default: default_backend)."
 )
-@click.option(
-    "--size",
-    default="1024x1024",
-    show_default=True,
-    callback=_parse_size,
-    help="WIDTHxHEIGHT, each 1–8192.",
+@request_options(
+    seed_help="0 picks a random seed (reported).", steps_help="0 uses the backend's default."
 )
-@click.option(
-    "--seed", type=int, default=0, show_default=True, help="0 picks a random seed (reported)."
-)
-@click.option(
-    "--steps",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="0 uses the backend's default.",
-)
-@click.option("--style", metavar="NAME", help="A style from imagen.yaml wrapping the prompt.")
-@click.option("--negative", default="", help="What to avoid (ignored by backends without it).")
 @click.option(
     "--output",
     "-o",
@@ -176,19 +215,9 @@ def generate(
 
     Prints the written path; when stdout is not a terminal, only the path.
     """
-    from imagen_core.models import Request
     from imagen_core.terminal import StepProgress, summary_line
 
-    request = Request(
-        prompt=_prompt_text(prompt),
-        negative=negative,
-        width=size[0],
-        height=size[1],
-        seed=seed,
-        steps=steps,
-        style=style,
-        backend=backend,
-    )
+    request = _request(prompt, size, seed, steps, style, negative, backend)
     session = _session(config_path)
     instance = session.config.backend(backend, session.registry)
     progress = StepProgress.for_terminal(instance.name)
@@ -209,7 +238,6 @@ def generate(
 
 
 @cli.command()
-@click.argument("prompt", nargs=-1, required=True)
 @click.option(
     "--models",
     "-m",
@@ -217,29 +245,10 @@ def generate(
     metavar="A,B,C",
     help="Backend instances to compare, comma-separated.",
 )
-@click.option(
-    "--size",
-    default="1024x1024",
-    show_default=True,
-    callback=_parse_size,
-    help="WIDTHxHEIGHT, each 1–8192.",
+@request_options(
+    seed_help="One seed for all; 0 picks one (reported).",
+    steps_help="0 uses each backend's default.",
 )
-@click.option(
-    "--seed",
-    type=int,
-    default=0,
-    show_default=True,
-    help="One seed for all; 0 picks one (reported).",
-)
-@click.option(
-    "--steps",
-    type=click.IntRange(min=0),
-    default=0,
-    show_default=True,
-    help="0 uses each backend's default.",
-)
-@click.option("--style", metavar="NAME", help="A style from imagen.yaml wrapping the prompt.")
-@click.option("--negative", default="", help="What to avoid (ignored by backends without it).")
 @click.option(
     "--output-dir", metavar="DIR", help="Folder for the run (default: a new one under output.dir)."
 )
@@ -274,18 +283,9 @@ def compare(
     least one backend succeeded, 1 when all failed.
     """
     from imagen_core.comparison import compare as run_compare
-    from imagen_core.models import Request
     from imagen_core.terminal import StepProgress, comparison_table
 
-    request = Request(
-        prompt=_prompt_text(prompt),
-        negative=negative,
-        width=size[0],
-        height=size[1],
-        seed=seed,
-        steps=steps,
-        style=style,
-    )
+    request = _request(prompt, size, seed, steps, style, negative)
     result = run_compare(
         request,
         models.split(","),

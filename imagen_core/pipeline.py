@@ -399,11 +399,30 @@ def _rescue(target: Path, data: bytes) -> Path:
     return write_new(folder / target.name, data)
 
 
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """Width and height read from the image header, or None if unreadable."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR":
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            return int(width), int(height)
+    except (UnidentifiedImageError, OSError, ValueError):
+        return None
+
+
 def sidecar_dict(record: Generation) -> dict[str, Any]:
     """What the JSON sidecar holds. Never a secret: no config block is copied."""
     result = record.result
     assert result is not None and record.path is not None
     request = attrs.asdict(record.request)
+    # The image's own size: a backend may round the request (multiples of 16) or
+    # only take an aspect ratio.
+    width, height = image_size(result.image) or (record.request.width, record.request.height)
     return {
         "imagen_version": __version__,
         "created": record.started_at.isoformat(timespec="seconds"),
@@ -414,8 +433,8 @@ def sidecar_dict(record: Generation) -> dict[str, Any]:
         "backend": {"name": record.backend, "type": record.backend_type},
         "model": result.model,
         "seed": result.seed,
-        "width": record.request.width,
-        "height": record.request.height,
+        "width": width,
+        "height": height,
         "mime_type": result.mime_type,
         "latency_s": result.latency_s,
         "cost_usd": result.cost_usd,

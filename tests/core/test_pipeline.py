@@ -450,3 +450,27 @@ def test_a_failed_write_after_generating_rescues_the_image(tmp_path, monkeypatch
     assert not (tmp_path / "out" / "x.png").exists()
     (failed,) = sinks[0].seen
     assert failed.result is not None and "No space left" in failed.error
+
+
+def test_sidecar_records_the_size_of_the_image_made(pm, tmp_path):
+    from imagen_mock.picture import render_png
+
+    class Rounding:
+        def __init__(self, config):
+            pass
+
+        def generate(self, request, progress):  # e.g. a model that only takes 16-multiples
+            return Result(image=render_png("x", 1, 96, 48), seed=1, model="r")
+
+    class P:
+        @hookimpl
+        def register_backends(self, register):
+            register("rounding", Rounding)
+
+    with registered(pm, P(), "r"):
+        record = generate(
+            Request("x", width=100, height=50, backend="rounding"), output=tmp_path / "r.png"
+        )
+    side = json.loads(record.sidecar.read_text())
+    assert (side["width"], side["height"]) == (96, 48)
+    assert (side["request"]["width"], side["request"]["height"]) == (100, 50)

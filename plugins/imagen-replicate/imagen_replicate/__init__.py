@@ -1,0 +1,37 @@
+"""imagen-replicate: a backend type ``replicate`` for Replicate's cloud API.
+
+Registering is cheap: requests is imported only when a prediction is made, and
+the token is read only then (a missing token matters only to the backend using it).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from imagen_core import hookimpl
+
+if TYPE_CHECKING:
+    from imagen_core.registry import RegisterBackend
+
+
+@hookimpl
+def register_backends(register: RegisterBackend) -> None:
+    from imagen_replicate.backend import ReplicateBackend
+    from imagen_replicate.config import ReplicateConfig
+
+    register(
+        "replicate",
+        ReplicateBackend,
+        config=ReplicateConfig,
+        examples={
+            "flux-schnell-replicate": {
+                "model": "black-forest-labs/flux-schnell",
+                "input": {"output_format": "png"},
+            },
+            "flux-dev-replicate": {
+                "model": "black-forest-labs/flux-dev",
+                # go_fast (the default) makes the same seed give different images.
+                "input": {"output_format": "png", "go_fast": False},
+            },
+        },
+    )

@@ -1,0 +1,225 @@
+"""The ``replicate`` backend: one imagen Request -> one Replicate prediction -> Result.
+
+The token is read from the environment when an image is made, used for that one
+prediction and kept nowhere else: not on the backend, not in the Result.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import TYPE_CHECKING, Any
+
+from imagen_core import BackendError, Result, UsageError, require_env, warn
+from imagen_replicate.client import ReplicateClient
+from imagen_replicate.families import UNKNOWN, Family, Mapped, family_for
+from imagen_replicate.outputs import decode_data_url, image_type, output_urls, safe_input, short_url
+from imagen_replicate.pacing import Pacing
+from imagen_replicate.prediction import PredictionRun
+from imagen_replicate.pricing import PriceTable, table
+
+if TYPE_CHECKING:
+    from imagen_core import Progress, Request
+    from imagen_replicate.config import ModelRef, ReplicateConfig
+
+# Tests replace this to run retries and timeouts without waiting.
+DEFAULT_PACING = Pacing()
+# Seeds are picked below 2**31: some models cap the seed there (ideogram-v3).
+SEED_LIMIT = 2**31
+
+
+class ReplicateBackend:
+    """Runs the configured model on Replicate. No ``device``: a cloud API runs
+    beside local backends in ``imagen compare --parallel``."""
+
+    def __init__(
+        self,
+        config: ReplicateConfig,
+        *,
+        pacing: Pacing | None = None,
+        prices: PriceTable | None = None,
+    ) -> None:
+        self.config = config
+        self._pacing = pacing
+        self._prices = prices
+
+    def __repr__(self) -> str:
+        return f"ReplicateBackend(model={self.config.model!r}, base_url={self.config.base_url!r})"
+
+    def generate(self, request: Request, progress: Progress) -> Result:
+        token = require_env(self.config.api_token_env)
+        model = self.config.model_ref
+        family = family_for(model.slug, self.config.family)
+        _check_cfg(request.extra.get("cfg"))
+        # Seed 0 means "pick one": picked here and sent, so the Result reports it.
+        picked = request.seed or random.SystemRandom().randrange(1, SEED_LIMIT)
+        mapped = family.build_input(request, picked)
+        _warn_mapping(model, family, mapped)
+        # The block's input is passed as given and wins over the mapped values.
+        model_input = {**mapped.input, **self.config.input}
+        seed = _seed_sent(model_input, picked)
+
+        pacing = self._pacing or DEFAULT_PACING
+        deadline = pacing.clock() + self.config.timeout_s
+        client = ReplicateClient(
+            self.config.base_url,
+            token,
+            token_env=self.config.api_token_env,
+            pacing=pacing,
+            deadline=deadline,
+        )
+        run = PredictionRun(
+            client,
+            pacing=pacing,
+            deadline=deadline,
+            timeout_s=self.config.timeout_s,
+            progress=progress,
+        )
+        try:
+            image, mime_type, urls = self._run(run, model, model_input)
+        finally:
+            client.close()
+        progress(1, 1, run.status)
+        cost, basis = self._cost(model, run, len(urls))
+        return Result(
+            image=image,
+            seed=seed,
+            model=self.config.model,
+            mime_type=mime_type,
+            cost_usd=cost,
+            metadata={
+                "prediction_id": run.id,
+                "prediction_url": run.web_url,
+                "status": run.status,
+                "model": run.prediction.get("model") or model.slug,
+                "version": run.prediction.get("version"),
+                "family": family.name,
+                "outputs": [short_url(url) for url in urls],
+                "predict_time_s": run.predict_time_s,
+                "input": safe_input(model_input),
+                "cost_basis": basis,
+            },
+        )
+
+    def _run(
+        self, run: PredictionRun, model: ModelRef, model_input: dict[str, Any]
+    ) -> tuple[bytes, str, list[str]]:
+        timeout_s = self.config.timeout_s
+        try:
+            run.start(
+                model,
+                model_input,
+                wait_s=max(1, min(self.config.wait_s, math.floor(timeout_s))),
+                cancel_after=_cancel_after(timeout_s),
+            )
+        except KeyboardInterrupt:
+            warn(
+                "replicate: interrupted before Replicate answered: a prediction may have been "
+                f"created; Replicate cancels it by its {_cancel_after(timeout_s)} deadline, or "
+                "cancel it at https://replicate.com/predictions"
+            )
+            raise
+        try:
+            run.wait_for_output()
+            failure = run.failure()
+            if failure is not None:
+                raise failure
+            urls = output_urls(run.prediction.get("output"))
+            if not urls:
+                removed = " (its data was removed)" if run.prediction.get("data_removed") else ""
+                raise BackendError(
+                    f"Replicate prediction {run.id} {run.status} but has no output "
+                    f"file{removed}: {run.web_url}"
+                )
+            run.progress(0, 0, "downloading")
+            image, mime_type = _fetch(run.client, urls[0])
+            run.settle()
+        except BaseException:
+            # Ctrl-C, the timeout or any failure: a prediction left running would be
+            # paid for and never used.
+            if not run.finished:
+                reason = run.cancel()
+                if reason is not None:
+                    warn(
+                        f"replicate: could not cancel prediction {run.id} ({reason}); "
+                        f"cancel it at {run.web_url}"
+                    )
+            raise
+        return image, mime_type, urls
+
+    def _cost(self, model: ModelRef, run: PredictionRun, images: int) -> tuple[float | None, str]:
+        """The estimate and how it was made (for the sidecar)."""
+        price = (self._prices or table()).price_for(model)
+        if price is None:
+            warn(
+                f"replicate: no price known for {model.slug}, so its cost is unknown; add it "
+                "to the pricing table (docs/backends.md, section Replicate)",
+                once=f"replicate:price:{model.slug}",
+            )
+            return None, "no price known"
+        cost = price.cost(images, run.predict_time_s)
+        if cost is None:
+            warn(
+                f"replicate: prediction {run.id} reported no predict_time, so the cost of "
+                f"{model.slug} (priced per second) is unknown",
+                once=f"replicate:predict_time:{model.slug}",
+            )
+        return cost, price.basis(images)
+
+
+def _fetch(client: ReplicateClient, url: str) -> tuple[bytes, str]:
+    if url.startswith("data:"):
+        try:
+            data, declared = decode_data_url(url)
+        except ValueError as exc:
+            raise BackendError(f"Replicate's output is a broken data: URL ({exc})") from None
+    else:
+        data, declared = client.download(url)
+    mime_type = image_type(declared, url, data)
+    if mime_type is None:
+        raise BackendError(
+            f"Replicate's output {short_url(url)} is not an image (type "
+            f"{declared or 'not given'}); is `model` an image model?"
+        )
+    return data, mime_type
+
+
+def _check_cfg(cfg: Any) -> None:
+    if cfg is not None and (isinstance(cfg, bool) or not isinstance(cfg, (int, float))):
+        raise UsageError(f"replicate: request.extra['cfg'] must be a number, got {cfg!r}")
+
+
+def _seed_sent(model_input: dict[str, Any], picked: int) -> int:
+    """The seed Replicate gets: the block's ``input.seed`` when it sets one."""
+    seed = model_input.get("seed")
+    if isinstance(seed, int) and not isinstance(seed, bool) and seed > 0:
+        return seed
+    return picked
+
+
+def _cancel_after(timeout_s: float) -> str:
+    # Whole minutes, the form Replicate documents ("1m"), one more than the
+    # timeout so that imagen's own cancel normally comes first.
+    return f"{math.ceil(timeout_s / 60) + 1}m"
+
+
+def _warn_mapping(model: ModelRef, family: Family, mapped: Mapped) -> None:
+    if mapped.ignored and family is UNKNOWN:
+        listed = " and ".join(mapped.ignored)
+        warn(
+            f"replicate: {model.slug} is in no known model family, so the request's {listed} "
+            "cannot be sent; set `family:` in the backend's block, or pass the model's own "
+            "inputs under `input:`",
+            once=f"replicate:unknown:{model.slug}:{listed}",
+        )
+    elif mapped.ignored:
+        for item in mapped.ignored:
+            warn(
+                f"replicate: {model.slug} takes no {item}; it is ignored",
+                once=f"replicate:ignored:{model.slug}:{item}",
+            )
+    if mapped.adjusted:
+        warn(
+            f"replicate: {model.slug}: {mapped.adjusted}",
+            once=f"replicate:size:{model.slug}:{mapped.adjusted}",
+        )

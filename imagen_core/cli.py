@@ -221,6 +221,13 @@ def generate(
     session = _session(config_path)
     instance = session.config.backend(backend, session.registry)
     progress = StepProgress.for_terminal(instance.name)
+    from imagen_core.notices import warn
+
+    def warn_clear(message: str) -> None:
+        progress.close()  # a warning gets a line of its own, not the bar's end
+        warn(message)
+
+    session.warn = warn_clear
     try:
         record = session.generate(
             request,

@@ -32,6 +32,8 @@ KNOWN_PLUGINS = {
 
 
 def _yaml(value: Any) -> str:
+    if attrs.has(type(value)):  # a nested settings class: written as a mapping
+        value = attrs.asdict(value)
     if isinstance(value, Path):
         value = str(value).replace(str(Path.home()), "~", 1)
     if isinstance(value, (str, int, float, bool)) or value is None:

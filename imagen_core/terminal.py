@@ -56,9 +56,11 @@ class StepProgress:
         self._drawn = True
 
     def close(self) -> None:
+        """Erase the line (before a warning is printed, and at the end)."""
         if self.stream is not None and self._drawn:
             self.stream.write("\r\x1b[K")
             self.stream.flush()
+            self._drawn = False
 
 
 def format_cost(cost: float | None) -> str:

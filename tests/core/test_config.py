@@ -2,8 +2,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import attrs
 import pytest
 
+from imagen_core import setting
 from imagen_core.config import load, locate, require_env
 from imagen_core.config_sample import sample
 from imagen_core.errors import ConfigError, UsageError
@@ -268,3 +270,32 @@ def test_a_default_sink_needs_defaults_for_every_key(pm) -> None:
 
     with registered(pm, Plugin(), "cloud"), pytest.raises(PluginError, match="on by default"):
         collect(pm)
+
+
+@attrs.frozen
+class _Inner:
+    steps: int = setting(4, help="steps")
+
+
+@attrs.frozen
+class _Outer:
+    defaults: _Inner = setting(attrs.Factory(_Inner), help="defaults")
+
+
+def test_sample_writes_nested_settings_as_mappings(pm) -> None:
+    from imagen_core import hookimpl
+    from imagen_core.config import from_text
+    from tests.helpers import registered
+
+    class P:
+        @hookimpl
+        def register_backends(self, register):
+            register("nested", lambda c: None, config=_Outer)
+
+    with registered(pm, P(), "nested"):
+        registry = collect(pm)
+        text = sample(registry)
+        assert 'defaults: {"steps": 4}' in text
+        assert (
+            from_text(text, registry, strict=True).backends["nested"].settings.defaults.steps == 4
+        )

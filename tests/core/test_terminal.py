@@ -36,3 +36,13 @@ def test_cost_formatting():
     assert format_cost(0.0) == "free"
     assert format_cost(0.003) == "$0.003"
     assert format_cost(0.04) == "$0.04"
+
+
+def test_close_erases_once_and_drawing_resumes():
+    stream = io.StringIO()
+    progress = StepProgress("x", stream, width=2)
+    progress(1, 2)
+    progress.close()
+    progress.close()  # nothing drawn since: nothing to erase
+    progress(2, 2)
+    assert stream.getvalue().count("\r\x1b[K") == 3  # two draws, one erase

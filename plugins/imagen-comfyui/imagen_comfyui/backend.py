@@ -1,0 +1,178 @@
+"""The ``comfyui`` backend: a Request becomes values for the workflow's
+placeholders, the filled graph runs on the server, the first image is the Result.
+
+Which model runs is entirely the workflow's business (data); this module knows
+no model.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from imagen_comfyui import workflows
+from imagen_comfyui.placeholders import BUILTIN_TYPES, FROM_REQUEST
+from imagen_comfyui.protocol import images
+from imagen_core.errors import BackendError
+from imagen_core.models import Result
+from imagen_core.notices import warn
+
+if TYPE_CHECKING:
+    from imagen_comfyui.client import ComfyUIClient
+    from imagen_comfyui.config import ComfyUIConfig
+    from imagen_core.models import Progress, Request
+
+# ComfyUI takes seeds up to 2**64-1; imagen picks from the range every UI shows whole.
+_SEED_RANGE = (1, 2**32)
+
+
+def device_of(url: str) -> str:
+    """``host:port`` of a server URL: two backends on one server share its GPU."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.hostname}:{port}"
+
+
+def fit(size: int, multiple: int) -> int:
+    """``size`` rounded to the nearest multiple of ``multiple`` (at least one multiple)."""
+    return max(multiple, (size + multiple // 2) // multiple * multiple)
+
+
+class ComfyUIBackend:
+    """Runs one workflow template on one ComfyUI server."""
+
+    def __init__(self, config: ComfyUIConfig) -> None:
+        self.config = config
+        self.workflow = workflows.load(config.workflow, output_node=config.output_node)
+        self.url = config.url.rstrip("/")
+        self.device = device_of(self.url)
+        self._client: ComfyUIClient | None = None
+        # A placeholder of the workflow's own that nothing fills fails now, not
+        # after the first prompt: its value can only come from vars or the data.
+        self.workflow.check_filled(
+            set(BUILTIN_TYPES) | set(config.vars) | set(self.workflow.meta.defaults)
+        )
+
+    @property
+    def client(self) -> ComfyUIClient:
+        if self._client is None:
+            from imagen_comfyui.client import ComfyUIClient
+
+            self._client = ComfyUIClient(self.url)
+        return self._client
+
+    def values(self, request: Request, seed: int) -> dict[str, Any]:
+        """Every placeholder value for ``request``, lowest precedence first: the
+        workflow's data, ``vars``, ``defaults``, then the request itself."""
+        workflow = self.workflow
+        names = set(workflow.names)
+        values: dict[str, Any] = dict(workflow.meta.defaults)
+        values.update(self.config.vars)
+        values.update(self.config.defaults.values())
+        # Library callers may pass any placeholder in Request.extra (e.g. cfg).
+        values.update({k: v for k, v in request.extra.items() if k not in FROM_REQUEST})
+        values["prompt"] = request.prompt
+        values["seed"] = seed
+        if request.negative or "negative" not in values:
+            values["negative"] = request.negative
+        if request.steps:
+            values["steps"] = request.steps
+        multiple = self.config.defaults.size_multiple or workflow.meta.size_multiple
+        width, height = fit(request.width, multiple), fit(request.height, multiple)
+        if (width, height) != (request.width, request.height) and "width" in names:
+            size = f"{request.width}x{request.height}"
+            warn(
+                f"comfyui: {workflow.name} needs sizes in multiples of {multiple}: "
+                f"{size} becomes {width}x{height}",
+                once=f"comfyui-size:{workflow.name}:{size}",
+            )
+        values["width"], values["height"] = width, height
+        self._warn_ignored(request, names)
+        return values
+
+    def _warn_ignored(self, request: Request, names: set[str]) -> None:
+        name = self.workflow.name
+        for asked, placeholder, flag in (
+            (request.negative, "negative", "--negative"),
+            (request.steps, "steps", "--steps"),
+            (request.seed, "seed", "--seed"),
+        ):
+            if asked and placeholder not in names:
+                warn(
+                    f"comfyui: workflow {name} has no ${{{placeholder}}}; {flag} is ignored",
+                    once=f"comfyui-ignored:{name}:{placeholder}",
+                )
+
+    def generate(self, request: Request, progress: Progress) -> Result:
+        workflow = self.workflow
+        names = workflow.names
+        # Seed 0 means "pick one": picked here, so the Result reports the seed used,
+        # and a new seed per run keeps ComfyUI from answering from its cache.
+        if "seed" in names:
+            import random
+
+            seed = request.seed or random.SystemRandom().randrange(*_SEED_RANGE)
+        else:
+            # The workflow fixes its own seed: report that one, it is what was used.
+            fixed = workflow.literal("seed", "noise_seed")
+            seed = fixed if isinstance(fixed, int) and not isinstance(fixed, bool) else request.seed
+        values = self.values(request, seed)
+        graph = workflow.substitute(values)
+        client = self.client
+        finished = client.run(
+            graph,
+            progress,
+            timeout_s=self.config.timeout_s,
+            label=f"workflow {workflow.name}",
+            files=workflow.meta.files,
+        )
+        found = images(finished.outputs, workflow.output_nodes)
+        if self.config.output_node is not None:
+            found = [ref for ref in found if ref.node == self.config.output_node]
+        if not found:
+            where = f"node {self.config.output_node}" if self.config.output_node else "the workflow"
+            raise BackendError(
+                f"ComfyUI finished workflow {workflow.name} but {where} saved no image "
+                f"(prompt {finished.prompt_id})"
+            )
+        first = found[0]
+        cached = first.node in finished.cached
+        image, mime_type = client.fetch(first, cached=cached)
+        steps = values["steps"] if "steps" in names else workflow.literal("steps")
+        settings = {
+            name: values[name] for name in names if name not in ("prompt", "negative", "seed")
+        }
+        view = f"{client.shown}/view"
+        return Result(
+            image=image,
+            seed=seed,
+            model=workflow.model,
+            mime_type=mime_type,
+            cost_usd=0.0,
+            metadata={
+                "workflow": workflow.name,
+                "workflow_source": workflow.source,
+                "steps": steps,
+                "settings": settings,
+                "server": client.shown,
+                "prompt_id": finished.prompt_id,
+                "cached": cached,
+                "images": [
+                    {
+                        "node": ref.node,
+                        "filename": ref.filename,
+                        "subfolder": ref.subfolder,
+                        "type": ref.type,
+                        "url": f"{view}?{_query(ref.query())}",
+                    }
+                    for ref in found
+                ],
+            },
+        )
+
+
+def _query(params: dict[str, str]) -> str:
+    from urllib.parse import urlencode
+
+    return urlencode(params)

@@ -352,7 +352,7 @@ def usage(
     sink; prompts are stored as their sha256 only.
     """
     from imagen_core.terminal import usage_report, usage_rows
-    from imagen_core.usage import by_week
+    from imagen_core.usage_report import by_week
 
     if since and until and until < since:
         raise click.BadParameter("--until is before --since", param_hint="--until")

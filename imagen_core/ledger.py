@@ -55,7 +55,13 @@ COLUMNS = (
 )
 
 BUSY_TIMEOUT_S = 5.0
+SCHEMA_VERSION = 1
 INSERT = f"INSERT INTO usage ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+
+
+def _create(db: sqlite3.Connection) -> None:
+    db.execute("PRAGMA journal_mode=WAL")  # persists in the file
+    db.executescript(SCHEMA + f"PRAGMA user_version={SCHEMA_VERSION};")
 
 
 def default_path() -> Path:
@@ -84,11 +90,18 @@ class Ledger:
         import sqlite3
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # An existing ledger has its schema: no check per row (an insert that finds
+        # no table creates it then, see send).
+        existed = self.path.exists()
         # A writer waits for another one (BUSY_TIMEOUT_S) instead of failing at once.
         db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)
+            # WAL lets readers and several writers share the file; NORMAL syncs at
+            # checkpoints, not every row: a crashed process loses nothing, a power
+            # cut at most the last rows of a cost estimate.
+            db.execute("PRAGMA synchronous=NORMAL")
+            if not existed:
+                _create(db)
         except BaseException:
             db.close()
             raise
@@ -104,7 +117,13 @@ class Ledger:
         try:
             db = self._connect()
             try:
-                db.execute(INSERT, [values[c] for c in COLUMNS])
+                try:
+                    db.execute(INSERT, [values[c] for c in COLUMNS])
+                except sqlite3.OperationalError as exc:
+                    if "no such table" not in str(exc):
+                        raise
+                    _create(db)  # a file left empty (created, then interrupted)
+                    db.execute(INSERT, [values[c] for c in COLUMNS])
             finally:
                 db.close()
         except (OSError, sqlite3.Error) as exc:

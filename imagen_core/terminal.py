@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from imagen_core.models import Generation
     from imagen_core.plugins import ImagenPluginManager
     from imagen_core.registry import Registry
-    from imagen_core.usage import UsageRow, WeekGroup
+    from imagen_core.usage import UsageRow
+    from imagen_core.usage_report import WeekGroup
 
 
 class StepProgress:

@@ -18,7 +18,8 @@ from imagen_core import Request, Session, generate
 from imagen_core.cli import main
 from imagen_core.identity import caller
 from imagen_core.ledger import Ledger, LedgerConfig, default_path
-from imagen_core.usage import UsageRow, by_week
+from imagen_core.usage import UsageRow
+from imagen_core.usage_report import by_week
 from tests.helpers import write_config
 
 
@@ -233,3 +234,11 @@ def test_usage_bad_input(capsys, args, message):
 def test_usage_with_no_ledger_yet(capsys):
     code, out, _ = run(capsys, "usage")
     assert code == 0 and out.startswith("no usage recorded in that period")
+
+
+def test_an_empty_ledger_file_gets_its_schema(isolated_env):
+    path = default_path()
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"")  # created, then interrupted before the schema
+    generate(Request("x", width=8, height=8))
+    assert len(ledger_rows(path)) == 1

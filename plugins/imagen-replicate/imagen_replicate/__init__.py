@@ -12,16 +12,25 @@ from imagen_core import hookimpl
 
 if TYPE_CHECKING:
     from imagen_core.registry import RegisterBackend
+    from imagen_replicate.backend import ReplicateBackend
+    from imagen_replicate.config import ReplicateConfig
+
+
+def _backend(config: ReplicateConfig) -> ReplicateBackend:
+    # The backend module pulls in the client, retry pacing and the data files
+    # (~13 ms): only when a replicate instance is used, not for every command.
+    from imagen_replicate.backend import ReplicateBackend
+
+    return ReplicateBackend(config)
 
 
 @hookimpl
 def register_backends(register: RegisterBackend) -> None:
-    from imagen_replicate.backend import ReplicateBackend
     from imagen_replicate.config import ReplicateConfig
 
     register(
         "replicate",
-        ReplicateBackend,
+        _backend,
         config=ReplicateConfig,
         examples={
             "flux-schnell-replicate": {

@@ -199,7 +199,8 @@ def usage_report(groups: list[WeekGroup]) -> str:
     total = sum(g.count for g in groups)
     failed = sum(g.failed for g in groups)
     cost = sum(g.cost_usd or 0.0 for g in groups)
-    footer = f"total: {total} images, {failed} failed, ${cost:.4f} estimated cost"
+    noun = "image" if total == 1 else "images"
+    footer = f"total: {total} {noun}, {failed} failed, ${cost:.4f} estimated cost"
     return (table(rows) + "\n" if groups else "no usage recorded in that period\n") + footer
 
 

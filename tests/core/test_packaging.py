@@ -35,7 +35,7 @@ def sh(*args: str | Path, **kwargs) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory) -> dict[str, Path]:
     out = tmp_path_factory.mktemp("wheels")
-    projects = [ROOT, ROOT / "plugins" / "imagen-mock"]
+    projects = list(DISTRIBUTIONS)  # imagen-core and every plugin of this repo
     if EXAMPLE.exists():
         projects.append(EXAMPLE)
     sh(
@@ -163,6 +163,31 @@ def test_tutorial_plugin_installs_and_generates(fresh, tmp_path):
         "-p",
         "no:cacheprovider",
         EXAMPLE / "tests",
+        env=env,
+        cwd=tmp_path,
+    )
+
+
+def test_every_plugin_installs_with_its_data(fresh, tmp_path):
+    env = clean_env(tmp_path)
+    plugins = sh(fresh / "bin" / "imagen", "plugins", env=env, cwd=tmp_path).stdout
+    for dist in ("imagen-comfyui", "imagen-replicate", "imagen-supabase", "imagen-mock"):
+        assert f"{dist} {__version__}" in plugins, plugins
+    assert "FAILED" not in plugins
+    # Package data: the bundled workflows and the price table come from the wheels.
+    workflows = sh(fresh / "bin" / "imagen", "comfyui", "workflows", env=env, cwd=tmp_path).stdout
+    assert {"flux1-schnell", "flux2-klein", "sd35-medium"} <= {
+        line.split()[0] for line in workflows.splitlines() if line and not line.startswith(" ")
+    }
+    sample = sh(fresh / "bin" / "imagen", "config", "init", env=env, cwd=tmp_path).stdout
+    (tmp_path / "imagen.yaml").write_text(sample)
+    assert "flux-schnell-local" in sample and "flux-dev-replicate" in sample
+    sh(
+        fresh / "bin" / "imagen",
+        "config",
+        "validate",
+        "--config",
+        tmp_path / "imagen.yaml",
         env=env,
         cwd=tmp_path,
     )

@@ -90,6 +90,19 @@ class Config:
     styles: dict[str, str] = attrs.field(factory=dict)
     backends: dict[str, Instance] = attrs.field(factory=dict)
     sinks: dict[str, Instance] = attrs.field(factory=dict)
+    queue_block: Instance | None = None
+
+    def queue(self, registry: Registry) -> Instance:
+        """The job queue: the ``queue:`` block, else the built-in sqlite queue."""
+        instance = self.queue_block
+        if instance is None:
+            reg = registry.queues.get("sqlite")
+            if reg is None:
+                raise UsageError("no queue type is installed (the built-in sqlite queue is off)")
+            instance = Instance("queue", "sqlite", reg.config())
+        if instance.problem:
+            raise UsageError(instance.problem)
+        return instance
 
     def backend(self, name: str | None, registry: Registry) -> Instance:
         """The instance ``name`` (None = default_backend) ready to build."""
@@ -368,7 +381,7 @@ class _Problems:
         return None
 
 
-TOP_LEVEL = ("default_backend", "output", "styles", "backends", "sinks")
+TOP_LEVEL = ("default_backend", "output", "styles", "backends", "sinks", "queue")
 
 
 def from_mapping(
@@ -409,6 +422,11 @@ def from_mapping(
     styles = _styles(data.get("styles") or {}, problems)
     backends = _instances("backend", data.get("backends") or {}, registry, problems)
     sinks = _instances("sink", data.get("sinks") or {}, registry, problems)
+    queue = None
+    if "queue" in data:
+        queue = _instance(
+            "queue", ("queue",), "queue", data["queue"], registry, problems, default_type="sqlite"
+        )
 
     # A block with problems of its own still counts as configured here.
     named = set(data.get("backends") or {}) if isinstance(data.get("backends"), Mapping) else set()
@@ -426,7 +444,8 @@ def from_mapping(
             f"configured are {', '.join(known) or 'none'}",
         )
     if strict:
-        problems.lines += [i.problem for i in (*backends.values(), *sinks.values()) if i.problem]
+        blocks = (*backends.values(), *sinks.values(), *([queue] if queue else []))
+        problems.lines += [i.problem for i in blocks if i.problem]
     if problems.lines:
         raise ConfigError(problems.lines)
     return Config(
@@ -436,6 +455,7 @@ def from_mapping(
         styles=styles,
         backends=backends,
         sinks=sinks,
+        queue_block=queue,
     )
 
 
@@ -460,55 +480,67 @@ def _instances(
     kind: str, node: Any, registry: Registry, problems: _Problems
 ) -> dict[str, Instance]:
     section = f"{kind}s"
-    types = registry.of_kind(kind)
     if not isinstance(node, Mapping):
         problems.add((section,), f"expected a mapping of name: block, got {_describe_value(node)}")
         return {}
     instances: dict[str, Instance] = {}
     for name, block in node.items():
-        name = str(name)
-        keys = (section, name)
-        where = problems.where(keys, at_key=True).strip(" ()")
-        if block is False and kind == "sink":
-            instances[name] = Instance(name, name, None, where, enabled=False)
-            continue
-        if block is None:
-            block = {}
-        if not isinstance(block, Mapping):
-            got = _describe_value(block)
-            problems.add(keys, f"expected a mapping with a `type:` key, got {got}")
-            continue
-        type_name = block.get("type", name)
-        if not isinstance(type_name, str):
-            problems.add(
-                (*keys, "type"), f"expected a {kind} type name, got {_describe_value(type_name)}"
-            )
-            continue
-        reg: Registration | None = types.get(type_name)
-        if reg is None:
-            known = ", ".join(sorted(types)) or "none"
-            hint = _did_you_mean(type_name, types)
-            problem = (
-                f"{section}.{name}: unknown {kind} type {type_name!r}{hint} ({where}); "
-                f"installed types: {known}; if a plugin provides it, install it "
-                f"(pip install imagen-{type_name})"
-            )
-            instances[name] = Instance(name, type_name, None, where, problem)
-            continue
-        core_keys = CORE_KEYS[kind]
-        device = block.get("device") if kind == "backend" else None
-        if device is not None and not isinstance(device, str):
-            got = _describe_value(device)
-            problems.add((*keys, "device"), f"expected a device label, got {got}")
-        settings = {k: v for k, v in block.items() if k not in core_keys}
-        structured = problems.structure(settings, reg.config, keys)
-        if structured is not None:
-            instances[name] = Instance(name, type_name, structured, where, device=device)
+        instance = _instance(kind, (section, str(name)), str(name), block, registry, problems)
+        if instance is not None:
+            instances[str(name)] = instance
     return instances
 
 
+def _instance(
+    kind: str,
+    keys: tuple[str, ...],
+    name: str,
+    block: Any,
+    registry: Registry,
+    problems: _Problems,
+    *,
+    default_type: str | None = None,
+) -> Instance | None:
+    """One block: its ``type`` (default: the name), core keys, and the plugin's keys."""
+    types = registry.of_kind(kind)
+    where = problems.where(keys, at_key=True).strip(" ()")
+    if block is False and kind == "sink":
+        return Instance(name, name, None, where, enabled=False)
+    if block is None:
+        block = {}
+    if not isinstance(block, Mapping):
+        got = _describe_value(block)
+        problems.add(keys, f"expected a mapping with a `type:` key, got {got}")
+        return None
+    type_name = block.get("type", default_type or name)
+    if not isinstance(type_name, str):
+        got = _describe_value(type_name)
+        problems.add((*keys, "type"), f"expected a {kind} type name, got {got}")
+        return None
+    reg: Registration | None = types.get(type_name)
+    dotted = ".".join(keys)
+    if reg is None:
+        known = ", ".join(sorted(types)) or "none"
+        hint = _did_you_mean(type_name, types)
+        problem = (
+            f"{dotted}: unknown {kind} type {type_name!r}{hint} ({where}); "
+            f"installed types: {known}; if a plugin provides it, install it "
+            f"(pip install imagen-{type_name})"
+        )
+        return Instance(name, type_name, None, where, problem)
+    device = block.get("device") if kind == "backend" else None
+    if device is not None and not isinstance(device, str):
+        got = _describe_value(device)
+        problems.add((*keys, "device"), f"expected a device label, got {got}")
+    settings = {k: v for k, v in block.items() if k not in CORE_KEYS[kind]}
+    structured = problems.structure(settings, reg.config, keys)
+    if structured is None:
+        return None
+    return Instance(name, type_name, structured, where, device=device)
+
+
 # Keys every block may have, handled by the core and not passed to the plugin.
-CORE_KEYS = {"backend": ("type", "device"), "sink": ("type",)}
+CORE_KEYS = {"backend": ("type", "device"), "sink": ("type",), "queue": ("type",)}
 
 
 def require_env(variable: str, *, key: str = "api_token_env") -> str:

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from imagen_core.config import Config
     from imagen_core.models import Request, Result
-    from imagen_core.registry import RegisterBackend, RegisterSink
+    from imagen_core.registry import RegisterBackend, RegisterQueue, RegisterSink
 
 hookspec = pluggy.HookspecMarker("imagen")
 hookimpl = pluggy.HookimplMarker("imagen")
@@ -43,6 +43,15 @@ def register_sinks(register: RegisterSink) -> None:
     ``send(generation)`` after the image and sidecar are on disk. Pass
     ``default=True`` to have an instance named after the type even when
     imagen.yaml does not list it."""
+
+
+@hookspec
+def register_queues(register: RegisterQueue) -> None:
+    """Register job-queue types for ``imagen submit``/``jobs``/``worker``:
+    ``register("postgres", PostgresQueue, config=PostgresQueueConfig)``.
+
+    The factory gets the structured ``queue:`` block and returns an object
+    following ``imagen_core.queue.Queue``."""
 
 
 @hookspec

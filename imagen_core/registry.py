@@ -59,13 +59,22 @@ class RegisterSink(Protocol):
     ) -> None: ...
 
 
+class RegisterQueue(Protocol):
+    """The ``register`` callback handed to ``register_queues``."""
+
+    def __call__(
+        self, name: str, factory: Callable[[Any], Any], *, config: type | None = None
+    ) -> None: ...
+
+
 @attrs.frozen
 class Registry:
     backends: dict[str, Registration]
     sinks: dict[str, Registration]
+    queues: dict[str, Registration] = attrs.field(factory=dict)
 
     def of_kind(self, kind: str) -> dict[str, Registration]:
-        return self.backends if kind == "backend" else self.sinks
+        return {"backend": self.backends, "sink": self.sinks, "queue": self.queues}[kind]
 
 
 def _collector(kind: str, owner: str, into: dict[str, Registration]) -> Callable[..., None]:
@@ -129,4 +138,6 @@ def collect(pm: ImagenPluginManager) -> Registry:
     sinks: dict[str, Registration] = {}
     _call_per_plugin(pm, "register_backends", "backend", backends)
     _call_per_plugin(pm, "register_sinks", "sink", sinks)
-    return Registry(backends, sinks)
+    queues: dict[str, Registration] = {}
+    _call_per_plugin(pm, "register_queues", "queue", queues)
+    return Registry(backends, sinks, queues)

@@ -33,6 +33,7 @@ def test_every_hook_is_found():
     assert set(hook_signatures()) == {
         "register_backends",
         "register_sinks",
+        "register_queues",
         "register_commands",
         "naming_fields",
         "preview",

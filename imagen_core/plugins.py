@@ -35,6 +35,7 @@ BUILTINS = (
     "imagen_core.builtins.naming",
     "imagen_core.builtins.tmux_preview",
     "imagen_core.builtins.ledger",
+    "imagen_core.builtins.sqlite_queue",
 )
 
 

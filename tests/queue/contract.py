@@ -1,0 +1,136 @@
+"""The queue contract, as tests every queue type must pass.
+
+A queue type's test module subclasses ``QueueContract`` and provides a fixture
+``queue_factory``: a callable returning a new handle (its own connection) on one
+shared, empty store, so that tests can play several workers."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from imagen_core import Request
+
+
+class QueueContract:
+    @pytest.fixture
+    def queue(self, queue_factory):
+        q = queue_factory()
+        q.init()
+        yield q
+        q.close()
+
+    def test_submit_and_get_keep_the_request(self, queue):
+        request = Request(
+            "a red fox",
+            negative="blur",
+            width=640,
+            height=480,
+            seed=7,
+            steps=4,
+            style=None,
+            extra={"cfg": 3.5},
+        )
+        job = queue.submit(request, backend="flux", max_attempts=2)
+        assert job.status == "queued" and job.attempts == 0 and job.max_attempts == 2
+        again = queue.get(job.id)
+        assert again.request.prompt == "a red fox" and again.request.extra == {"cfg": 3.5}
+        assert (again.request.width, again.request.seed, again.request.negative) == (640, 7, "blur")
+        assert again.backend == "flux" and again.request.backend == "flux"
+        assert queue.get("no-such-id") is None
+
+    def test_claim_oldest_first_and_filtered_by_backend(self, queue):
+        a = queue.submit(Request("a"), backend="flux")
+        b = queue.submit(Request("b"), backend="sd35")
+        c = queue.submit(Request("c"), backend="flux")
+        assert queue.claim("w1", backends=["sd35"], lease_s=60).id == b.id
+        assert queue.claim("w1", backends=[], lease_s=60) is None
+        first = queue.claim("w1", backends=None, lease_s=60)
+        assert first.id == a.id and first.status == "running" and first.worker == "w1"
+        assert first.attempts == 1
+        assert queue.claim("w2", backends=["flux"], lease_s=60).id == c.id
+        assert queue.claim("w2", backends=None, lease_s=60) is None
+
+    def test_no_job_is_claimed_twice_under_concurrency(self, queue, queue_factory):
+        ids = {queue.submit(Request(f"p{i}"), backend="mock").id for i in range(60)}
+        claimed: list[str] = []
+        lock = threading.Lock()
+
+        def worker(name: str) -> None:
+            handle = queue_factory()
+            try:
+                while (job := handle.claim(name, backends=None, lease_s=60)) is not None:
+                    with lock:
+                        claimed.append(job.id)
+            finally:
+                handle.close()
+
+        threads = [threading.Thread(target=worker, args=(f"w{i}",)) for i in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert sorted(claimed) == sorted(ids)
+
+    def test_an_expired_lease_is_claimed_again_and_the_old_owner_is_told(self, queue):
+        job = queue.submit(Request("x"), backend="mock")
+        queue.claim("dead", backends=None, lease_s=0.2)
+        assert queue.claim("other", backends=None, lease_s=60) is None  # lease still valid
+        time.sleep(0.3)
+        again = queue.claim("other", backends=None, lease_s=60)
+        assert again.id == job.id and again.attempts == 2 and again.worker == "other"
+        assert queue.heartbeat(job.id, "dead", lease_s=60) is False
+        assert queue.complete(job.id, "dead", result_path="/x.png", metadata={}) is False
+        assert queue.fail(job.id, "dead", error="x") is False
+        assert queue.release(job.id, "dead") is False
+        assert queue.heartbeat(job.id, "other", lease_s=60) is True
+        assert queue.complete(job.id, "other", result_path="/y.png", metadata={"seed": 3}) is True
+        done = queue.get(job.id)
+        assert (done.status, done.result_path, done.metadata) == ("done", "/y.png", {"seed": 3})
+
+    def test_fail_requeues_until_max_attempts(self, queue):
+        job = queue.submit(Request("x"), backend="mock", max_attempts=2)
+        queue.claim("w", backends=None, lease_s=60)
+        assert queue.fail(job.id, "w", error="GPU busy") is True
+        assert queue.get(job.id).status == "queued"
+        queue.claim("w", backends=None, lease_s=60)
+        queue.fail(job.id, "w", error="GPU on fire")
+        final = queue.get(job.id)
+        assert (final.status, final.attempts, final.error) == ("failed", 2, "GPU on fire")
+        assert queue.claim("w", backends=None, lease_s=60) is None
+
+    def test_release_gives_the_job_back_without_counting_the_attempt(self, queue):
+        job = queue.submit(Request("x"), backend="mock")
+        queue.claim("w", backends=None, lease_s=60)
+        assert queue.release(job.id, "w") is True
+        back = queue.get(job.id)
+        assert (back.status, back.attempts, back.worker) == ("queued", 0, None)
+
+    def test_cancel_queued_and_running(self, queue):
+        queued = queue.submit(Request("a"), backend="mock")
+        running = queue.submit(Request("b"), backend="mock")
+        assert queue.cancel(queued.id).status == "canceled"
+        claimed = queue.claim("w", backends=None, lease_s=60)
+        assert claimed.id == running.id
+        assert queue.cancel(running.id).status == "canceled"
+        assert queue.heartbeat(running.id, "w", lease_s=60) is False
+        assert queue.complete(running.id, "w", result_path="/x", metadata={}) is False
+        assert queue.claim("w", backends=None, lease_s=60) is None
+        assert queue.cancel("nope") is None
+
+    def test_list_newest_first_with_status_filter(self, queue):
+        jobs = [queue.submit(Request(f"p{i}"), backend="mock") for i in range(3)]
+        time.sleep(0.01)
+        queue.claim("w", backends=None, lease_s=60)
+        assert [j.id for j in queue.list()] == [j.id for j in reversed(jobs)]
+        assert [j.id for j in queue.list(status="running")] == [jobs[0].id]
+        assert len(queue.list(limit=2)) == 2
+
+    def test_init_is_idempotent_and_wait_returns(self, queue):
+        queue.init()
+        queue.init()
+        start = time.monotonic()
+        queue.wait(0.2)
+        assert time.monotonic() - start < 5

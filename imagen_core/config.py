@@ -80,6 +80,7 @@ class Instance:
     problem: str | None = None
     enabled: bool = True
     device: str | None = None
+    max_in_flight: int | None = None
 
 
 @attrs.frozen
@@ -532,15 +533,26 @@ def _instance(
     if device is not None and not isinstance(device, str):
         got = _describe_value(device)
         problems.add((*keys, "device"), f"expected a device label, got {got}")
+    in_flight = block.get("max_in_flight") if kind == "backend" else None
+    if in_flight is not None and (
+        isinstance(in_flight, bool) or not isinstance(in_flight, int) or in_flight < 1
+    ):
+        got = _describe_value(in_flight)
+        problems.add((*keys, "max_in_flight"), f"expected a whole number of 1 or more, got {got}")
+        in_flight = None
     settings = {k: v for k, v in block.items() if k not in CORE_KEYS[kind]}
     structured = problems.structure(settings, reg.config, keys)
     if structured is None:
         return None
-    return Instance(name, type_name, structured, where, device=device)
+    return Instance(name, type_name, structured, where, device=device, max_in_flight=in_flight)
 
 
 # Keys every block may have, handled by the core and not passed to the plugin.
-CORE_KEYS = {"backend": ("type", "device"), "sink": ("type",), "queue": ("type",)}
+CORE_KEYS = {
+    "backend": ("type", "device", "max_in_flight"),
+    "sink": ("type",),
+    "queue": ("type",),
+}
 
 
 def require_env(variable: str, *, key: str = "api_token_env") -> str:

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from imagen_core.config import Config
     from imagen_core.models import Progress
     from imagen_core.plugins import ImagenPluginManager
+    from imagen_core.queue import Queue
     from imagen_core.registry import Registry
     from imagen_core.usage import UsageSource
 
@@ -124,6 +125,12 @@ class Session:
                     self.warn(f"{instance.name}: {exc}")
             self._sinks = built
         return self._sinks
+
+    def queue(self) -> Queue:
+        """The job queue of ``queue:`` (default: the built-in sqlite queue)."""
+        instance = self.config.queue(self.registry)
+        factory = self.registry.queues[instance.type].factory
+        return _build(factory, instance, "queue")  # type: ignore[no-any-return]
 
     def source(self, name: str) -> UsageSource:
         """The sink instance ``name`` as a usage source (``imagen usage --source``).
@@ -279,6 +286,8 @@ def _build(factory: Callable[[Any], Any], instance: Instance, kind: str) -> Any:
     try:
         return factory(instance.settings)
     except MissingEnvError as exc:
+        if kind == "queue":  # one block, no instance name: queue.dsn_env
+            raise MissingEnvError(exc.variable, exc.key, f"queue.{exc.key}") from None
         raise exc.for_instance(instance.name, f"{kind}s") from None
     except ImagenError:
         raise

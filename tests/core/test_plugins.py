@@ -89,7 +89,12 @@ def test_load_plugins_selects_distributions(site, monkeypatch, capsys):
         in capsys.readouterr().err
     )
     none = load_only(monkeypatch)  # IMAGEN_LOAD_PLUGINS="" loads no entry point
-    assert [name for name, _ in none.list_name_plugin()] == ["naming", "tmux_preview", "ledger", "sqlite_queue"]
+    assert [name for name, _ in none.list_name_plugin()] == [
+        "naming",
+        "tmux_preview",
+        "ledger",
+        "sqlite_queue",
+    ]
 
 
 def test_misspelled_hook_disables_only_that_plugin(site, monkeypatch, capsys):
@@ -130,7 +135,9 @@ def test_trace_prints_hook_calls(site, monkeypatch, capsys):
 
 def test_plugins_can_be_disabled_by_name_builtins_too(site, monkeypatch):
     make_dist(site, "imagen-good", "good_plugin", GOOD)
-    monkeypatch.setenv("IMAGEN_DISABLE_PLUGINS", "naming, good_plugin,tmux_preview,ledger,sqlite_queue")
+    monkeypatch.setenv(
+        "IMAGEN_DISABLE_PLUGINS", "naming, good_plugin,tmux_preview,ledger,sqlite_queue"
+    )
     manager = load_only(monkeypatch, "imagen-good")
     assert not manager.has_plugin("naming") and not manager.has_plugin("good_plugin")
     from imagen_core.terminal import plugins_report

@@ -1,0 +1,263 @@
+"""imagen worker: the pipeline per job, leases, capacity, and a kill -9 fault test."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import ClassVar
+
+import attrs
+import pytest
+
+from imagen_core import Request, Result, Session, hookimpl
+from imagen_core.worker import Worker, WorkerOptions
+from tests.helpers import registered, write_config
+
+CONFIG = """
+queue: {type: sqlite, poll_s: 0.02}
+backends:
+  mock: {type: mock}
+  other: {type: mock}
+  broken: {type: mock, fail: CUDA out of memory}
+"""
+
+
+@pytest.fixture
+def session(isolated_env):
+    write_config(isolated_env, CONFIG)
+    return Session()
+
+
+def run_worker(session, queue, **options) -> list[str]:
+    lines: list[str] = []
+    worker = Worker(
+        session, queue, WorkerOptions(once=True, idle_wait_s=0.02, **options), log=lines.append
+    )
+    worker.run()
+    return lines
+
+
+def test_jobs_run_through_the_pipeline_named_by_job_id(session, output_dir):
+    queue = session.queue()
+    jobs = [
+        queue.submit(Request(f"fox {i}", width=16, height=16), backend="mock") for i in range(3)
+    ]
+    lines = run_worker(session, queue, concurrency=2)
+    assert len(lines) == 3 and all(" done " in line for line in lines)
+    for job in jobs:
+        done = queue.get(job.id)
+        assert done.status == "done" and done.result_path == str(
+            output_dir / "jobs" / f"{job.id}.png"
+        )
+        assert (
+            Path(done.result_path).exists() and Path(done.result_path).with_suffix(".json").exists()
+        )
+        assert done.metadata["model"] == "mock-procedural-v1" and done.metadata["seed"] > 0
+    import sqlite3
+
+    from imagen_core.ledger import default_path
+
+    assert sqlite3.connect(default_path()).execute("SELECT count(*) FROM usage").fetchone()[0] == 3
+
+
+def test_failures_retry_then_fail_and_unknown_backends_fail_clearly(session):
+    queue = session.queue()
+    broken = queue.submit(Request("x"), backend="broken", max_attempts=2)
+    unknown = queue.submit(Request("x"), backend="gone", max_attempts=1)
+    run_worker(session, queue)
+    b = queue.get(broken.id)
+    assert (b.status, b.attempts) == ("failed", 2)
+    assert b.error == "mock backend failed as configured: CUDA out of memory"
+    u = queue.get(unknown.id)
+    assert u.status == "failed" and u.error.startswith("unknown backend 'gone'")
+
+
+def test_a_worker_serves_only_its_backends(session):
+    queue = session.queue()
+    mine = queue.submit(Request("x", width=8, height=8), backend="mock")
+    theirs = queue.submit(Request("x", width=8, height=8), backend="other")
+    run_worker(session, queue, backends=("mock",))
+    assert queue.get(mine.id).status == "done"
+    assert queue.get(theirs.id).status == "queued"
+
+
+def test_a_rerun_replaces_what_an_earlier_attempt_left(session, output_dir):
+    queue = session.queue()
+    job = queue.submit(Request("x", width=8, height=8), backend="mock")
+    folder = output_dir / "jobs"
+    folder.mkdir(parents=True)
+    (folder / f"{job.id}.png").write_bytes(b"half of an earlier attempt")
+    run_worker(session, queue)
+    assert sorted(p.name for p in folder.iterdir()) == [f"{job.id}.json", f"{job.id}.png"]
+    assert (folder / f"{job.id}.png").read_bytes().startswith(b"\x89PNG")
+
+
+class Gate:
+    active: ClassVar[Counter[str]] = Counter()
+    most: ClassVar[Counter[str]] = Counter()
+    lock = threading.Lock()
+    release = threading.Event()
+
+
+@attrs.frozen
+class GateConfig:
+    pass
+
+
+class GateBackend:
+    max_in_flight = 2  # as a ComfyUI backend says of itself
+
+    def __init__(self, config):
+        pass
+
+    def generate(self, request, progress):
+        from imagen_mock.picture import render_png
+
+        name = request.backend
+        with Gate.lock:
+            Gate.active[name] += 1
+            Gate.most[name] = max(Gate.most[name], Gate.active[name])
+        try:
+            Gate.release.wait(timeout=0.3)
+            return Result(image=render_png("x", 1, 8, 8), seed=1, model="gate")
+        finally:
+            with Gate.lock:
+                Gate.active[name] -= 1
+
+
+class GatePlugin:
+    @hookimpl
+    def register_backends(self, register):
+        register("gate", GateBackend, config=GateConfig)
+
+
+def test_max_in_flight_per_backend(isolated_env, pm):
+    write_config(
+        isolated_env,
+        "queue: {type: sqlite, poll_s: 0.02}\nbackends:\n  two: {type: gate}\n  one: {type: gate, max_in_flight: 1}\n",
+    )
+    Gate.active.clear()
+    Gate.most.clear()
+    with registered(pm, GatePlugin(), "gate"):
+        session = Session()
+        queue = session.queue()
+        for _ in range(4):
+            queue.submit(Request("x"), backend="two")
+            queue.submit(Request("x"), backend="one")
+        run_worker(session, queue, concurrency=4)
+    assert Gate.most["two"] == 2  # the backend's own max_in_flight
+    assert Gate.most["one"] == 1  # the block's max_in_flight wins
+    assert all(j.status == "done" for j in queue.list())
+
+
+def test_a_job_lost_while_running_leaves_no_image(session, output_dir):
+    queue = session.queue()
+    job = queue.submit(Request("x", width=8, height=8), backend="mock")
+    worker = Worker(
+        session, queue, WorkerOptions(once=True, idle_wait_s=0.02), log=lambda line: None
+    )
+    original = session.generate
+
+    def cancel_midway(*args, **kwargs):
+        queue.cancel(job.id)  # someone cancels while the backend runs
+        worker._lost.add(job.id)
+        return original(*args, **kwargs)
+
+    session.generate = cancel_midway
+    worker.run()
+    assert queue.get(job.id).status == "canceled"
+    assert not any((output_dir / "jobs").iterdir())
+
+
+def test_cli_submit_wait_and_jobs(session, capsys, monkeypatch):
+    from imagen_core.cli import main
+
+    def run(*args):
+        with pytest.raises(SystemExit) as info:
+            main(list(args))
+        return info.value.code, *capsys.readouterr()
+
+    code, out, _ = run("submit", "a", "fox", "--size", "16x16")
+    job_id = out.strip()
+    assert code == 0 and len(job_id) == 36
+    code, out, _ = run("jobs", "--json")
+    assert json.loads(out)[0]["id"] == job_id and json.loads(out)[0]["status"] == "queued"
+    run_worker(session, session.queue())
+    code, out, _ = run("jobs", "show", job_id)
+    assert json.loads(out)["status"] == "done"
+    code, out, err = run("jobs", "cancel", "nope")
+    assert code == 2 and "no job 'nope'" in err
+    code, _, err = run("submit", "x", "--backend", "typo")
+    assert code == 2 and "unknown backend 'typo'" in err
+    code, _, err = run("worker", "--backends", "typo", "--once")
+    assert code == 2 and "unknown backend 'typo'" in err
+
+
+@pytest.mark.slow
+def test_kill_9_fault_test_every_job_done_exactly_once(isolated_env, output_dir, tmp_path):
+    write_config(
+        isolated_env,
+        "queue: {type: sqlite, poll_s: 0.02}\nbackends:\n  mock: {type: mock, latency_s: 0.04}\n",
+    )
+    session = Session()
+    queue = session.queue()
+    ids = {
+        queue.submit(Request(f"job {i}", width=16, height=16, seed=i + 1), backend="mock").id
+        for i in range(200)
+    }
+    env = {**os.environ, "IMAGEN_LOAD_PLUGINS": "imagen-mock"}
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    workers: list[subprocess.Popen[bytes]] = []
+    started = 0
+
+    def start() -> subprocess.Popen[bytes]:
+        nonlocal started
+        started += 1
+        log = open(logs / f"w{started}.log", "wb")  # noqa: SIM115 - closed with the process
+        code = "from imagen_core.cli import main; main(['worker', '--lease', '1', '--json'])"
+        return subprocess.Popen(
+            [sys.executable, "-c", code], env=env, stderr=log, stdout=subprocess.DEVNULL
+        )
+
+    workers = [start() for _ in range(4)]
+    rng = random.Random(7)
+    kills = 0
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if all(j.status == "done" for j in queue.list(limit=500)):
+            break
+        time.sleep(rng.uniform(0.05, 0.4))
+        if kills < 12:
+            victim = rng.randrange(len(workers))
+            workers[victim].send_signal(signal.SIGKILL)
+            workers[victim].wait()
+            kills += 1
+            workers[victim] = start()
+    for w in workers:
+        w.send_signal(signal.SIGTERM)
+    for w in workers:
+        w.wait(timeout=30)
+
+    jobs = queue.list(limit=500)
+    assert {j.id for j in jobs} == ids
+    assert Counter(j.status for j in jobs) == {"done": 200}
+    assert any(j.attempts > 1 for j in jobs), "no kill hit a running job: the test proved nothing"
+    images = sorted(p.name for p in (output_dir / "jobs").glob("*.png"))
+    assert images == sorted(f"{i}.png" for i in ids)  # exactly one image per job
+    done_lines = Counter()
+    for log in logs.iterdir():
+        for line in log.read_text().splitlines():
+            if line.startswith("{"):
+                entry = json.loads(line)
+                if entry["status"] == "done":
+                    done_lines[entry["job"]] += 1
+    assert set(done_lines) == ids and set(done_lines.values()) == {1}  # completed exactly once

@@ -7,6 +7,7 @@ times from this machine's clock: every worker of a SQLite queue shares it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -24,7 +25,7 @@ from imagen_core.queue import Job
 
 if TYPE_CHECKING:
     import sqlite3
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -87,24 +88,18 @@ class SQLiteQueue:
             self._db = db
         return self._db
 
-    def _tx(self) -> Any:
-        queue = self
-
-        class Tx:
-            def __enter__(self) -> sqlite3.Connection:
-                queue._lock.acquire()
-                db = queue._connect()
-                db.execute("BEGIN IMMEDIATE")
-                self.db = db
-                return db
-
-            def __exit__(self, kind: Any, *rest: Any) -> None:
-                try:
-                    self.db.execute("COMMIT" if kind is None else "ROLLBACK")
-                finally:
-                    queue._lock.release()
-
-        return Tx()
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction: claims never race between processes."""
+        with self._lock:
+            db = self._connect()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
     @staticmethod
     def _job(row: sqlite3.Row) -> Job:
@@ -125,13 +120,6 @@ class SQLiteQueue:
             metadata=json.loads(row["metadata"]),
         )
 
-    def _owned(self, db: sqlite3.Connection, job_id: str, worker: str) -> bool:
-        row = db.execute(
-            "SELECT 1 FROM jobs WHERE id = ? AND worker = ? AND status = 'running'",
-            (job_id, worker),
-        ).fetchone()
-        return row is not None
-
     # ------------------------------------------------------------- contract
     def init(self) -> None:
         with self._lock:
@@ -151,71 +139,65 @@ class SQLiteQueue:
 
     def claim(self, worker: str, *, backends: Sequence[str] | None, lease_s: float) -> Job | None:
         now = time.time()
-        where = "(status = 'queued' OR (status = 'running' AND lease_until < ?))"
-        params: list[Any] = [now]
-        if backends is not None:
-            if not backends:
-                return None
-            where += f" AND backend IN ({', '.join('?' * len(backends))})"
-            params += list(backends)
+        if backends is not None and not backends:
+            return None
+        only = f" AND backend IN ({', '.join('?' * len(backends))})" if backends else ""
+        extra = list(backends or ())
+        # Two lookups, each on the (status, created_at) index (an OR of both would
+        # scan the table), in one statement. A job whose worker died comes first.
+        pick = (
+            "SELECT id FROM jobs WHERE status = {status}{only} ORDER BY created_at, rowid LIMIT 1"
+        )
+        expired = pick.format(status="'running' AND lease_until < ?", only=only)
+        queued = pick.format(status="'queued'", only=only)
         with self._tx() as db:
-            row = db.execute(
-                f"SELECT id FROM jobs WHERE {where} ORDER BY created_at, rowid LIMIT 1", params
-            ).fetchone()
-            if row is None:
-                return None
-            db.execute(
+            taken = db.execute(
                 "UPDATE jobs SET status = 'running', worker = ?, lease_until = ?,"
-                " attempts = attempts + 1, updated_at = ? WHERE id = ?",
-                (worker, now + lease_s, _now(), row["id"]),
+                " attempts = attempts + 1, updated_at = ?"
+                f" WHERE id = COALESCE(({expired}), ({queued})) RETURNING *",
+                [worker, now + lease_s, _now(), now, *extra, *extra],
+            ).fetchone()
+            return self._job(taken) if taken else None
+
+    def _update_owned(self, job_id: str, worker: str, assignments: str, values: list[Any]) -> bool:
+        """UPDATE a running job only if ``worker`` owns it; True when it did."""
+        with self._tx() as db:
+            cursor = db.execute(
+                f"UPDATE jobs SET {assignments}, updated_at = ?"
+                " WHERE id = ? AND worker = ? AND status = 'running'",
+                [*values, _now(), job_id, worker],
             )
-            return self._job(db.execute("SELECT * FROM jobs WHERE id = ?", (row["id"],)).fetchone())
+            return cursor.rowcount == 1
 
     def heartbeat(self, job_id: str, worker: str, *, lease_s: float) -> bool:
-        with self._tx() as db:
-            if not self._owned(db, job_id, worker):
-                return False
-            db.execute(
-                "UPDATE jobs SET lease_until = ?, updated_at = ? WHERE id = ?",
-                (time.time() + lease_s, _now(), job_id),
-            )
-            return True
+        return self._update_owned(job_id, worker, "lease_until = ?", [time.time() + lease_s])
 
     def complete(
         self, job_id: str, worker: str, *, result_path: str, metadata: dict[str, Any]
     ) -> bool:
-        with self._tx() as db:
-            if not self._owned(db, job_id, worker):
-                return False
-            db.execute(
-                "UPDATE jobs SET status = 'done', result_path = ?, metadata = ?, error = NULL,"
-                " lease_until = NULL, updated_at = ? WHERE id = ?",
-                (result_path, json.dumps(metadata, default=str), _now(), job_id),
-            )
-            return True
+        return self._update_owned(
+            job_id,
+            worker,
+            "status = 'done', result_path = ?, metadata = ?, error = NULL, lease_until = NULL",
+            [result_path, json.dumps(metadata, default=str)],
+        )
 
     def fail(self, job_id: str, worker: str, *, error: str) -> bool:
-        with self._tx() as db:
-            if not self._owned(db, job_id, worker):
-                return False
-            db.execute(
-                "UPDATE jobs SET status = CASE WHEN attempts < max_attempts THEN 'queued'"
-                " ELSE 'failed' END, error = ?, worker = NULL, lease_until = NULL,"
-                " updated_at = ? WHERE id = ?",
-                (error, _now(), job_id),
-            )
-            return True
+        return self._update_owned(
+            job_id,
+            worker,
+            "status = CASE WHEN attempts < max_attempts THEN 'queued' ELSE 'failed' END,"
+            " error = ?, worker = NULL, lease_until = NULL",
+            [error],
+        )
 
     def release(self, job_id: str, worker: str) -> bool:
-        with self._tx() as db:
-            if not self._owned(db, job_id, worker):
-                return False
-            db.execute(
-                "UPDATE jobs SET status = 'queued', attempts = MAX(attempts - 1, 0),"
-                " worker = NULL, lease_until = NULL, updated_at = ? WHERE id = ?",
-                (_now(), job_id),
-            )
-            return True
+        return self._update_owned(
+            job_id,
+            worker,
+            "status = 'queued', attempts = MAX(attempts - 1, 0), worker = NULL, lease_until = NULL",
+            [],
+        )
 
     def cancel(self, job_id: str) -> Job | None:
         with self._tx() as db:

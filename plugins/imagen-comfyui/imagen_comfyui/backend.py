@@ -42,6 +42,11 @@ def fit(size: int, multiple: int) -> int:
 class ComfyUIBackend:
     """Runs one workflow template on one ComfyUI server."""
 
+    # imagen worker keeps two prompts submitted: ComfyUI's own queue then holds
+    # the next one while the current one renders, so the GPU never waits for
+    # our download, write and sinks.
+    max_in_flight = 2
+
     def __init__(self, config: ComfyUIConfig) -> None:
         self.config = config
         self.workflow = workflows.load(config.workflow, output_node=config.output_node)

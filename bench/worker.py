@@ -1,0 +1,165 @@
+"""Worker benchmarks, each beside a baseline measured in the same run.
+
+    .venv/bin/python bench/worker.py
+
+1. GPU busy ratio: 50 jobs on the fake ComfyUI of the tests taking a fixed
+   200 ms per prompt, run by `imagen worker` (concurrency 2) with the backend's
+   max_in_flight 2 — target makespan <= 1.03 x 50 x 200 ms — shown beside
+   max_in_flight 1, where the GPU idles while each image is fetched and written.
+2. SQLite queue overhead: claim + complete through imagen's SQLiteQueue against
+   the same SQL in a bare loop, jobs/s with 1 and 4 processes — target >= 0.8x.
+
+Pickup latency and queue overhead on PostgreSQL: bench/postgres_queue.py.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+JOBS = 50
+DELAY_S = 0.2
+BUSY_TARGET = 1.03
+QUEUE_JOBS = 2000
+QUEUE_TARGET = 0.8
+
+
+def gpu_busy(max_in_flight: int, folder: Path) -> float:
+    import imagen_comfyui
+    from imagen_core import Request, Session
+    from imagen_core.plugins import create_plugin_manager
+    from imagen_core.worker import Worker, WorkerOptions
+    from tests.comfyui.fake_comfyui import FakeComfyUI
+
+    fake = FakeComfyUI().start()
+    fake.script.delay_s = DELAY_S
+    try:
+        run = folder / f"busy-{max_in_flight}"
+        run.mkdir()
+        config = run / "imagen.yaml"
+        config.write_text(
+            f"output: {{dir: '{run / 'out'}', preview: off}}\n"
+            f"queue: {{type: sqlite, path: '{run / 'jobs.db'}', poll_s: 0.01}}\n"
+            "backends:\n"
+            f"  comfy: {{type: comfyui, url: '{fake.url}', max_in_flight: {max_in_flight}}}\n"
+        )
+        pm = create_plugin_manager(entry_points=False)
+        pm.register(imagen_comfyui, name="comfyui")
+        session = Session(config, plugin_manager=pm)
+        queue = session.queue()
+        session.generate(Request("warm-up", width=512, height=512, seed=1, backend="comfy"))
+        for i in range(JOBS):
+            queue.submit(Request(f"job {i}", width=512, height=512, seed=i + 2), backend="comfy")
+        worker = Worker(
+            session,
+            queue,
+            WorkerOptions(concurrency=2, once=True, idle_wait_s=0.01),
+            log=lambda _: None,
+        )
+        started = time.perf_counter()
+        worker.run()
+        took = time.perf_counter() - started
+        assert worker.done == JOBS, worker.done
+        return took
+    finally:
+        fake.stop()
+
+
+RAW_CLAIM = (
+    "UPDATE jobs SET status='running', worker=?, lease_until=?, attempts=attempts+1"
+    " WHERE id = (SELECT id FROM jobs WHERE status='queued' ORDER BY created_at, rowid LIMIT 1)"
+    " RETURNING id"
+)
+
+
+def raw_loop(path: str, _: int) -> int:
+    db = sqlite3.connect(path, timeout=30, isolation_level=None)
+    done = 0
+    while True:
+        db.execute("BEGIN IMMEDIATE")
+        row = db.execute(RAW_CLAIM, ("raw", time.time() + 60)).fetchone()
+        db.execute("COMMIT")
+        if row is None:
+            return done
+        db.execute("BEGIN IMMEDIATE")
+        db.execute("UPDATE jobs SET status='done', result_path='x' WHERE id=?", (row[0],))
+        db.execute("COMMIT")
+        done += 1
+
+
+def imagen_loop(path: str, _: int) -> int:
+    from imagen_core.sqlite_queue import SQLiteQueue, SQLiteQueueConfig
+
+    queue = SQLiteQueue(SQLiteQueueConfig(path=Path(path)))
+    done = 0
+    while (job := queue.claim("w", backends=None, lease_s=60)) is not None:
+        queue.complete(job.id, "w", result_path="x", metadata={})
+        done += 1
+    return done
+
+
+def fill(path: Path) -> None:
+    from imagen_core import Request
+    from imagen_core.sqlite_queue import SQLiteQueue, SQLiteQueueConfig
+
+    path.unlink(missing_ok=True)
+    queue = SQLiteQueue(SQLiteQueueConfig(path=path))
+    for i in range(QUEUE_JOBS):
+        queue.submit(Request(f"p{i}", width=8, height=8), backend="mock")
+    queue.close()
+
+
+def jobs_per_s(loop, path: Path, processes: int) -> float:
+    fill(path)
+    started = time.perf_counter()
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        done = sum(pool.starmap(loop, [(str(path), i) for i in range(processes)]))
+    took = time.perf_counter() - started
+    assert done == QUEUE_JOBS, done
+    return done / took
+
+
+def main() -> int:
+    os.environ["IMAGEN_DISABLE_PLUGINS"] = "ledger,tmux_preview"
+    failed = False
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        os.environ["HOME"] = str(folder)
+        ideal = JOBS * DELAY_S
+        one = gpu_busy(1, folder)
+        two = gpu_busy(2, folder)
+        print(f"{'benchmark':<52} {'baseline':>14} {'imagen':>14} {'ratio':>7}  target")
+        ok = two <= BUSY_TARGET * ideal
+        failed |= not ok
+        print(
+            f"{'GPU busy: 50 x 200 ms, max_in_flight 2 (vs 1)':<52} {one:>12.2f} s {two:>12.2f} s "
+            f"{two / ideal:>6.3f}x  <= {BUSY_TARGET}x of {ideal:.1f} s {'ok' if ok else 'MISSED'}"
+        )
+        for processes in (1, 4):
+            raw = statistics.median(
+                jobs_per_s(raw_loop, folder / "q.db", processes) for _ in range(3)
+            )
+            ours = statistics.median(
+                jobs_per_s(imagen_loop, folder / "q.db", processes) for _ in range(3)
+            )
+            ok = ours / raw >= QUEUE_TARGET
+            failed |= not ok
+            name = f"sqlite claim+complete, {processes} process(es), jobs/s"
+            print(
+                f"{name:<52} {raw:>12.0f}/s {ours:>12.0f}/s {ours / raw:>6.2f}x  >= {QUEUE_TARGET}x "
+                f"{'ok' if ok else 'MISSED'}"
+            )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -115,4 +115,7 @@ def sample(registry: Registry) -> str:
     body += ["", "# Sinks get every finished image after it is written. `NAME: false` turns off"]
     body += ["# a sink that is on by default."]
     body += _instances(registry.sinks, "sinks")
+    body += ["", "# The job queue of `imagen submit` and `imagen worker` (see docs/worker.md)."]
+    body += [f"# Installed queue types: {', '.join(sorted(registry.queues)) or 'none'}."]
+    body += ["# queue:", "#   type: sqlite"]
     return "\n".join(head + body) + "\n"

@@ -155,8 +155,8 @@ def main() -> int:
             failed |= not ok
             name = f"sqlite claim+complete, {processes} process(es), jobs/s"
             print(
-                f"{name:<52} {raw:>12.0f}/s {ours:>12.0f}/s {ours / raw:>6.2f}x  >= {QUEUE_TARGET}x "
-                f"{'ok' if ok else 'MISSED'}"
+                f"{name:<52} {raw:>12.0f}/s {ours:>12.0f}/s {ours / raw:>6.2f}x"
+                f"  >= {QUEUE_TARGET}x {'ok' if ok else 'MISSED'}"
             )
     return 1 if failed else 0
 

@@ -106,11 +106,16 @@ class Worker:
                     _, futures = wait(futures, timeout=1.0, return_when=FIRST_COMPLETED)
                     continue
                 eligible = self._eligible()
-                job = (
-                    self.queue.claim(self.id, backends=eligible, lease_s=opts.lease_s)
-                    if eligible is None or eligible
-                    else None
-                )
+                try:
+                    job = (
+                        self.queue.claim(self.id, backends=eligible, lease_s=opts.lease_s)
+                        if eligible is None or eligible
+                        else None
+                    )
+                except ImagenError as exc:  # the queue is briefly unreachable
+                    self.log_line(f"imagen: worker: cannot claim: {exc} (retrying)")
+                    self.stopping.wait(min(5.0, opts.idle_wait_s))
+                    continue
                 if job is None:
                     if opts.once and not futures:
                         break
@@ -142,7 +147,12 @@ class Worker:
             with self._lock:
                 jobs = list(self._inflight)
             for job_id in jobs:
-                if not self.queue.heartbeat(job_id, self.id, lease_s=self.options.lease_s):
+                try:
+                    owned = self.queue.heartbeat(job_id, self.id, lease_s=self.options.lease_s)
+                except ImagenError as exc:  # a database blip: try again next beat
+                    self.log_line(f"imagen: worker: heartbeat failed: {exc}")
+                    continue
+                if not owned:
                     with self._lock:
                         self._lost.add(job_id)
 
@@ -163,7 +173,10 @@ class Worker:
             )
         except Exception as exc:  # a job's failure must never stop the worker
             error = describe(exc)
-            self.queue.fail(job.id, self.id, error=error)
+            try:
+                self.queue.fail(job.id, self.id, error=error)
+            except ImagenError:  # the lease runs out and the job is tried again
+                pass
             self._log(job, "failed", time.monotonic() - started, error)
             self._finish(job)
             return

@@ -261,3 +261,22 @@ def test_kill_9_fault_test_every_job_done_exactly_once(isolated_env, output_dir,
                 if entry["status"] == "done":
                     done_lines[entry["job"]] += 1
     assert set(done_lines) == ids and set(done_lines.values()) == {1}  # completed exactly once
+
+
+def test_a_queue_blip_does_not_stop_the_worker(session):
+    from imagen_core.errors import ImagenError
+
+    queue = session.queue()
+    job = queue.submit(Request("x", width=8, height=8), backend="mock")
+    real_claim = queue.claim
+    blips = [ImagenError("database is restarting")]
+
+    def flaky_claim(*args, **kwargs):
+        if blips:
+            raise blips.pop()
+        return real_claim(*args, **kwargs)
+
+    queue.claim = flaky_claim
+    lines = run_worker(session, queue)
+    assert lines[0] == "imagen: worker: cannot claim: database is restarting (retrying)"
+    assert queue.get(job.id).status == "done"

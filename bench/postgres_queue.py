@@ -1,0 +1,264 @@
+"""PostgreSQL queue benchmarks (imagen-postgres), each beside a baseline run in
+the same process, against a throwaway PostgreSQL this script starts itself (as
+the tests do: tests/postgres/server.py).
+
+    .venv/bin/python bench/postgres_queue.py [--runs 21] [--jobs 2000] [--rounds 7] [--verbose]
+
+1. Pickup latency: from the call to ``submit`` to the job being claimed by an
+   idle worker process, median of --runs. The worker sleeps in ``queue.wait()``
+   (LISTEN/NOTIFY); the baseline worker is the same loop polling once a second
+   (``claim``, else ``sleep(1)``). Submits come at random moments, so they fall
+   anywhere in the baseline's second. Both workers run at once, on schemas of
+   their own, and their runs alternate.                        target: <= 50 ms
+2. Queue overhead: --jobs jobs claimed and completed through ``PostgresQueue``
+   against a bare psycopg loop running the claim and complete SQL a worker would
+   write by hand (``UPDATE … WHERE id = (SELECT … FOR UPDATE SKIP LOCKED)``,
+   reading back id, request and backend), jobs/s, with 1 and 4 worker processes.
+   Connections are opened before the clock starts; the two alternate, and the
+   ratio is the median of the rounds' ratios.                  target: >= 0.8x
+
+Both clocks are CLOCK_MONOTONIC (``time.monotonic``), shared by the processes of
+one machine. The server runs with fsync off, as in the tests: the figures are
+the queue's own costs, not the disk's. Exits 1 when a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+LATENCY_TARGET_MS = 50.0
+POLL_S = 1.0
+OVERHEAD_TARGET = 0.8
+WARM_UP = 2
+ROLE, PASSWORD = "imagen_bench", "bench-password"
+
+RAW_CLAIM = """
+UPDATE {schema}.jobs
+SET status = 'running', attempts = attempts + 1, worker = %s,
+    lease_until = now() + interval '60 seconds', updated_at = now()
+WHERE id = (
+    SELECT id FROM {schema}.jobs WHERE status = 'queued'
+    ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED
+)
+RETURNING id, request, backend
+"""
+RAW_COMPLETE = """
+UPDATE {schema}.jobs
+SET status = 'done', result_path = %s, lease_until = NULL, updated_at = now()
+WHERE id = %s
+"""
+
+
+def make_queue(schema: str):
+    from imagen_postgres.queue import PostgresQueue
+    from imagen_postgres.settings import PostgresQueueConfig
+
+    return PostgresQueue(PostgresQueueConfig(schema=schema))
+
+
+# ------------------------------------------------------------------ pickup latency
+
+
+def idle_worker(schema: str, mode: str, ready, out) -> None:  # a child process
+    queue = make_queue(schema)
+    queue.claim("warm-up", backends=["none"], lease_s=60)  # connect, start listening
+    ready.set()
+    while True:
+        job = queue.claim("w", backends=None, lease_s=60)
+        if job is None:
+            if mode == "notify":
+                queue.wait(5.0)
+            else:
+                time.sleep(POLL_S)
+            continue
+        out.put((job.id, time.monotonic()))
+        queue.complete(job.id, "w", result_path="-", metadata={})
+
+
+def pickup_latency(runs: int) -> dict[str, list[float]]:
+    from imagen_core import Request
+
+    context = multiprocessing.get_context("spawn")
+    modes = {"notify": "bench_notify", "poll": "bench_poll"}
+    submitters, outs, workers = {}, {}, []
+    for mode, schema in modes.items():
+        submitters[mode] = make_queue(schema)
+        submitters[mode].init()
+        ready, outs[mode] = context.Event(), context.Queue()
+        worker = context.Process(
+            target=idle_worker, args=(schema, mode, ready, outs[mode]), daemon=True
+        )
+        worker.start()
+        workers.append(worker)
+        if not ready.wait(60):
+            raise RuntimeError(f"the {mode} worker did not start")
+    rng = random.Random(7)
+    latencies: dict[str, list[float]] = {mode: [] for mode in modes}
+    try:
+        for run in range(WARM_UP + runs):
+            order = list(modes) if run % 2 else list(modes)[::-1]
+            for mode in order:
+                # A random moment: anywhere in the poller's second; the listener
+                # is idle in wait() by then either way.
+                time.sleep(rng.uniform(0.05, POLL_S))
+                started = time.monotonic()
+                job = submitters[mode].submit(Request(f"run {run}"), backend="mock")
+                claimed_id, claimed_at = outs[mode].get(timeout=30)
+                assert claimed_id == job.id
+                if run >= WARM_UP:
+                    latencies[mode].append((claimed_at - started) * 1000)
+    finally:
+        for worker in workers:
+            worker.terminate()
+        for queue in submitters.values():
+            queue.close()
+    return latencies
+
+
+# ------------------------------------------------------------------ queue overhead
+
+
+def raw_loop(dsn: str, schema: str, name: str, start, out) -> None:  # a child process
+    import psycopg
+
+    claim = RAW_CLAIM.format(schema=schema).encode()
+    complete = RAW_COMPLETE.format(schema=schema).encode()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(b"SELECT 1")
+        start.wait()
+        done = 0
+        while (row := conn.execute(claim, (name,)).fetchone()) is not None:
+            job_id, _request, _backend = row
+            conn.execute(complete, ("-", job_id))
+            done += 1
+    out.put((done, time.monotonic()))
+
+
+def imagen_loop(dsn: str, schema: str, name: str, start, out) -> None:  # a child process
+    queue = make_queue(schema)
+    queue.claim(name, backends=["none"], lease_s=60)  # connect both connections
+    start.wait()
+    done = 0
+    while (job := queue.claim(name, backends=None, lease_s=60)) is not None:
+        queue.complete(job.id, name, result_path="-", metadata={})
+        done += 1
+    out.put((done, time.monotonic()))
+    queue.close()
+
+
+def refill(admin: str, schema: str, jobs: int) -> None:
+    import psycopg
+
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {schema}.jobs RESTART IDENTITY".encode())
+        conn.execute(
+            f"INSERT INTO {schema}.jobs (request, backend) "
+            "SELECT jsonb_build_object('prompt', 'job ' || n, 'width', 64, 'height', 64), 'mock' "
+            f"FROM generate_series(1, {jobs}) AS n".encode()
+        )
+        conn.execute(f"VACUUM ANALYZE {schema}.jobs".encode())
+
+
+def jobs_per_s(loop, dsn: str, admin: str, schema: str, jobs: int, processes: int) -> float:
+    refill(admin, schema, jobs)
+    context = multiprocessing.get_context("spawn")
+    # Every worker connected and waiting, and this process: then the clock starts.
+    start, out = context.Barrier(processes + 1), context.Queue()
+    workers = [
+        context.Process(target=loop, args=(dsn, schema, f"w{n}", start, out))
+        for n in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    start.wait(timeout=120)
+    started = time.monotonic()
+    results = [out.get(timeout=300) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=60)
+    done = sum(count for count, _ in results)
+    assert done == jobs, (loop.__name__, done, jobs)
+    return jobs / (max(end for _, end in results) - started)
+
+
+# ------------------------------------------------------------------ main
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=21, help="pickup latency runs (median)")
+    parser.add_argument("--jobs", type=int, default=2000, help="jobs per throughput round")
+    parser.add_argument("--rounds", type=int, default=7, help="throughput rounds (median)")
+    parser.add_argument("--verbose", action="store_true", help="print every round's figures")
+    args = parser.parse_args()
+
+    from tests.postgres.server import start_postgres
+
+    server = start_postgres()
+    try:
+        database = server.create_database("imagen_bench")
+        server.create_role(ROLE, PASSWORD, database)
+        dsn, admin = server.dsn(database, ROLE, PASSWORD), server.dsn(database)
+        os.environ["IMAGEN_DATABASE_URL"] = dsn  # inherited by the worker processes
+        throughput_schema = "bench_throughput"
+        make_queue(throughput_schema).init()
+
+        latencies = pickup_latency(args.runs)
+        rates: dict[tuple[str, int], list[float]] = {}
+        for processes in (1, 4):
+            for round_ in range(args.rounds):
+                # Alternate which goes first, so that drift favours neither.
+                loops = (raw_loop, imagen_loop) if round_ % 2 == 0 else (imagen_loop, raw_loop)
+                for loop in loops:
+                    rate = jobs_per_s(loop, dsn, admin, throughput_schema, args.jobs, processes)
+                    rates.setdefault((loop.__name__, processes), []).append(rate)
+    finally:
+        server.stop()
+
+    failed = False
+    print(f"{'benchmark':<58} {'baseline':>12} {'imagen':>12} {'ratio':>8}  target")
+    notify, poll = statistics.median(latencies["notify"]), statistics.median(latencies["poll"])
+    ok = notify <= LATENCY_TARGET_MS
+    failed |= not ok
+    name = f"pickup latency, submit -> claimed, median of {args.runs}"
+    print(
+        f"{name:<58} {poll:>9.1f} ms {notify:>9.1f} ms {notify / poll:>7.3f}x  "
+        f"<= {LATENCY_TARGET_MS:.0f} ms {'ok' if ok else 'MISSED'}"
+    )
+    slowest = max(latencies["notify"])
+    print(
+        f"{'  (baseline polls once a second; slowest NOTIFY pickup)':<58} {'':>12} "
+        f"{slowest:>9.1f} ms"
+    )
+    for processes in (1, 4):
+        raw_rates, our_rates = rates[("raw_loop", processes)], rates[("imagen_loop", processes)]
+        raw, ours = statistics.median(raw_rates), statistics.median(our_rates)
+        # Each round's ratio pairs two runs made back to back: the median of those
+        # is steadier than the ratio of the medians on a busy machine.
+        ratio = statistics.median(o / r for o, r in zip(our_rates, raw_rates, strict=True))
+        ok = ratio >= OVERHEAD_TARGET
+        failed |= not ok
+        name = f"claim+complete, {processes} process(es), {args.jobs} jobs, jobs/s"
+        print(
+            f"{name:<58} {raw:>10.0f}/s {ours:>10.0f}/s {ratio:>7.2f}x  "
+            f">= {OVERHEAD_TARGET}x {'ok' if ok else 'MISSED'}"
+        )
+        if args.verbose:
+            print(
+                f"  rounds: raw {[round(r) for r in raw_rates]}, "
+                f"imagen {[round(r) for r in our_rates]}"
+            )
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

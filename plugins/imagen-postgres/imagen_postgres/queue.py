@@ -1,0 +1,314 @@
+"""The ``postgres`` queue: ``imagen_core.queue.Queue`` on one PostgreSQL table.
+
+Every method is one SQL statement in autocommit mode, so each is its own
+transaction and costs one round trip. Claims take the oldest claimable row with
+``FOR UPDATE SKIP LOCKED``: concurrent workers never wait for each other and
+never get the same row. Leases are computed with the database's clock
+(``now()``), so workers on machines whose clocks disagree still agree on when a
+lease ran out. Ownership is "running and ``worker`` is me": a worker whose lease
+ran out but whose job nobody took yet may still finish it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import threading
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+from psycopg import errors, pq, sql
+
+from imagen_core.errors import ImagenError, InvalidRequest, UsageError
+from imagen_core.notices import warn
+from imagen_core.queue import STATUSES, Job
+from imagen_postgres import schema
+from imagen_postgres.connection import Connection, Database, QueueDatabaseError
+from imagen_postgres.listener import Listener
+from imagen_postgres.rows import columns, metadata_json, request_json, to_job
+
+if TYPE_CHECKING:
+    import builtins
+    from collections.abc import Sequence
+
+    from imagen_core.models import Request
+    from imagen_postgres.settings import PostgresQueueConfig
+
+
+class Statements:
+    """The queue's SQL for one schema, composed once (the schema name is a
+    validated identifier, quoted anyway by ``sql.Identifier``). Placeholders are
+    positional: psycopg's named ones cost a little on every call, and claims
+    and completions are the queue's hot path."""
+
+    def __init__(self, schema_name: str) -> None:
+        jobs = sql.Identifier(schema_name, "jobs")
+
+        def compose(text: str) -> bytes:
+            return (
+                sql.SQL(text)
+                .format(
+                    jobs=jobs,
+                    columns=sql.SQL(columns()),
+                    returning=sql.SQL(columns("j")),
+                )
+                .as_bytes()
+            )
+
+        self.submit = compose(
+            "INSERT INTO {jobs} (request, backend, max_attempts) "
+            "VALUES (%s::jsonb, %s, %s) RETURNING {columns}"
+        )
+        # One statement: pick the oldest claimable row (skipping rows that other
+        # claims hold at this instant), take it, return it. Two spellings, so
+        # that a worker serving every backend does not carry a filter it does
+        # not need. Parameters: [backends,] worker, lease.
+        claim = """
+            WITH picked AS (
+                SELECT id FROM {jobs}
+                WHERE (status = 'queued' OR (status = 'running' AND lease_until < now()))
+                  %s
+                ORDER BY seq
+                LIMIT 1
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE {jobs} AS j
+            SET status = 'running', attempts = j.attempts + 1, worker = %%s,
+                lease_until = now() + %%s::interval, updated_at = now()
+            FROM picked
+            WHERE j.id = picked.id
+            RETURNING {returning}
+            """
+        self.claim_any = compose(claim % "")
+        self.claim_some = compose(claim % "AND backend = ANY(%s::text[])")
+        # Parameters of the owned-job statements end with: id, worker.
+        owned = " WHERE id = %s AND worker = %s AND status = 'running'"
+        self.heartbeat = compose("UPDATE {jobs} SET lease_until = now() + %s::interval" + owned)
+        self.complete = compose(
+            "UPDATE {jobs} SET status = 'done', result_path = %s, metadata = %s::jsonb, "
+            "error = NULL, lease_until = NULL, updated_at = now()" + owned
+        )
+        self.fail = compose(
+            "UPDATE {jobs} SET "
+            "status = CASE WHEN attempts < max_attempts THEN 'queued' ELSE 'failed' END, "
+            "worker = CASE WHEN attempts < max_attempts THEN NULL ELSE worker END, "
+            "error = %s, lease_until = NULL, updated_at = now()" + owned
+        )
+        self.give_up = compose(
+            "UPDATE {jobs} SET status = 'failed', error = %s, lease_until = NULL, "
+            "updated_at = now()" + owned
+        )
+        self.release = compose(
+            "UPDATE {jobs} SET status = 'queued', attempts = greatest(attempts - 1, 0), "
+            "worker = NULL, lease_until = NULL, updated_at = now()" + owned
+        )
+        self.cancel = compose(
+            "UPDATE {jobs} SET status = 'canceled', lease_until = NULL, updated_at = now() "
+            "WHERE id = %s AND status IN ('queued', 'running') RETURNING {columns}"
+        )
+        self.get = compose("SELECT {columns} FROM {jobs} WHERE id = %s")
+        self.list_all = compose("SELECT {columns} FROM {jobs} ORDER BY seq DESC LIMIT %s")
+        self.list_status = compose(
+            "SELECT {columns} FROM {jobs} WHERE status = %s ORDER BY seq DESC LIMIT %s"
+        )
+
+
+def _uuid(job_id: str) -> uuid.UUID | None:
+    """The id as a UUID; None for text that cannot be a job id (so no such job)."""
+    try:
+        return uuid.UUID(str(job_id))
+    except ValueError:
+        return None
+
+
+class PostgresQueue:
+    """Thread-safe: one connection for the statements (used by one thread at a
+    time; each statement is a few milliseconds) and one that listens."""
+
+    def __init__(self, config: PostgresQueueConfig) -> None:
+        self.config = config
+        self._database = Database(config)
+        self._sql = Statements(config.schema)
+        self._lock = threading.RLock()
+        self._conn: Connection | None = None
+        self._pid = os.getpid()
+        self._listener = Listener(self._database.connect, schema.channel(config.schema))
+
+    def __repr__(self) -> str:
+        return f"PostgresQueue(schema={self.config.schema!r}, dsn_env={self.config.dsn_env!r})"
+
+    def __enter__(self) -> PostgresQueue:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ the contract
+
+    def init(self) -> None:
+        # No parameters: the simple query protocol, which runs a whole script.
+        self._rowcount(schema.sql(self.config.schema).encode(), None)
+
+    def submit(self, request: Request, *, backend: str, max_attempts: int = 3) -> Job:
+        if not backend:
+            raise UsageError("a job needs a backend instance name")
+        if max_attempts < 1:
+            raise UsageError(f"max_attempts must be at least 1, got {max_attempts}")
+        row = self._one(self._sql.submit, (request_json(request), backend, max_attempts))
+        assert row is not None  # INSERT … RETURNING returns the row
+        return to_job(row)
+
+    def claim(self, worker: str, *, backends: Sequence[str] | None, lease_s: float) -> Job | None:
+        if backends is not None and not backends:
+            return None  # serving no backend: nothing is ours (ANY('{}') agrees)
+        # Before the claim's snapshot: see listener.py for why nothing is missed.
+        self._listener.prime()
+        lease = dt.timedelta(seconds=lease_s)
+        params: tuple[Any, ...]
+        if backends is None:
+            query, params = self._sql.claim_any, (worker, lease)
+        else:
+            query, params = self._sql.claim_some, (list(backends), worker, lease)
+        while True:
+            row = self._one(query, params)
+            if row is None:
+                return None
+            try:
+                return to_job(row)
+            except InvalidRequest as exc:
+                # Only a prompt of exotic whitespace passes the table's CHECK and
+                # not Request: no attempt could ever run it, so fail it for good
+                # and look for the next job.
+                self._rowcount(self._sql.give_up, (f"invalid request: {exc}", row[0], worker))
+
+    def heartbeat(self, job_id: str, worker: str, *, lease_s: float) -> bool:
+        key = _uuid(job_id)
+        lease = dt.timedelta(seconds=lease_s)
+        return key is not None and self._rowcount(self._sql.heartbeat, (lease, key, worker)) == 1
+
+    def complete(
+        self, job_id: str, worker: str, *, result_path: str, metadata: dict[str, Any]
+    ) -> bool:
+        key = _uuid(job_id)
+        params = (result_path, metadata_json(metadata), key, worker)
+        return key is not None and self._rowcount(self._sql.complete, params) == 1
+
+    def fail(self, job_id: str, worker: str, *, error: str) -> bool:
+        key = _uuid(job_id)
+        return key is not None and self._rowcount(self._sql.fail, (error, key, worker)) == 1
+
+    def release(self, job_id: str, worker: str) -> bool:
+        key = _uuid(job_id)
+        return key is not None and self._rowcount(self._sql.release, (key, worker)) == 1
+
+    def cancel(self, job_id: str) -> Job | None:
+        key = _uuid(job_id)
+        if key is None:
+            return None
+        row = self._one(self._sql.cancel, (key,))
+        if row is None:  # already final (returned as it is), or no such job
+            return self.get(job_id)
+        return to_job(row, strict=False)
+
+    def get(self, job_id: str) -> Job | None:
+        key = _uuid(job_id)
+        row = None if key is None else self._one(self._sql.get, (key,))
+        return None if row is None else to_job(row, strict=False)
+
+    def list(self, *, status: str | None = None, limit: int = 100) -> builtins.list[Job]:
+        limit = max(0, limit)
+        if status is None:
+            rows = self._all(self._sql.list_all, (limit,))
+        elif status in STATUSES:
+            rows = self._all(self._sql.list_status, (status, limit))
+        else:
+            raise UsageError(f"unknown job status {status!r}; one of {', '.join(STATUSES)}")
+        return [to_job(row, strict=False) for row in rows]
+
+    def wait(self, timeout_s: float) -> None:
+        self._listener.wait(timeout_s)
+        if self._database.transaction_pooler:
+            warn(
+                f"queue: {self.config.dsn_env} points at a transaction pooler (port 6543), "
+                "which does not deliver NOTIFY: idle workers only look for jobs every "
+                "few seconds; use the session pooler (port 5432) or a direct connection",
+                once="postgres-transaction-pooler",
+            )
+
+    def close(self) -> None:
+        self._listener.close()
+        with self._lock:
+            conn, self._conn = self._conn, None
+            if conn is not None and self._pid == os.getpid():
+                conn.close()
+
+    # ------------------------------------------------------------ plumbing
+
+    def _one(self, query: bytes, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
+        with self._lock:
+            try:
+                return self._connection().execute(query, params).fetchone()
+            except psycopg.Error as exc:
+                raise self._translate(exc) from None
+
+    def _all(self, query: bytes, params: tuple[Any, ...]) -> builtins.list[tuple[Any, ...]]:
+        with self._lock:
+            try:
+                return self._connection().execute(query, params).fetchall()
+            except psycopg.Error as exc:
+                raise self._translate(exc) from None
+
+    def _rowcount(self, query: bytes, params: tuple[Any, ...] | None) -> int:
+        with self._lock:
+            try:
+                return self._connection().execute(query, params).rowcount
+            except psycopg.Error as exc:
+                raise self._translate(exc) from None
+
+    def _connection(self) -> Connection:
+        """The statement connection (callers hold the lock: one thread at a time)."""
+        if self._pid != os.getpid():
+            # Forked: the parent's connection is not ours to use or to close.
+            self._conn, self._pid = None, os.getpid()
+        if self._conn is None or self._conn.closed:
+            self._conn = self._database.connect()
+        return self._conn
+
+    def _translate(self, exc: psycopg.Error) -> ImagenError:
+        """psycopg's error as imagen's: one line, no secret. A lost connection is
+        replaced on the next call; nothing is retried here, since a statement
+        whose answer was lost may have been applied."""
+        conn = self._conn
+        if isinstance(exc, psycopg.OperationalError):
+            if conn is not None and conn.closed:
+                self._conn = None
+            return self._database.unavailable(exc)
+        if conn is not None and conn.info.transaction_status == pq.TransactionStatus.INERROR:
+            # A script with its own BEGIN (init's) stops at the error inside its
+            # transaction: end it, or every later statement would be refused too.
+            with contextlib.suppress(psycopg.Error):
+                conn.execute(b"ROLLBACK")
+        if isinstance(exc, errors.UndefinedTable):
+            return UsageError(
+                f"the job table {self.config.schema}.jobs does not exist: "
+                "run `imagen queue init` (or apply imagen_postgres/schema.sql)"
+            )
+        return self._refused(exc)
+
+    def _refused(self, exc: psycopg.Error) -> ImagenError:
+        text = self._database.describe(exc)
+        constraint = exc.diag.constraint_name if isinstance(exc, errors.CheckViolation) else None
+        if constraint:
+            text += (
+                f" (the table's rule {constraint}; if this imagen is newer than the "
+                "table, run `imagen queue init` to update it)"
+            )
+        elif isinstance(exc, errors.InsufficientPrivilege):
+            text += (
+                f" (`imagen queue init` needs a role that may create the schema "
+                f"{self.config.schema}; the queue's users need to own its table or be "
+                "granted it: see docs/worker.md)"
+            )
+        return QueueDatabaseError(f"the PostgreSQL queue refused a statement: {text}")

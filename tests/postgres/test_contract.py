@@ -1,0 +1,14 @@
+"""The shared queue contract (tests/queue/contract.py), on PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.queue.contract import QueueContract
+
+
+class TestPostgresQueue(QueueContract):
+    @pytest.fixture
+    def queue_factory(self, make_queue):
+        # Every handle has its own connections, on this test's own schema.
+        return make_queue

@@ -280,3 +280,28 @@ def test_a_queue_blip_does_not_stop_the_worker(session):
     lines = run_worker(session, queue)
     assert lines[0] == "imagen: worker: cannot claim: database is restarting (retrying)"
     assert queue.get(job.id).status == "done"
+
+
+def test_sigterm_finishes_the_job_in_flight_then_exits_0(isolated_env, tmp_path):
+    write_config(
+        isolated_env,
+        "queue: {type: sqlite, poll_s: 0.02}\nbackends:\n  slow: {type: mock, latency_s: 1.5}\n",
+    )
+    session = Session()
+    queue = session.queue()
+    first = queue.submit(Request("x", width=8, height=8), backend="slow")
+    second = queue.submit(Request("y", width=8, height=8), backend="slow")
+    env = {**os.environ, "IMAGEN_LOAD_PLUGINS": "imagen-mock"}
+    code = "from imagen_core.cli import main; main(['worker'])"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 20
+    while queue.get(first.id).status != "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    err = proc.stderr.read()
+    assert "finishing the jobs in flight" in err
+    assert queue.get(first.id).status == "done"  # finished, not abandoned
+    assert queue.get(second.id).status == "queued"  # not taken after the signal

@@ -17,13 +17,13 @@ import attrs
 
 from imagen_core.config import setting
 from imagen_core.errors import ImagenError
+from imagen_core.usage import UsageRow
 
 if TYPE_CHECKING:
     import sqlite3
     from collections.abc import Iterator
 
     from imagen_core.models import Generation
-    from imagen_core.usage import UsageRow
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS usage (
@@ -41,18 +41,8 @@ CREATE TABLE IF NOT EXISTS usage (
 );
 CREATE INDEX IF NOT EXISTS usage_created_at ON usage (created_at);
 """
-COLUMNS = (
-    "created_at",
-    "backend",
-    "backend_type",
-    "model",
-    "latency_s",
-    "cost_usd",
-    "prompt_sha256",
-    "caller",
-    "status",
-    "error",
-)
+# The table's columns are the usage row's fields, in order: one list to keep.
+COLUMNS = tuple(field.name for field in attrs.fields(UsageRow))
 
 BUSY_TIMEOUT_S = 5.0
 SCHEMA_VERSION = 1
@@ -111,7 +101,6 @@ class Ledger:
         import sqlite3
 
         from imagen_core.identity import caller
-        from imagen_core.usage import UsageRow
 
         values = UsageRow.of(generation, caller()).as_dict()
         try:
@@ -131,7 +120,7 @@ class Ledger:
             raise LedgerError(f"cannot write {self.path}: {reason}") from None
 
     def rows(self, *, since: dt.date | None, until: dt.date | None) -> Iterator[UsageRow]:
-        from imagen_core.usage import UsageRow, bounds
+        from imagen_core.usage import bounds
 
         if not self.path.exists():
             return

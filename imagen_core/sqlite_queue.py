@@ -47,6 +47,17 @@ CREATE INDEX IF NOT EXISTS jobs_claim ON jobs (status, created_at);
 """
 
 
+# A job whose worker died on every attempt (killed, out of memory, machine gone)
+# is failed rather than handed to yet another worker it may bring down too.
+EXHAUSTED = (
+    "UPDATE jobs SET status = 'failed', lease_until = NULL, updated_at = ?,"
+    " error = 'its worker stopped (killed, crashed or lost) during each of its '"
+    " || attempts || ' attempts; if the job itself brings workers down (out of memory?),"
+    " submit it smaller, else submit it again'"
+    " WHERE status = 'running' AND lease_until < ? AND attempts >= max_attempts"
+)
+
+
 def default_path() -> Path:
     data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(data) / "imagen" / "jobs.db"
@@ -148,9 +159,12 @@ class SQLiteQueue:
         pick = (
             "SELECT id FROM jobs WHERE status = {status}{only} ORDER BY created_at, rowid LIMIT 1"
         )
-        expired = pick.format(status="'running' AND lease_until < ?", only=only)
+        expired = pick.format(
+            status="'running' AND lease_until < ? AND attempts < max_attempts", only=only
+        )
         queued = pick.format(status="'queued'", only=only)
         with self._tx() as db:
+            db.execute(EXHAUSTED, (_now(), now))
             taken = db.execute(
                 "UPDATE jobs SET status = 'running', worker = ?, lease_until = ?,"
                 " attempts = attempts + 1, updated_at = ?"

@@ -129,16 +129,19 @@ def test_a_real_short_lease_expires(queue: PostgresQueue):
     assert queue.claim("b", backends=None, lease_s=60).id == job.id
 
 
-def test_an_expired_lease_is_claimed_again_even_after_the_last_attempt(queue, sql, schema):
-    # The contract: a dead worker's job is never lost. Only fail() ends a job for
-    # lack of attempts (see the report on poison jobs).
+def test_an_expired_lease_after_the_last_attempt_fails_the_job(queue, sql, schema):
+    # A worker that died on the job's last attempt: the job may be what brings
+    # workers down, so it fails instead of going to yet another worker.
     job = queue.submit(Request("heavy"), backend="mock", max_attempts=1)
     queue.claim("w1", backends=None, lease_s=60)
     expire(sql, schema, job.id)
-    again = queue.claim("w2", backends=None, lease_s=60)
-    assert (again.id, again.attempts, again.worker) == (job.id, 2, "w2")
-    assert queue.fail(job.id, "w2", error="boom") is True
-    assert queue.get(job.id).status == "failed"
+    assert queue.claim("w2", backends=None, lease_s=60) is None
+    failed = queue.get(job.id)
+    assert (failed.status, failed.attempts, failed.worker) == ("failed", 1, "w1")
+    assert failed.error.startswith(
+        "its worker stopped (killed, crashed or lost) during each of its 1 attempts"
+    )
+    assert queue.heartbeat(job.id, "w1", lease_s=60) is False
 
 
 # ------------------------------------------------------------------ heartbeat

@@ -101,6 +101,21 @@ class QueueContract:
         assert (final.status, final.attempts, final.error) == ("failed", 2, "GPU on fire")
         assert queue.claim("w", backends=None, lease_s=60) is None
 
+    def test_a_job_whose_worker_dies_on_every_attempt_fails(self, queue):
+        poison = queue.submit(Request("brings workers down"), backend="mock", max_attempts=2)
+        for dead in ("dead1", "dead2"):
+            claimed = queue.claim(dead, backends=None, lease_s=0.1)
+            assert claimed.id == poison.id  # the first death is retried
+            time.sleep(0.15)
+        healthy = queue.submit(Request("fine"), backend="mock")
+        # The claim that finds the exhausted lease fails that job and moves on.
+        assert queue.claim("w3", backends=None, lease_s=60).id == healthy.id
+        failed = queue.get(poison.id)
+        assert (failed.status, failed.attempts) == ("failed", 2)
+        assert "worker stopped" in failed.error and "each of its 2 attempts" in failed.error
+        assert queue.claim("w3", backends=None, lease_s=60) is None
+        assert queue.complete(poison.id, "dead2", result_path="/x", metadata={}) is False
+
     def test_release_gives_the_job_back_without_counting_the_attempt(self, queue):
         job = queue.submit(Request("x"), backend="mock")
         queue.claim("w", backends=None, lease_s=60)

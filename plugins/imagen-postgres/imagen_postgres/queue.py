@@ -61,14 +61,29 @@ class Statements:
             "INSERT INTO {jobs} (request, backend, max_attempts) "
             "VALUES (%s::jsonb, %s, %s) RETURNING {columns}"
         )
-        # One statement: pick the oldest claimable row (skipping rows that other
-        # claims hold at this instant), take it, return it. Two spellings, so
-        # that a worker serving every backend does not carry a filter it does
-        # not need. Parameters: [backends,] worker, lease.
+        # One statement: fail the jobs whose worker died on every attempt (they
+        # may be what brings workers down), pick the oldest claimable row
+        # (skipping rows that other claims hold at this instant), take it,
+        # return it. Two spellings, so that a worker serving every backend does
+        # not carry a filter it does not need. Parameters: [backends,] worker, lease.
         claim = """
-            WITH picked AS (
+            WITH exhausted AS (
+                UPDATE {jobs}
+                SET status = 'failed', lease_until = NULL, updated_at = now(),
+                    error = 'its worker stopped (killed, crashed or lost) during each of its '
+                        || attempts || ' attempts; if the job itself brings workers down '
+                        || '(out of memory?), submit it smaller, else submit it again'
+                WHERE id IN (
+                    SELECT id FROM {jobs}
+                    WHERE status = 'running' AND lease_until < now()
+                      AND attempts >= max_attempts
+                    FOR UPDATE SKIP LOCKED
+                )
+            ),
+            picked AS (
                 SELECT id FROM {jobs}
-                WHERE (status = 'queued' OR (status = 'running' AND lease_until < now()))
+                WHERE (status = 'queued' OR (status = 'running' AND lease_until < now()
+                                             AND attempts < max_attempts))
                   %s
                 ORDER BY seq
                 LIMIT 1

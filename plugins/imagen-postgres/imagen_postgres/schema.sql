@@ -132,7 +132,7 @@ begin
     comment on column imagen.jobs.backend is
         'backend instance of the workers'' imagen.yaml that runs the job';
     comment on column imagen.jobs.lease_until is
-        'a running job whose lease passed is claimed again (its worker died)';
+        'a running job whose lease passed is claimed again (its worker died), or failed once it has had max_attempts';
 end
 $block$;
 

@@ -82,7 +82,15 @@ class ImagenGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands:
             self._add_plugin_commands()
-        return super().get_command(ctx, cmd_name)
+        command = super().get_command(ctx, cmd_name)
+        # Commands of first-party plugins, and the distribution each comes with.
+        dist = {"serve": "imagen-web", "comfyui": "imagen-comfyui"}.get(cmd_name)
+        if command is None and dist is not None and not ctx.resilient_parsing:
+            # click's "No such command" would leave the person guessing what to install.
+            raise click.UsageError(
+                f"`imagen {cmd_name}` comes with the {dist} plugin: pip install {dist}", ctx
+            )
+        return command
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         self._add_plugin_commands()
@@ -411,9 +419,12 @@ def submit(
     click.echo(job.id)
     if not wait_:
         return
+    # Polling the one row is cheap; start quick (a short job is back in
+    # milliseconds) and settle at twice a second for long ones.
+    pause = 0.02
     while (current := queue.get(job.id)) is not None and current.status in ("queued", "running"):
-        queue.wait(1.0)
-        time.sleep(0.1)
+        time.sleep(pause)
+        pause = min(pause * 1.5, 0.5)
     if current is None or current.status != "done":
         status = current.status if current else "gone"
         error = f": {current.error}" if current and current.error else ""
@@ -520,7 +531,9 @@ def worker(
     """Run queued jobs through the same pipeline as `imagen generate`.
 
     One line per job on stderr. Ctrl-C or SIGTERM: stop taking jobs and finish
-    those in flight; a second one gives them back to the queue and exits.
+    those in flight; a second one gives them back to the queue, cancels them on
+    the backend (as Ctrl-C does in `imagen generate`) and exits; a third exits
+    at once.
     """
     from imagen_core.worker import Worker, WorkerOptions, install_signals
 
@@ -543,6 +556,11 @@ def worker(
         runner.run()
     finally:
         queue.close()
+    if runner.abandoned:
+        # A backend call ignored its cancellation: the interpreter would wait
+        # for its thread at exit. Its job is already back in the queue.
+        sys.stderr.flush()
+        os._exit(0)
 
 
 @cli.group("queue")

@@ -6,6 +6,7 @@ worker all go through it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import errno
 import os
@@ -36,6 +37,7 @@ from imagen_core.registry import collect
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from imagen_core.cancel import CancelScope
     from imagen_core.config import Config
     from imagen_core.models import Progress
     from imagen_core.plugins import ImagenPluginManager
@@ -163,11 +165,14 @@ class Session:
         preview: bool | None = None,
         cloud: bool | None = None,
         progress: Progress | None = None,
+        cancel: CancelScope | None = None,
     ) -> Generation:
         """Generate one image and write it; return the Generation (path + Result).
 
         ``sidecar``/``preview``/``cloud`` left as None follow imagen.yaml and the
-        environment; ``cloud=False`` is ``--no-cloud``. Raises ImagenError."""
+        environment; ``cloud=False`` is ``--no-cloud``. ``cancel`` lets another
+        thread stop the backend call (the worker: a canceled job). Raises
+        ImagenError, or KeyboardInterrupt when interrupted or canceled."""
         out = self.config.output
         instance = self.config.backend(request.backend, self.registry)
         prompt_sent = apply_style(request, self.config.styles)
@@ -194,7 +199,8 @@ class Session:
         )
         started = time.perf_counter()
         try:
-            result = backend.generate(sent, progress or no_progress)
+            with cancel.cancelable() if cancel is not None else contextlib.nullcontext():
+                result = backend.generate(sent, progress or no_progress)
             if not isinstance(result, Result) or not result.image:
                 raise BackendError(f"backend {instance.name!r} returned no image ({result!r})")
         except KeyboardInterrupt:

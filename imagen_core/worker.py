@@ -5,6 +5,11 @@ The worker contract is the generate contract: a job is a Request, run by
 mean a worker that dies loses nothing: its jobs are claimed again when their
 leases run out. An image is named by its job id, and a re-run first removes
 what an earlier attempt of the same job left, so one job never has two images.
+
+A job canceled while it runs, or taken over by another worker after this one
+lost its lease, has its backend call stopped (``imagen_core.cancel``: the
+backend sees what it sees on Ctrl-C and cancels its remote work). So does every
+job in flight when the worker is told to stop a second time.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from imagen_core.cancel import CancelScope
 from imagen_core.errors import ImagenError, describe
 
 if TYPE_CHECKING:
@@ -42,6 +48,8 @@ class WorkerOptions:
     lease_s: float = 60.0
     idle_wait_s: float = 5.0
     json_logs: bool = False
+    # After the second signal: how long the backends get to cancel remotely.
+    abort_grace_s: float = 15.0
 
 
 def worker_id() -> str:
@@ -63,8 +71,11 @@ class Worker:
         self.id = worker_id()
         self.log_line = log or (lambda line: print(line, file=sys.stderr, flush=True))
         self.stopping = threading.Event()
+        self.aborting = False
+        self.abandoned = False  # job threads still ran when the grace ran out
         self.done = 0
         self._inflight: dict[str, Job] = {}
+        self._scopes: dict[str, CancelScope] = {}
         self._lost: set[str] = set()
         self._per_backend: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -98,7 +109,8 @@ class Worker:
         beat = threading.Thread(target=self._heartbeats, daemon=True, name="heartbeat")
         beat.start()
         futures: set[Future[None]] = set()
-        with ThreadPoolExecutor(max_workers=opts.concurrency, thread_name_prefix="job") as pool:
+        pool = ThreadPoolExecutor(max_workers=opts.concurrency, thread_name_prefix="job")
+        try:
             while not self.stopping.is_set():
                 if opts.max_jobs is not None and taken >= opts.max_jobs:
                     break
@@ -127,19 +139,44 @@ class Worker:
                 taken += 1
                 with self._lock:
                     self._inflight[job.id] = job
+                    self._scopes[job.id] = CancelScope()
                     self._per_backend[job.backend] = self._per_backend.get(job.backend, 0) + 1
                 futures.add(pool.submit(self._run_job, job))
-            wait(futures)
-        self.stopping.set()
+            self._drain(futures)
+        finally:
+            self.stopping.set()
+            pool.shutdown(wait=not self.abandoned, cancel_futures=True)
         return 0
 
-    def release_all(self) -> None:
-        """Give every job in flight back to the queue (the second Ctrl-C)."""
+    def _drain(self, futures: set[Future[None]]) -> None:
+        """Wait for the jobs in flight; after ``abort`` only for the grace period."""
+        deadline: float | None = None
+        while futures:
+            _, futures = wait(futures, timeout=0.2)
+            if self.aborting:
+                deadline = deadline or time.monotonic() + self.options.abort_grace_s
+                if futures and time.monotonic() > deadline:
+                    self.log_line(
+                        f"imagen: worker: {len(futures)} backend call(s) did not stop within "
+                        f"{self.options.abort_grace_s:g} s; exiting anyway (their jobs are queued)"
+                    )
+                    self.abandoned = True
+                    return
+
+    def abort(self) -> None:
+        """The second Ctrl-C: give every job in flight back to the queue, then
+        stop their backend calls (which cancel their remote work)."""
+        self.aborting = True
+        self.stopping.set()
         with self._lock:
-            jobs = list(self._inflight.values())
-        for job in jobs:
-            self.queue.release(job.id, self.id)
-            self._log(job, "released", None, None)
+            jobs = [(job, self._scopes[job.id]) for job in self._inflight.values()]
+        for job, scope in jobs:
+            try:
+                self.queue.release(job.id, self.id)
+            except ImagenError:  # the lease runs out and the job is claimed again
+                pass
+            self._log(job, "released", None, "worker stopping; its backend call is canceled")
+            scope.cancel()
 
     def _heartbeats(self) -> None:
         interval = max(0.05, self.options.lease_s / 3)
@@ -155,6 +192,9 @@ class Worker:
                 if not owned:
                     with self._lock:
                         self._lost.add(job_id)
+                        scope = self._scopes.get(job_id)
+                    if scope is not None:
+                        scope.cancel()  # nobody wants its image: free the backend
 
     def _output(self, job: Job) -> Path:
         folder = self.session.config.output.dir / JOBS_FOLDER
@@ -170,7 +210,13 @@ class Worker:
                 attrs.evolve(job.request, backend=job.backend),
                 output=self._output(job),
                 preview=False,
+                cancel=self._scopes[job.id],
             )
+        except KeyboardInterrupt:  # Canceled: the backend has stopped its remote work
+            if not self.aborting:  # abort() already logged the job as released
+                self._log(job, "canceled", time.monotonic() - started, "canceled or lease lost")
+            self._finish(job)
+            return
         except Exception as exc:  # a job's failure must never stop the worker
             error = describe(exc)
             try:
@@ -206,6 +252,7 @@ class Worker:
     def _finish(self, job: Job) -> None:
         with self._lock:
             self._inflight.pop(job.id, None)
+            self._scopes.pop(job.id, None)
             self._lost.discard(job.id)
             self._per_backend[job.backend] -= 1
 
@@ -232,16 +279,19 @@ class Worker:
 
 def install_signals(worker: Worker) -> Any:
     """First SIGTERM/SIGINT: stop claiming, finish the jobs in flight, exit 0.
-    Second: give the jobs in flight back to the queue and exit 0 at once."""
+    Second: give the jobs in flight back to the queue, cancel them on their
+    backends, exit 0. Third: exit 0 at once."""
     import signal
 
     def handle(signum: int, _frame: Any) -> None:
         if not worker.stopping.is_set():
             worker.stopping.set()
             worker.log_line("imagen: worker: finishing the jobs in flight (again to stop now)")
-            return
-        worker.release_all()
-        os._exit(0)  # threads running backends cannot be interrupted from here
+        elif not worker.aborting:
+            worker.log_line("imagen: worker: canceling the jobs in flight (again to exit now)")
+            worker.abort()
+        else:
+            os._exit(0)  # the jobs are back in the queue already
 
     previous = (signal.signal(signal.SIGTERM, handle), signal.signal(signal.SIGINT, handle))
     return previous

@@ -209,8 +209,12 @@ def test_kill_9_fault_test_every_job_done_exactly_once(isolated_env, output_dir,
     )
     session = Session()
     queue = session.queue()
+    # Enough attempts that no job runs out of them however the kills fall: this
+    # test is about losing and duplicating jobs, not about giving up on them.
     ids = {
-        queue.submit(Request(f"job {i}", width=16, height=16, seed=i + 1), backend="mock").id
+        queue.submit(
+            Request(f"job {i}", width=16, height=16, seed=i + 1), backend="mock", max_attempts=20
+        ).id
         for i in range(200)
     }
     env = {**os.environ, "IMAGEN_LOAD_PLUGINS": "imagen-mock"}
@@ -282,26 +286,81 @@ def test_a_queue_blip_does_not_stop_the_worker(session):
     assert queue.get(job.id).status == "done"
 
 
-def test_sigterm_finishes_the_job_in_flight_then_exits_0(isolated_env, tmp_path):
+def slow_backend(isolated_env, latency_s: float) -> tuple[Session, object]:
+    """A session whose backend ``slow`` takes ``latency_s`` (in 0.1 s slices at 600 steps)."""
     write_config(
         isolated_env,
-        "queue: {type: sqlite, poll_s: 0.02}\nbackends:\n  slow: {type: mock, latency_s: 1.5}\n",
+        "queue: {type: sqlite, poll_s: 0.02}\n"
+        f"backends:\n  slow: {{type: mock, latency_s: {latency_s}}}\n",
     )
     session = Session()
-    queue = session.queue()
-    first = queue.submit(Request("x", width=8, height=8), backend="slow")
-    second = queue.submit(Request("y", width=8, height=8), backend="slow")
+    return session, session.queue()
+
+
+def worker_process() -> subprocess.Popen[str]:
     env = {**os.environ, "IMAGEN_LOAD_PLUGINS": "imagen-mock"}
     code = "from imagen_core.cli import main; main(['worker'])"
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-c", code], env=env, stderr=subprocess.PIPE, text=True
     )
+
+
+def wait_running(queue, job_id: str) -> None:
     deadline = time.monotonic() + 20
-    while queue.get(first.id).status != "running" and time.monotonic() < deadline:
-        time.sleep(0.05)
+    while queue.get(job_id).status != "running":
+        assert time.monotonic() < deadline, "the worker never took the job"
+        time.sleep(0.02)
+
+
+def test_sigterm_finishes_the_job_in_flight_then_exits_0(isolated_env):
+    _, queue = slow_backend(isolated_env, 1.5)
+    first = queue.submit(Request("x", width=8, height=8), backend="slow")
+    second = queue.submit(Request("y", width=8, height=8), backend="slow")
+    proc = worker_process()
+    wait_running(queue, first.id)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
     err = proc.stderr.read()
     assert "finishing the jobs in flight" in err
     assert queue.get(first.id).status == "done"  # finished, not abandoned
     assert queue.get(second.id).status == "queued"  # not taken after the signal
+
+
+def test_a_second_sigterm_requeues_and_stops_the_backend_then_exits_0(isolated_env):
+    session, queue = slow_backend(isolated_env, 60)
+    job = queue.submit(Request("x", width=8, height=8, steps=600), backend="slow")
+    proc = worker_process()
+    wait_running(queue, job.id)
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.2)
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    assert time.monotonic() - started < 10  # the 60 s backend call was stopped
+    err = proc.stderr.read()
+    assert "canceling the jobs in flight" in err
+    assert f"job {job.id[:8]} slow released" in err
+    back = queue.get(job.id)
+    assert (back.status, back.attempts) == ("queued", 0)
+    # The pipeline told the sinks: the ledger has the interrupted attempt.
+    rows = session.source("ledger").rows(since=None, until=None)
+    assert [(r.backend, r.status, r.error) for r in rows] == [("slow", "failed", "interrupted")]
+
+
+def test_a_job_canceled_mid_run_stops_its_backend_call(isolated_env, output_dir):
+    session, queue = slow_backend(isolated_env, 60)
+    job = queue.submit(Request("x", width=8, height=8, steps=600), backend="slow")
+    lines: list[str] = []
+    worker = Worker(
+        session, queue, WorkerOptions(once=True, idle_wait_s=0.02, lease_s=0.3), log=lines.append
+    )
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    wait_running(queue, job.id)
+    started = time.monotonic()
+    queue.cancel(job.id)
+    thread.join(timeout=20)
+    assert not thread.is_alive() and time.monotonic() - started < 5
+    assert queue.get(job.id).status == "canceled"
+    assert len(lines) == 1 and lines[0].startswith(f"job {job.id[:8]} slow canceled ")
+    assert not list((output_dir / "jobs").glob("*"))

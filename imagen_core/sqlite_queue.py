@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import os
 import threading
@@ -56,6 +57,24 @@ EXHAUSTED = (
     " submit it smaller, else submit it again'"
     " WHERE status = 'running' AND lease_until < ? AND attempts >= max_attempts"
 )
+
+
+@functools.lru_cache(maxsize=16)
+def _claim_sql(backends: int) -> str:
+    """The claim for a worker serving ``backends`` backends (0: any). Two lookups,
+    each on the (status, created_at) index (an OR of both would scan the table),
+    in one statement; a job whose worker died comes first."""
+    only = f" AND backend IN ({', '.join('?' * backends)})" if backends else ""
+    pick = "SELECT id FROM jobs WHERE status = {status}{only} ORDER BY created_at, rowid LIMIT 1"
+    expired = pick.format(
+        status="'running' AND lease_until < ? AND attempts < max_attempts", only=only
+    )
+    queued = pick.format(status="'queued'", only=only)
+    return (
+        "UPDATE jobs SET status = 'running', worker = ?, lease_until = ?,"
+        " attempts = attempts + 1, updated_at = ?"
+        f" WHERE id = COALESCE(({expired}), ({queued})) RETURNING *"
+    )
 
 
 def default_path() -> Path:
@@ -149,27 +168,14 @@ class SQLiteQueue:
             return self._job(db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
 
     def claim(self, worker: str, *, backends: Sequence[str] | None, lease_s: float) -> Job | None:
-        now = time.time()
         if backends is not None and not backends:
             return None
-        only = f" AND backend IN ({', '.join('?' * len(backends))})" if backends else ""
         extra = list(backends or ())
-        # Two lookups, each on the (status, created_at) index (an OR of both would
-        # scan the table), in one statement. A job whose worker died comes first.
-        pick = (
-            "SELECT id FROM jobs WHERE status = {status}{only} ORDER BY created_at, rowid LIMIT 1"
-        )
-        expired = pick.format(
-            status="'running' AND lease_until < ? AND attempts < max_attempts", only=only
-        )
-        queued = pick.format(status="'queued'", only=only)
+        now, stamp = time.time(), _now()
         with self._tx() as db:
-            db.execute(EXHAUSTED, (_now(), now))
+            db.execute(EXHAUSTED, (stamp, now))
             taken = db.execute(
-                "UPDATE jobs SET status = 'running', worker = ?, lease_until = ?,"
-                " attempts = attempts + 1, updated_at = ?"
-                f" WHERE id = COALESCE(({expired}), ({queued})) RETURNING *",
-                [worker, now + lease_s, _now(), now, *extra, *extra],
+                _claim_sql(len(extra)), [worker, now + lease_s, stamp, now, *extra, *extra]
             ).fetchone()
             return self._job(taken) if taken else None
 

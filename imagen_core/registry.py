@@ -67,11 +67,25 @@ class RegisterQueue(Protocol):
     ) -> None: ...
 
 
-@attrs.frozen
 class Registry:
-    backends: dict[str, Registration]
-    sinks: dict[str, Registration]
-    queues: dict[str, Registration] = attrs.field(factory=dict)
+    """The registered types by kind. Queue types are collected on first use:
+    registering them imports their modules, which ``imagen generate`` never needs."""
+
+    def __init__(
+        self,
+        backends: dict[str, Registration],
+        sinks: dict[str, Registration],
+        queues: dict[str, Registration] | Callable[[], dict[str, Registration]] | None = None,
+    ) -> None:
+        self.backends = backends
+        self.sinks = sinks
+        self._queues = queues if queues is not None else {}
+
+    @property
+    def queues(self) -> dict[str, Registration]:
+        if callable(self._queues):
+            self._queues = self._queues()
+        return self._queues
 
     def of_kind(self, kind: str) -> dict[str, Registration]:
         return {"backend": self.backends, "sink": self.sinks, "queue": self.queues}[kind]
@@ -138,6 +152,10 @@ def collect(pm: ImagenPluginManager) -> Registry:
     sinks: dict[str, Registration] = {}
     _call_per_plugin(pm, "register_backends", "backend", backends)
     _call_per_plugin(pm, "register_sinks", "sink", sinks)
-    queues: dict[str, Registration] = {}
-    _call_per_plugin(pm, "register_queues", "queue", queues)
+
+    def queues() -> dict[str, Registration]:
+        found: dict[str, Registration] = {}
+        _call_per_plugin(pm, "register_queues", "queue", found)
+        return found
+
     return Registry(backends, sinks, queues)

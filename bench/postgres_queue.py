@@ -1,6 +1,6 @@
 """PostgreSQL queue benchmarks (imagen-postgres), each beside a baseline run in
 the same process, against a throwaway PostgreSQL this script starts itself (as
-the tests do: tests/postgres/server.py).
+the tests do: tests/pgserver.py).
 
     .venv/bin/python bench/postgres_queue.py [--runs 21] [--jobs 2000] [--rounds 7] [--verbose]
 
@@ -201,7 +201,7 @@ def main() -> int:
     parser.add_argument("--verbose", action="store_true", help="print every round's figures")
     args = parser.parse_args()
 
-    from tests.postgres.server import start_postgres
+    from tests.pgserver import start_postgres
 
     server = start_postgres()
     try:

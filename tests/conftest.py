@@ -13,6 +13,7 @@ import pytest
 import imagen_mock
 from imagen_core import plugins
 from imagen_core.plugins import ImagenPluginManager, create_plugin_manager
+from tests.pgserver import PostgresError, PostgresServer, start_postgres
 
 
 @pytest.fixture(autouse=True)
@@ -41,3 +42,16 @@ def pm() -> Iterator[ImagenPluginManager]:
 @pytest.fixture
 def output_dir(isolated_env: Path) -> Path:
     return isolated_env / "Pictures" / "imagen"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the whole run, started when a test first
+    needs it (imagen-postgres's queue, docs/supabase.sql); each user makes its
+    own database."""
+    try:
+        server = start_postgres()
+    except PostgresError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield server
+    server.stop()

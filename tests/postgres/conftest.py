@@ -16,21 +16,11 @@ from imagen_core.plugins import ImagenPluginManager
 from imagen_postgres.queue import PostgresQueue
 from imagen_postgres.settings import PostgresQueueConfig
 from tests.helpers import registered
-from tests.postgres.server import PostgresError, PostgresServer, start_postgres
+from tests.pgserver import PostgresServer
 
 ROLE = "imagen_app"
 # Characters that need escaping in a URL, so that redaction is tested on both forms.
 PASSWORD = "s3cret-p@ss/word"
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    try:
-        server = start_postgres()
-    except PostgresError as exc:
-        pytest.fail(str(exc), pytrace=False)
-    yield server
-    server.stop()
 
 
 @pytest.fixture(scope="session")

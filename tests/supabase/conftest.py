@@ -13,7 +13,6 @@ from imagen_core.plugins import ImagenPluginManager
 from imagen_supabase import transport
 from tests.helpers import registered
 from tests.supabase.fake import SERVICE_KEY, FakeSupabase
-from tests.supabase.postgres import PostgresServer, start_postgres
 
 
 @pytest.fixture(autouse=True)
@@ -62,10 +61,3 @@ def credentials(fake: FakeSupabase, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("SUPABASE_URL", fake.url)
     monkeypatch.setenv("SUPABASE_SERVICE_KEY", SERVICE_KEY)
     return SERVICE_KEY
-
-
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    server = start_postgres()
-    yield server
-    server.stop()

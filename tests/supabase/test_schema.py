@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from tests.pgserver import PostgresError, PostgresServer
 from tests.supabase.fake import TABLES, FakeSupabase
-from tests.supabase.postgres import PostgresError, PostgresServer
 from tests.supabase.util import OWNER, make, supabase_config
 
 SQL = Path(__file__).resolve().parents[2] / "docs" / "supabase.sql"
@@ -244,8 +244,8 @@ def test_row_level_security(
 
 
 def test_missing_postgres_fails_with_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.supabase import postgres as postgres_mod
+    from tests import pgserver
 
-    monkeypatch.setattr(postgres_mod, "find_bindir", lambda: None)
-    with pytest.raises(pytest.fail.Exception, match=r"apt-get install -y postgresql"):
-        postgres_mod.start_postgres()
+    monkeypatch.setattr(pgserver, "find_bindir", lambda: None)
+    with pytest.raises(PostgresError, match=r"apt-get install -y postgresql postgresql-client"):
+        pgserver.start_postgres()

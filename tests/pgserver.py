@@ -1,10 +1,10 @@
-"""A throwaway PostgreSQL server for the queue tests and bench/postgres_queue.py.
+"""A throwaway PostgreSQL server for the tests (imagen-postgres's queue,
+docs/supabase.sql) and bench/postgres_queue.py; free of pytest so that the
+benchmark can use it too.
 
-Adapted from tests/supabase/postgres.py (same approach, kept separate so that the
-two test packages stay independent, and free of pytest so the benchmark can use
-it). ``initdb`` refuses to run as root, and tests often do (CI, containers): then
+``initdb`` refuses to run as root, and tests often do (CI, containers): then
 the cluster belongs to ``nobody`` and the server runs as ``nobody``; clients
-connect from this process. The server listens on a Unix socket in its own
+(psycopg in this process, or the ``psql`` program) run as the current user. The server listens on a Unix socket in its own
 private folder only, so no TCP port can clash, and skips fsync: the data is
 thrown away at the end.
 
@@ -28,8 +28,9 @@ from urllib.parse import quote
 SERVER_BINARIES = ("initdb", "pg_ctl", "postgres")
 PORT = "5432"  # only names the socket file inside our private folder
 INSTALL_HINT = (
-    "PostgreSQL server binaries (initdb, pg_ctl, postgres) are needed for the "
-    "imagen-postgres tests; install them (Debian/Ubuntu: apt-get install -y postgresql)"
+    "PostgreSQL server binaries (initdb, pg_ctl, postgres) and psql are needed for the "
+    "imagen-postgres and docs/supabase.sql tests; install them (Debian/Ubuntu: "
+    "apt-get install -y postgresql postgresql-client)"
 )
 HBA = """\
 local   all   postgres                  trust
@@ -74,6 +75,28 @@ class PostgresServer:
         auth = quote(user, safe="") + (":" + quote(password, safe="") if password else "")
         return f"postgresql://{auth}@/{database}?host={self.socket_dir}&port={PORT}"
 
+    def psql(
+        self,
+        sql: str | None = None,
+        *,
+        file: Path | None = None,
+        database: str = "postgres",
+        variables: dict[str, str] | None = None,
+    ) -> str:
+        """Run SQL with the psql program (from stdin, so that ``:'var'``
+        interpolation works) or a file of it; stop at the first error; return
+        unaligned, tuples-only output. PostgresError carries psql's message."""
+        program = shutil.which("psql") or str(self.bindir / "psql")
+        if not Path(program).exists():
+            raise PostgresError(INSTALL_HINT)
+        args = [program, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"]
+        args += ["-h", str(self.socket_dir), "-p", PORT, "-U", "postgres", "-d", database]
+        for name, value in (variables or {}).items():
+            args += ["-v", f"{name}={value}"]
+        if file is not None:
+            args += ["-f", str(file)]
+        return self._run(args, input=sql, as_owner=False).strip()
+
     def execute(self, statement: str, database: str = "postgres") -> None:
         import psycopg
 
@@ -94,12 +117,14 @@ class PostgresServer:
         )
         self.execute(f'GRANT CREATE ON DATABASE "{database}" TO "{name}"')
 
-    def _run(self, args: list[str]) -> str:
+    def _run(self, args: list[str], *, input: str | None = None, as_owner: bool = True) -> str:
+        """Run a program: the server's own (initdb, pg_ctl) as its owner."""
         extra = {}
-        if self.owner is not None:
+        if as_owner and self.owner is not None:
             extra = {"user": self.owner[0], "group": self.owner[1], "extra_groups": []}
         proc = subprocess.run(
             args,
+            input=input,
             capture_output=True,
             text=True,
             env=_clean_env(),

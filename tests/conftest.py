@@ -47,7 +47,7 @@ def output_dir(isolated_env: Path) -> Path:
 @pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     """One real PostgreSQL server for the whole run, started when a test first
-    needs it (imagen-postgres's queue, docs/supabase.sql); each user makes its
+    needs it (imagen-postgres's queue, imagen-supabase's SQL); each user makes its
     own database."""
     try:
         server = start_postgres()

@@ -1,5 +1,5 @@
 """A throwaway PostgreSQL server for the tests (imagen-postgres's queue,
-docs/supabase.sql) and bench/postgres_queue.py; free of pytest so that the
+imagen-supabase's SQL) and bench/postgres_queue.py; free of pytest so that the
 benchmark can use it too.
 
 ``initdb`` refuses to run as root, and tests often do (CI, containers): then
@@ -29,7 +29,7 @@ SERVER_BINARIES = ("initdb", "pg_ctl", "postgres")
 PORT = "5432"  # only names the socket file inside our private folder
 INSTALL_HINT = (
     "PostgreSQL server binaries (initdb, pg_ctl, postgres) and psql are needed for the "
-    "imagen-postgres and docs/supabase.sql tests; install them (Debian/Ubuntu: "
+    "imagen-postgres and imagen-supabase's SQL tests; install them (Debian/Ubuntu: "
     "apt-get install -y postgresql postgresql-client)"
 )
 HBA = """\

@@ -41,7 +41,7 @@ class TableSpec:
     defaults: dict[str, Any] = field(default_factory=dict)
 
 
-# The tables of docs/supabase.sql; test_schema.py checks these against PostgreSQL.
+# The tables of imagen_supabase/supabase.sql; test_schema.py checks these against PostgreSQL.
 TABLES: dict[tuple[str, str], TableSpec] = {
     ("imagen", "images"): TableSpec(
         columns=(

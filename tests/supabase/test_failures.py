@@ -191,7 +191,7 @@ def test_unreachable_database_one_line_and_a_quiet_period(
                 "message": "Bucket not found",
             },
             "failed: HTTP 400 (statusCode 404): Bucket not found; create the bucket "
-            "'imagen-generated' (docs/supabase.sql) or set bucket: in the sink block",
+            "'imagen-generated' (`imagen supabase schema`) or set bucket: in the sink block",
         ),
         (
             "POST /storage/",

@@ -1,5 +1,6 @@
-"""docs/supabase.sql on a real PostgreSQL: it applies (twice), its columns are
-exactly what the sink sends, the sink's rows insert as service_role (once, however
+"""The SQL of ``imagen supabase schema`` (imagen_supabase/supabase.sql, shipped in
+the package) on a real PostgreSQL: it applies (twice, the second time piped from
+the command as the docs say), its columns are exactly what the sink sends, the sink's rows insert as service_role (once, however
 often retried), and row-level security lets owners, and only owners, read.
 
 Supabase's own pieces are stood in for by the minimum the file relies on: the API
@@ -19,7 +20,7 @@ from tests.pgserver import PostgresError, PostgresServer
 from tests.supabase.fake import TABLES, FakeSupabase
 from tests.supabase.util import OWNER, make, supabase_config
 
-SQL = Path(__file__).resolve().parents[2] / "docs" / "supabase.sql"
+SQL = Path(__file__).resolve().parents[2] / "plugins/imagen-supabase/imagen_supabase/supabase.sql"
 OTHER_USER = "9a0c4a52-6d43-4f4b-9d43-0e4d6f1b2a10"
 
 SUPABASE_STAND_IN = """
@@ -151,8 +152,16 @@ def as_user(postgres: PostgresServer, database: str, role: str, sub: str, sql: s
     )
 
 
-def test_applies_again_without_error(postgres: PostgresServer, database: str) -> None:
-    postgres.psql(file=SQL, database=database)
+def test_applies_again_from_the_command_without_error(
+    postgres: PostgresServer, database: str, plugin, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from imagen_core.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["supabase", "schema"])
+    printed = capsys.readouterr().out
+    assert info.value.code == 0 and printed == SQL.read_text()
+    postgres.psql(printed, database=database)  # imagen supabase schema | psql
     bucket = postgres.psql(
         "SELECT public, allowed_mime_types FROM storage.buckets WHERE id = 'imagen-generated'",
         database=database,

@@ -102,9 +102,9 @@ def describe(response: requests.Response, action: str, table: Table, transport: 
             "(Project Settings > Data API > Exposed schemas)"
         )
     elif code in ("PGRST205", "42P01", "PGRST204", "42703"):
-        hint = f"create {table} as imagen expects it: apply docs/supabase.sql"
+        hint = f"create {table} as imagen expects it: apply the SQL of `imagen supabase schema`"
     elif code == "42501":
-        hint = f"grant service_role access to {table}: apply docs/supabase.sql"
+        hint = f"grant service_role access to {table}: apply the SQL of `imagen supabase schema`"
     elif code == "23503":
         hint = "owner_user_id must be the id of a user in auth.users"
     elif status == 401 or code.startswith("PGRST3"):

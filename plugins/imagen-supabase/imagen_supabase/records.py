@@ -1,6 +1,6 @@
 """What goes to Supabase for one generation: the Storage name and the two rows.
 
-docs/supabase.sql defines the tables with exactly these keys as columns (a test
+supabase.sql (in this package) defines the tables with exactly these keys as columns (a test
 applies it to PostgreSQL and compares). Every row carries a client-made ``id``:
 it is what makes a retried insert harmless (see ``postgrest.insert``).
 """

@@ -207,7 +207,7 @@ class SupabaseSink:
                 except (KeyError, TypeError, ValueError) as exc:
                     raise SyncError(
                         f"reading {table}: a row is not what imagen writes ({describe(exc)}); "
-                        "compare the table with docs/supabase.sql"
+                        "compare the table with `imagen supabase schema`"
                     ) from None
         except SyncError as exc:
             raise SyncError(credentials.redact(str(exc), creds.key)) from None

@@ -83,7 +83,10 @@ def describe(
     )
     error = str(body.get("error", "")) + str(body.get("code", ""))
     if code == 404 or "NoSuchBucket" in error or "Bucket not found" in said:
-        hint = f"create the bucket {bucket!r} (docs/supabase.sql) or set bucket: in the sink block"
+        hint = (
+            f"create the bucket {bucket!r} (`imagen supabase schema`) "
+            "or set bucket: in the sink block"
+        )
     elif code in (401, 403) or "InvalidJWT" in error or "Unauthorized" in said:
         hint = f"check {transport.credentials.key_var}: it must be the service_role or secret key"
     elif code == 415:

@@ -5,7 +5,7 @@
 --   imagen-generated    the private Storage bucket holding the images
 --
 -- Apply it once per project, in the SQL editor or with
---   psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -f docs/supabase.sql
+--   imagen supabase schema | psql "$DATABASE_URL" -v ON_ERROR_STOP=1
 -- It is safe to run again: nothing that exists is dropped or changed, except the
 -- policies below, which are recreated as written here.
 --

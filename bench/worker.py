@@ -107,6 +107,26 @@ def imagen_loop(path: str, _: int) -> int:
     return done
 
 
+def worker_loop(path: str, _: int) -> int:
+    """The whole `imagen worker`: claim, mock generate (no latency, 8x8), PNG and
+    sidecar written with fsync, complete. For scale, beside the bare SQL loop."""
+    from imagen_core import Session
+    from imagen_core.worker import Worker, WorkerOptions
+
+    folder = Path(path).parent
+    config = folder / f"worker-{os.getpid()}.yaml"
+    config.write_text(
+        f"output: {{dir: '{folder / 'out'}', preview: off}}\n"
+        f"queue: {{type: sqlite, path: '{path}', poll_s: 0.01}}\n"
+    )
+    session = Session(config)
+    worker = Worker(
+        session, session.queue(), WorkerOptions(once=True, idle_wait_s=0.01), log=lambda _: None
+    )
+    worker.run()
+    return worker.done
+
+
 def fill(path: Path) -> None:
     from imagen_core import Request
     from imagen_core.sqlite_queue import SQLiteQueue, SQLiteQueueConfig
@@ -115,12 +135,15 @@ def fill(path: Path) -> None:
         leftover.unlink(missing_ok=True)
     queue = SQLiteQueue(SQLiteQueueConfig(path=path))
     for i in range(QUEUE_JOBS):
-        queue.submit(Request(f"p{i}", width=8, height=8), backend="mock")
+        queue.submit(Request(f"p{i}", width=8, height=8, steps=1), backend="mock")
     queue.close()
 
 
 def warm() -> None:
-    import imagen_core.sqlite_queue  # noqa: F401 - imported before the clock starts
+    # Imported before the clock starts.
+    import imagen_core.pipeline
+    import imagen_core.sqlite_queue
+    import imagen_core.worker  # noqa: F401
 
 
 def jobs_per_s(loop, path: Path, processes: int) -> float:
@@ -159,13 +182,21 @@ def main() -> int:
                 runs["raw"].append(jobs_per_s(raw_loop, folder / "q.db", processes))
                 runs["imagen"].append(jobs_per_s(imagen_loop, folder / "q.db", processes))
             raw, ours = (statistics.median(runs[k]) for k in ("raw", "imagen"))
-            ok = ours / raw >= QUEUE_TARGET
+            # The ratio of each back-to-back pair, then their median: a burst of
+            # load from elsewhere spoils one pair, not the figure.
+            ratio = statistics.median(
+                i / r for r, i in zip(runs["raw"], runs["imagen"], strict=True)
+            )
+            ok = ratio >= QUEUE_TARGET
             failed |= not ok
             name = f"sqlite claim+complete, {processes} process(es), jobs/s"
             print(
-                f"{name:<52} {raw:>12.0f}/s {ours:>12.0f}/s {ours / raw:>6.2f}x"
+                f"{name:<52} {raw:>12.0f}/s {ours:>12.0f}/s {ratio:>6.2f}x"
                 f"  >= {QUEUE_TARGET}x {'ok' if ok else 'MISSED'}"
             )
+            whole = jobs_per_s(worker_loop, folder / "q.db", processes)
+            name = f"  imagen worker end to end (mock, 8x8), {processes} proc"
+            print(f"{name:<52} {raw:>12.0f}/s {whole:>12.0f}/s {whole / raw:>6.2f}x  (no target)")
     return 1 if failed else 0
 
 

@@ -261,3 +261,26 @@ def test_default_backend_without_its_plugin_says_what_to_install(capsys, pm):
         "imagen: unknown backend 'mock' (if a plugin provides it, install it: "
         "pip install imagen-mock); configured are none (see `imagen backends`)\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "dist"),
+    [
+        (["serve"], "imagen-web"),
+        (["serve", "--addr", "0.0.0.0:1"], "imagen-web"),
+        (["comfyui", "workflows"], "imagen-comfyui"),
+    ],
+)
+def test_a_first_party_plugin_command_says_which_package_to_install(capsys, args, dist):
+    # The test's plugin manager holds only the built-ins and the mock backend.
+    code, out, err = run(capsys, *args)
+    assert (code, out) == (2, "")
+    assert err == (
+        f"imagen: `imagen {args[0]}` comes with the {dist} plugin: pip install {dist} "
+        "(see `imagen --help`)\n"
+    )
+
+
+def test_other_unknown_commands_keep_clicks_message(capsys):
+    code, _, err = run(capsys, "serv")
+    assert code == 2 and "No such command 'serv'" in err and "pip install" not in err

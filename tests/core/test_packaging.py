@@ -171,7 +171,13 @@ def test_tutorial_plugin_installs_and_generates(fresh, tmp_path):
 def test_every_plugin_installs_with_its_data(fresh, tmp_path):
     env = clean_env(tmp_path)
     plugins = sh(fresh / "bin" / "imagen", "plugins", env=env, cwd=tmp_path).stdout
-    for dist in ("imagen-comfyui", "imagen-replicate", "imagen-supabase", "imagen-mock"):
+    for dist in (
+        "imagen-comfyui",
+        "imagen-replicate",
+        "imagen-supabase",
+        "imagen-mock",
+        "imagen-web",
+    ):
         assert f"{dist} {__version__}" in plugins, plugins
     assert "FAILED" not in plugins
     # Package data: the bundled workflows and the price table come from the wheels.
@@ -191,3 +197,34 @@ def test_every_plugin_installs_with_its_data(fresh, tmp_path):
         env=env,
         cwd=tmp_path,
     )
+
+
+def test_the_web_wheel_ships_the_gallery(wheels, fresh, tmp_path):
+    with zipfile.ZipFile(wheels["imagen_web"]) as archive:
+        names = set(archive.namelist())
+    for asset in ("index.html", "app.js", "style.css"):
+        assert f"imagen_web/static/{asset}" in names
+    env = clean_env(tmp_path)
+    help_text = sh(fresh / "bin" / "imagen", "serve", "--help", env=env, cwd=tmp_path).stdout
+    assert "--addr HOST:PORT" in help_text
+    # The installed server serves the page from inside the installed package.
+    proc = subprocess.Popen(
+        [fresh / "bin" / "imagen", "serve", "--addr", "127.0.0.1:0"],
+        env=env,
+        cwd=tmp_path,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        banner = proc.stderr.readline()
+        match = re.search(r"imagen serve: (http://\S+)", banner)
+        assert match, banner
+        import urllib.request
+
+        with urllib.request.urlopen(match.group(1), timeout=10) as page:
+            assert page.status == 200 and b"/static/app.js" in page.read()
+        with urllib.request.urlopen(match.group(1) + "static/app.js", timeout=10) as script:
+            assert b"/v1/images" in script.read()
+    finally:
+        proc.terminate()
+        proc.wait(10)

@@ -1,0 +1,411 @@
+"""The JSON API under ``/v1``: generate, jobs, backends, images, usage.
+
+Handlers parse and answer; the work is the library's (``Session.generate``,
+``Session.queue()``, ``Session.source()``), run in Starlette's thread pool
+because all of it blocks. Every answer leaves out config values: only names
+and types of backends, paths relative to ``output.dir``, never a token, a URL
+from a block or an environment variable's name.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from imagen_web.bodies import GenerateBody, JobBody, structure
+from imagen_web.errors import ApiError, invalid
+from imagen_web.images_index import CursorError, ImagesIndex, decode_cursor, encode_cursor
+
+if TYPE_CHECKING:
+    from starlette.requests import Request as HttpRequest
+
+    from imagen_core.models import Generation, Request
+    from imagen_core.pipeline import Session
+    from imagen_core.queue import Job, Queue
+
+JOB_LIMIT_MAX = 500
+IMAGE_LIMIT_MAX = 200
+
+
+class WebState:
+    """What the handlers share: the Session, the queue, the index."""
+
+    def __init__(self, session: Session, *, usage_source: str = "ledger") -> None:
+        self.session = session
+        self.usage_source = usage_source
+        self.index = ImagesIndex(session.config.output.dir)
+        self._queue: Queue | None = None
+        self._lock = threading.Lock()
+        self._backend_locks: dict[str, threading.Lock] = {}
+
+    @property
+    def output_dir(self) -> Path:
+        return self.session.config.output.dir
+
+    def queue(self) -> Queue:
+        with self._lock:
+            if self._queue is None:
+                self._queue = self.session.queue()
+            return self._queue
+
+    def close(self) -> None:
+        with self._lock:
+            if self._queue is not None:
+                self._queue.close()
+                self._queue = None
+
+    def generate(self, request: Request) -> Generation:
+        """One generation; one at a time per backend instance, as `imagen worker`
+        runs them by default (a plugin is not promised concurrent calls)."""
+        assert request.backend is not None
+        with self._lock:
+            lock = self._backend_locks.setdefault(request.backend, threading.Lock())
+        with lock:
+            return self.session.generate(request, preview=False)
+
+    def relative(self, path: str | Path | None) -> str | None:
+        """``path`` relative to output.dir (POSIX), or None when it is outside."""
+        if path is None:
+            return None
+        target = Path(path)
+        for root in (self.output_dir, self.output_dir.resolve()):
+            try:
+                return target.relative_to(root).as_posix()
+            except ValueError:
+                continue
+        return None
+
+
+def _state(request: HttpRequest) -> WebState:
+    state: WebState = request.app.state.imagen
+    return state
+
+
+async def _json_body(request: HttpRequest) -> Any:
+    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if kind != "application/json":
+        raise ApiError(
+            415, "unsupported_media_type", "send the body as JSON (Content-Type: application/json)"
+        )
+    raw = await request.body()
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_json", f"body: not valid JSON: {exc}") from None
+
+
+def _checked(state: WebState, body: GenerateBody) -> Request:
+    """The Request, with its backend named and its style known: the errors
+    `imagen submit` gives before anything is queued, as 422s."""
+    import attrs
+
+    from imagen_core.errors import UsageError
+    from imagen_core.pipeline import apply_style
+
+    request = body.request()
+    session = state.session
+    try:
+        name = session.config.backend(request.backend, session.registry).name
+    except UsageError as exc:
+        raise invalid("backend", str(exc), code="unknown_backend") from None
+    try:
+        apply_style(request, session.config.styles)
+    except UsageError as exc:
+        raise invalid("style", str(exc), code="unknown_style") from None
+    return attrs.evolve(request, backend=name)
+
+
+# ----------------------------------------------------------------- generate
+
+
+async def generate(request: HttpRequest) -> JSONResponse:
+    state = _state(request)
+    body = structure(await _json_body(request), GenerateBody)
+    wanted = _checked(state, body)
+    record = await run_in_threadpool(_generate, state, wanted)
+    result = record.result
+    assert result is not None and record.path is not None
+    relative = state.relative(record.path)
+    from imagen_web.images_index import image_url
+
+    return JSONResponse(
+        {
+            "id": relative,
+            "url": image_url(relative) if relative else None,
+            "backend": record.backend,
+            "backend_type": record.backend_type,
+            "model": result.model,
+            "seed": result.seed,
+            "width": wanted.width,
+            "height": wanted.height,
+            "latency_s": result.latency_s,
+            "cost_usd": result.cost_usd,
+            "created": record.started_at.isoformat(timespec="seconds"),
+        }
+    )
+
+
+def _generate(state: WebState, request: Request) -> Generation:
+    from imagen_core.errors import (
+        ConfigError,
+        ImagenError,
+        MissingEnvError,
+        OutputError,
+        UsageError,
+    )
+
+    try:
+        return state.generate(request)
+    except MissingEnvError as exc:
+        # The variable's name is the server's business: say so in its log only.
+        state.session.warn(f"serve: {exc}")
+        raise ApiError(
+            503,
+            "backend_unavailable",
+            f"backend {request.backend!r} is not set up on this server (see the server's log)",
+        ) from None
+    except ConfigError as exc:
+        state.session.warn(f"serve: {exc}")
+        raise ApiError(
+            503, "backend_unavailable", f"backend {request.backend!r} is misconfigured: {exc}"
+        ) from None
+    except UsageError as exc:
+        raise ApiError(422, "invalid_request", str(exc)) from None
+    except OutputError as exc:
+        raise ApiError(500, "output_failed", str(exc)) from None
+    except ImagenError as exc:
+        raise ApiError(502, "backend_failed", str(exc)) from None
+
+
+# ----------------------------------------------------------------- jobs
+
+
+def job_view(state: WebState, job: Job) -> dict[str, Any]:
+    """A job as the API shows it: no absolute paths, the image as a URL."""
+    from imagen_web.images_index import image_url
+
+    relative = state.relative(job.result_path)
+    request = job.request
+    meta = job.metadata
+    return {
+        "id": job.id,
+        "status": job.status,
+        "backend": job.backend,
+        "prompt": request.prompt,
+        "request": {
+            "prompt": request.prompt,
+            "negative": request.negative,
+            "width": request.width,
+            "height": request.height,
+            "seed": request.seed,
+            "steps": request.steps,
+            "style": request.style,
+        },
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "created_at": job.created_at.isoformat(timespec="seconds"),
+        "updated_at": job.updated_at.isoformat(timespec="seconds"),
+        "error": job.error,
+        "image_id": relative,
+        "image_url": image_url(relative) if relative else None,
+        "seed": meta.get("seed"),
+        "model": meta.get("model"),
+        "latency_s": meta.get("latency_s"),
+        "cost_usd": meta.get("cost_usd"),
+    }
+
+
+async def _queue_call(state: WebState, method: str, *args: Any, **kwargs: Any) -> Any:
+    from imagen_core.errors import ImagenError
+
+    def call() -> Any:
+        return getattr(state.queue(), method)(*args, **kwargs)
+
+    try:
+        return await run_in_threadpool(call)
+    except ImagenError as exc:
+        raise ApiError(503, "queue_unavailable", f"the job queue: {exc}") from None
+
+
+async def submit_job(request: HttpRequest) -> JSONResponse:
+    state = _state(request)
+    body = structure(await _json_body(request), JobBody)
+    wanted = _checked(state, body)
+    job = await _queue_call(
+        state, "submit", wanted, backend=wanted.backend, max_attempts=body.max_attempts
+    )
+    return JSONResponse(
+        job_view(state, job), status_code=202, headers={"location": f"/v1/jobs/{job.id}"}
+    )
+
+
+async def list_jobs(request: HttpRequest) -> JSONResponse:
+    from imagen_core.queue import STATUSES
+
+    state = _state(request)
+    status = request.query_params.get("status") or None
+    if status is not None and status not in STATUSES:
+        raise invalid("status", f"must be one of {', '.join(STATUSES)}", code="invalid_query")
+    limit = _int_param(request, "limit", 50, 1, JOB_LIMIT_MAX)
+    found = await _queue_call(state, "list", status=status, limit=limit)
+    return JSONResponse({"jobs": [job_view(state, job) for job in found]})
+
+
+async def get_job(request: HttpRequest) -> JSONResponse:
+    state = _state(request)
+    job_id = request.path_params["job_id"]
+    job = await _queue_call(state, "get", job_id)
+    if job is None:
+        raise ApiError(404, "not_found", f"no job {job_id!r}")
+    return JSONResponse(job_view(state, job))
+
+
+async def cancel_job(request: HttpRequest) -> JSONResponse:
+    state = _state(request)
+    job_id = request.path_params["job_id"]
+    job = await _queue_call(state, "cancel", job_id)
+    if job is None:
+        raise ApiError(404, "not_found", f"no job {job_id!r}")
+    if job.status != "canceled":
+        raise ApiError(409, "job_finished", f"job {job_id} is already {job.status}")
+    return JSONResponse(job_view(state, job))
+
+
+# ----------------------------------------------------------------- listings
+
+
+async def backends(request: HttpRequest) -> JSONResponse:
+    """Names and types only: a block's values (URLs, env var names) stay home."""
+    session = _state(request).session
+    config, registry = session.config, session.registry
+    listed = [
+        {
+            "name": inst.name,
+            "type": inst.type,
+            "default": inst.name == config.default_backend,
+            "available": inst.problem is None,
+        }
+        for inst in config.backends.values()
+    ]
+    listed += [
+        {
+            "name": name,
+            "type": name,
+            "default": name == config.default_backend,
+            "available": True,
+        }
+        for name in registry.backends
+        if name not in config.backends
+    ]
+    return JSONResponse(
+        {
+            "default": config.default_backend,
+            "backends": listed,
+            "types": sorted(registry.backends),
+            "styles": sorted(config.styles),
+        }
+    )
+
+
+async def images(request: HttpRequest) -> JSONResponse:
+    index: ImagesIndex = _state(request).index
+    limit = _int_param(request, "limit", 50, 1, IMAGE_LIMIT_MAX)
+    token = request.query_params.get("cursor") or None
+    try:
+        cursor = decode_cursor(token) if token else None
+    except CursorError as exc:
+        raise invalid("cursor", str(exc), code="invalid_query") from None
+
+    def read() -> tuple[list[dict[str, Any]], Any]:
+        index.refresh()
+        return index.page(cursor, limit)
+
+    found, after = await run_in_threadpool(read)
+    return JSONResponse(
+        {"images": found, "next_cursor": encode_cursor(after) if after is not None else None}
+    )
+
+
+async def usage(request: HttpRequest) -> JSONResponse:
+    from imagen_core.errors import ImagenError
+    from imagen_core.usage_report import by_week
+
+    state = _state(request)
+    since = _date_param(request, "since")
+    until = _date_param(request, "until")
+    if since and until and until < since:
+        raise invalid("until", "is before since", code="invalid_query")
+    raw = request.query_params.get("raw", "false").lower()
+    if raw not in ("true", "false", "1", "0"):
+        raise invalid("raw", "must be true or false", code="invalid_query")
+
+    def read() -> list[Any]:
+        return list(state.session.source(state.usage_source).rows(since=since, until=until))
+
+    try:
+        rows = await run_in_threadpool(read)
+    except ImagenError as exc:
+        message = f"usage source {state.usage_source}: {exc}"
+        raise ApiError(503, "usage_unavailable", message) from None
+    costs = [row.cost_usd for row in rows if row.cost_usd is not None]
+    body: dict[str, Any] = {
+        "source": state.usage_source,
+        "since": since.isoformat() if since else None,
+        "until": until.isoformat() if until else None,
+        "total": {
+            "count": len(rows),
+            "failed": sum(row.status != "ok" for row in rows),
+            "cost_usd": round(sum(costs), 6) if costs else None,
+        },
+        "weeks": [group.as_dict() for group in by_week(rows)],
+    }
+    if raw in ("true", "1"):
+        body["rows"] = [row.as_dict() for row in rows]
+    return JSONResponse(body)
+
+
+def _int_param(request: HttpRequest, name: str, default: int, low: int, high: int) -> int:
+    text = request.query_params.get(name)
+    if text is None or text == "":
+        return default
+    if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
+        raise invalid(name, f"must be a whole number from {low} to {high}", code="invalid_query")
+    return int(text)
+
+
+def _date_param(request: HttpRequest, name: str) -> dt.date | None:
+    text = request.query_params.get(name)
+    if not text:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        message = f"{text!r} is not a date like 2026-05-01"
+        raise invalid(name, message, code="invalid_query") from None
+
+
+async def openapi(request: HttpRequest) -> JSONResponse:
+    from imagen_web.openapi import document
+
+    return JSONResponse(document())
+
+
+def routes() -> list[Route]:
+    return [
+        Route("/v1/generate", generate, methods=["POST"]),
+        Route("/v1/jobs", submit_job, methods=["POST"]),
+        Route("/v1/jobs", list_jobs, methods=["GET"]),
+        Route("/v1/jobs/{job_id}", get_job, methods=["GET"]),
+        Route("/v1/jobs/{job_id}", cancel_job, methods=["DELETE"]),
+        Route("/v1/backends", backends, methods=["GET"]),
+        Route("/v1/images", images, methods=["GET"]),
+        Route("/v1/usage", usage, methods=["GET"]),
+        Route("/v1/openapi.json", openapi, methods=["GET"]),
+    ]

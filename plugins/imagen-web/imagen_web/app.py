@@ -1,0 +1,126 @@
+"""The ASGI app of `imagen serve`: the API, ``/images/...``, and the gallery.
+
+``create_app(session)`` is the whole server minus the listening socket: tests
+drive it with Starlette's TestClient, ``imagen serve`` hands it to uvicorn.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from imagen_web import api
+from imagen_web.errors import ApiError, error_body
+from imagen_web.security import MAX_BODY_BYTES, PAGE_CSP, BodyTooLarge, Guard, resolve_inside
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Sequence
+
+    from starlette.requests import Request as HttpRequest
+
+    from imagen_core.pipeline import Session
+
+STATIC = Path(__file__).parent / "static"
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+}
+
+
+def create_app(
+    session: Session,
+    *,
+    token: str | None = None,
+    usage_source: str = "ledger",
+    allowed_hosts: Sequence[str] | None = None,
+    max_body: int = MAX_BODY_BYTES,
+    ready: Callable[[], None] | None = None,
+) -> Starlette:
+    """The server for ``session``. ``token``: required on /v1 and /images.
+    ``allowed_hosts``: Host names served (None: any). ``ready`` is called once
+    the index is built, before the first request is answered."""
+    from starlette.concurrency import run_in_threadpool
+
+    state = api.WebState(session, usage_source=usage_source)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await run_in_threadpool(state.index.refresh)  # read every sidecar once, now
+        if ready is not None:
+            ready()
+        try:
+            yield
+        finally:
+            state.close()
+
+    guard = Middleware(Guard, token=token, max_body=max_body, allowed_hosts=allowed_hosts)
+    app = Starlette(
+        routes=[
+            Route("/", gallery, methods=["GET"]),
+            *api.routes(),
+            Route("/images/{path:path}", image, methods=["GET", "HEAD"]),
+            Mount("/static", StaticFiles(directory=STATIC), name="static"),
+        ],
+        middleware=[guard],
+        exception_handlers={
+            ApiError: _api_error,
+            BodyTooLarge: _too_large,
+            HTTPException: _http_error,
+            Exception: _internal_error,
+        },
+        lifespan=lifespan,
+    )
+    app.state.imagen = state
+    return app
+
+
+async def gallery(_request: HttpRequest) -> Response:
+    return FileResponse(
+        STATIC / "index.html",
+        media_type="text/html; charset=utf-8",
+        headers={"content-security-policy": PAGE_CSP, "cache-control": "no-cache"},
+    )
+
+
+async def image(request: HttpRequest) -> Response:
+    state: api.WebState = request.app.state.imagen
+    path = resolve_inside(state.output_dir, request.path_params["path"])
+    if path is None:
+        raise ApiError(404, "not_found", "no such image inside the output folder")
+    # Images never change once written (write_new never overwrites): cache them.
+    return FileResponse(path, headers={"cache-control": "private, max-age=86400"})
+
+
+async def _api_error(_request: HttpRequest, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status)
+
+
+async def _too_large(_request: HttpRequest, exc: Exception) -> Response:
+    return JSONResponse(error_body("body_too_large", str(exc)), status_code=413)
+
+
+async def _http_error(_request: HttpRequest, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = _STATUS_CODES.get(exc.status_code, f"http_{exc.status_code}")
+    message = exc.detail if exc.status_code != 404 else "no such path (see /v1/openapi.json)"
+    return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=exc.headers)
+
+
+async def _internal_error(_request: HttpRequest, _exc: Exception) -> Response:
+    # The traceback goes to the server's log (uvicorn prints it); an exception's
+    # text may hold anything, so the client gets no more than this.
+    return JSONResponse(
+        error_body("internal_error", "internal error (see the server's log)"), status_code=500
+    )

@@ -1,0 +1,72 @@
+"""``imagen serve``: parse the flags, refuse an unsafe address, run uvicorn.
+
+Only click is imported here (this module loads for ``imagen --help``);
+Starlette, uvicorn and the app load when the command runs.
+"""
+
+from __future__ import annotations
+
+import click
+
+from imagen_core.cli import common
+
+DEFAULT_ADDR = "127.0.0.1:8080"  # imagen_web.security.DEFAULT_ADDR, kept here to stay light
+
+
+@click.command()
+@click.option(
+    "--addr",
+    default=DEFAULT_ADDR,
+    show_default=True,
+    metavar="HOST:PORT",
+    help="Where to listen; [::1]:8080 for IPv6, port 0 picks a free one. "
+    "A non-loopback address needs --token.",
+)
+@click.option(
+    "--token",
+    envvar="IMAGEN_SERVE_TOKEN",
+    metavar="TOKEN",
+    help="Require `Authorization: Bearer TOKEN` on every API call (also IMAGEN_SERVE_TOKEN; "
+    "at least 16 characters). Open the gallery once as /?token=TOKEN.",
+)
+@click.option(
+    "--usage-source",
+    default="ledger",
+    show_default=True,
+    metavar="NAME",
+    help="The sink /v1/usage reads, as `imagen usage --source`.",
+)
+@common
+def serve(addr: str, token: str | None, usage_source: str, config_path: str | None) -> None:
+    """Serve the HTTP API (/v1) and the web gallery (/) until Ctrl-C.
+
+    \b
+    The gallery: a prompt form that queues jobs, and the images of output.dir,
+    newest first. Jobs are run by `imagen worker` (start one with the same
+    config). The API is described at /v1/openapi.json; docs/web.md has examples.
+
+    \b
+    imagen serve                               # http://127.0.0.1:8080/
+    export IMAGEN_SERVE_TOKEN="$(python3 -c 'import secrets; print(secrets.token_urlsafe())')"
+    imagen serve --addr 0.0.0.0:8080           # other machines, with the token
+
+    Request bodies are limited to 64 KiB and prompts to 4000 characters. No
+    config value (URL, token, environment variable name) is ever in an answer.
+    """
+    from imagen_web.security import AddressError, check_bind, is_loopback, parse_addr
+
+    try:
+        host, port = parse_addr(addr)
+        check_bind(host, token or None)
+    except AddressError as exc:
+        raise click.UsageError(str(exc)) from None
+    from imagen_web.server import run
+
+    run(
+        host,
+        port,
+        config_path=config_path,
+        token=token or None,
+        usage_source=usage_source,
+        loopback=is_loopback(host),
+    )

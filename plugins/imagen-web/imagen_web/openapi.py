@@ -1,0 +1,437 @@
+"""The OpenAPI 3.1 document of the API, served at ``/v1/openapi.json``.
+
+Written as data, next to the code it describes; a test checks that every route
+of the app is here and every path here is a route, and schemathesis sends what
+it describes at the app.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from imagen_core._version import __version__
+from imagen_web.bodies import MAX_PROMPT_CHARS
+
+MAX_SEED = 2**64 - 1
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": _ref("Error")}},
+    }
+
+
+def _json(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+NULLABLE_STR = {"type": ["string", "null"]}
+NULLABLE_NUM = {"type": ["number", "null"]}
+NULLABLE_INT = {"type": ["integer", "null"]}
+
+_GENERATE_PROPERTIES: dict[str, Any] = {
+    "prompt": {"type": "string", "minLength": 1, "maxLength": MAX_PROMPT_CHARS},
+    "backend": {
+        "type": ["string", "null"],
+        "description": "a backend instance of GET /v1/backends; null or absent: the default",
+    },
+    "width": {"type": "integer", "minimum": 1, "maximum": 8192, "default": 1024},
+    "height": {"type": "integer", "minimum": 1, "maximum": 8192, "default": 1024},
+    "seed": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": MAX_SEED,
+        "default": 0,
+        "description": "0 lets the backend pick one (the one used is reported)",
+    },
+    "steps": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": 10000,
+        "default": 0,
+        "description": "0: the backend's default",
+    },
+    "style": {"type": ["string", "null"], "description": "a style of GET /v1/backends"},
+    "negative": {"type": "string", "maxLength": MAX_PROMPT_CHARS, "default": ""},
+}
+
+_ENTRY_PROPERTIES: dict[str, Any] = {
+    "id": {"type": "string", "description": "path relative to output.dir"},
+    "kind": {"enum": ["image", "compare"]},
+    "url": {
+        "type": ["string", "null"],
+        "description": "the image (a compare run: its contact sheet)",
+    },
+    "created": {"type": "string"},
+    "prompt": {"type": "string"},
+    "style": NULLABLE_STR,
+    "negative": NULLABLE_STR,
+    "backend": {
+        "type": ["string", "null"],
+        "description": "a compare run: its backends, comma-separated",
+    },
+    "backend_type": NULLABLE_STR,
+    "model": NULLABLE_STR,
+    "seed": NULLABLE_INT,
+    "width": NULLABLE_INT,
+    "height": NULLABLE_INT,
+    "steps": NULLABLE_INT,
+    "latency_s": {
+        "type": ["number", "null"],
+        "description": "a compare run: the backends' latencies added up",
+    },
+    "cost_usd": NULLABLE_NUM,
+    "job": {"type": ["string", "null"], "description": "the job that made it, if a worker did"},
+    "tiles": {"type": "array", "items": _ref("Tile")},
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+            }
+        },
+    },
+    "GenerateBody": {
+        "type": "object",
+        "required": ["prompt"],
+        "additionalProperties": False,
+        "properties": _GENERATE_PROPERTIES,
+    },
+    "JobBody": {
+        "type": "object",
+        "required": ["prompt"],
+        "additionalProperties": False,
+        "properties": {
+            **_GENERATE_PROPERTIES,
+            "max_attempts": {"type": "integer", "minimum": 1, "maximum": 100, "default": 3},
+        },
+    },
+    "Generated": {
+        "type": "object",
+        "required": ["url", "seed", "latency_s", "cost_usd", "backend", "model"],
+        "properties": {
+            "id": NULLABLE_STR,
+            "url": {"type": ["string", "null"], "description": "null: written outside output.dir"},
+            "backend": {"type": "string"},
+            "backend_type": {"type": "string"},
+            "model": {"type": "string"},
+            "seed": {"type": "integer"},
+            "width": {"type": "integer"},
+            "height": {"type": "integer"},
+            "latency_s": {"type": "number"},
+            "cost_usd": NULLABLE_NUM,
+            "created": {"type": "string"},
+        },
+    },
+    "Job": {
+        "type": "object",
+        "required": ["id", "status", "backend", "prompt", "attempts", "max_attempts"],
+        "properties": {
+            "id": {"type": "string"},
+            "status": {"enum": ["queued", "running", "done", "failed", "canceled"]},
+            "backend": {"type": "string"},
+            "prompt": {"type": "string"},
+            "request": {"type": "object"},
+            "attempts": {"type": "integer"},
+            "max_attempts": {"type": "integer"},
+            "created_at": {"type": "string"},
+            "updated_at": {"type": "string"},
+            "error": NULLABLE_STR,
+            "image_id": NULLABLE_STR,
+            "image_url": {"type": ["string", "null"], "description": "set once done"},
+            "seed": NULLABLE_INT,
+            "model": NULLABLE_STR,
+            "latency_s": NULLABLE_NUM,
+            "cost_usd": NULLABLE_NUM,
+        },
+    },
+    "Tile": {
+        "type": "object",
+        "properties": {
+            "backend": NULLABLE_STR,
+            "backend_type": NULLABLE_STR,
+            "status": NULLABLE_STR,
+            "model": NULLABLE_STR,
+            "seed": NULLABLE_INT,
+            "latency_s": NULLABLE_NUM,
+            "cost_usd": NULLABLE_NUM,
+            "url": NULLABLE_STR,
+            "error": NULLABLE_STR,
+        },
+    },
+    "Image": {
+        "type": "object",
+        "required": ["id", "kind", "url", "created", "prompt"],
+        "properties": _ENTRY_PROPERTIES,
+    },
+    "Backend": {
+        "type": "object",
+        "required": ["name", "type", "default", "available"],
+        "properties": {
+            "name": {"type": "string"},
+            "type": {"type": "string"},
+            "default": {"type": "boolean"},
+            "available": {"type": "boolean", "description": "false: its plugin is missing"},
+        },
+    },
+}
+
+_JOB_ID = {
+    "name": "job_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+}
+
+PATHS: dict[str, Any] = {
+    "/v1/generate": {
+        "post": {
+            "summary": "Generate one image now and wait for it (small jobs; use /v1/jobs else)",
+            "operationId": "generate",
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref("GenerateBody")}},
+            },
+            "responses": {
+                "200": _json("the image is written", _ref("Generated")),
+                "400": _error("the body is not JSON"),
+                "413": _error("the body is too large"),
+                "415": _error("the body is not application/json"),
+                "422": _error("a field is wrong; the message names it"),
+                "502": _error("the backend failed"),
+                "503": _error("the backend is not set up on this server"),
+            },
+        }
+    },
+    "/v1/jobs": {
+        "post": {
+            "summary": "Queue a job for `imagen worker`",
+            "operationId": "submitJob",
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref("JobBody")}},
+            },
+            "responses": {
+                "202": _json("queued", _ref("Job")),
+                "400": _error("the body is not JSON"),
+                "413": _error("the body is too large"),
+                "415": _error("the body is not application/json"),
+                "422": _error("a field is wrong; the message names it"),
+                "503": _error("the queue cannot be reached"),
+            },
+        },
+        "get": {
+            "summary": "Jobs, newest first",
+            "operationId": "listJobs",
+            "parameters": [
+                {
+                    "name": "status",
+                    "in": "query",
+                    "schema": {"enum": ["queued", "running", "done", "failed", "canceled"]},
+                },
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
+                },
+            ],
+            "responses": {
+                "200": _json(
+                    "the jobs",
+                    {
+                        "type": "object",
+                        "required": ["jobs"],
+                        "properties": {"jobs": {"type": "array", "items": _ref("Job")}},
+                    },
+                ),
+                "422": _error("a parameter is wrong"),
+                "503": _error("the queue cannot be reached"),
+            },
+        },
+    },
+    "/v1/jobs/{job_id}": {
+        "get": {
+            "summary": "One job",
+            "operationId": "getJob",
+            "parameters": [_JOB_ID],
+            "responses": {
+                "200": _json("the job", _ref("Job")),
+                "404": _error("no such job"),
+                "503": _error("the queue cannot be reached"),
+            },
+        },
+        "delete": {
+            "summary": "Cancel a queued or running job",
+            "operationId": "cancelJob",
+            "parameters": [_JOB_ID],
+            "responses": {
+                "200": _json("canceled", _ref("Job")),
+                "404": _error("no such job"),
+                "409": _error("the job is already finished"),
+                "503": _error("the queue cannot be reached"),
+            },
+        },
+    },
+    "/v1/backends": {
+        "get": {
+            "summary": "Backend instances and types, and style names (never config values)",
+            "operationId": "listBackends",
+            "responses": {
+                "200": _json(
+                    "what this server can generate with",
+                    {
+                        "type": "object",
+                        "required": ["default", "backends", "types", "styles"],
+                        "properties": {
+                            "default": {"type": "string"},
+                            "backends": {"type": "array", "items": _ref("Backend")},
+                            "types": {"type": "array", "items": {"type": "string"}},
+                            "styles": {"type": "array", "items": {"type": "string"}},
+                        },
+                    },
+                )
+            },
+        }
+    },
+    "/v1/images": {
+        "get": {
+            "summary": "Images and compare runs in output.dir, newest first",
+            "operationId": "listImages",
+            "parameters": [
+                {
+                    "name": "cursor",
+                    "in": "query",
+                    "schema": {"type": "string"},
+                    "description": "next_cursor of the page before",
+                },
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+                },
+            ],
+            "responses": {
+                "200": _json(
+                    "a page",
+                    {
+                        "type": "object",
+                        "required": ["images", "next_cursor"],
+                        "properties": {
+                            "images": {"type": "array", "items": _ref("Image")},
+                            "next_cursor": NULLABLE_STR,
+                        },
+                    },
+                ),
+                "422": _error("a parameter is wrong"),
+            },
+        }
+    },
+    "/v1/usage": {
+        "get": {
+            "summary": "What was generated and what it cost, by ISO week (as `imagen usage`)",
+            "operationId": "usage",
+            "parameters": [
+                {
+                    "name": "since",
+                    "in": "query",
+                    "schema": {"type": "string", "format": "date"},
+                    "description": "UTC date, inclusive",
+                },
+                {
+                    "name": "until",
+                    "in": "query",
+                    "schema": {"type": "string", "format": "date"},
+                    "description": "UTC date, inclusive",
+                },
+                {
+                    "name": "raw",
+                    "in": "query",
+                    "schema": {"type": "boolean", "default": False},
+                    "description": "also list every row",
+                },
+            ],
+            "responses": {
+                "200": _json(
+                    "usage",
+                    {
+                        "type": "object",
+                        "required": ["source", "total", "weeks"],
+                        "properties": {
+                            "source": {"type": "string"},
+                            "since": NULLABLE_STR,
+                            "until": NULLABLE_STR,
+                            "total": {"type": "object"},
+                            "weeks": {"type": "array", "items": {"type": "object"}},
+                            "rows": {"type": "array", "items": {"type": "object"}},
+                        },
+                    },
+                ),
+                "422": _error("a parameter is wrong"),
+                "503": _error("the usage source cannot be read"),
+            },
+        }
+    },
+    "/v1/openapi.json": {
+        "get": {
+            "summary": "This document",
+            "operationId": "openapi",
+            "responses": {"200": _json("OpenAPI 3.1", {"type": "object"})},
+        }
+    },
+    "/images/{path}": {
+        "get": {
+            "summary": "An image file inside output.dir (the url of an entry)",
+            "operationId": "image",
+            "parameters": [
+                {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "responses": {
+                "200": {
+                    "description": "the image",
+                    "content": {
+                        "image/png": {},
+                        "image/jpeg": {},
+                        "image/webp": {},
+                    },
+                },
+                "404": _error("no such image inside output.dir"),
+            },
+        }
+    },
+}
+
+
+def document() -> dict[str, Any]:
+    """The OpenAPI document (a fresh copy: callers may change it)."""
+    return copy.deepcopy(
+        {
+            "openapi": "3.1.0",
+            "info": {
+                "title": "imagen",
+                "version": __version__,
+                "description": (
+                    "Generate images through imagen's backends, queue jobs for its workers, "
+                    'browse output.dir. Errors are {"error": {"code", "message"}}. With a '
+                    "token, send `Authorization: Bearer <token>` on every call."
+                ),
+            },
+            "paths": PATHS,
+            "components": {
+                "schemas": SCHEMAS,
+                "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            },
+            "security": [{}, {"bearer": []}],
+        }
+    )

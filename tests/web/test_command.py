@@ -1,0 +1,108 @@
+"""`imagen serve`: its flags, the refusals before anything listens, and a cheap --help."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+import imagen_web
+from imagen_core.cli import main
+from tests.helpers import registered, write_config
+
+
+@pytest.fixture(autouse=True)
+def web_plugin(pm):
+    with registered(pm, imagen_web, "web"):
+        yield
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as info:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return info.value.code, out, err
+
+
+def test_help_names_every_option(capsys):
+    code, out, _ = run(capsys, "serve", "--help")
+    assert code == 0
+    for text in (
+        "--addr HOST:PORT",
+        "[default: 127.0.0.1:8080]",
+        "--token TOKEN",
+        "IMAGEN_SERVE_TOKEN",
+        "--usage-source",
+        "--config",
+        "64 KiB",
+        "4000 characters",
+    ):
+        assert text in out, text
+    assert "serve" in run(capsys, "--help")[1]
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (
+            ["--addr", "0.0.0.0:8080"],
+            {},
+            "--addr 0.0.0.0 is reachable from other machines: set a token with --token "
+            "or IMAGEN_SERVE_TOKEN (or listen on 127.0.0.1)",
+        ),
+        (["--addr", "192.168.1.20:80", "--token", "short"], {}, "--token must be at least 16"),
+        (["--addr", "0.0.0.0:80"], {"IMAGEN_SERVE_TOKEN": "tiny"}, "--token must be at least 16"),
+        (["--addr", "8080"], {}, "--addr '8080' is not HOST:PORT, e.g. 127.0.0.1:8080"),
+        (["--usage-source", "nope"], {}, "unknown usage source 'nope'"),
+    ],
+)
+def test_refusals_are_one_line_exit_2(capsys, monkeypatch, args, env, message):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    code, out, err = run(capsys, "serve", *args)
+    assert (code, out) == (2, "")
+    assert err.startswith("imagen: ") and message in err and len(err.splitlines()) == 1
+
+
+def test_a_taken_port_is_one_line_exit_1(capsys):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, _, err = run(capsys, "serve", "--addr", f"127.0.0.1:{port}")
+    assert code == 1
+    assert err.startswith(f"imagen: cannot listen on 127.0.0.1:{port}: ")
+    assert err.rstrip().endswith("(pick another with --addr)") and len(err.splitlines()) == 1
+
+
+def test_a_config_problem_stops_it_before_listening(capsys, isolated_env):
+    path = write_config(isolated_env, "queue: {type: nosuchqueue}\n")
+    code, _, err = run(capsys, "serve", "--config", str(path))
+    assert code == 2 and "nosuchqueue" in err
+
+
+PROBE = """
+import json, sys
+from imagen_core.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print(json.dumps(sorted({m.partition(".")[0] for m in sys.modules})), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("args", [("--help",), ("serve", "--help")])
+def test_help_does_not_import_the_web_stack(args):
+    env = {**os.environ, "IMAGEN_LOAD_PLUGINS": "imagen-mock,imagen-web"}
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, env=env, check=True
+    )
+    assert "serve" in proc.stdout
+    modules = set(json.loads(proc.stderr.strip().splitlines()[-1]))
+    assert "imagen_web" in modules
+    assert not modules & {"starlette", "uvicorn", "anyio", "attrs", "cattrs"}

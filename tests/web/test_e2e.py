@@ -1,0 +1,238 @@
+"""End to end: `imagen serve` and `imagen worker` as real processes on the mock
+backend, the gallery in headless Chromium (Debian's chromium driven by
+Playwright): a prompt typed into the form becomes a job, the worker runs it, and
+the image appears in the grid."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import write_config
+
+pytestmark = pytest.mark.slow
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TOKEN = "e2e-token-0123456789abcdef"
+CLI = "from imagen_core.cli import main; main()"
+
+
+def require_chromium() -> None:
+    if CHROMIUM.exists():
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium")
+    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+
+
+class Process:
+    """A CLI process whose stderr is read on a thread (so its pipe never fills)."""
+
+    def __init__(self, *args: str, env: dict[str, str]) -> None:
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", CLI, *args],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_for(self, pattern: str, timeout: float = 30.0) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.lines:
+                if match := re.search(pattern, line):
+                    return match
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        raise AssertionError(f"no {pattern!r} in the output: {self.lines}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(5)
+
+
+@pytest.fixture
+def env(isolated_env, output_dir) -> dict[str, str]:
+    config = write_config(
+        isolated_env,
+        f"output: {{dir: '{output_dir}', preview: off}}\n"
+        "queue: {type: sqlite, poll_s: 0.05}\n"
+        "backends:\n  mock: {type: mock}\n  other: {type: mock, model: other-model}\n",
+    )
+    # os.environ already holds the isolated HOME and XDG folders of tests/conftest.py.
+    return {
+        **os.environ,
+        "IMAGEN_CONFIG": str(config),
+        "IMAGEN_LOAD_PLUGINS": "imagen-mock,imagen-web",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def serve(env: dict[str, str], *args: str) -> tuple[Process, str]:
+    server = Process("serve", "--addr", "127.0.0.1:0", *args, env=env)
+    url = server.wait_for(r"imagen serve: (http://127\.0\.0\.1:\d+/)").group(1)
+    return server, url
+
+
+@pytest.mark.parametrize("token", [None, TOKEN], ids=["loopback", "token"])
+def test_a_prompt_from_the_gallery_appears_in_the_grid(env, output_dir, token):
+    require_chromium()
+    from playwright.sync_api import expect, sync_playwright
+
+    server, url = serve(env, *(["--token", token] if token else []))
+    worker = Process("worker", env=env)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+            )
+            try:
+                page = browser.new_page()
+                page_errors: list[str] = []
+                page.on("pageerror", lambda exc: page_errors.append(str(exc)))
+                page.goto(url + (f"?token={token}" if token else ""))
+                if token:  # stored, and out of the address bar at once
+                    expect(page).to_have_url(url)
+                expect(page.locator("#backend option")).to_have_count(2)
+                expect(page.locator("#backend")).to_have_value("mock")
+
+                prompt = "a glass lighthouse on a basalt cliff"
+                page.fill("#prompt", prompt)
+                page.select_option("#backend", "other")
+                page.select_option("#size", "512x512")
+                page.fill("#seed", "1234")
+                page.click("#submit")
+
+                job = page.locator("#jobs li").first
+                expect(job).to_contain_text(prompt)
+                expect(job).to_have_class(re.compile(r"\bdone\b"), timeout=30_000)
+                expect(job).to_contain_text("seed 1234")
+
+                card = page.locator("figure.card", has_text=prompt)
+                expect(card).to_have_count(1, timeout=15_000)
+                image = card.locator("img")
+                page.wait_for_function(
+                    "img => img.complete && img.naturalWidth > 0", arg=image.element_handle()
+                )
+                assert image.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [512, 512]
+                card.hover()
+                expect(card.locator(".meta")).to_contain_text("other · seed 1234")
+                card.click()
+                expect(page.locator("#detail")).to_be_visible()
+                expect(page.locator("#detail-fields")).to_contain_text("other-model")
+                assert page_errors == []
+                assert page.locator("#error").is_hidden()
+            finally:
+                browser.close()
+    finally:
+        worker.stop()
+        server.stop()
+    made = list((output_dir / "jobs").glob("*.png"))
+    assert len(made) == 1
+    assert any(" done " in line for line in worker.lines), worker.lines
+
+
+def test_the_gallery_shows_api_errors(env):
+    require_chromium()
+    from playwright.sync_api import expect, sync_playwright
+
+    server, url = serve(env)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page()
+                page.goto(url)
+                expect(page.locator("#backend option")).to_have_count(2)
+                # A prompt longer than the API takes (the textarea's maxlength is bypassed).
+                page.eval_on_selector("#prompt", "el => el.removeAttribute('maxlength')")
+                page.fill("#prompt", "x" * 4001)
+                page.click("#submit")
+                expect(page.locator("#error")).to_be_visible()
+                expect(page.locator("#error-text")).to_have_text(
+                    "prompt: is 4001 characters long; the limit is 4000"
+                )
+            finally:
+                browser.close()
+    finally:
+        server.stop()
+
+
+def raw_get(url: str, target: str) -> tuple[int, bytes]:
+    """One GET with ``target`` sent as it is: no client folds its ``..`` away."""
+    host, port = re.match(r"http://([^:]+):(\d+)/", url).groups()
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(
+            f"GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n".encode()
+        )
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+def test_the_real_server_refuses_traversal_as_sent_on_the_wire(env, output_dir, tmp_path):
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(b"\x89PNG private")
+    output_dir.mkdir(parents=True)
+    (output_dir / "link.png").symlink_to(secret)
+    server, url = serve(env)
+    try:
+        for target in (
+            "/images/../../../secret.png",
+            "/images/%2e%2e/%2e%2e/%2e%2e/secret.png",
+            "/images/..%2F..%2F..%2Fsecret.png",
+            f"/images/{secret}",
+            "/images/link.png",
+            "/images/../../../../../../etc/passwd",
+        ):
+            status, body = raw_get(url, target)
+            assert status in (400, 404), target
+            assert b"private" not in body and b"root:" not in body, target
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
+def test_sigterm_stops_it_cleanly_and_ctrl_c_is_interrupted(env, sig, code):
+    server, url = serve(env)
+    assert raw_get(url, "/v1/backends")[0] == 200
+    server.proc.send_signal(sig)
+    assert server.proc.wait(15) == code
+    server.stop()
+    assert ("imagen: interrupted" in server.lines) == (code == 130), server.lines

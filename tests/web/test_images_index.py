@@ -1,0 +1,148 @@
+"""The sidecar index: built once, then kept fresh by listing only the folders
+whose mtime changed, with stable cursors."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import pytest
+
+from imagen_web.images_index import ImagesIndex, decode_cursor, encode_cursor
+
+
+def sidecar(folder, name, prompt, created="2026-11-24T10:00:00+00:00", **extra):
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.png").write_bytes(b"\x89PNG")
+    data = {"created": created, "image": f"{name}.png", "prompt": prompt, "seed": 1, **extra}
+    (folder / f"{name}.json").write_text(json.dumps(data))
+
+
+def age(path, seconds=10):
+    """Make a folder's mtime old enough to be trusted (see RACY_S)."""
+    past = time.time() - seconds
+    os.utime(path, (past, past))
+
+
+@pytest.fixture
+def root(tmp_path):
+    """A folder of its own: tmp_path also holds the isolated HOME of tests/conftest.py."""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    return folder
+
+
+def prompts(index, limit=100, cursor=None):
+    found, _ = index.page(cursor, limit)
+    return [e["prompt"] for e in found]
+
+
+def test_only_changed_folders_are_listed_again(root):
+    for day in range(3):
+        for i in range(4):
+            sidecar(
+                root / f"2026-11-2{day}",
+                f"img{i}",
+                f"d{day} i{i}",
+                created=f"2026-11-2{day}T10:00:0{i}+00:00",
+            )
+    for folder in (*root.iterdir(), root):
+        age(folder)
+    index = ImagesIndex(root)
+    index.refresh()
+    assert len(index) == 12 and index.scans == 4
+    assert prompts(index, 3) == ["d2 i3", "d2 i2", "d2 i1"]
+    index.refresh()
+    assert index.scans == 4  # nothing changed: no folder listed again
+
+    sidecar(root / "2026-11-21", "late", "added later", created="2026-11-29T00:00:00+00:00")
+    index.refresh()
+    assert index.scans == 5  # that one folder only
+    assert prompts(index, 1) == ["added later"]
+
+    (root / "2026-11-20" / "img0.json").unlink()  # a worker dropping a lost job's image
+    index.refresh()
+    assert len(index) == 12 and "d0 i0" not in prompts(index)
+
+
+def test_a_folder_listed_within_its_mtime_tick_is_listed_again(root):
+    sidecar(root / "jobs", "a", "first")
+    index = ImagesIndex(root)
+    index.refresh()
+    before = (root / "jobs").stat().st_mtime_ns
+    sidecar(root / "jobs", "b", "second")
+    # A coarse clock: the second file left the mtime where it was.
+    os.utime(root / "jobs", ns=(before, before))
+    index.refresh()
+    assert sorted(prompts(index)) == ["first", "second"]
+
+
+def test_new_and_removed_folders(tmp_path):
+    index = ImagesIndex(tmp_path / "not-yet")
+    index.refresh()
+    assert len(index) == 0
+    sidecar(tmp_path / "not-yet" / "a" / "b", "deep", "deep down")
+    index.refresh()
+    assert prompts(index) == ["deep down"]
+    import shutil
+
+    shutil.rmtree(tmp_path / "not-yet" / "a")
+    index.refresh()
+    assert len(index) == 0
+
+
+def test_what_is_not_an_imagen_sidecar_is_left_out(root):
+    sidecar(root, "good", "good one")
+    (root / "notes.json").write_text('{"hello": 1}')
+    (root / "list.json").write_text("[1, 2]")
+    (root / "broken.json").write_text("{")
+    (root / "orphan.json").write_text('{"image": "gone.png", "prompt": "x"}')
+    (root / "sneaky.json").write_text('{"image": "../../etc/passwd", "prompt": "x"}')
+    (root / ".imagen-1-ab.part").write_text("{}")
+    index = ImagesIndex(root)
+    index.refresh()
+    assert prompts(index) == ["good one"]
+
+
+def test_symlinked_folders_and_sidecars_are_not_followed(tmp_path):
+    outside = tmp_path / "outside"
+    sidecar(outside, "theirs", "not ours")
+    root = tmp_path / "out"
+    sidecar(root, "ours", "ours")
+    (root / "linked").symlink_to(outside, target_is_directory=True)
+    (root / "link.json").symlink_to(outside / "theirs.json")
+    (root / "loop").symlink_to(root, target_is_directory=True)
+    index = ImagesIndex(root)
+    index.refresh()
+    assert prompts(index) == ["ours"]
+
+
+def test_ties_within_a_second_order_by_mtime_then_path(root):
+    for name in ("b", "a", "c"):
+        sidecar(root, name, name)  # same "created" second, written in this order
+        time.sleep(0.05)  # more than a kernel timestamp tick (up to 10 ms)
+    index = ImagesIndex(root)
+    index.refresh()
+    assert prompts(index) == ["c", "a", "b"]
+
+
+def test_cursors_page_through_everything_exactly_once(root):
+    for i in range(25):
+        sidecar(root, f"i{i:02d}", f"p{i:02d}", created=f"2026-11-24T10:00:{i:02d}+00:00")
+    index = ImagesIndex(root)
+    index.refresh()
+    seen, cursor = [], None
+    while True:
+        found, cursor = index.page(cursor, 7)
+        seen += [e["prompt"] for e in found]
+        sidecar(root, f"new{len(seen)}", "newer", created="2026-11-25T00:00:00+00:00")
+        index.refresh()
+        if cursor is None:
+            break
+    assert seen == [f"p{i:02d}" for i in reversed(range(25))]
+
+
+@pytest.mark.parametrize("key", [(1.5, 2, "a/b.png"), (0.0, 0, ""), (1e9, 10**18, "ü/ß.png")])
+def test_cursor_round_trip(key):
+    assert decode_cursor(encode_cursor(key)) == key

@@ -84,7 +84,11 @@ class ImagenGroup(click.Group):
             self._add_plugin_commands()
         command = super().get_command(ctx, cmd_name)
         # Commands of first-party plugins, and the distribution each comes with.
-        dist = {"serve": "imagen-web", "comfyui": "imagen-comfyui"}.get(cmd_name)
+        dist = {
+            "serve": "imagen-web",
+            "comfyui": "imagen-comfyui",
+            "supabase": "imagen-supabase",
+        }.get(cmd_name)
         if command is None and dist is not None and not ctx.resilient_parsing:
             # click's "No such command" would leave the person guessing what to install.
             raise click.UsageError(

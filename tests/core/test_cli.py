@@ -269,6 +269,7 @@ def test_default_backend_without_its_plugin_says_what_to_install(capsys, pm):
         (["serve"], "imagen-web"),
         (["serve", "--addr", "0.0.0.0:1"], "imagen-web"),
         (["comfyui", "workflows"], "imagen-comfyui"),
+        (["supabase", "schema"], "imagen-supabase"),
     ],
 )
 def test_a_first_party_plugin_command_says_which_package_to_install(capsys, args, dist):

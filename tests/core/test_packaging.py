@@ -228,3 +228,11 @@ def test_the_web_wheel_ships_the_gallery(wheels, fresh, tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_the_supabase_wheel_ships_its_sql(wheels, fresh, tmp_path):
+    with zipfile.ZipFile(wheels["imagen_supabase"]) as archive:
+        assert "imagen_supabase/supabase.sql" in archive.namelist()
+    env = clean_env(tmp_path)
+    sql = sh(fresh / "bin" / "imagen", "supabase", "schema", env=env, cwd=tmp_path).stdout
+    assert "create table if not exists imagen.images" in sql

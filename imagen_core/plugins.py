@@ -93,7 +93,7 @@ def _warn(message: str) -> None:
 def load_entry_points(pm: ImagenPluginManager) -> None:
     wanted = _env_list("IMAGEN_LOAD_PLUGINS")
     found: set[str] = set()
-    for ep in entrypoints.find(ENTRY_POINT_GROUP):
+    for ep in entrypoints.find(ENTRY_POINT_GROUP, only=wanted):
         dist_name, version = ep.dist, ep.version
         found.add(dist_name)
         if wanted is not None and dist_name not in wanted:

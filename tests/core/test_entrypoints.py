@@ -40,6 +40,19 @@ def test_agrees_with_extras_comments_and_other_sections(tmp_path, monkeypatch):
     )
 
 
+@pytest.mark.parametrize("fast", [True, False])
+def test_only_keeps_the_named_distributions(fast, tmp_path, monkeypatch):
+    if not fast:  # an unusual sys.path entry: the importlib.metadata path
+        archive = tmp_path / "bundle.zip"
+        archive.write_bytes(b"PK\x05\x06" + b"\x00" * 18)
+        monkeypatch.setattr(sys, "path", [*sys.path, str(archive)])
+    every = {ep.dist for ep in entrypoints.find("imagen")}
+    assert {"imagen-mock", "imagen-comfyui"} <= every  # the dev install has both
+    only = entrypoints.find("imagen", only={"imagen-mock"})
+    assert {ep.dist for ep in only} == {"imagen-mock"}
+    assert set(only) == {ep for ep in reference("imagen") if ep[2] == "imagen-mock"}
+
+
 def test_a_zip_on_sys_path_falls_back_to_importlib_metadata(tmp_path, monkeypatch):
     archive = tmp_path / "bundle.zip"
     archive.write_bytes(b"PK\x05\x06" + b"\x00" * 18)  # an empty zip file

@@ -5,6 +5,7 @@ the image appears in the grid."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -236,3 +237,33 @@ def test_sigterm_stops_it_cleanly_and_ctrl_c_is_interrupted(env, sig, code):
     assert server.proc.wait(15) == code
     server.stop()
     assert ("imagen: interrupted" in server.lines) == (code == 130), server.lines
+
+
+def test_a_client_that_hangs_up_stops_its_synchronous_generation(env, isolated_env):
+    config = Path(env["IMAGEN_CONFIG"])
+    config.write_text(config.read_text() + "  slow: {type: mock, latency_s: 60}\n")
+    server, url = serve(env)
+    try:
+        host, port = re.match(r"http://([^:]+):(\d+)/", url).groups()
+        body = json.dumps({"prompt": "a slow one", "backend": "slow", "steps": 600}).encode()
+        conn = socket.create_connection((host, int(port)), timeout=10)
+        conn.sendall(
+            f"POST /v1/generate HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        time.sleep(1.0)  # the backend is rendering
+        hung_up = time.monotonic()
+        conn.close()
+
+        from imagen_core import Session
+
+        ledger = Session(config).source("ledger")
+        while not (rows := list(ledger.rows(since=None, until=None))):
+            assert time.monotonic() - hung_up < 15, "the 60 s backend call was not stopped"
+            time.sleep(0.1)
+        assert [(r.backend, r.status, r.error) for r in rows] == [("slow", "failed", "interrupted")]
+        assert raw_get(url, "/v1/backends")[0] == 200  # the server lives on
+        assert server.proc.poll() is None
+    finally:
+        server.stop()

@@ -9,6 +9,7 @@ from a block or an environment variable's name.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import threading
@@ -19,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from imagen_core.cancel import Canceled, CancelScope
 from imagen_web.bodies import GenerateBody, JobBody, structure
 from imagen_web.errors import ApiError, invalid
 from imagen_web.images_index import CursorError, ImagesIndex, decode_cursor, encode_cursor
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from imagen_core.pipeline import Session
     from imagen_core.queue import Job, Queue
 
+DISCONNECT_POLL_S = 0.25
 JOB_LIMIT_MAX = 500
 IMAGE_LIMIT_MAX = 200
 
@@ -61,14 +64,16 @@ class WebState:
                 self._queue.close()
                 self._queue = None
 
-    def generate(self, request: Request) -> Generation:
+    def generate(self, request: Request, cancel: CancelScope | None = None) -> Generation:
         """One generation; one at a time per backend instance, as `imagen worker`
         runs them by default (a plugin is not promised concurrent calls)."""
         assert request.backend is not None
         with self._lock:
             lock = self._backend_locks.setdefault(request.backend, threading.Lock())
         with lock:
-            return self.session.generate(request, preview=False)
+            if cancel is not None and cancel.canceled:  # gave up while waiting its turn
+                raise Canceled
+            return self.session.generate(request, preview=False, cancel=cancel)
 
     def relative(self, path: str | Path | None) -> str | None:
         """``path`` relative to output.dir (POSIX), or None when it is outside."""
@@ -129,7 +134,12 @@ async def generate(request: HttpRequest) -> JSONResponse:
     state = _state(request)
     body = structure(await _json_body(request), GenerateBody)
     wanted = _checked(state, body)
-    record = await run_in_threadpool(_generate, state, wanted)
+    scope = CancelScope()
+    watch = asyncio.create_task(_cancel_when_gone(request, scope))
+    try:
+        record = await run_in_threadpool(_generate, state, wanted, scope)
+    finally:
+        watch.cancel()
     result = record.result
     assert result is not None and record.path is not None
     relative = state.relative(record.path)
@@ -152,7 +162,16 @@ async def generate(request: HttpRequest) -> JSONResponse:
     )
 
 
-def _generate(state: WebState, request: Request) -> Generation:
+async def _cancel_when_gone(request: HttpRequest, scope: CancelScope) -> None:
+    """The client hung up (closed the tab, Ctrl-C'd curl): stop the backend, so
+    that no GPU renders and no cloud prediction is paid for an image nobody
+    will fetch. The pipeline still tells the sinks (the ledger records it)."""
+    while not await request.is_disconnected():
+        await asyncio.sleep(DISCONNECT_POLL_S)
+    scope.cancel()
+
+
+def _generate(state: WebState, request: Request, scope: CancelScope) -> Generation:
     from imagen_core.errors import (
         ConfigError,
         ImagenError,
@@ -162,7 +181,11 @@ def _generate(state: WebState, request: Request) -> Generation:
     )
 
     try:
-        return state.generate(request)
+        return state.generate(request, scope)
+    except Canceled:
+        # Raised in this worker thread, it must not reach the event loop as
+        # the KeyboardInterrupt it is; the client is gone and reads no answer.
+        raise ApiError(499, "client_closed", "the client closed the connection") from None
     except MissingEnvError as exc:
         # The variable's name is the server's business: say so in its log only.
         state.session.warn(f"serve: {exc}")

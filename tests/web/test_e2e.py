@@ -167,6 +167,48 @@ def test_a_prompt_from_the_gallery_appears_in_the_grid(env, output_dir, token):
     assert any(" done " in line for line in worker.lines), worker.lines
 
 
+def test_a_job_submitted_elsewhere_is_listed_and_its_image_appears(env):
+    require_chromium()
+    from playwright.sync_api import expect, sync_playwright
+
+    server, url = serve(env)
+    worker = None
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+            )
+            try:
+                page = browser.new_page()
+                page.goto(url)
+                expect(page.locator("#backend option")).to_have_count(2)
+                prompt = "a kite over a salt flat"
+                submitted = subprocess.run(
+                    [sys.executable, "-c", CLI, "submit", prompt, "--size", "256x256"],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=30,
+                    check=True,
+                )
+                job_id = submitted.stdout.strip()
+                row = page.locator(f'#jobs li[data-job="{job_id}"]')
+                expect(row).to_have_class(re.compile(r"\bqueued\b"), timeout=15_000)
+                expect(row).to_contain_text(prompt)
+
+                worker = Process("worker", env=env)
+                expect(row).to_have_class(re.compile(r"\bdone\b"), timeout=30_000)
+                expect(page.locator("figure.card", has_text=prompt)).to_have_count(
+                    1, timeout=15_000
+                )
+            finally:
+                browser.close()
+    finally:
+        if worker is not None:
+            worker.stop()
+        server.stop()
+
+
 def test_the_gallery_shows_api_errors(env):
     require_chromium()
     from playwright.sync_api import expect, sync_playwright

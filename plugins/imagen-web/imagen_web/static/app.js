@@ -167,6 +167,19 @@ function pending() {
   return [...state.jobs.values()].filter((job) => job.status === "queued" || job.status === "running");
 }
 
+// Jobs queued elsewhere (`imagen submit`, a script, another tab) are listed too,
+// so the page shows what the workers are busy with; oldest first into the Map,
+// which renderJobs shows newest first.
+async function discoverJobs() {
+  for (const status of ["queued", "running"]) {
+    const answer = await api(`/v1/jobs?status=${status}&limit=20`);
+    for (const job of [...answer.jobs].reverse()) {
+      if (!state.jobs.has(job.id)) state.jobs.set(job.id, job);
+    }
+  }
+  renderJobs();
+}
+
 async function pollJobs() {
   let finished = false;
   await Promise.all(pending().map(async (job) => {
@@ -221,7 +234,7 @@ function renderJobs() {
 // ------------------------------------------------------------------ images
 
 function card(entry) {
-  const figure = el("figure", { class: "card", tabindex: "0", "data-id": entry.id });
+  const figure = el("figure", { class: `card ${entry.kind}`, tabindex: "0", "data-id": entry.id });
   const image = el("img", { alt: entry.prompt, loading: "lazy", decoding: "async" });
   if (entry.url) image.src = entry.url;
   figure.append(image);
@@ -319,6 +332,7 @@ function schedule(delay) {
 async function tick() {
   state.ticks += 1;
   try {
+    if (state.ticks % IDLE_POLL_EVERY === 1) await discoverJobs();
     const busy = pending().length > 0;
     const finished = busy ? await pollJobs() : false;
     if (busy || finished || state.ticks % IDLE_POLL_EVERY === 0) await refreshNewest();
@@ -346,6 +360,7 @@ async function start() {
 async function startLoading() {
   try {
     await loadBackends();
+    await discoverJobs();
     await refreshNewest();
   } catch (err) {
     if (err.status !== 401) showError(err.message);

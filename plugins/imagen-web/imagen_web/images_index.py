@@ -47,7 +47,11 @@ from urllib.parse import quote
 
 import attrs
 
-COMPARE_SIDECAR = "compare.json"  # imagen_core.comparison.SIDECAR_NAME
+from imagen_core.comparison import SIDECAR_NAME
+from imagen_core.worker import JOBS_FOLDER
+
+# What imagen_core writes: a compare run's sidecar, and the worker's folder.
+COMPARE_SIDECAR = SIDECAR_NAME
 MAX_SIDECAR_BYTES = 1024 * 1024
 RACY_S = 2.0
 
@@ -265,7 +269,7 @@ def _image_entry(rel: str, folder: Path, data: dict[str, Any], mtime_ns: int) ->
     created, created_text = _created(data, mtime_ns)
     backend = _dict(data.get("backend"))
     request = _dict(data.get("request"))
-    job = Path(image).stem if rel == "jobs" else None  # imagen_core.worker's JOBS_FOLDER
+    job = Path(image).stem if rel == JOBS_FOLDER else None
     body = {
         "id": path,
         "kind": "image",

@@ -144,7 +144,7 @@ class Config:
 # ---------------------------------------------------------------- locating
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)  # a lookup result, never compared: less to compile at start
 class Located:
     path: Path
     source: str

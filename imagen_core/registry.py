@@ -21,7 +21,9 @@ class NoSettings:
     """The config class of a type that takes no keys besides ``type``."""
 
 
-@attrs.frozen
+# Compared by identity, never by value: no __eq__/__hash__ to generate (each
+# generated method is compiled at every start).
+@attrs.frozen(eq=False)
 class Registration:
     kind: str
     name: str

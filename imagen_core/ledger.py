@@ -101,23 +101,29 @@ class Ledger:
         import sqlite3
 
         from imagen_core.identity import caller
+        from imagen_core.sqlite_locks import when_unlocked
 
-        values = UsageRow.of(generation, caller()).as_dict()
+        row = [UsageRow.of(generation, caller()).as_dict()[c] for c in COLUMNS]
         try:
-            db = self._connect()
-            try:
-                try:
-                    db.execute(INSERT, [values[c] for c in COLUMNS])
-                except sqlite3.OperationalError as exc:
-                    if "no such table" not in str(exc):
-                        raise
-                    _create(db)  # a file left empty (created, then interrupted)
-                    db.execute(INSERT, [values[c] for c in COLUMNS])
-            finally:
-                db.close()
+            when_unlocked(lambda: self._insert(row), timeout_s=BUSY_TIMEOUT_S)
         except (OSError, sqlite3.Error) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
             raise LedgerError(f"cannot write {self.path}: {reason}") from None
+
+    def _insert(self, row: list[object]) -> None:
+        import sqlite3
+
+        db = self._connect()
+        try:
+            try:
+                db.execute(INSERT, row)
+            except sqlite3.OperationalError as exc:
+                if "no such table" not in str(exc):
+                    raise
+                _create(db)  # a file left empty (created, then interrupted)
+                db.execute(INSERT, row)
+        finally:
+            db.close()
 
     def rows(self, *, since: dt.date | None, until: dt.date | None) -> Iterator[UsageRow]:
         from imagen_core.usage import bounds

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from imagen_core.config import setting
+from imagen_core.errors import ImagenError
 from imagen_core.models import Request
 from imagen_core.queue import Job
 
@@ -77,6 +78,13 @@ def _claim_sql(backends: int) -> str:
     )
 
 
+BUSY_TIMEOUT_S = 30.0
+
+
+class SQLiteQueueError(ImagenError):
+    """The queue's SQLite file refused a statement (locked for too long, unwritable)."""
+
+
 def default_path() -> Path:
     data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(data) / "imagen" / "jobs.db"
@@ -107,21 +115,46 @@ class SQLiteQueue:
     def _connect(self) -> sqlite3.Connection:
         import sqlite3
 
+        from imagen_core.sqlite_locks import when_unlocked
+
         if self._db is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(
-                self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )
             db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)
+
+            def prepare() -> None:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.executescript(SCHEMA)
+
+            try:
+                when_unlocked(prepare, timeout_s=BUSY_TIMEOUT_S)
+            except BaseException:
+                db.close()
+                raise
             self._db = db
         return self._db
 
     @contextlib.contextmanager
+    def _failing_clearly(self) -> Iterator[None]:
+        """A SQLite error as one line naming the file (the worker retries these)."""
+        import sqlite3
+
+        try:
+            yield
+        except OSError as exc:
+            raise SQLiteQueueError(
+                f"job queue {self.path}: cannot create or open it ({exc.strerror or exc}); "
+                "set queue.path in imagen.yaml to a writable place"
+            ) from None
+        except sqlite3.Error as exc:
+            raise SQLiteQueueError(f"job queue {self.path}: {exc}") from None
+
+    @contextlib.contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """One IMMEDIATE transaction: claims never race between processes."""
-        with self._lock:
+        with self._lock, self._failing_clearly():
             db = self._connect()
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -152,7 +185,7 @@ class SQLiteQueue:
 
     # ------------------------------------------------------------- contract
     def init(self) -> None:
-        with self._lock:
+        with self._lock, self._failing_clearly():
             self._connect()
 
     def submit(self, request: Request, *, backend: str, max_attempts: int = 3) -> Job:
@@ -230,7 +263,7 @@ class SQLiteQueue:
             return self._job(row) if row else None
 
     def get(self, job_id: str) -> Job | None:
-        with self._lock:
+        with self._lock, self._failing_clearly():
             row = self._connect().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return self._job(row) if row else None
 
@@ -240,7 +273,7 @@ class SQLiteQueue:
             query += " WHERE status = ?"
             params.append(status)
         query += " ORDER BY created_at DESC, rowid DESC LIMIT ?"
-        with self._lock:
+        with self._lock, self._failing_clearly():
             rows = self._connect().execute(query, [*params, limit]).fetchall()
         return [self._job(r) for r in rows]
 

@@ -103,7 +103,8 @@ class Ledger:
         from imagen_core.identity import caller
         from imagen_core.sqlite_locks import when_unlocked
 
-        row = [UsageRow.of(generation, caller()).as_dict()[c] for c in COLUMNS]
+        values = UsageRow.of(generation, caller()).as_dict()
+        row = [values[c] for c in COLUMNS]
         try:
             when_unlocked(lambda: self._insert(row), timeout_s=BUSY_TIMEOUT_S)
         except (OSError, sqlite3.Error) as exc:

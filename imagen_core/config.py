@@ -40,6 +40,17 @@ def _expand(value: str | Path) -> Path:
     return Path(value).expanduser()
 
 
+def optional_path(value: str | Path | None) -> Path | None:
+    """The converter of a path setting that may be left out (``~`` expands)."""
+    return None if value is None else _expand(value)
+
+
+def data_file(name: str) -> Path:
+    """imagen's own state: ``$XDG_DATA_HOME/imagen/NAME`` (~/.local/share by default)."""
+    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(data) / "imagen" / name
+
+
 @attrs.frozen
 class OutputConfig:
     dir: Path = setting(

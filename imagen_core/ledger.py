@@ -9,13 +9,12 @@ and never fails the generation. It is also the default source of ``imagen usage`
 from __future__ import annotations
 
 import datetime as dt
-import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import attrs
 
-from imagen_core.config import setting
+from imagen_core.config import data_file, optional_path, setting
 from imagen_core.errors import ImagenError
 from imagen_core.usage import UsageRow
 
@@ -55,8 +54,7 @@ def _create(db: sqlite3.Connection) -> None:
 
 
 def default_path() -> Path:
-    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data) / "imagen" / "usage.db"
+    return data_file("usage.db")
 
 
 class LedgerError(ImagenError):
@@ -67,7 +65,7 @@ class LedgerError(ImagenError):
 class LedgerConfig:
     path: Path | None = setting(
         None,
-        converter=lambda v: None if v is None else Path(v).expanduser(),
+        converter=optional_path,
         help="SQLite file of the ledger (default: $XDG_DATA_HOME/imagen/usage.db)",
     )
 

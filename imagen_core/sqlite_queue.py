@@ -11,7 +11,6 @@ import contextlib
 import datetime as dt
 import functools
 import json
-import os
 import threading
 import time
 import uuid
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from imagen_core.config import setting
+from imagen_core.config import data_file, optional_path, setting
 from imagen_core.errors import ImagenError
 from imagen_core.models import Request
 from imagen_core.queue import Job
@@ -86,15 +85,14 @@ class SQLiteQueueError(ImagenError):
 
 
 def default_path() -> Path:
-    data = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(data) / "imagen" / "jobs.db"
+    return data_file("jobs.db")
 
 
 @attrs.frozen
 class SQLiteQueueConfig:
     path: Path | None = setting(
         None,
-        converter=lambda v: None if v is None else Path(v).expanduser(),
+        converter=optional_path,
         help="SQLite file of the job queue (default: $XDG_DATA_HOME/imagen/jobs.db)",
     )
     poll_s: float = setting(0.5, help="how often an idle worker looks for new jobs, seconds")

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,3 +39,41 @@ def make_dist(site: Path, dist: str, module: str, source: str, version: str = "1
     info.mkdir()
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n")
     (info / "entry_points.txt").write_text(f"[imagen]\n{module} = {module}\n")
+
+
+_CLI_IMPORTS = """
+import json, sys
+from imagen_core.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print(json.dumps(sorted({m.partition(".")[0] for m in sys.modules})), file=sys.stderr)
+"""
+
+
+def cli_imports(*args: str, plugins: str | None) -> tuple[set[str], str]:
+    """Run ``imagen ARGS`` in a fresh interpreter: the top-level modules it
+    imported, and what it printed. ``plugins`` is IMAGEN_LOAD_PLUGINS (None:
+    every installed plugin loads)."""
+    env = {k: v for k, v in os.environ.items() if k != "IMAGEN_LOAD_PLUGINS"}
+    if plugins is not None:
+        env["IMAGEN_LOAD_PLUGINS"] = plugins
+    proc = subprocess.run(
+        [sys.executable, "-c", _CLI_IMPORTS, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    return set(json.loads(proc.stderr.strip().splitlines()[-1])), proc.stdout
+
+
+def build_wheels(out: Path, *projects: Path) -> None:
+    """``pip wheel`` each project into ``out`` as the tests install them:
+    without dependencies or build isolation (no network needed)."""
+    pip = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
+    proc = subprocess.run(
+        [*pip, "-w", str(out), *map(str, projects)], capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, f"pip wheel failed:\n{proc.stdout}\n{proc.stderr}"

@@ -3,14 +3,13 @@ declares what the plugin imports."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from imagen_comfyui.bundled import bundled_names
+from tests.helpers import build_wheels
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -18,8 +17,7 @@ pytestmark = pytest.mark.slow
 
 def test_the_wheel_has_the_workflows_and_the_entry_point(tmp_path):
     project = ROOT / "plugins" / "imagen-comfyui"
-    pip = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q"]
-    subprocess.run([*pip, "-w", str(tmp_path), str(project)], check=True, capture_output=True)
+    build_wheels(tmp_path, project)
     (wheel,) = tmp_path.glob("imagen_comfyui-0.1.0-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from imagen_core import __version__
+from tests.helpers import build_wheels
 
 ROOT = Path(__file__).resolve().parents[2]
 DISTRIBUTIONS = [
@@ -38,18 +39,7 @@ def wheels(tmp_path_factory) -> dict[str, Path]:
     projects = list(DISTRIBUTIONS)  # imagen-core and every plugin of this repo
     if EXAMPLE.exists():
         projects.append(EXAMPLE)
-    sh(
-        sys.executable,
-        "-m",
-        "pip",
-        "wheel",
-        "--no-deps",
-        "--no-build-isolation",
-        "-q",
-        "-w",
-        out,
-        *projects,
-    )
+    build_wheels(out, *projects)
     return {w.name.split("-")[0]: w for w in out.glob("*.whl")}
 
 

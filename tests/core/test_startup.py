@@ -2,34 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
 
-HEAVY = ("attrs", "cattrs", "ruamel", "PIL", "requests")
+from tests.helpers import cli_imports
 
-PROBE = """
-import json, sys
-from imagen_core.cli import main
-try:
-    main(sys.argv[1:])
-except SystemExit:
-    pass
-print(json.dumps(sorted({m.partition(".")[0] for m in sys.modules})), file=sys.stderr)
-"""
+HEAVY = ("attrs", "cattrs", "ruamel", "PIL", "requests")
 
 
 def imported(*args: str) -> set[str]:
     # Every installed plugin loads (no IMAGEN_LOAD_PLUGINS): none may import
     # anything heavy when imagen starts.
-    env = {k: v for k, v in os.environ.items() if k != "IMAGEN_LOAD_PLUGINS"}
-    proc = subprocess.run(
-        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, env=env, check=True
-    )
-    return set(json.loads(proc.stderr.strip().splitlines()[-1]))
+    return cli_imports(*args, plugins=None)[0]
 
 
 def test_version_loads_no_plugin_and_no_plugin_machinery():
@@ -54,12 +37,5 @@ def test_version_never_reaches_for_gettext_and_locale():
 
 
 def test_a_generation_never_imports_locale(isolated_env):
-    env = {**os.environ, "IMAGEN_LOAD_PLUGINS": "imagen-mock"}
-    proc = subprocess.run(
-        [sys.executable, "-c", PROBE, "generate", "x", "--size", "8x8", "--no-sidecar"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-    )
-    assert "locale" not in json.loads(proc.stderr.strip().splitlines()[-1])
+    args = ("generate", "x", "--size", "8x8", "--no-sidecar")
+    assert "locale" not in cli_imports(*args, plugins="imagen-mock")[0]

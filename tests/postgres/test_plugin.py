@@ -18,7 +18,7 @@ from imagen_core.errors import ConfigError
 from imagen_core.registry import collect
 from imagen_postgres.queue import PostgresQueue
 from imagen_postgres.settings import PostgresQueueConfig
-from tests.helpers import write_config
+from tests.helpers import build_wheels, write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = ROOT / "plugins" / "imagen-postgres"
@@ -103,23 +103,7 @@ def test_importing_and_registering_is_cheap():
 
 @pytest.mark.slow
 def test_the_wheel_ships_the_sql_file(tmp_path):
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(tmp_path),
-            str(PLUGIN),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    build_wheels(tmp_path, PLUGIN)
     [wheel] = tmp_path.glob("imagen_postgres-0.1.0-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()

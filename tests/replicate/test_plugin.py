@@ -3,36 +3,20 @@ that carries the data files."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import zipfile
 from importlib.metadata import distribution
 from pathlib import Path
 
 import pytest
 
+from tests.helpers import build_wheels, cli_imports
+
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = ROOT / "plugins" / "imagen-replicate"
 
-PROBE = """
-import json, sys
-from imagen_core.cli import main
-try:
-    main(sys.argv[1:])
-except SystemExit:
-    pass
-print(json.dumps(sorted({m.partition(".")[0] for m in sys.modules})), file=sys.stderr)
-"""
-
 
 def imported(*args: str) -> set[str]:
-    env = {**os.environ, "IMAGEN_LOAD_PLUGINS": "imagen-replicate"}
-    proc = subprocess.run(
-        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, env=env, check=True
-    )
-    return set(json.loads(proc.stderr.strip().splitlines()[-1]))
+    return cli_imports(*args, plugins="imagen-replicate")[0]
 
 
 def test_the_entry_point_is_registered():
@@ -57,22 +41,7 @@ def test_listing_backends_registers_the_type_without_requests():
 
 @pytest.mark.slow
 def test_the_wheel_carries_the_data_files(tmp_path):
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(tmp_path),
-            str(PROJECT),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    build_wheels(tmp_path, PROJECT)
     (wheel,) = tmp_path.glob("imagen_replicate-0.1.0-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import json
-import os
 import socket
-import subprocess
-import sys
 
 import pytest
 
 import imagen_web
 from imagen_core.cli import main
-from tests.helpers import registered, write_config
+from tests.helpers import cli_imports, registered, write_config
 
 
 @pytest.fixture(autouse=True)
@@ -85,24 +81,9 @@ def test_a_config_problem_stops_it_before_listening(capsys, isolated_env):
     assert code == 2 and "nosuchqueue" in err
 
 
-PROBE = """
-import json, sys
-from imagen_core.cli import main
-try:
-    main(sys.argv[1:])
-except SystemExit:
-    pass
-print(json.dumps(sorted({m.partition(".")[0] for m in sys.modules})), file=sys.stderr)
-"""
-
-
 @pytest.mark.parametrize("args", [("--help",), ("serve", "--help")])
 def test_help_does_not_import_the_web_stack(args):
-    env = {**os.environ, "IMAGEN_LOAD_PLUGINS": "imagen-mock,imagen-web"}
-    proc = subprocess.run(
-        [sys.executable, "-c", PROBE, *args], capture_output=True, text=True, env=env, check=True
-    )
-    assert "serve" in proc.stdout
-    modules = set(json.loads(proc.stderr.strip().splitlines()[-1]))
+    modules, out = cli_imports(*args, plugins="imagen-mock,imagen-web")
+    assert "serve" in out
     assert "imagen_web" in modules
     assert not modules & {"starlette", "uvicorn", "anyio", "attrs", "cattrs"}

@@ -17,14 +17,26 @@ if TYPE_CHECKING:
         BackendError,
         ConfigError,
         ImagenError,
+        InvalidInput,
         InvalidRequest,
         MissingEnvError,
         OutputError,
         PluginError,
+        Unsupported,
         UsageError,
     )
     from imagen_core.hookspecs import hookimpl
-    from imagen_core.models import Backend, Generation, Progress, Request, Result, Sink
+    from imagen_core.models import (
+        Backend,
+        Capabilities,
+        Estimate,
+        Generation,
+        ImageInput,
+        Progress,
+        Request,
+        Result,
+        Sink,
+    )
     from imagen_core.notices import warn
     from imagen_core.pipeline import Session, generate
     from imagen_core.plugins import get_plugin_manager
@@ -37,6 +49,9 @@ _EXPORTS = {
     "Progress": "imagen_core.models",
     "Backend": "imagen_core.models",
     "Sink": "imagen_core.models",
+    "ImageInput": "imagen_core.models",
+    "Capabilities": "imagen_core.models",
+    "Estimate": "imagen_core.models",
     "Session": "imagen_core.pipeline",
     "compare": "imagen_core.comparison",
     "Comparison": "imagen_core.comparison",
@@ -52,6 +67,8 @@ _EXPORTS = {
     "UsageError": "imagen_core.errors",
     "ConfigError": "imagen_core.errors",
     "InvalidRequest": "imagen_core.errors",
+    "InvalidInput": "imagen_core.errors",
+    "Unsupported": "imagen_core.errors",
     "MissingEnvError": "imagen_core.errors",
     "PluginError": "imagen_core.errors",
     "BackendError": "imagen_core.errors",
@@ -61,11 +78,15 @@ _EXPORTS = {
 __all__ = [
     "Backend",
     "BackendError",
+    "Capabilities",
     "Comparison",
     "Config",
     "ConfigError",
+    "Estimate",
     "Generation",
+    "ImageInput",
     "ImagenError",
+    "InvalidInput",
     "InvalidRequest",
     "MissingEnvError",
     "Outcome",
@@ -76,6 +97,7 @@ __all__ = [
     "Result",
     "Session",
     "Sink",
+    "Unsupported",
     "UsageError",
     "__version__",
     "compare",

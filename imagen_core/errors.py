@@ -23,6 +23,14 @@ class InvalidRequest(UsageError, ValueError):
     """A Request field is out of range or empty."""
 
 
+class InvalidInput(InvalidRequest):
+    """An input image cannot be used: unreadable, too large, not PNG/JPEG/WebP."""
+
+
+class Unsupported(UsageError):
+    """A backend cannot take what the request gives it (an input image, a mask)."""
+
+
 class ConfigError(UsageError):
     """imagen.yaml (or the config given in code) has one or more problems.
 

@@ -31,8 +31,11 @@ def register_backends(register: RegisterBackend) -> None:
 
     ``ComfyUIBackend(config)`` is called with the structured config block of one
     configured instance and must return an object with
-    ``generate(request, progress) -> Result``. Keep the import of heavy libraries
-    inside the backend's methods so that registering stays cheap."""
+    ``generate(request, progress) -> Result``; it may also define
+    ``capabilities() -> Capabilities`` (the input images it takes, checked before
+    every call) and ``estimate(request) -> Estimate`` (the price before the spend).
+    Keep the import of heavy libraries inside the backend's methods so that
+    registering stays cheap."""
 
 
 @hookspec

@@ -7,18 +7,23 @@ Request with an empty prompt or a negative size.
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
-from imagen_core.errors import InvalidRequest
+from imagen_core.errors import InvalidInput, InvalidRequest
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
 
 MAX_SIDE = 8192
 MAX_SEED = 2**64 - 1
+MAX_INPUT_BYTES = 50 * 1024 * 1024
+INPUT_ROLES = ("image", "reference", "mask")
+# What Pillow calls each accepted input format, and its mime type.
+INPUT_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 
 
 def _int_in(name: str, low: int, high: int) -> Any:
@@ -41,11 +46,158 @@ def _copy(value: Mapping[str, Any]) -> dict[str, Any]:
     return dict(value)
 
 
+def _sha256(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def _role(_instance: object, _attribute: attrs.Attribute[str], value: object) -> None:
+    if value not in INPUT_ROLES:
+        raise InvalidInput(f"an input's role is one of {', '.join(INPUT_ROLES)}, got {value!r}")
+
+
+# Compared by identity (eq=False): two inputs are the same image when their
+# sha256 is; comparing megabytes of bytes field by field helps nobody.
+@attrs.frozen(eq=False)
+class ImageInput:
+    """One image given to a generation: its bytes, never a path.
+
+    ``role`` is ``"image"`` (the image to edit, or the init image of img2img),
+    ``"reference"`` (a further image the backend may look at) or ``"mask"``
+    (white = repaint). ``source`` is the path it came from, for the record.
+    Build one with ``from_bytes``/``from_path``, which decode and check it."""
+
+    data: bytes = attrs.field(repr=lambda b: f"<{len(b)} bytes>")
+    mime_type: str
+    width: int = attrs.field(validator=_int_in("input width", 1, MAX_SIDE))
+    height: int = attrs.field(validator=_int_in("input height", 1, MAX_SIDE))
+    role: str = attrs.field(default="image", validator=_role)
+    source: str | None = None
+    sha256: str = attrs.field(
+        default=attrs.Factory(lambda self: _sha256(self.data), takes_self=True)
+    )
+
+    @classmethod
+    def from_bytes(
+        cls, data: bytes, *, role: str = "image", source: str | None = None
+    ) -> ImageInput:
+        """Decode ``data`` and check it: PNG, JPEG or WebP, at most 50 MB and
+        8192 pixels a side. Raises InvalidInput naming ``source``."""
+        import io
+
+        from PIL import Image
+
+        name = source or "the input image"
+        _check_input_size(name, len(data))
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                fmt = image.format or ""
+                width, height = image.size
+                if fmt in INPUT_FORMATS and max(width, height) <= MAX_SIDE:
+                    image.verify()
+        except Exception as exc:  # Pillow raises many types for a broken file
+            raise InvalidInput(
+                f"{name} is not a readable image ({type(exc).__name__}: {exc}); "
+                "give a PNG, JPEG or WebP file"
+            ) from None
+        if fmt not in INPUT_FORMATS:
+            raise InvalidInput(
+                f"{name} is {fmt or 'an unknown format'}; give a PNG, JPEG or WebP file"
+            )
+        if max(width, height) > MAX_SIDE:
+            raise InvalidInput(
+                f"{name} is {width}x{height}; input images may be at most {MAX_SIDE} "
+                "pixels a side: scale it down"
+            )
+        return cls(data, INPUT_FORMATS[fmt], width, height, role=role, source=source)
+
+    @classmethod
+    def from_path(cls, path: str | os.PathLike[str], *, role: str = "image") -> ImageInput:
+        """Read and check the file at ``path``; errors name it."""
+        file = Path(os.fspath(path)).expanduser()
+        try:
+            _check_input_size(str(file), file.stat().st_size)
+            data = file.read_bytes()
+        except OSError as exc:
+            raise InvalidInput(f"cannot read input image {file}: {exc.strerror or exc}") from None
+        return cls.from_bytes(data, role=role, source=str(file.resolve()))
+
+    def with_role(self, role: str) -> ImageInput:
+        return attrs.evolve(self, role=role)
+
+    @property
+    def extension(self) -> str:
+        return MIME_EXTENSIONS[self.mime_type]
+
+    def data_uri(self) -> str:
+        import base64
+
+        return f"data:{self.mime_type};base64,{base64.b64encode(self.data).decode()}"
+
+    def describe(self) -> dict[str, Any]:
+        """What a sidecar records of the input: never the bytes."""
+        return {
+            "sha256": self.sha256,
+            "role": self.role,
+            "width": self.width,
+            "height": self.height,
+            "mime_type": self.mime_type,
+            "source": self.source,
+        }
+
+
+def _check_input_size(name: str, size: int) -> None:
+    if size > MAX_INPUT_BYTES:
+        raise InvalidInput(
+            f"{name}: {size / 2**20:.1f} MB is over the 50 MB limit for input images; "
+            "scale it down or save it as JPEG/WebP"
+        )
+
+
+def _inputs(value: Iterable[ImageInput]) -> tuple[ImageInput, ...]:
+    return tuple(value)
+
+
+def _check_inputs(
+    _instance: object, _attribute: attrs.Attribute[tuple[ImageInput, ...]], value: object
+) -> None:
+    assert isinstance(value, tuple)
+    if not all(isinstance(item, ImageInput) for item in value):
+        raise InvalidRequest("inputs must be ImageInput values (ImageInput.from_path(...))")
+    roles = [item.role for item in value]
+    if roles.count("image") > 1:
+        raise InvalidRequest("a request takes one image to edit; give further ones as references")
+    if roles.count("mask") > 1:
+        raise InvalidRequest("a request takes at most one mask")
+    if "mask" in roles and "image" not in roles:
+        raise InvalidRequest("a mask needs an image to apply to: give the image too")
+    images = [role for role in roles if role != "mask"]
+    if "image" in images and images[0] != "image":
+        raise InvalidRequest("the image to edit comes before the references")
+
+
+def _strength(_instance: object, _attribute: attrs.Attribute[float | None], value: object) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidRequest(f"strength must be a number from 0 to 1, got {value!r}")
+    if not 0.0 <= value <= 1.0:
+        raise InvalidRequest(f"strength must be from 0 to 1, got {value}")
+
+
+def _optional_float(value: object) -> object:
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 @attrs.frozen
 class Request:
     """What to generate. ``seed=0`` asks the backend to pick one; ``steps=0`` means
     the backend's default. ``backend`` names a configured instance (None = default).
-    ``extra`` carries backend-specific values a plugin documents (e.g. ``cfg``)."""
+    ``extra`` carries backend-specific values a plugin documents (e.g. ``cfg``).
+    ``inputs`` are the input images (the image to edit first, then references, and
+    a mask); ``strength`` (0..1, None = the backend's default) is how far from the
+    input image to go."""
 
     prompt: str = attrs.field(validator=_prompt)
     negative: str = ""
@@ -56,6 +208,30 @@ class Request:
     style: str | None = None
     backend: str | None = None
     extra: dict[str, Any] = attrs.field(factory=dict, converter=_copy)
+    inputs: tuple[ImageInput, ...] = attrs.field(
+        default=(), converter=_inputs, validator=_check_inputs
+    )
+    strength: float | None = attrs.field(
+        default=None, converter=_optional_float, validator=_strength
+    )
+
+    @property
+    def image(self) -> ImageInput | None:
+        """The image to edit (or the init image), if any."""
+        return next((item for item in self.inputs if item.role == "image"), None)
+
+    @property
+    def references(self) -> tuple[ImageInput, ...]:
+        return tuple(item for item in self.inputs if item.role == "reference")
+
+    @property
+    def images(self) -> tuple[ImageInput, ...]:
+        """The image to edit and the references, in order: every input but the mask."""
+        return tuple(item for item in self.inputs if item.role != "mask")
+
+    @property
+    def mask(self) -> ImageInput | None:
+        return next((item for item in self.inputs if item.role == "mask"), None)
 
     @property
     def prompt_sha256(self) -> str:
@@ -109,6 +285,88 @@ class Generation:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+@attrs.frozen
+class Capabilities:
+    """What a backend instance accepts; the core checks a request against it
+    before calling the backend. A backend declares it with a ``capabilities()``
+    method; without one it is taken to make images from text only."""
+
+    text_to_image: bool = True
+    images: int = 0
+    strength: bool = False
+    mask: bool = False
+
+    def lacks(self, request: Request) -> str | None:
+        """What this backend lacks for ``request`` (a phrase), or None."""
+        count = len(request.images)
+        if count == 0 and not self.text_to_image:
+            return "an input image (it edits images; give --image)"
+        if count > self.images:
+            if self.images == 0:
+                return "input images (it makes images from text only)"
+            return f"{count} input images (it takes at most {self.images})"
+        if request.mask is not None and not self.mask:
+            return "a mask (it does not inpaint)"
+        if request.strength is not None and not self.strength:
+            return "a strength (it has no img2img strength)"
+        return None
+
+    def summary(self) -> str:
+        parts = ["text"] if self.text_to_image else []
+        if self.images:
+            parts.append(f"{self.images} image" + ("s" if self.images > 1 else ""))
+        if self.strength:
+            parts.append("strength")
+        if self.mask:
+            parts.append("mask")
+        return ", ".join(parts) or "nothing"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "text_to_image": self.text_to_image,
+            "images": self.images,
+            "strength": self.strength,
+            "mask": self.mask,
+        }
+
+
+ESTIMATE_BASES = ("computed", "estimated", "free", "unknown")
+
+
+@attrs.frozen
+class Estimate:
+    """The price of one image of a request, before it runs. ``usd`` None means
+    unknown. ``basis``: ``computed`` (a price table and what will be produced),
+    ``estimated`` (a rate times an expected time), ``free``, ``unknown``.
+    ``source`` says where the price comes from (a table and its date)."""
+
+    usd: float | None = None
+    basis: str = attrs.field(default="unknown", validator=attrs.validators.in_(ESTIMATE_BASES))
+    source: str = ""
+
+
+def capabilities_of(backend: object) -> Capabilities:
+    """The backend's declared capabilities, or text-to-image only."""
+    declare = getattr(backend, "capabilities", None)
+    if declare is None:
+        return Capabilities()
+    found = declare()
+    if not isinstance(found, Capabilities):
+        raise TypeError(f"{type(backend).__name__}.capabilities() returned {found!r}")
+    return found
+
+
+def estimate_of(backend: object, request: Request) -> Estimate:
+    """The backend's estimate for one image of ``request``, or unknown."""
+    estimate = getattr(backend, "estimate", None)
+    if estimate is None:
+        return Estimate()
+    found = estimate(request)
+    if not isinstance(found, Estimate):
+        raise TypeError(f"{type(backend).__name__}.estimate() returned {found!r}")
+    return found
 
 
 class Progress(Protocol):

@@ -26,10 +26,11 @@ from imagen_core.errors import (
     ImagenError,
     MissingEnvError,
     OutputError,
+    Unsupported,
     UsageError,
     describe,
 )
-from imagen_core.models import Generation, Request, Result, no_progress
+from imagen_core.models import Generation, Request, Result, capabilities_of, no_progress
 from imagen_core.notices import warn
 from imagen_core.plugins import get_plugin_manager
 from imagen_core.registry import collect
@@ -187,6 +188,7 @@ class Session:
             if check is not None:
                 check(cloud_sync=cloud_sync)
         _, backend = self.backend(instance.name)
+        self.check_capabilities(request, instance.name, backend)
 
         sent = attrs.evolve(request, prompt=prompt_sent, backend=instance.name)
         record = Generation(
@@ -241,6 +243,30 @@ class Session:
         self._send(record)
         self.preview(path, request, preview_mode)
         return record
+
+    def check_capabilities(self, request: Request, name: str, backend: Any) -> None:
+        """Raise Unsupported, naming what ``backend`` lacks for ``request`` and the
+        configured backends that have it, before anything is spent."""
+        lacking = capabilities_of(backend).lacks(request)
+        if lacking is None:
+            return
+        able = [other for other in self.able_backends(request) if other != name]
+        hint = f"; backends that can: {', '.join(able)}" if able else ""
+        raise Unsupported(f"backend {name!r} cannot take {lacking}{hint}")
+
+    def able_backends(self, request: Request) -> list[str]:
+        """The configured backend instances whose capabilities cover ``request``
+        and the installed types usable by name without a block (one that cannot be
+        built here, e.g. for a missing token, is left out)."""
+        able = []
+        for name in dict.fromkeys([*self.config.backends, *self.registry.backends]):
+            try:
+                _, backend = self.backend(name)
+                if capabilities_of(backend).lacks(request) is None:
+                    able.append(name)
+            except Exception:  # only a hint: a backend that cannot start is no answer
+                continue
+        return able
 
     def _target(
         self, request: Request, result: Result, folder: Path | None, file: Path | None
@@ -434,7 +460,8 @@ def sidecar_dict(record: Generation) -> dict[str, Any]:
     """What the JSON sidecar holds. Never a secret: no config block is copied."""
     result = record.result
     assert result is not None and record.path is not None
-    request = attrs.asdict(record.request)
+    request = attrs.asdict(record.request, filter=lambda field, _value: field.name != "inputs")
+    request["inputs"] = [item.describe() for item in record.request.inputs]
     # The image's own size: a backend may round the request (multiples of 16) or
     # only take an aspect ratio.
     width, height = image_size(result.image) or (record.request.width, record.request.height)

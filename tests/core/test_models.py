@@ -61,3 +61,113 @@ def test_warn_once(capsys):
     warn("replicate: no price for a/b", once="price:a/b")
     warn("plain")
     assert capsys.readouterr().err == "imagen: replicate: no price for a/b\nimagen: plain\n"
+
+
+# ------------------------------------------------------------ image inputs
+
+
+def _png(width: int = 16, height: int = 8, fmt: str = "PNG") -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), (200, 30, 30)).save(buffer, fmt)
+    return buffer.getvalue()
+
+
+def test_image_input_reads_size_format_and_hash_from_the_bytes(tmp_path) -> None:
+    import hashlib
+
+    from imagen_core.models import ImageInput
+
+    data = _png(16, 8, "WEBP")
+    item = ImageInput.from_bytes(data, role="reference", source="ref.webp")
+    assert (item.width, item.height, item.mime_type) == (16, 8, "image/webp")
+    assert item.sha256 == hashlib.sha256(data).hexdigest()
+    assert item.describe() == {
+        "sha256": item.sha256,
+        "role": "reference",
+        "width": 16,
+        "height": 8,
+        "mime_type": "image/webp",
+        "source": "ref.webp",
+    }
+    assert item.data_uri().startswith("data:image/webp;base64,")
+    path = tmp_path / "in.jpg"
+    path.write_bytes(_png(4, 4, "JPEG"))
+    loaded = ImageInput.from_path(path)
+    assert (loaded.mime_type, loaded.source, loaded.role) == ("image/jpeg", str(path), "image")
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"not an image at all", "in.png is not a readable image"),
+        (_png(fmt="GIF"), "in.png is GIF; give a PNG, JPEG or WebP file"),
+        (_png(fmt="PNG")[:40], "in.png is not a readable image"),
+    ],
+)
+def test_image_input_rejects_what_cannot_be_used(data: bytes, message: str) -> None:
+    from imagen_core.errors import InvalidInput
+    from imagen_core.models import ImageInput
+
+    with pytest.raises(InvalidInput, match=message) as info:
+        ImageInput.from_bytes(data, source="in.png")
+    assert info.value.exit_code == 2
+
+
+def test_image_input_refuses_oversized_files_before_reading_them(tmp_path) -> None:
+    from imagen_core.errors import InvalidInput
+    from imagen_core.models import ImageInput
+
+    big = tmp_path / "big.png"
+    with big.open("wb") as handle:
+        handle.truncate(50 * 1024 * 1024 + 1)
+    with pytest.raises(InvalidInput, match=r"big.png: 50.0 MB is over the 50 MB limit"):
+        ImageInput.from_path(big)
+    with pytest.raises(InvalidInput, match=r"cannot read input image .*missing\.png"):
+        ImageInput.from_path(tmp_path / "missing.png")
+
+
+def test_request_orders_and_checks_its_inputs() -> None:
+    from imagen_core.models import ImageInput
+
+    image = ImageInput.from_bytes(_png())
+    ref = ImageInput.from_bytes(_png(8, 8), role="reference")
+    mask = ImageInput.from_bytes(_png(), role="mask")
+    request = Request("edit", inputs=[image, ref, mask], strength=1)
+    assert request.image is image and request.mask is mask
+    assert request.images == (image, ref) and request.references == (ref,)
+    assert request.strength == 1.0 and isinstance(request.strength, float)
+    with pytest.raises(InvalidRequest, match="a mask needs an image"):
+        Request("x", inputs=[mask])
+    with pytest.raises(InvalidRequest, match="one image to edit"):
+        Request("x", inputs=[image, image])
+    with pytest.raises(InvalidRequest, match="comes before the references"):
+        Request("x", inputs=[ref, image])
+    with pytest.raises(InvalidRequest, match=r"strength must be from 0 to 1, got 1\.5"):
+        Request("x", strength=1.5)
+    with pytest.raises(InvalidRequest, match="strength must be a number"):
+        Request("x", strength="high")
+
+
+def test_capabilities_name_what_a_backend_lacks() -> None:
+    from imagen_core.models import Capabilities, ImageInput
+
+    image = ImageInput.from_bytes(_png())
+    mask = ImageInput.from_bytes(_png(), role="mask")
+    text_only = Capabilities()
+    assert text_only.lacks(Request("x")) is None
+    assert "input images" in (text_only.lacks(Request("x", inputs=[image])) or "")
+    one = Capabilities(images=1)
+    two_refs = Request("x", inputs=[image, image.with_role("reference")])
+    assert one.lacks(two_refs) == "2 input images (it takes at most 1)"
+    assert one.lacks(Request("x", inputs=[image, mask])) == "a mask (it does not inpaint)"
+    assert one.lacks(Request("x", inputs=[image], strength=0.5)) == (
+        "a strength (it has no img2img strength)"
+    )
+    edit_only = Capabilities(text_to_image=False, images=1, mask=True, strength=True)
+    assert "an input image" in (edit_only.lacks(Request("x")) or "")
+    assert edit_only.lacks(Request("x", inputs=[image, mask], strength=0.2)) is None
+    assert edit_only.summary() == "1 image, strength, mask"

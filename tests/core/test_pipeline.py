@@ -474,3 +474,50 @@ def test_sidecar_records_the_size_of_the_image_made(pm, tmp_path):
     side = json.loads(record.sidecar.read_text())
     assert (side["width"], side["height"]) == (96, 48)
     assert (side["request"]["width"], side["request"]["height"]) == (100, 50)
+
+
+def test_a_backend_is_never_called_with_inputs_it_did_not_declare(pm, output_dir) -> None:
+    import io
+
+    from PIL import Image
+
+    from imagen_core import Session, hookimpl
+    from imagen_core.errors import Unsupported
+    from imagen_core.models import Capabilities, ImageInput, Request, Result
+
+    calls: list[Request] = []
+
+    class Editor:
+        def __init__(self, _settings: object) -> None:
+            pass
+
+        def capabilities(self) -> Capabilities:
+            return Capabilities(images=1)
+
+        def generate(self, request: Request, progress: object) -> Result:
+            calls.append(request)
+            return Result(image=request.image.data if request.image else b"", seed=1, model="e")
+
+    class Plugin:
+        @hookimpl
+        def register_backends(self, register) -> None:
+            register("editor", Editor)
+
+    pm.register(Plugin(), name="editor-plugin")
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buffer, "PNG")
+    image = ImageInput.from_bytes(buffer.getvalue())
+    session = Session()
+    with pytest.raises(
+        Unsupported, match=r"backend 'mock' cannot take input images .*backends that can: editor"
+    ):
+        session.generate(Request("x", inputs=[image]))
+    with pytest.raises(Unsupported, match="'editor' cannot take a mask"):
+        session.generate(Request("x", backend="editor", inputs=[image, image.with_role("mask")]))
+    assert calls == []
+    made = session.generate(Request("x", backend="editor", inputs=[image]))
+    assert calls and calls[0].image is image
+    import json
+
+    sidecar = json.loads(made.sidecar.read_text())
+    assert sidecar["request"]["inputs"] == [image.describe()]

@@ -48,13 +48,15 @@ try:
     main(sys.argv[1:])
 except SystemExit:
     pass
-print(json.dumps(sorted({m.partition(".")[0] for m in sys.modules})), file=sys.stderr)
+commands = {m for m in sys.modules if m.startswith("imagen_core.cli.")}
+print(json.dumps(sorted({m.partition(".")[0] for m in sys.modules} | commands)), file=sys.stderr)
 """
 
 
 def cli_imports(*args: str, plugins: str | None) -> tuple[set[str], str]:
     """Run ``imagen ARGS`` in a fresh interpreter: the top-level modules it
-    imported, and what it printed. ``plugins`` is IMAGEN_LOAD_PLUGINS (None:
+    imported (and the modules of imagen_core.cli it imported, by their full
+    names: one per command), and what it printed. ``plugins`` is IMAGEN_LOAD_PLUGINS (None:
     every installed plugin loads)."""
     env = {k: v for k, v in os.environ.items() if k != "IMAGEN_LOAD_PLUGINS"}
     if plugins is not None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib
 import io
 import json
 from pathlib import Path
@@ -8,7 +9,7 @@ import click
 import pytest
 
 from imagen_core import hookimpl
-from imagen_core.cli import main
+from imagen_core.cli import COMMANDS, cli, main
 from tests.helpers import registered, write_config
 
 
@@ -153,6 +154,29 @@ def test_plugin_commands_appear_and_run_but_cannot_replace_builtins(capsys, pm):
         assert "hijacked" not in out
     code, out, _ = run(capsys, "--help")
     assert "hello" not in out  # gone with the plugin
+
+
+def test_each_row_of_the_command_table_is_its_command():
+    for name, where in COMMANDS.items():
+        command = getattr(
+            importlib.import_module(f"imagen_core.cli.{where.module}"), where.attribute
+        )
+        assert command.name == name
+        first_paragraph = command.help.split("\n\n")[0]
+        assert " ".join(first_paragraph.split()) == where.short_help, name
+
+
+@pytest.mark.parametrize("width", [50, 80, 120])
+def test_help_lists_commands_from_the_table_as_click_would_from_the_commands(width, pm):
+    with registered(pm, Plugin(), "plugin"):
+        ctx = click.Context(cli, info_name="imagen")
+        names = cli.list_commands(ctx)
+        assert "hello" in names and set(COMMANDS) <= set(names)
+        plain = click.Group(commands={name: cli.get_command(ctx, name) for name in names})
+        ours, clicks = click.HelpFormatter(width=width), click.HelpFormatter(width=width)
+        cli.format_commands(ctx, ours)
+        plain.format_commands(ctx, clicks)
+    assert ours.getvalue() == clicks.getvalue()
 
 
 def test_internal_errors_hide_the_traceback_unless_debug(capsys, pm, monkeypatch):

@@ -39,3 +39,23 @@ def test_version_never_reaches_for_gettext_and_locale():
 def test_a_generation_never_imports_locale(isolated_env):
     args = ("generate", "x", "--size", "8x8", "--no-sidecar")
     assert "locale" not in cli_imports(*args, plugins="imagen-mock")[0]
+
+
+SHARED = {"imagen_core.cli.entry", "imagen_core.cli.options"}
+
+
+def cli_modules(modules: set[str]) -> set[str]:
+    return {m for m in modules if m.startswith("imagen_core.cli.")}
+
+
+@pytest.mark.parametrize("args", [("--version",), ("--help",)])
+def test_version_and_help_import_no_command_module(args):
+    # `imagen --help` lists the built-in commands from the table in imagen_core.cli.
+    assert cli_modules(imported(*args)) == SHARED
+
+
+def test_a_command_imports_its_own_module_only(isolated_env):
+    args = ("generate", "x", "--size", "8x8", "--no-sidecar")
+    modules = cli_imports(*args, plugins="imagen-mock")[0]
+    assert cli_modules(modules) == SHARED | {"imagen_core.cli.generate"}
+    assert cli_modules(imported("config", "path")) == SHARED | {"imagen_core.cli.config"}

@@ -1,0 +1,55 @@
+"""The console script's entry (``imagen_core.cli:main``): run the ``imagen``
+group and turn every error into one line per problem and an exit code."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from imagen_core.cli.options import debugging, fail, reset_debug
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry: every error becomes one line per problem and an exit code."""
+    reset_debug()
+    code = _run(argv)
+    sys.stdout.flush()
+    raise SystemExit(code)
+
+
+def _run(argv: list[str] | None) -> int:
+    # The package imports this module before it defines the group.
+    from imagen_core.cli import cli
+    from imagen_core.errors import ImagenError
+
+    try:
+        result = cli.main(args=argv, prog_name="imagen", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except click.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx else "imagen"
+        return fail(f"{exc.format_message()} (see `{where} --help`)", 2)
+    except click.ClickException as exc:
+        return fail(exc.format_message(), exc.exit_code)
+    except (click.Abort, KeyboardInterrupt):
+        return fail("interrupted", 130)
+    except ImagenError as exc:
+        if debugging():
+            import traceback
+
+            traceback.print_exc()
+        return fail(str(exc), exc.exit_code)
+    except BrokenPipeError:
+        # stdout closed early (`imagen plugins | head`): not an error of ours.
+        sys.stderr.close()
+        return 0
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    except Exception as exc:
+        if debugging():
+            raise
+        return fail(
+            f"internal error: {type(exc).__name__}: {exc} "
+            "(run with --debug for the traceback, and please report it)",
+            1,
+        )

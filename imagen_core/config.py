@@ -74,6 +74,17 @@ class OutputConfig:
 
 
 @attrs.frozen
+class McpConfig:
+    """``mcp:`` -- the ``imagen mcp`` front door for agents (plugin imagen-mcp)."""
+
+    confirm_above_usd: float | None = setting(
+        None,
+        help="a tool call whose estimated cost is above this many USD runs only when "
+        "called again with confirm_spend: true",
+    )
+
+
+@attrs.frozen
 class Instance:
     """One configured backend or sink: its name, type and structured settings.
 
@@ -103,6 +114,7 @@ class Config:
     backends: dict[str, Instance] = attrs.field(factory=dict)
     sinks: dict[str, Instance] = attrs.field(factory=dict)
     queue_block: Instance | None = None
+    mcp: McpConfig = attrs.field(factory=McpConfig)
 
     def queue(self, registry: Registry) -> Instance:
         """The job queue: the ``queue:`` block, else the built-in sqlite queue."""
@@ -393,7 +405,7 @@ class _Problems:
         return None
 
 
-TOP_LEVEL = ("default_backend", "output", "styles", "backends", "sinks", "queue")
+TOP_LEVEL = ("default_backend", "output", "styles", "backends", "sinks", "queue", "mcp")
 
 
 def from_mapping(
@@ -431,6 +443,9 @@ def from_mapping(
         if bad:
             problems.add(("output", "naming"), bad)
 
+    mcp = problems.structure(data.get("mcp") or {}, McpConfig, ("mcp",))
+    if mcp is not None and mcp.confirm_above_usd is not None and mcp.confirm_above_usd < 0:
+        problems.add(("mcp", "confirm_above_usd"), "must be 0 or more (USD)")
     styles = _styles(data.get("styles") or {}, problems)
     backends = _instances("backend", data.get("backends") or {}, registry, problems)
     sinks = _instances("sink", data.get("sinks") or {}, registry, problems)
@@ -468,6 +483,7 @@ def from_mapping(
         backends=backends,
         sinks=sinks,
         queue_block=queue,
+        mcp=mcp,
     )
 
 

@@ -118,4 +118,9 @@ def sample(registry: Registry) -> str:
     body += ["", "# The job queue of `imagen submit` and `imagen worker` (see docs/worker.md)."]
     body += [f"# Installed queue types: {', '.join(sorted(registry.queues)) or 'none'}."]
     body += ["# queue:", "#   type: sqlite"]
+    body += [
+        "",
+        "# `imagen mcp` (agents): calls estimated above this price wait for a confirmation.",
+    ]
+    body += ["# mcp:", "#   confirm_above_usd: 0.50"]
     return "\n".join(head + body) + "\n"

@@ -82,7 +82,7 @@ def test_config_problems_are_all_listed_with_exit_2(capsys, isolated_env):
     assert code == 2
     assert err.splitlines() == [
         f"imagen: output.sidecar: expected true/false, got 3 ({path}:2:12)",
-        f"imagen: backends.m.bogus: unknown key; known keys: latency_s, fail, model ({path}:4:19)",
+        f"imagen: backends.m.bogus: unknown key; known keys: latency_s, fail, model, cost_usd ({path}:4:19)",
     ]
 
 
@@ -219,6 +219,7 @@ def test_backends_lists_instances_and_types(capsys, isolated_env):
         "latency_s": 0.0,
         "fail": None,
         "model": "mock-procedural-v1",
+        "cost_usd": 0.0,
     }
     assert report["types"] == [{"name": "mock", "plugin": "plugin 'mock' (imagen_mock)"}]
     code, out, _ = run(capsys, "backends")

@@ -167,9 +167,12 @@ def test_every_plugin_installs_with_its_data(fresh, tmp_path):
         "imagen-supabase",
         "imagen-mock",
         "imagen-web",
+        "imagen-mcp",
     ):
         assert f"{dist} {__version__}" in plugins, plugins
     assert "FAILED" not in plugins
+    mcp_help = sh(fresh / "bin" / "imagen", "mcp", "--help", env=env, cwd=tmp_path).stdout
+    assert "generate_image" in mcp_help
     # Package data: the bundled workflows and the price table come from the wheels.
     workflows = sh(fresh / "bin" / "imagen", "comfyui", "workflows", env=env, cwd=tmp_path).stdout
     assert {"flux1-schnell", "flux2-klein", "sd35-medium"} <= {

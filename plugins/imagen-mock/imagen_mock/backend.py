@@ -10,7 +10,7 @@ import attrs
 
 from imagen_core.config import setting
 from imagen_core.errors import BackendError
-from imagen_core.models import Request, Result
+from imagen_core.models import Estimate, Request, Result
 
 if TYPE_CHECKING:
     from imagen_core.models import Progress
@@ -30,11 +30,21 @@ class MockConfig:
     )
     fail: str | None = setting(None, help="raise this error instead of generating (tests)")
     model: str = setting("mock-procedural-v1", help="model name reported in results")
+    cost_usd: float = setting(
+        0.0,
+        validator=_non_negative,
+        help="price per image to report, as a paid backend would (tests of budgets and guards)",
+    )
 
 
 class MockBackend:
     def __init__(self, config: MockConfig) -> None:
         self.config = config
+
+    def estimate(self, request: Request) -> Estimate:
+        if self.config.cost_usd == 0:
+            return Estimate(usd=0.0, basis="free", source="the mock backend")
+        return Estimate(usd=self.config.cost_usd, basis="computed", source="backends.*.cost_usd")
 
     def generate(self, request: Request, progress: Progress) -> Result:
         seed = request.seed or random.SystemRandom().randrange(1, 2**32)
@@ -54,6 +64,6 @@ class MockBackend:
             seed=seed,
             model=self.config.model,
             mime_type="image/png",
-            cost_usd=0.0,
+            cost_usd=self.config.cost_usd,
             metadata={"steps": steps, "renderer": "imagen_mock.picture"},
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -53,16 +53,20 @@ def create_app(
     from starlette.concurrency import run_in_threadpool
 
     state = api.WebState(session, usage_source=usage_source)
+    mcp = _mcp(session)
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         await run_in_threadpool(state.index.refresh)  # read every sidecar once, now
-        if ready is not None:
-            ready()
-        try:
-            yield
-        finally:
-            state.close()
+        async with contextlib.AsyncExitStack() as stack:
+            if mcp is not None:
+                await stack.enter_async_context(mcp.lifespan())
+            if ready is not None:
+                ready()
+            try:
+                yield
+            finally:
+                state.close()
 
     guard = Middleware(Guard, token=token, max_body=max_body, allowed_hosts=allowed_hosts)
     app = Starlette(
@@ -71,6 +75,7 @@ def create_app(
             *api.routes(),
             Route("/images/{path:path}", image, methods=["GET", "HEAD"]),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
+            *([Route("/mcp", mcp.app, methods=["GET", "POST", "DELETE"])] if mcp else []),
         ],
         middleware=[guard],
         exception_handlers={
@@ -83,6 +88,15 @@ def create_app(
     )
     app.state.imagen = state
     return app
+
+
+def _mcp(session: Session) -> Any:
+    """imagen-mcp's tools for ``/mcp`` when that plugin is installed and loaded."""
+    if not any(getattr(p, "__name__", "") == "imagen_mcp" for p in session.pm.get_plugins()):
+        return None
+    from imagen_mcp.http import Mounted
+
+    return Mounted(session)
 
 
 async def gallery(_request: HttpRequest) -> Response:

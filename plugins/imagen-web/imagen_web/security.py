@@ -161,7 +161,7 @@ class Guard:
         host = host_name(headers.get("host", ""))
         if self.allowed_hosts is not None and host not in self.allowed_hosts:
             return 400, "bad_host", "this server answers to localhost only"
-        guarded = path.startswith(("/v1/", "/images/"))
+        guarded = path.startswith(("/v1/", "/images/")) or path == "/mcp"
         if (
             self.token is not None
             and guarded

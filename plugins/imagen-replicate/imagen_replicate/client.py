@@ -12,12 +12,11 @@ shows, and server text is scrubbed of it before it reaches a message.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from imagen_core import BackendError
-from imagen_replicate.outputs import one_line
+from imagen_core.remote import maybe_sent, network_reason, one_line
 from imagen_replicate.pacing import Pacing, retry_after_s
 
 if TYPE_CHECKING:
@@ -243,9 +242,9 @@ class ReplicateClient:
         parts = urlsplit(url)
         text = (
             f"Replicate at {parts.scheme}://{parts.netloc} is not reachable while {doing} "
-            f"({_network_reason(exc)})"
+            f"({network_reason(exc)})"
         )
-        if method == "POST" and doing.startswith("creating") and _maybe_sent(exc):
+        if method == "POST" and doing.startswith("creating") and maybe_sent(exc):
             text += (
                 "; the request may have reached Replicate, so check "
                 "https://replicate.com/predictions before trying again"
@@ -317,31 +316,3 @@ def _body(response: requests.Response) -> Any:
         return response.json()
     except ValueError:
         return None
-
-
-def _maybe_sent(exc: Exception) -> bool:
-    """Whether a request that failed this way may have been executed: not when the
-    connection was never made (refused, unknown host, connect timeout)."""
-    import requests
-
-    if isinstance(exc, requests.ConnectTimeout):
-        return False
-    text = str(exc)
-    return not any(
-        sign in text
-        for sign in ("NewConnectionError", "NameResolutionError", "Failed to resolve", "refused")
-    )
-
-
-def _network_reason(exc: Exception) -> str:
-    """A few words for a network error: requests' own text is a paragraph."""
-    import requests
-
-    if isinstance(exc, requests.Timeout):
-        return "no answer in time"
-    errno = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(exc))
-    if errno:
-        return errno[1].strip().lower()
-    if isinstance(exc, requests.ConnectionError):
-        return "connection failed"
-    return type(exc).__name__

@@ -28,6 +28,14 @@ SAMPLE_STYLES = {
 KNOWN_PLUGINS = {
     "comfyui": ("imagen-comfyui", "a local ComfyUI server: FLUX, SD3.5, ..."),
     "replicate": ("imagen-replicate", "Replicate's cloud API, priced per image"),
+    "fal": ("imagen-fal", "fal.ai's queue API: FLUX, Kontext, nano-banana, Seedream"),
+}
+# A block to show, commented out, for a known plugin that is not installed.
+KNOWN_EXAMPLES = {
+    "fal": (
+        "flux-schnell-fal",
+        {"model": "fal-ai/flux/schnell", "api_key_env": "FAL_KEY", "timeout_s": 300},
+    ),
 }
 
 
@@ -87,6 +95,21 @@ def _instances(regs: dict[str, Registration], section: str) -> list[str]:
     return lines
 
 
+def _uninstalled_examples(registry: Registry) -> list[str]:
+    """Commented blocks for known plugins that are not installed: how to use one
+    once it is."""
+    lines = []
+    for type_name, (instance, values) in KNOWN_EXAMPLES.items():
+        if type_name in registry.backends:
+            continue
+        dist = KNOWN_PLUGINS[type_name][0]
+        lines.append(f"  # With {dist} installed (pip install {dist}):")
+        lines.append(f"  # {instance}:")
+        lines.append(f"  #   type: {type_name}")
+        lines += [f"  #   {key}: {_yaml(value)}" for key, value in values.items()]
+    return lines
+
+
 def _required_keys(cls: type) -> list[str]:
     return [f.name for f in attrs.fields(cls) if f.default is attrs.NOTHING]
 
@@ -112,6 +135,7 @@ def sample(registry: Registry) -> str:
         body += ["# More backend types come with plugins:"]
         body += [f"#   pip install {dist:<18} # {what}" for dist, what in missing]
     body += _instances(registry.backends, "backends")
+    body += _uninstalled_examples(registry)
     body += ["", "# Sinks get every finished image after it is written. `NAME: false` turns off"]
     body += ["# a sink that is on by default."]
     body += _instances(registry.sinks, "sinks")

@@ -164,6 +164,7 @@ def test_every_plugin_installs_with_its_data(fresh, tmp_path):
     for dist in (
         "imagen-comfyui",
         "imagen-replicate",
+        "imagen-fal",
         "imagen-supabase",
         "imagen-mock",
         "imagen-web",
@@ -229,3 +230,51 @@ def test_the_supabase_wheel_ships_its_sql(wheels, fresh, tmp_path):
     env = clean_env(tmp_path)
     sql = sh(fresh / "bin" / "imagen", "supabase", "schema", env=env, cwd=tmp_path).stdout
     assert "create table if not exists imagen.images" in sql
+
+
+def test_the_fal_wheel_installs_alone_beside_the_core(wheels, tmp_path_factory, tmp_path):
+    # Only imagen-core and imagen-fal (and their PyPI dependencies): the plugin
+    # needs no other plugin, and its data files come from its own wheel.
+    venv = tmp_path_factory.mktemp("fal-venv") / "env"
+    sh(sys.executable, "-m", "venv", venv)
+    sh(
+        venv / "bin" / "python",
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        wheels["imagen_core"],
+        wheels["imagen_fal"],
+    )
+    env = clean_env(tmp_path)
+    listed = sh(venv / "bin" / "python", "-m", "pip", "list", "--format=freeze", env=env).stdout
+    assert {line.split("==")[0] for line in listed.splitlines() if line.startswith("imagen")} == {
+        "imagen-core",
+        "imagen-fal",
+    }
+    plugins = sh(venv / "bin" / "imagen", "plugins", env=env, cwd=tmp_path).stdout
+    assert f"imagen-fal {__version__}" in plugins and "FAILED" not in plugins
+    sample = sh(venv / "bin" / "imagen", "config", "init", env=env, cwd=tmp_path).stdout
+    assert "  flux-schnell-fal:\n    type: fal\n" in sample
+    (tmp_path / "imagen.yaml").write_text(sample)
+    sh(
+        venv / "bin" / "imagen",
+        "config",
+        "validate",
+        "--config",
+        tmp_path / "imagen.yaml",
+        env=env,
+        cwd=tmp_path,
+    )
+    # The families and the price table load from the installed package.
+    priced = sh(
+        venv / "bin" / "python",
+        "-c",
+        "from imagen_core import Request; from imagen_fal.backend import FalBackend; "
+        "from imagen_fal.config import FalConfig; "
+        "b = FalBackend(FalConfig(model='fal-ai/nano-banana')); "
+        "print(b.capabilities().summary(), b.estimate(Request('x')).usd)",
+        env=env,
+        cwd=tmp_path,
+    ).stdout
+    assert priced.strip() == "text, 10 images 0.039"

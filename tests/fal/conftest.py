@@ -1,0 +1,112 @@
+"""Fixtures for imagen-fal: the fake fal queue, a clock that never waits, the
+plugin registered on the test's plugin manager, and the key set."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import imagen_core.notices
+import imagen_fal
+import imagen_fal.backend
+from imagen_core.plugins import ImagenPluginManager
+from imagen_core.remote import Pacing
+from imagen_fal.backend import FalBackend
+from imagen_fal.config import FalConfig
+from tests.fal.fake_fal import FakeFal
+from tests.helpers import registered, write_config
+
+
+class FakeTime:
+    """``sleep`` records the wait and moves the clock on, without waiting; a test
+    may make the Nth sleep raise (Ctrl-C while the backend waits)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+        self.on_sleep: Callable[[int], None] | None = None
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(round(seconds, 6))
+        self.now += seconds
+        if self.on_sleep is not None:
+            self.on_sleep(len(self.sleeps))
+
+    def clock(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeFal]:
+    server = FakeFal().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_time(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
+    clock = FakeTime()
+    monkeypatch.setattr(
+        imagen_fal.backend, "DEFAULT_PACING", Pacing(sleep=clock.sleep, clock=clock.clock)
+    )
+    return clock
+
+
+@pytest.fixture(autouse=True)
+def fal_plugin(pm: ImagenPluginManager, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    # warn(..., once=KEY) remembers keys for the process: each test starts afresh.
+    monkeypatch.setattr(imagen_core.notices, "_said", set())
+    with registered(pm, imagen_fal, "fal"):
+        yield
+
+
+@pytest.fixture
+def key(fake: FakeFal, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("FAL_KEY", fake.key)
+    return fake.key
+
+
+@pytest.fixture
+def configure(isolated_env: Path, fake: FakeFal) -> Callable[..., Path]:
+    """Write imagen.yaml with one fal instance ``fal1`` pointing at the fake."""
+
+    def write(model: str = "fal-ai/flux/schnell", extra: str = "", base_url: str = "") -> Path:
+        text = (
+            "default_backend: fal1\n"
+            "backends:\n"
+            "  fal1:\n"
+            "    type: fal\n"
+            f"    model: {model}\n"
+            f"    base_url: {base_url or fake.url}\n"
+        )
+        text += "".join(f"    {line}\n" for line in extra.splitlines() if line)
+        return write_config(isolated_env, text)
+
+    return write
+
+
+class Steps:
+    """A Progress that records every call."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int, str]] = []
+
+    def __call__(self, done: int, total: int, message: str = "") -> None:
+        self.calls.append((done, total, message))
+
+
+@pytest.fixture
+def make_backend(fake: FakeFal, fake_time: FakeTime, key: str) -> Callable[..., Any]:
+    """A FalBackend built directly, talking to the fake, on the fake clock."""
+
+    def build(**settings: Any) -> FalBackend:
+        settings.setdefault("base_url", fake.url)
+        prices = settings.pop("prices", None)
+        return FalBackend(
+            FalConfig(**settings), pacing=imagen_fal.backend.DEFAULT_PACING, prices=prices
+        )
+
+    return build

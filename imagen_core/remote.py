@@ -16,10 +16,13 @@ import email.utils
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes, urlsplit
 
 import attrs
+
+if TYPE_CHECKING:
+    import requests
 
 
 @attrs.frozen
@@ -55,6 +58,66 @@ class Pacing:
         if retry_after_s is not None:
             return min(self.retry_max_s, max(0.0, retry_after_s))
         return min(self.retry_max_s, self.retry_first_s * 2.0**attempt)
+
+
+def send_retrying(
+    send: Callable[[], requests.Response],
+    *,
+    retry_when: Callable[[requests.Response], bool],
+    retry_network: bool,
+    pacing: Pacing,
+    until: float | None,
+    unreachable: Callable[[Exception], Exception],
+) -> requests.Response:
+    """``send()`` once, and again while ``retry_when`` says so of its answer (and
+    on network errors when ``retry_network``), with backoff honouring Retry-After,
+    within the pacing's retry budget and never waiting past ``until``. A network
+    error that is not retried raises ``unreachable(exc)``; an answer that is not
+    retried is returned for the caller to judge."""
+    import requests
+
+    attempt = 0
+    while True:
+        try:
+            response = send()
+        except requests.RequestException as exc:
+            error = unreachable(exc)
+            if not retry_network or attempt >= pacing.retries:
+                raise error from None
+            delay = pacing.retry_delay(attempt, None)
+            last: Exception | requests.Response = error
+        else:
+            if not retry_when(response) or attempt >= pacing.retries:
+                return response
+            delay = pacing.retry_delay(
+                attempt, retry_after_s(response.headers, json_body(response))
+            )
+            last = response
+        if until is not None and pacing.clock() + delay > until:
+            # No time left to wait: the last answer stands.
+            if isinstance(last, Exception):
+                raise last
+            return last
+        pacing.sleep(delay)
+        attempt += 1
+
+
+def json_body(response: requests.Response) -> Any:
+    """The answer's JSON, or None when it is not JSON."""
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def user_agent(distribution: str) -> str:
+    """``name/version`` of the installed distribution, for the User-Agent header."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"{distribution}/{version(distribution)}"
+    except PackageNotFoundError:  # running from a source tree
+        return distribution
 
 
 # 429 bodies say when to come back in words when Retry-After is missing:

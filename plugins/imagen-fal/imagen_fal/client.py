@@ -21,7 +21,15 @@ from urllib.parse import quote, urlsplit
 import attrs
 
 from imagen_core import BackendError
-from imagen_core.remote import Pacing, maybe_sent, network_reason, one_line, retry_after_s
+from imagen_core.remote import (
+    Pacing,
+    json_body,
+    maybe_sent,
+    network_reason,
+    one_line,
+    send_retrying,
+    user_agent,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -63,7 +71,7 @@ class FalClient:
         self.deadline = deadline
         self._scrub_value = key
         self._session = requests.Session()
-        self._session.headers["User-Agent"] = _user_agent()
+        self._session.headers["User-Agent"] = user_agent("imagen-fal")
         self._api_headers = {"Authorization": f"Key {key}"}
 
     def __repr__(self) -> str:
@@ -97,7 +105,7 @@ class FalClient:
         )
         if not 200 <= response.status_code < 300:
             raise self._submit_failure(response, endpoint)
-        data = _body(response)
+        data = json_body(response)
         if not isinstance(data, dict) or not isinstance(data.get("request_id"), str):
             raise BackendError(
                 f"fal answered HTTP {response.status_code} with something that is not a queued "
@@ -129,7 +137,7 @@ class FalClient:
         )
         if not 200 <= response.status_code < 300:  # 202 while queued or running
             raise self.failure(response, doing)
-        data = _body(response)
+        data = json_body(response)
         if not isinstance(data, dict) or not isinstance(data.get("status"), str):
             raise BackendError(
                 f"fal answered HTTP {response.status_code} with something that is not a request "
@@ -167,7 +175,7 @@ class FalClient:
             pacing=attrs.evolve(self.pacing, retries=2, retry_max_s=5.0),
             use_deadline=False,
         )
-        body = _body(response)
+        body = json_body(response)
         state = body.get("status") if isinstance(body, dict) else None
         if response.status_code in (200, 202) or (
             response.status_code == 400 and state == "ALREADY_COMPLETED"
@@ -216,38 +224,17 @@ class FalClient:
         use_deadline: bool = True,
     ) -> requests.Response:
         """One request, repeated while ``retry_when`` says so (and on network errors
-        when ``retry_network``) with backoff honouring Retry-After, within the
-        pacing's retry budget and before the deadline."""
-        import requests
-
-        pacing = pacing or self.pacing
-        until = self.deadline if use_deadline else None
-        attempt = 0
-        while True:
-            try:
-                response = self._session.request(
-                    method, url, headers=headers, json=json, params=params, timeout=timeout
-                )
-            except requests.RequestException as exc:
-                error = BackendError(self._unreachable(url, doing, exc, method))
-                if not retry_network or attempt >= pacing.retries:
-                    raise error from None
-                delay = pacing.retry_delay(attempt, None)
-                last: BackendError | requests.Response = error
-            else:
-                if not retry_when(response) or attempt >= pacing.retries:
-                    return response
-                delay = pacing.retry_delay(
-                    attempt, retry_after_s(response.headers, _body(response))
-                )
-                last = response
-            if until is not None and pacing.clock() + delay > until:
-                # No time left to wait: the last answer stands.
-                if isinstance(last, BackendError):
-                    raise last
-                return last
-            pacing.sleep(delay)
-            attempt += 1
+        when ``retry_network``), within the pacing's budget and before the deadline."""
+        return send_retrying(
+            lambda: self._session.request(
+                method, url, headers=headers, json=json, params=params, timeout=timeout
+            ),
+            retry_when=retry_when,
+            retry_network=retry_network,
+            pacing=pacing or self.pacing,
+            until=self.deadline if use_deadline else None,
+            unreachable=lambda exc: BackendError(self._unreachable(url, doing, exc, method)),
+        )
 
     def _request_url(self, endpoint: str, request_id: str) -> str:
         """The queue URL of a request, as fal's client rebuilds it: owner/alias only
@@ -274,7 +261,7 @@ class FalClient:
     def detail(self, response: requests.Response) -> str:
         """fal's error text, one line: ``detail`` as a string (request errors), or
         each entry of a ``detail`` list as ``field: msg`` (validation errors)."""
-        body = _body(response)
+        body = json_body(response)
         text = ""
         if isinstance(body, dict):
             detail = body.get("detail")
@@ -373,19 +360,3 @@ def _validation(item: Any) -> str:
     where = ".".join(str(p) for p in loc if p != "body") if isinstance(loc, list) else ""
     msg = str(item.get("msg") or item.get("type") or "invalid")
     return f"{where}: {msg}" if where else msg
-
-
-def _user_agent() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return f"imagen-fal/{version('imagen-fal')}"
-    except PackageNotFoundError:  # running from a source tree
-        return "imagen-fal"
-
-
-def _body(response: requests.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None

@@ -16,8 +16,15 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from imagen_core import BackendError
-from imagen_core.remote import maybe_sent, network_reason, one_line
-from imagen_replicate.pacing import Pacing, retry_after_s
+from imagen_core.remote import (
+    json_body,
+    maybe_sent,
+    network_reason,
+    one_line,
+    send_retrying,
+    user_agent,
+)
+from imagen_replicate.pacing import Pacing
 
 if TYPE_CHECKING:
     import requests
@@ -49,7 +56,7 @@ class ReplicateClient:
         self.deadline = deadline
         self._scrub_value = token
         self._session = requests.Session()
-        self._session.headers["User-Agent"] = _user_agent()
+        self._session.headers["User-Agent"] = user_agent("imagen-replicate")
         self._api_headers = {"Authorization": f"Bearer {token}"}
 
     def __repr__(self) -> str:
@@ -170,36 +177,14 @@ class ReplicateClient:
         """One request, repeated on ``retry_statuses`` (and network errors when
         ``retry_network``) with backoff honouring Retry-After, within the pacing's
         retry budget and before the deadline."""
-        import requests
-
-        pacing = pacing or self.pacing
-        until = self.deadline if use_deadline else None
-        attempt = 0
-        while True:
-            try:
-                response = self._session.request(
-                    method, url, headers=headers, json=json, timeout=timeout
-                )
-            except requests.RequestException as exc:
-                error = BackendError(self._unreachable(url, doing, exc, method))
-                if not retry_network or attempt >= pacing.retries:
-                    raise error from None
-                delay = pacing.retry_delay(attempt, None)
-                last: BackendError | requests.Response = error
-            else:
-                if response.status_code not in retry_statuses or attempt >= pacing.retries:
-                    return response
-                delay = pacing.retry_delay(
-                    attempt, retry_after_s(response.headers, _body(response))
-                )
-                last = response
-            if until is not None and pacing.clock() + delay > until:
-                # No time left to wait: the last answer stands.
-                if isinstance(last, BackendError):
-                    raise last
-                return last
-            pacing.sleep(delay)
-            attempt += 1
+        return send_retrying(
+            lambda: self._session.request(method, url, headers=headers, json=json, timeout=timeout),
+            retry_when=lambda response: response.status_code in retry_statuses,
+            retry_network=retry_network,
+            pacing=pacing or self.pacing,
+            until=self.deadline if use_deadline else None,
+            unreachable=lambda exc: BackendError(self._unreachable(url, doing, exc, method)),
+        )
 
     def _prediction_url(self, prediction_id: str) -> str:
         return f"{self.base_url}/v1/predictions/{quote(prediction_id, safe='')}"
@@ -211,7 +196,7 @@ class ReplicateClient:
         return any(host == s or host.endswith("." + s) for s in _TRUSTED_SUFFIXES)
 
     def _prediction(self, response: requests.Response) -> dict[str, Any]:
-        data = _body(response)
+        data = json_body(response)
         if (
             not isinstance(data, dict)
             or not isinstance(data.get("id"), str)
@@ -230,7 +215,7 @@ class ReplicateClient:
 
     def _detail(self, response: requests.Response) -> str:
         """Replicate's problem+json ``detail`` (else ``title``, else the body), one line."""
-        body = _body(response)
+        body = json_body(response)
         text = ""
         if isinstance(body, dict):
             text = str(body.get("detail") or body.get("title") or "")
@@ -300,19 +285,3 @@ class ReplicateClient:
                 "https://replicate.com/status and try again later"
             )
         return BackendError(f"Replicate answered HTTP {status} while {doing}: {detail}")
-
-
-def _user_agent() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return f"imagen-replicate/{version('imagen-replicate')}"
-    except PackageNotFoundError:  # running from a source tree
-        return "imagen-replicate"
-
-
-def _body(response: requests.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None

@@ -16,27 +16,11 @@ from imagen_core.plugins import ImagenPluginManager
 from imagen_core.remote import Pacing
 from imagen_fal.backend import FalBackend
 from imagen_fal.config import FalConfig
+from tests.fake_http import FakeTime, Steps
 from tests.fal.fake_fal import FakeFal
 from tests.helpers import registered, write_config
 
-
-class FakeTime:
-    """``sleep`` records the wait and moves the clock on, without waiting; a test
-    may make the Nth sleep raise (Ctrl-C while the backend waits)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-        self.on_sleep: Callable[[int], None] | None = None
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(round(seconds, 6))
-        self.now += seconds
-        if self.on_sleep is not None:
-            self.on_sleep(len(self.sleeps))
-
-    def clock(self) -> float:
-        return self.now
+__all__ = ["FakeTime", "Steps"]
 
 
 @pytest.fixture
@@ -86,16 +70,6 @@ def configure(isolated_env: Path, fake: FakeFal) -> Callable[..., Path]:
         return write_config(isolated_env, text)
 
     return write
-
-
-class Steps:
-    """A Progress that records every call."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[int, int, str]] = []
-
-    def __call__(self, done: int, total: int, message: str = "") -> None:
-        self.calls.append((done, total, message))
 
 
 @pytest.fixture

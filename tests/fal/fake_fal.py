@@ -37,11 +37,14 @@ import re
 import threading
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from PIL import Image
+
+from tests.fake_http import FakeHTTPServer, Recorded, Reply
+
+__all__ = ["FakeFal", "Recorded", "Reply"]
 
 KEY = "0f9e8d7c-6b5a-4321-9fed-cba987654321:fakefalsecret0123456789abcdef"
 PRESETS = {
@@ -187,31 +190,6 @@ ENDPOINTS = {
 
 
 @dataclass
-class Recorded:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]  # names lower-cased
-    body: bytes
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-    def __repr__(self) -> str:
-        return f"{self.method} {self.path}"
-
-
-@dataclass
-class Reply:
-    """A scripted answer: status, JSON (or bytes) body, headers."""
-
-    status: int
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
 class Queued:
     """One request on the fake queue."""
 
@@ -228,8 +206,9 @@ class Queued:
     problems: list[dict[str, Any]] = field(default_factory=list)
 
 
-class FakeFal:
+class FakeFal(FakeHTTPServer):
     def __init__(self) -> None:
+        super().__init__()
         self.key = KEY
         self.requests: list[Recorded] = []
         self.queued: dict[str, Queued] = {}
@@ -248,21 +227,6 @@ class FakeFal:
         self.files_gone = False  # every output file 404
         self.file_content_type: str | None = None  # None: the image's own type
         self.echo_key_in_errors = False  # a hostile server repeating the header back
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-
-    def start(self) -> FakeFal:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     # ------------------------------------------------------------ test API
 
@@ -302,7 +266,7 @@ class FakeFal:
     def handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
         parts = urlsplit(target)
         with self._lock:
-            self.requests.append(Recorded(method, parts.path, parse_qs(parts.query), headers, body))
+            self.requests.append(Recorded(method, parts.path, headers, body, parse_qs(parts.query)))
             route, args = _route(method, parts.path)
             if route is None:
                 return Reply(
@@ -648,38 +612,3 @@ def _validate(spec: Endpoint, given: dict[str, Any]) -> list[dict[str, Any]]:
                     )
                 )
     return problems
-
-
-def _handler(fake: FakeFal) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, as requests' Session expects
-        # Headers and body in one segment: otherwise Nagle and delayed ACKs add
-        # 40 ms to every request.
-        wbufsize = 64 * 1024
-        disable_nagle_algorithm = True
-
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            reply = fake.handle(self.command, self.path, headers, body)
-            if isinstance(reply.body, bytes):
-                payload, kind = reply.body, "application/octet-stream"
-            else:
-                payload, kind = json.dumps(reply.body).encode(), "application/json"
-            self.send_response(reply.status)
-            names = {k.lower() for k in reply.headers}
-            if "content-type" not in names:
-                self.send_header("Content-Type", kind)
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        do_GET = do_POST = do_PUT = _serve
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # quiet: pytest shows failures, not the access log
-
-    return Handler

@@ -16,27 +16,11 @@ from imagen_core.plugins import ImagenPluginManager
 from imagen_replicate.backend import ReplicateBackend
 from imagen_replicate.config import ReplicateConfig
 from imagen_replicate.pacing import Pacing
+from tests.fake_http import FakeTime, Steps
 from tests.helpers import registered, write_config
+
+__all__ = ["FakeTime", "Steps"]
 from tests.replicate.fake_replicate import FakeReplicate
-
-
-class FakeTime:
-    """``sleep`` records the wait and moves the clock on, without waiting; a test
-    may make the Nth sleep raise (Ctrl-C while the backend waits)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-        self.on_sleep: Callable[[int], None] | None = None
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(round(seconds, 6))
-        self.now += seconds
-        if self.on_sleep is not None:
-            self.on_sleep(len(self.sleeps))
-
-    def clock(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -88,16 +72,6 @@ def configure(isolated_env: Path, fake: FakeReplicate) -> Callable[..., Path]:
         return write_config(isolated_env, text)
 
     return write
-
-
-class Steps:
-    """A Progress that records every call."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[int, int, str]] = []
-
-    def __call__(self, done: int, total: int, message: str = "") -> None:
-        self.calls.append((done, total, message))
 
 
 @pytest.fixture

@@ -23,11 +23,14 @@ import re
 import secrets
 import string
 import threading
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from typing import Any
 
 from PIL import Image
+
+from tests.fake_http import FakeHTTPServer, Recorded, Reply
+
+__all__ = ["FakeReplicate", "Recorded", "Reply"]
 
 TOKEN = "r8_Fake0123456789TokenNeverToBeSeen4567890"
 PROBLEM = "application/problem+json"
@@ -133,30 +136,6 @@ MODELS = {
 
 
 @dataclass
-class Recorded:
-    method: str
-    path: str
-    headers: dict[str, str]  # names lower-cased
-    body: bytes
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-    def __repr__(self) -> str:
-        return f"{self.method} {self.path}"
-
-
-@dataclass
-class Reply:
-    """A scripted answer: status, JSON (or bytes) body, headers."""
-
-    status: int
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
 class Prediction:
     data: dict[str, Any]
     model: Model
@@ -165,8 +144,9 @@ class Prediction:
     final_answers: int = 0  # answers (create or GET) served since it became final
 
 
-class FakeReplicate:
+class FakeReplicate(FakeHTTPServer):
     def __init__(self) -> None:
+        super().__init__()
         self.token = TOKEN
         self.requests: list[Recorded] = []
         self.predictions: dict[str, Prediction] = {}
@@ -185,21 +165,11 @@ class FakeReplicate:
         self.file_host = "127.0.0.1"  # host named in output URLs
         self.file_content_type: str | None = None  # None: the image's own type
         self.echo_token_in_errors = False  # a hostile server repeating the header back
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
 
-    def start(self) -> FakeReplicate:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+    def extra_headers(self, target: str, reply: Reply) -> dict[str, str]:
+        if target.startswith("/v1/") and reply.status < 400:
+            return {"ratelimit-remaining": "599", "ratelimit-reset": "1"}
+        return {}
 
     # ------------------------------------------------------------ test API
 
@@ -496,43 +466,3 @@ def _problem(status: int, title: str, detail: str) -> Reply:
     return Reply(
         status, {"title": title, "detail": detail, "status": status}, {"Content-Type": PROBLEM}
     )
-
-
-def _handler(fake: FakeReplicate) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, as requests' Session expects
-        # Headers and body in one segment: otherwise Nagle and delayed ACKs add
-        # 40 ms to every request.
-        wbufsize = 64 * 1024
-        disable_nagle_algorithm = True
-
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            reply = fake.handle(self.command, self.path, headers, body)
-            if isinstance(reply.body, bytes):
-                payload = reply.body
-                kind = "application/octet-stream"
-            else:
-                payload = json.dumps(reply.body).encode()
-                kind = "application/json"
-            self.send_response(reply.status)
-            names = {k.lower() for k in reply.headers}
-            if "content-type" not in names:
-                self.send_header("Content-Type", kind)
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            if self.path.startswith("/v1/") and reply.status < 400:
-                self.send_header("ratelimit-remaining", "599")
-                self.send_header("ratelimit-reset", "1")
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        do_GET = do_POST = _serve
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # quiet: pytest shows failures, not the access log
-
-    return Handler

@@ -65,6 +65,7 @@ def configure(isolated_env: Path, fake: FakeFal) -> Callable[..., Path]:
             "    type: fal\n"
             f"    model: {model}\n"
             f"    base_url: {base_url or fake.url}\n"
+            f"    storage_url: {fake.url}\n"
         )
         text += "".join(f"    {line}\n" for line in extra.splitlines() if line)
         return write_config(isolated_env, text)
@@ -78,6 +79,7 @@ def make_backend(fake: FakeFal, fake_time: FakeTime, key: str) -> Callable[..., 
 
     def build(**settings: Any) -> FalBackend:
         settings.setdefault("base_url", fake.url)
+        settings.setdefault("storage_url", fake.url)
         prices = settings.pop("prices", None)
         return FalBackend(
             FalConfig(**settings), pacing=imagen_fal.backend.DEFAULT_PACING, prices=prices

@@ -22,7 +22,11 @@ fal's queue docs (docs.fal.ai/model-endpoints/queue), including its traps:
   client accepts any);
 * the result fetched before COMPLETED is 400 (fal's exact answer there is
   unconfirmed: clients must poll the status first, as fal's client does);
-* output files are served by the fake itself, without auth, as fal's CDN does.
+* output files are served by the fake itself, without auth, as fal's CDN does;
+* large inputs go through fal's storage as fal's client sends them: ``POST
+  /storage/auth/token?storage_type=fal-cdn-v3`` with the key gives a CDN token
+  and upload root, ``POST /files/upload`` with ``Authorization: Bearer <token>``,
+  the file's Content-Type and its bytes answers ``{"access_url": ...}``.
 
 Every request is recorded (method, path, query, headers, body) so that tests
 assert exactly what the adapter sent. Failures are scripted per route with ``fail()``.
@@ -212,6 +216,8 @@ class FakeFal(FakeHTTPServer):
         self.key = KEY
         self.requests: list[Recorded] = []
         self.queued: dict[str, Queued] = {}
+        self.uploads: dict[str, tuple[bytes, str]] = {}  # name -> (bytes, content type)
+        self.cdn_token = "cdn-token-" + uuid.uuid4().hex
         self._lock = threading.Lock()
         self._scripts: dict[str, list[Reply]] = {}
         # What the next requests do (tests change these):
@@ -272,7 +278,10 @@ class FakeFal(FakeHTTPServer):
                 return Reply(
                     405 if method not in ("GET", "POST", "PUT") else 404, {"detail": "Not Found"}
                 )
-            if route != "file" and headers.get("authorization") != f"Key {self.key}":
+            if (
+                route not in ("file", "upload")
+                and headers.get("authorization") != f"Key {self.key}"
+            ):
                 detail = "Unauthorized"
                 if self.echo_key_in_errors:
                     detail += f" (got {headers.get('authorization', '')!r})"
@@ -418,7 +427,35 @@ class FakeFal(FakeHTTPServer):
         queued.canceled = True
         return Reply(202, {"status": "CANCELLATION_REQUESTED"})
 
+    def _token(self, _headers: Any, _body: bytes, query: dict[str, list[str]]) -> Reply:
+        # fal's storage API: a short-lived CDN token and where to upload with it.
+        if query.get("storage_type") != ["fal-cdn-v3"]:
+            return Reply(400, {"detail": "unknown storage_type"})
+        return Reply(
+            200,
+            {
+                "token": self.cdn_token,
+                "token_type": "Bearer",
+                "base_url": self.url,
+                "expires_at": "2099-01-01T00:00:00+00:00",
+            },
+        )
+
+    def _upload(self, headers: dict[str, str], body: bytes, _query: Any) -> Reply:
+        # The CDN takes the token, never the key, and the file's bytes as the body.
+        if headers.get("authorization") != f"Bearer {self.cdn_token}":
+            return Reply(401, {"detail": "Invalid token"})
+        kind = headers.get("content-type", "")
+        if not kind.startswith("image/") or not body:
+            return Reply(400, {"detail": "an upload needs a body and its Content-Type"})
+        name = f"{uuid.uuid4().hex}-{headers.get('x-fal-file-name', 'file')}"
+        self.uploads[name] = (body, kind)
+        return Reply(200, {"access_url": f"{self.url}/files/uploads/{name}"})
+
     def _file(self, _headers: Any, _body: bytes, _query: Any, rid: str, name: str) -> Reply:
+        if rid == "uploads" and name in self.uploads:
+            data, kind = self.uploads[name]
+            return Reply(200, data, {"Content-Type": kind})
         queued = self.queued.get(rid)
         if self.files_gone or queued is None:
             return Reply(404, b"Not Found", {"Content-Type": "text/plain"})
@@ -492,6 +529,10 @@ def _app(endpoint: str) -> str:
 
 def _route(method: str, path: str) -> tuple[str | None, tuple[str, ...]]:
     """(handler name, its arguments) for a request."""
+    if method == "POST" and path == "/storage/auth/token":
+        return "token", ()
+    if method == "POST" and path == "/files/upload":
+        return "upload", ()
     if method == "GET" and (m := re.fullmatch(r"/files/([^/]+)/([^/]+)", path)):
         return "file", (m[1], m[2])
     if m := re.fullmatch(r"/(.+)/requests/([^/]+)(/status|/cancel)?", path):

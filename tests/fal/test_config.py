@@ -32,6 +32,7 @@ def test_defaults():
     assert config.extra == {} and config.family is None
     assert config.timeout_s == 300.0
     assert config.base_url == "https://queue.fal.run"
+    assert (config.inline_max_kb, config.storage_url) == (2048, "https://rest.alpha.fal.ai")
 
 
 def test_a_full_block_is_structured(pm, isolated_env):
@@ -65,7 +66,12 @@ def test_a_full_block_is_structured(pm, isolated_env):
         ("timeout_s: 0", "timeout_s must be more than 0, got 0.0"),
         ("family: fluxx", "family 'fluxx' is not a known model family; known: flux-schnell, "),
         ("api_key_env: my-key", "api_key_env must be an environment variable name such as FAL_KEY"),
-        ("base_url: queue.fal.run", "base_url must be an http(s) URL"),
+        (
+            "base_url: queue.fal.run",
+            "base_url must be an http(s) URL such as https://queue.fal.run",
+        ),
+        ("storage_url: x", "storage_url must be an http(s) URL such as https://rest.alpha.fal.ai"),
+        ("inline_max_kb: -1", "inline_max_kb must be 0 or more, got -1"),
         ("extra: [a, b]", "backends.f.extra:"),
         ("extra: {prompt: hi}", "extra must not set prompt: the prompt comes from the request"),
         ("modle: a/b", "backends.f.modle: unknown key (did you mean 'model'?)"),

@@ -6,13 +6,23 @@ anything is sent; estimates come from the price table, with no network."""
 from __future__ import annotations
 
 import io
+import random
 
 import pytest
 from PIL import Image
 
-from imagen_core import Capabilities, Estimate, ImageInput, Request, Session, Unsupported
+from imagen_core import (
+    BackendError,
+    Capabilities,
+    Estimate,
+    ImageInput,
+    Request,
+    Session,
+    Unsupported,
+)
 from imagen_core.cli import main
 from tests.fal.conftest import Steps
+from tests.fal.fake_fal import Reply
 
 
 def png(width: int = 32, height: int = 24, color=(200, 10, 10)) -> bytes:
@@ -190,3 +200,41 @@ def test_an_edit_endpoint_without_an_image_runs_its_text_sibling(fake, make_back
     result = make_backend(model="fal-ai/nano-banana/edit").generate(Request("x", seed=1), Steps())
     assert fake.submits[0].path == "/fal-ai/nano-banana"
     assert result.model == "fal-ai/nano-banana"
+
+
+def test_large_inputs_are_uploaded_to_fals_storage_first(fake, make_backend):
+    small = image()
+    noise = io.BytesIO()
+    Image.frombytes("RGB", (40, 40), random.Random(1).randbytes(40 * 40 * 3)).save(noise, "PNG")
+    large = ImageInput.from_bytes(noise.getvalue(), role="reference")
+    limit_kb = 1  # the small image is under 1 KB, the large one over it
+    assert len(small.data) <= 1024 < len(large.data)
+    result = make_backend(model="fal-ai/nano-banana", inline_max_kb=limit_kb).generate(
+        Request("x", seed=1, inputs=[small, large]), Steps()
+    )
+    token, upload = fake.routed("token"), fake.routed("upload")
+    assert len(token) == 1 and token[0].query == {"storage_type": ["fal-cdn-v3"]}
+    assert token[0].headers["authorization"] == f"Key {fake.key}"
+    (sent,) = upload
+    assert sent.headers["authorization"] == f"Bearer {fake.cdn_token}"  # never the key
+    assert sent.headers["content-type"] == "image/png"
+    assert sent.headers["x-fal-file-name"] == f"imagen-input-{large.sha256[:16]}.png"
+    assert sent.body == large.data
+    (name,) = fake.uploads
+    assert fake.submits[0].json["image_urls"] == [
+        small.data_uri(),
+        f"{fake.url}/files/uploads/{name}",
+    ]
+    assert result.metadata["input"]["image_urls"][1] == f"{fake.url}/files/uploads/{name}"
+
+
+def test_a_failed_upload_fails_before_anything_is_queued(fake, fake_time, make_backend):
+    fake.fail("upload", *[Reply(503, {"detail": "storage down"})] * 6)
+    with pytest.raises(BackendError) as info:
+        make_backend(model="fal-ai/flux-pro/kontext", inline_max_kb=0).generate(
+            Request("x", seed=1, inputs=[image()]), Steps()
+        )
+    assert str(info.value).startswith("fal is failing while uploading imagen-input-") and str(
+        info.value
+    ).endswith(".png to fal's storage (HTTP 503: storage down); try again later")
+    assert fake.submits == []

@@ -95,11 +95,6 @@ class FalBackend:
         _check_cfg(request.extra.get("cfg"))
         # Seed 0 means "pick one": picked here and sent, so the Result reports it.
         picked = request.seed or random.SystemRandom().randrange(1, SEED_LIMIT)
-        mapped = self._map(target, request, picked)
-        _warn_mapping(target, mapped, unknown=self.config.family is None and _unlisted(target))
-        # The block's extra fields are passed as given and win over the mapped values.
-        model_input = {**mapped.input, **self.config.extra}
-
         pacing = self._pacing or DEFAULT_PACING
         deadline = pacing.clock() + self.config.timeout_s
         client = FalClient(
@@ -109,6 +104,15 @@ class FalBackend:
             pacing=pacing,
             deadline=deadline,
         )
+        try:
+            urls = self._image_urls(client, request, progress)
+        except BaseException:
+            client.close()
+            raise
+        mapped = target.family.build_input(request, picked, urls, presets=catalog().presets)
+        _warn_mapping(target, mapped, unknown=self.config.family is None and _unlisted(target))
+        # The block's extra fields are passed as given and win over the mapped values.
+        model_input = {**mapped.input, **self.config.extra}
         run = QueueRun(
             client,
             pacing=pacing,
@@ -160,8 +164,27 @@ class FalBackend:
         raise Unsupported(f"fal: {self.config.model} edits images: give an input image (--image)")
 
     def _map(self, target: Target, request: Request, seed: int) -> Mapped:
-        urls = tuple(item.data_uri() for item in request.images)
-        return target.family.build_input(request, seed, urls, presets=catalog().presets)
+        """The input for an estimate: the images stand in by name (never encoded)."""
+        names = tuple(f"input-{i}" for i, _ in enumerate(request.images))
+        return target.family.build_input(request, seed, names, presets=catalog().presets)
+
+    def _image_urls(
+        self, client: FalClient, request: Request, progress: Progress
+    ) -> tuple[str, ...]:
+        """Each input image as fal takes it: a data: URI up to inline_max_kb, else
+        the URL of a copy uploaded to fal's storage (fal documents both for every
+        file input; a large data: URI slows the request down)."""
+        urls = []
+        for item in request.images:
+            if len(item.data) <= self.config.inline_max_kb * 1024:
+                urls.append(item.data_uri())
+                continue
+            progress(0, 0, "uploading input images")
+            name = f"imagen-input-{item.sha256[:16]}.{item.extension}"
+            urls.append(
+                client.upload(item.data, item.mime_type, name, storage_url=self.config.storage_url)
+            )
+        return tuple(urls)
 
     def _run(
         self, run: QueueRun, endpoint: str, model_input: dict[str, Any]

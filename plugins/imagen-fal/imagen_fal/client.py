@@ -73,6 +73,7 @@ class FalClient:
         self._session = requests.Session()
         self._session.headers["User-Agent"] = user_agent("imagen-fal")
         self._api_headers = {"Authorization": f"Key {key}"}
+        self._cdn: tuple[str, str] | None = None  # (Authorization, upload root) once asked
 
     def __repr__(self) -> str:
         return f"FalClient(base_url={self.base_url!r}, key_env={self.key_env!r})"
@@ -183,6 +184,50 @@ class FalClient:
             return str(state or "CANCELLATION_REQUESTED")
         raise self.failure(response, doing)
 
+    def upload(self, data: bytes, mime_type: str, name: str, *, storage_url: str) -> str:
+        """Put an input file on fal's storage, as fal's client does: a CDN token from
+        the storage API (with the key), then the bytes to the CDN (with the token).
+        The URL it answers is what the model input names."""
+        if self._cdn is None:
+            doing = "getting an upload token from fal's storage"
+            response = self._send(
+                "POST",
+                f"{storage_url}/storage/auth/token",
+                headers=self._api_headers,
+                params={"storage_type": "fal-cdn-v3"},
+                json={},
+                timeout=(CONNECT_TIMEOUT_S, READ_TIMEOUT_S),
+                retry_when=_retried,
+                retry_network=True,
+                doing=doing,
+            )
+            token = json_body(response) if response.status_code == 200 else None
+            if not isinstance(token, dict) or not all(
+                isinstance(token.get(k), str) for k in ("token", "token_type", "base_url")
+            ):
+                raise self.failure(response, doing)
+            self._cdn = (f"{token['token_type']} {token['token']}", token["base_url"].rstrip("/"))
+        authorization, cdn = self._cdn
+        doing = f"uploading {name} to fal's storage"
+        response = self._send(
+            "POST",
+            f"{cdn}/files/upload",
+            headers={
+                "Authorization": authorization,
+                "Content-Type": mime_type,
+                "X-Fal-File-Name": name,
+            },
+            data=data,
+            timeout=(CONNECT_TIMEOUT_S, DOWNLOAD_TIMEOUT_S),
+            retry_when=_retried,  # a second copy of a file costs nothing
+            retry_network=True,
+            doing=doing,
+        )
+        answer = json_body(response) if response.status_code == 200 else None
+        if not isinstance(answer, dict) or not isinstance(answer.get("access_url"), str):
+            raise self.failure(response, doing)
+        return str(answer["access_url"])
+
     def download(self, url: str) -> tuple[bytes, str | None]:
         """An output file's bytes and its Content-Type. fal's files are on its public
         CDN (*.fal.media): no key is sent."""
@@ -219,6 +264,7 @@ class FalClient:
         retry_network: bool,
         doing: str,
         json: Any = None,
+        data: bytes | None = None,
         params: dict[str, str] | None = None,
         pacing: Pacing | None = None,
         use_deadline: bool = True,
@@ -227,7 +273,7 @@ class FalClient:
         when ``retry_network``), within the pacing's budget and before the deadline."""
         return send_retrying(
             lambda: self._session.request(
-                method, url, headers=headers, json=json, params=params, timeout=timeout
+                method, url, headers=headers, json=json, data=data, params=params, timeout=timeout
             ),
             retry_when=retry_when,
             retry_network=retry_network,
@@ -256,7 +302,11 @@ class FalClient:
     # ------------------------------------------------------------ messages
 
     def _scrub(self, text: str) -> str:
-        return text.replace(self._scrub_value, "***") if self._scrub_value else text
+        secrets = [self._scrub_value, self._cdn[0].partition(" ")[2] if self._cdn else ""]
+        for secret in secrets:
+            if secret:
+                text = text.replace(secret, "***")
+        return text
 
     def detail(self, response: requests.Response) -> str:
         """fal's error text, one line: ``detail`` as a string (request errors), or
@@ -287,7 +337,8 @@ class FalClient:
                 "before trying again"
             )
         else:
-            text += "; check the network, or base_url in the backend's block"
+            setting = "base_url" if url.startswith(self.base_url) else "storage_url"
+            text += f"; check the network, or {setting} in the backend's block"
         return self._scrub(text)
 
     def _submit_failure(self, response: requests.Response, endpoint: str) -> BackendError:

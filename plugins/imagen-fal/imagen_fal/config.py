@@ -51,10 +51,15 @@ def _positive(_instance: object, attribute: attrs.Attribute[float], value: float
         raise ValueError(f"{attribute.name} must be more than 0, got {value}")
 
 
+def _not_negative(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
+    if value < 0:
+        raise ValueError(f"{attribute.name} must be 0 or more, got {value}")
+
+
 def _base_url(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:
     if not re.fullmatch(r"https?://[^/\s?#]+(/[^\s?#]*)?", value):
         raise ValueError(
-            f"{attribute.name} must be an http(s) URL such as https://queue.fal.run, got {value!r}"
+            f"{attribute.name} must be an http(s) URL such as {attribute.default}, got {value!r}"
         )
 
 
@@ -111,6 +116,18 @@ class FalConfig:
         None,
         validator=_family,
         help="input mapping to use (flux-dev, sdxl, ...); default: looked up from the model",
+    )
+    inline_max_kb: int = setting(
+        2048,
+        validator=_not_negative,
+        help="input images up to this size go inline as data: URIs; larger ones are "
+        "uploaded to fal's storage first",
+    )
+    storage_url: str = setting(
+        "https://rest.alpha.fal.ai",
+        converter=_no_trailing_slash,
+        validator=_base_url,
+        help="fal's storage API root, for uploading large input images",
     )
     base_url: str = setting(
         "https://queue.fal.run",

@@ -7,6 +7,7 @@ from __future__ import annotations
 import socket
 
 import pytest
+import requests
 
 from imagen_core import BackendError, Request
 from imagen_core.cli import main
@@ -165,6 +166,26 @@ def test_an_unreachable_service(fake_time, make_backend):
         f"fal at http://127.0.0.1:{port} is not reachable while submitting to "
         "fal-ai/flux/schnell (connection refused); check the network, or base_url in the "
         "backend's block"
+    )
+
+
+def test_a_connection_lost_during_the_submit_is_not_retried(fake, make_backend, monkeypatch):
+    send = requests.Session.request
+
+    def dropped(self, method, url, **kwargs):
+        if method == "POST":
+            send(self, method, url, **kwargs)  # it reached the queue...
+            raise requests.ConnectionError("('Connection aborted.', RemoteDisconnected())")
+        return send(self, method, url, **kwargs)
+
+    monkeypatch.setattr(requests.Session, "request", dropped)
+    with pytest.raises(BackendError) as info:
+        make_backend().generate(Request("x", seed=1), Steps())
+    assert len(fake.submits) == 1  # ...so it is not sent again
+    assert str(info.value) == (
+        f"fal at {fake.url} is not reachable while submitting to fal-ai/flux/schnell "
+        "(connection failed); the request may have reached fal, so check its requests at "
+        "https://fal.ai/dashboard before trying again"
     )
 
 

@@ -104,15 +104,6 @@ class FalBackend:
             pacing=pacing,
             deadline=deadline,
         )
-        try:
-            urls = self._image_urls(client, request, progress)
-        except BaseException:
-            client.close()
-            raise
-        mapped = target.family.build_input(request, picked, urls, presets=catalog().presets)
-        _warn_mapping(target, mapped, unknown=self.config.family is None and _unlisted(target))
-        # The block's extra fields are passed as given and win over the mapped values.
-        model_input = {**mapped.input, **self.config.extra}
         run = QueueRun(
             client,
             pacing=pacing,
@@ -121,6 +112,11 @@ class FalBackend:
             progress=progress,
         )
         try:
+            urls = self._image_urls(client, request, progress)
+            mapped = target.family.build_input(request, picked, urls, presets=catalog().presets)
+            _warn_mapping(target, mapped, unknown=self.config.family is None and _unlisted(target))
+            # The block's extra fields are passed as given and win over the mapped values.
+            model_input = {**mapped.input, **self.config.extra}
             output, image, mime_type, images = self._run(run, target.endpoint, model_input)
         finally:
             client.close()

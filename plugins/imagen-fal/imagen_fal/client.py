@@ -279,7 +279,7 @@ class FalClient:
             retry_network=retry_network,
             pacing=pacing or self.pacing,
             until=self.deadline if use_deadline else None,
-            unreachable=lambda exc: BackendError(self._unreachable(url, doing, exc, method)),
+            unreachable=lambda exc: BackendError(self._unreachable(url, doing, exc)),
         )
 
     def _request_url(self, endpoint: str, request_id: str) -> str:
@@ -325,13 +325,13 @@ class FalClient:
             text = response.text or response.reason or ""
         return self._scrub(one_line(text)) or "no detail given"
 
-    def _unreachable(self, url: str, doing: str, exc: Exception, method: str) -> str:
+    def _unreachable(self, url: str, doing: str, exc: Exception) -> str:
         parts = urlsplit(url)
         text = (
             f"fal at {parts.scheme}://{parts.netloc} is not reachable while {doing} "
             f"({network_reason(exc)})"
         )
-        if method == "POST" and maybe_sent(exc):
+        if doing.startswith("submitting") and maybe_sent(exc):
             text += (
                 f"; the request may have reached fal, so check its requests at {DASHBOARD} "
                 "before trying again"

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from imagen_core import Request, Session
+from imagen_core import Request, Session, compare, generate
 from imagen_core.cli import main
+from imagen_core.comparison import device_of
 from tests.fal.conftest import Steps
 
 
@@ -263,8 +264,36 @@ def test_generate_through_the_cli_writes_the_image_and_sidecar(
     assert err == ""
 
 
-def test_the_session_runs_it_like_any_backend(fake, fake_time, key, configure, output_dir):
-    configure(extra="timeout_s: 60")
-    generation = Session().generate(Request("a cat", seed=3))
-    assert generation.result is not None and generation.result.cost_usd == 0.003
+def test_through_the_pipeline_the_sidecar_records_the_request(
+    fake, fake_time, key, configure, output_dir
+):
+    configure(extra="timeout_s: 60\nextra: {output_format: png}")
+    record = generate(Request("a lighthouse", seed=11, width=512, height=512))
+    assert record.path.suffix == ".png" and record.path.parent.parent == output_dir.resolve()
+    side = json.loads(record.sidecar.read_text())
+    assert side["backend"] == {"name": "fal1", "type": "fal"}
+    assert side["model"] == "fal-ai/flux/schnell"
+    assert side["seed"] == 11 and side["cost_usd"] == 0.003
+    assert side["metadata"]["request_id"] == fake.only().id
+    assert side["metadata"]["input"] == {"seed": 11, "image_size": "square", "output_format": "png"}
+    assert fake.submits[0].json["prompt"] == "a lighthouse"
     assert fake.submits[0].headers["x-fal-request-timeout"] == "60"
+
+
+def test_compare_runs_it_beside_a_local_backend(fake, fake_time, key, configure):
+    configure()
+    result = compare(
+        Request("a fox", width=64, height=64, seed=21), ["fal1", "mock"], parallel=True
+    )
+    assert [o.ok for o in result.outcomes] == [True, True], [o.error for o in result.outcomes]
+    assert device_of(Session(), "fal1") is None  # no device: it runs beside the others
+    assert fake.submits[0].json["seed"] == 21
+    assert fake.submits[0].json["image_size"] == {"width": 64, "height": 64}
+
+
+def test_the_type_works_by_name_with_its_defaults(isolated_env):
+    # No block at all: `--backend fal` is flux-schnell on queue.fal.run.
+    instance, backend = Session().backend("fal")
+    assert instance.type == "fal"
+    assert backend.config.model == "fal-ai/flux/schnell"
+    assert backend.config.base_url == "https://queue.fal.run"

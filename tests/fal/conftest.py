@@ -3,15 +3,18 @@ plugin registered on the test's plugin manager, and the key set."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 import imagen_core.notices
 import imagen_fal
 import imagen_fal.backend
+from imagen_core import ImageInput
 from imagen_core.plugins import ImagenPluginManager
 from imagen_core.remote import Pacing
 from imagen_fal.backend import FalBackend
@@ -20,7 +23,7 @@ from tests.fake_http import FakeTime, Steps
 from tests.fal.fake_fal import FakeFal
 from tests.helpers import registered, write_config
 
-__all__ = ["FakeTime", "Steps"]
+__all__ = ["FakeTime", "Steps", "image", "png"]
 
 
 @pytest.fixture
@@ -86,3 +89,13 @@ def make_backend(fake: FakeFal, fake_time: FakeTime, key: str) -> Callable[..., 
         )
 
     return build
+
+
+def png(width: int = 32, height: int = 24, color=(200, 10, 10)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def image(role: str = "image", **kwargs) -> ImageInput:
+    return ImageInput.from_bytes(png(**kwargs), role=role, source=f"/tmp/{role}.png")

@@ -11,7 +11,7 @@ import requests
 
 from imagen_core import BackendError, Request
 from imagen_core.cli import main
-from tests.fal.conftest import Steps
+from tests.fal.conftest import Steps, image
 from tests.fal.fake_fal import Reply
 
 
@@ -200,3 +200,20 @@ def test_the_key_never_reaches_a_message(fake, fake_time, make_backend):
 def test_the_key_is_in_no_repr(fake, make_backend):
     backend = make_backend()
     assert fake.key not in repr(backend) and fake.key not in repr(backend.config)
+
+
+def test_the_upload_token_never_reaches_a_message(fake, fake_time, make_backend):
+    fake.echo_key_in_errors = True
+    fake.fail("upload", *[Reply(500, {"detail": "boom"})] * 6)
+    with pytest.raises(BackendError) as info:
+        make_backend(model="fal-ai/flux-pro/kontext", inline_max_kb=0).generate(
+            Request("x", seed=1, inputs=[image()]), Steps()
+        )
+    assert "boom Bearer ***" in str(info.value) and fake.cdn_token not in str(info.value)
+
+
+def test_a_status_this_code_does_not_know_is_waited_on(fake, fake_time, make_backend):
+    fake.queue_polls = 0
+    fake.fail("status", Reply(202, {"status": "PREPARING", "logs": None}))
+    result = make_backend().generate(Request("x", seed=1), Steps())
+    assert result.metadata["status"] == "COMPLETED" and len(fake.polls) == 4

@@ -21,18 +21,8 @@ from imagen_core import (
     Unsupported,
 )
 from imagen_core.cli import main
-from tests.fal.conftest import Steps
+from tests.fal.conftest import Steps, image
 from tests.fal.fake_fal import Reply
-
-
-def png(width: int = 32, height: int = 24, color=(200, 10, 10)) -> bytes:
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), color).save(buffer, "PNG")
-    return buffer.getvalue()
-
-
-def image(role: str = "image", **kwargs) -> ImageInput:
-    return ImageInput.from_bytes(png(**kwargs), role=role, source=f"/tmp/{role}.png")
 
 
 @pytest.mark.parametrize(

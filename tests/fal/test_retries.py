@@ -63,21 +63,24 @@ def test_submit_throttled_for_good_gives_up_after_the_budget(fake, fake_time, ma
 def test_submit_retries_errors_of_the_ingress(fake, fake_time, make_backend, status):
     # No x-fal-request-id: the error came from in front of the queue, so nothing
     # was queued (fal's own client retries these too).
-    fake.fail("submit", Reply(status, b"<html>Bad Gateway</html>", {"Content-Type": "text/html"}))
+    page = f"<html><center><h1>{status}</h1></center><hr><center>nginx</center></html>"
+    fake.fail("submit", Reply(status, page.encode(), {"Content-Type": "text/html"}))
     make_backend().generate(Request("x", seed=1), Steps())
     assert len(fake.submits) == 2 and len(fake.queued) == 1
 
 
-@pytest.mark.parametrize("status", [500, 502, 503])
-def test_submit_is_never_retried_when_fal_may_have_queued_it(fake, fake_time, make_backend, status):
-    fake.fail(
-        "submit",
-        Reply(
-            status,
-            {"detail": "upstream trouble"},
-            {"x-fal-request-id": "abc", "X-Fal-Error-Type": "internal_error"},
-        ),
-    )
+@pytest.mark.parametrize(
+    ("status", "headers", "body"),
+    [
+        (500, {"x-fal-request-id": "abc"}, {"detail": "upstream trouble"}),
+        (502, {"x-fal-request-id": "abc"}, {"detail": "upstream trouble"}),
+        (503, {}, {"detail": "upstream trouble"}),  # not nginx's page: maybe fal's own
+    ],
+)
+def test_submit_is_never_retried_when_fal_may_have_queued_it(
+    fake, fake_time, make_backend, status, headers, body
+):
+    fake.fail("submit", Reply(status, body, {**headers, "X-Fal-Error-Type": "internal_error"}))
     with pytest.raises(BackendError) as info:
         make_backend().generate(Request("x", seed=1), Steps())
     assert len(fake.submits) == 1 and fake_time.sleeps == []
@@ -86,6 +89,23 @@ def test_submit_is_never_retried_when_fal_may_have_queued_it(fake, fake_time, ma
         "not retried, so that nothing is paid twice: check its requests at "
         "https://fal.ai/dashboard before trying again"
     )
+
+
+def test_a_deadline_the_caller_set_is_not_retried(fake, fake_time, make_backend):
+    fake.queue_polls = 0
+    fake.progress_polls = 0
+    fake.fail(
+        "result",
+        Reply(
+            504,
+            {"detail": "Request timed out", "error_type": "request_timeout"},
+            {"X-Fal-Request-Timeout-Type": "user", "X-Fal-Error-Type": "request_timeout"},
+        ),
+    )
+    with pytest.raises(BackendError) as info:
+        make_backend().generate(Request("x", seed=1), Steps())
+    assert len(fake.results) == 1
+    assert "(HTTP 504: Request timed out)" in str(info.value)
 
 
 def test_polls_are_retried_on_5xx_with_backoff(fake, fake_time, make_backend):

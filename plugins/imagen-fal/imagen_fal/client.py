@@ -4,9 +4,9 @@ Every failure becomes a one-line BackendError naming what to do. Retries follow
 one rule: a request is repeated only when repeating it cannot cost money twice.
 Status polls, result fetches, cancels and downloads are retried on 429, 5xx and
 network errors; the submit POST only on 429, and on a 502/503/504 that carries no
-``x-fal-request-id`` (an error of fal's ingress, before the queue: what fal's own
-client retries). Any other 5xx or a lost connection on submit is reported, never
-retried, as the request may be queued.
+``x-fal-request-id`` and is nginx's page (an error of fal's ingress, before the
+queue: what fal's own client retries). Any other 5xx or a lost connection on
+submit is reported, never retried, as the request may be queued.
 
 The key lives only in the session's headers: it is in no attribute a repr shows,
 it goes to queue hosts only (never to the file CDN), and server text is scrubbed
@@ -387,6 +387,11 @@ class FalClient:
 
 
 def _retried(response: requests.Response) -> bool:
+    # A 504 for a deadline the caller set (X-Fal-Request-Timeout) is an answer, not a
+    # hiccup: fal marks it with X-Fal-Request-Timeout-Type, and its client does not
+    # retry it either.
+    if response.status_code == 504 and response.headers.get("X-Fal-Request-Timeout-Type"):
+        return False
     return response.status_code in _RETRIED
 
 
@@ -395,8 +400,13 @@ def _never(_response: requests.Response) -> bool:
 
 
 def _ingress_error(response: requests.Response) -> bool:
-    """A 502/503/504 from fal's ingress, before the queue: no fal request id on it."""
-    return response.status_code in _INGRESS and "x-fal-request-id" not in response.headers
+    """A 502/503/504 of the nginx in front of fal, before the queue: no fal request
+    id on it and nginx's page as the body (fal's client tells them apart so)."""
+    return (
+        response.status_code in _INGRESS
+        and "x-fal-request-id" not in response.headers
+        and "nginx" in response.text
+    )
 
 
 def _submit_retried(response: requests.Response) -> bool:

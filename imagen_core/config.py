@@ -61,6 +61,9 @@ class OutputConfig:
         help="file name template inside dir: {date} {time} {slug} {seed} {backend} {ext}",
     )
     sidecar: bool = setting(True, help="write a JSON sidecar (request, seed, cost) beside each")
+    metadata: bool = setting(
+        True, help="write the prompt, seed and model into the image file itself (A1111 style)"
+    )
     preview: Mode = setting(
         "auto", help="show the image in a tmux window: auto (TTY inside tmux) | on | off"
     )

@@ -167,11 +167,13 @@ class Session:
         cloud: bool | None = None,
         progress: Progress | None = None,
         cancel: CancelScope | None = None,
+        metadata: bool | None = None,
     ) -> Generation:
         """Generate one image and write it; return the Generation (path + Result).
 
-        ``sidecar``/``preview``/``cloud`` left as None follow imagen.yaml and the
-        environment; ``cloud=False`` is ``--no-cloud``. ``cancel`` lets another
+        ``sidecar``/``preview``/``cloud``/``metadata`` left as None follow
+        imagen.yaml and the environment; ``cloud=False`` is ``--no-cloud``,
+        ``metadata=False`` is ``--no-metadata``. ``cancel`` lets another
         thread stop the backend call (the worker: a canceled job). Raises
         ImagenError, or KeyboardInterrupt when interrupted or canceled."""
         out = self.config.output
@@ -218,10 +220,15 @@ class Session:
                 raise exc from None
             raise BackendError(f"backend {instance.name!r} failed: {message}") from exc
         result = attrs.evolve(
-            result, backend=instance.name, latency_s=round(time.perf_counter() - started, 4)
+            result,
+            backend=instance.name,
+            latency_s=round(time.perf_counter() - started, 4),
+            metadata={**result.metadata, "fingerprint": self._fingerprint(instance, result)},
         )
         target = self._target(request, result, folder, file)
         result = _convert_for(target, result)
+        if out.metadata if metadata is None else metadata:
+            result = self._embed(attrs.evolve(record, result=result), target)
         want_sidecar = out.sidecar if sidecar is None else sidecar
         companions = (".json",) if want_sidecar else ()
         try:
@@ -267,6 +274,34 @@ class Session:
             except Exception:  # only a hint: a backend that cannot start is no answer
                 continue
         return able
+
+    def _fingerprint(self, instance: Instance, result: Result) -> dict[str, Any]:
+        """What decides the pixels, as far as imagen knows: its version and the
+        backend plugin's, then whatever the backend reports under ``fingerprint``
+        (a server's version and device, a workflow's hash, a model version id)."""
+        reported = result.metadata.get("fingerprint")
+        return {
+            "imagen": __version__,
+            "plugin": self.registry.backends[instance.type].owner,
+            **(reported if isinstance(reported, dict) else {}),
+        }
+
+    def _embed(self, record: Generation, target: Path) -> Result:
+        """The result with its provenance written into the image bytes."""
+        from imagen_core.provenance.embed import Skipped, embed, parameters_text
+
+        result = record.result
+        assert result is not None
+        data = sidecar_dict(attrs.evolve(record, path=target))
+        del data["image"]  # the final name is known only once it is written
+        text = parameters_text(record, data["width"], data["height"])
+        try:
+            return attrs.evolve(result, image=embed(result.image, result.mime_type, text, data))
+        except Skipped as exc:
+            return attrs.evolve(result, metadata={**result.metadata, "embedded": f"no: {exc}"})
+        except ValueError as exc:  # a file that is not what its type says: keep it as is
+            self.warn(f"metadata: not written into the image ({exc})")
+            return result
 
     def _target(
         self, request: Request, result: Result, folder: Path | None, file: Path | None

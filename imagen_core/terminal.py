@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from imagen_core.config import Config
     from imagen_core.models import Generation
     from imagen_core.plugins import ImagenPluginManager
+    from imagen_core.provenance.read import ImageInfo
     from imagen_core.registry import Registry
     from imagen_core.usage import UsageRow
     from imagen_core.usage_report import WeekGroup
@@ -220,3 +221,38 @@ def usage_rows(rows: list[UsageRow]) -> str:
             )
         )
     return table(lines) if rows else "no usage recorded in that period"
+
+
+def info_report(info: ImageInfo) -> str:
+    """``imagen info``'s text for one file."""
+    lines = [info.path]
+    if not info.found:
+        lines.append("  no generation metadata")
+        if info.width:
+            lines.append(f"  {info.format} {info.width}x{info.height}")
+        return "\n".join(lines)
+    lines.append(f"  found: {', '.join(info.found)}")
+    if info.prompt:
+        lines.append(f"  prompt: {info.prompt}")
+    if info.negative:
+        lines.append(f"  negative: {info.negative}")
+    facts = [
+        f"seed {info.seed}" if info.seed is not None else None,
+        f"{info.steps} steps" if info.steps else None,
+        f"{info.width}x{info.height}" if info.width else None,
+        f"sampler {info.sampler}" if info.sampler else None,
+        f"cfg {info.cfg:g}" if info.cfg is not None else None,
+        f"strength {info.strength:g}" if info.strength is not None else None,
+        f"style {info.style}" if info.style else None,
+    ]
+    lines.append("  " + " · ".join(fact for fact in facts if fact))
+    if info.model or info.backend:
+        backend = f"{info.backend} ({info.backend_type})" if info.backend_type else info.backend
+        lines.append(f"  model: {info.model or '?'}" + (f" · backend {backend}" if backend else ""))
+    if info.comfyui_workflow:
+        lines.append("  ComfyUI workflow inside: drop the file onto ComfyUI to load it")
+    if info.c2pa is not None:
+        who = info.c2pa.get("issuer") or "unknown issuer"
+        made = info.c2pa.get("generator")
+        lines.append(f"  C2PA manifest: signed by {who}" + (f" ({made})" if made else ""))
+    return "\n".join(lines)

@@ -79,3 +79,11 @@ def build_wheels(out: Path, *projects: Path) -> None:
         [*pip, "-w", str(out), *map(str, projects)], capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 0, f"pip wheel failed:\n{proc.stdout}\n{proc.stderr}"
+
+
+def idat(data: bytes) -> bytes:
+    """A PNG's encoded pixels (its IDAT chunks): equal for the same image, whatever
+    metadata chunks (time, latency) the files carry beside them."""
+    from imagen_core.provenance.png import chunks
+
+    return b"".join(body for kind, body, _s, _e in chunks(data) if kind == b"IDAT")

@@ -44,6 +44,12 @@ COMMANDS: dict[str, Builtin] = {
         "compare",
         "Run one PROMPT on several backends; write each image and a contact sheet.",
     ),
+    "info": Builtin(
+        "info", "info", "Show how each image was made: prompt, seed, model, size, and more."
+    ),
+    "again": Builtin(
+        "again", "again", "Run the generation recorded in an image (or its sidecar) again."
+    ),
     "usage": Builtin(
         "usage",
         "usage",

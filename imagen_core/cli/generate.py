@@ -28,6 +28,11 @@ from imagen_core.cli.options import (
     help="Write here instead of the naming template (a folder keeps the template).",
 )
 @click.option("--no-sidecar", is_flag=True, help="Do not write the JSON sidecar.")
+@click.option(
+    "--no-metadata",
+    is_flag=True,
+    help="Do not write the prompt, seed and model into the image file (the sidecar keeps them).",
+)
 @click.option("--preview/--no-preview", default=None, help="Force or suppress the preview window.")
 @click.option("--no-cloud", is_flag=True, help="Skip cloud sinks for this call.")
 @common
@@ -41,6 +46,7 @@ def generate(
     negative: str,
     output: str | None,
     no_sidecar: bool,
+    no_metadata: bool,
     preview: bool | None,
     no_cloud: bool,
     config_path: str | None,
@@ -70,6 +76,7 @@ def generate(
             preview=preview,
             cloud=False if no_cloud else None,
             progress=progress,
+            metadata=False if no_metadata else None,
         )
     finally:
         progress.close()

@@ -87,3 +87,23 @@ def idat(data: bytes) -> bytes:
     from imagen_core.provenance.png import chunks
 
     return b"".join(body for kind, body, _s, _e in chunks(data) if kind == b"IDAT")
+
+
+def without_provenance(data: bytes) -> bytes:
+    """An image file without what imagen writes into it (the ``parameters`` and
+    ``imagen`` PNG chunks, a JPEG's EXIF segment): what a backend served, byte for
+    byte, when imagen changed nothing else."""
+    from imagen_core.provenance import jpeg, png
+
+    if data[:8] == png.SIGNATURE:
+        kept = [png.SIGNATURE]
+        for kind, body, start, end in png.chunks(data):
+            keyword = body.partition(b"\0")[0] if kind in png.TEXT_TYPES else b""
+            if keyword not in (b"parameters", b"imagen"):
+                kept.append(data[start:end])
+        return b"".join(kept)
+    if data[:2] == jpeg.SOI:
+        for marker, payload, start, end in jpeg.segments(data):
+            if marker == jpeg.APP1 and payload.startswith(jpeg.EXIF_HEADER):
+                return data[:start] + data[end:]
+    return data

@@ -281,6 +281,7 @@ class Script:
     foreign_noise: bool = False  # broadcasts of another client's prompt during ours
     on_start: Callable[[str], None] | None = None  # called at execution_start (loop thread)
     view_failures: int = 0  # answer this many /view requests with a 500 first
+    upload_failures: int = 0  # answer this many /upload/image requests with a 500 first
 
 
 @dataclass(order=True)
@@ -581,6 +582,10 @@ class FakeComfyUI:
             "content_type": getattr(image, "content_type", None),
         }
         self.uploads.append(record)
+        if self.script.upload_failures > 0:
+            self.script.upload_failures -= 1
+            record["answer"] = 500
+            return web.Response(status=500, text="500 Internal Server Error")
         kind = "input" if kind is None else kind
         if kind not in ("input", "temp", "output"):
             # get_dir_by_type leaves its directory unbound: an UnboundLocalError.

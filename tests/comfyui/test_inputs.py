@@ -384,6 +384,27 @@ def test_an_upload_over_the_servers_limit_is_named():
         fake.stop()
 
 
+def test_an_upload_answered_with_500_is_sent_again(comfy):
+    comfy.script.upload_failures = 2
+    red = picture((250, 10, 10))
+    result = backend(comfy, "flux2-klein-edit").generate(
+        Request("x", inputs=[red], seed=1), no_progress
+    )
+    assert [u["answer"] for u in comfy.uploads] == [
+        500,
+        500,
+        {"name": f"{red.sha256}.png", "subfolder": "imagen", "type": "input"},
+    ]
+    assert result.image
+    # Three 500s in a row: the upload is given up, nothing is queued.
+    comfy.script.upload_failures = 3
+    with pytest.raises(BackendError, match=r"answered HTTP 500 to POST /upload/image"):
+        backend(comfy, "flux2-klein-edit").generate(
+            Request("x", inputs=[picture((1, 2, 3))]), no_progress
+        )
+    assert len(comfy.seen("POST", "/prompt")) == 1
+
+
 def test_an_upload_to_a_server_that_is_down(comfy):
     klein = backend(comfy, "flux2-klein-edit")
     comfy.stop()

@@ -494,7 +494,9 @@ class ComfyUIClient:
             if not isinstance(entry, Mapping) or not isinstance(inputs, Mapping):
                 continue
             for error in entry.get("errors") or []:
-                extra = error.get("extra_info") if isinstance(error, Mapping) else None
+                if not isinstance(error, Mapping):
+                    continue
+                extra = error.get("extra_info")
                 if (
                     error.get("type") == "custom_validation_failed"
                     and isinstance(extra, Mapping)

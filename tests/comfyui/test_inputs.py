@@ -410,3 +410,24 @@ def test_an_upload_to_a_server_that_is_down(comfy):
     comfy.stop()
     with pytest.raises(BackendError, match=r"is not reachable \(is it running\?\)"):
         klein.generate(Request("x", inputs=[picture((1, 2, 3))]), no_progress)
+
+
+@pytest.mark.parametrize(
+    ("answer", "value"),
+    [
+        ({"name": "a.png", "subfolder": "imagen", "type": "input"}, "imagen/a.png"),
+        ({"name": "a (1).png", "subfolder": "", "type": "input"}, "a (1).png"),
+        ({"name": "a.png", "type": "input"}, "a.png"),  # an older server without it
+    ],
+)
+def test_the_loadimage_value_is_what_the_upload_answered(answer, value):
+    from imagen_comfyui.client import ComfyUIClient
+
+    assert ComfyUIClient("http://127.0.0.1:9")._uploaded_as(answer, "x") == value
+
+
+def test_an_upload_answer_without_a_name_is_an_error():
+    from imagen_comfyui.client import ComfyUIClient
+
+    with pytest.raises(BackendError, match=r"answered the upload of x without a file name"):
+        ComfyUIClient("http://127.0.0.1:9")._uploaded_as({"subfolder": ""}, "x")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -47,14 +48,20 @@ def require_chromium() -> None:
 class Process:
     """A CLI process whose stderr is read on a thread (so its pipe never fills)."""
 
-    def __init__(self, *args: str, env: dict[str, str]) -> None:
+    def __init__(self, *args: str, env: dict[str, str], max_files: int | None = None) -> None:
         self.lines: list[str] = []
+
+        def limit_files() -> None:  # in the child: an open-file limit of its own
+            if max_files is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (max_files, max_files))
+
         self.proc = subprocess.Popen(
             [sys.executable, "-c", CLI, *args],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=limit_files,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -103,8 +110,8 @@ def env(isolated_env, output_dir) -> dict[str, str]:
     }
 
 
-def serve(env: dict[str, str], *args: str) -> tuple[Process, str]:
-    server = Process("serve", "--addr", "127.0.0.1:0", *args, env=env)
+def serve(env: dict[str, str], *args: str, max_files: int | None = None) -> tuple[Process, str]:
+    server = Process("serve", "--addr", "127.0.0.1:0", *args, env=env, max_files=max_files)
     url = server.wait_for(r"imagen serve: (http://127\.0\.0\.1:\d+/)").group(1)
     return server, url
 

@@ -219,6 +219,7 @@ def test_no_answer_holds_a_config_value(isolated_env, output_dir, pm, monkeypatc
         ("localhost:0", ("localhost", 0)),
         ("[::1]:9000", ("::1", 9000)),
         ("0.0.0.0:80", ("0.0.0.0", 80)),
+        (":8080", ("", 8080)),  # every interface
     ],
 )
 def test_parse_addr(addr, expected):
@@ -229,7 +230,7 @@ def test_parse_addr(addr, expected):
     ("addr", "message"),
     [
         ("8080", "--addr '8080' is not HOST:PORT, e.g. 127.0.0.1:8080"),
-        (":8080", "--addr ':8080' is not HOST:PORT"),
+        (":", "--addr ':' is not HOST:PORT"),
         ("host:http", "--addr 'host:http' is not HOST:PORT"),
         ("host:70000", "--addr 'host:70000': port must be 0-65535, got 70000"),
         ("::1:8080", "write an IPv6 host in brackets, e.g. [::1]:8080"),
@@ -250,6 +251,9 @@ def test_loopback_and_tokens():
     check_bind("0.0.0.0", TOKEN)
     with pytest.raises(AddressError, match="reachable from other machines"):
         check_bind("0.0.0.0", None)
+    check_bind("", TOKEN)
+    with pytest.raises(AddressError, match=r"without a host \(every interface\) is reachable"):
+        check_bind("", None)
     with pytest.raises(AddressError, match="at least 16 characters"):
         check_bind("127.0.0.1", "short")
     assert host_name("[::1]:8080") == "::1" and host_name("LocalHost:80") == "localhost"

@@ -46,9 +46,10 @@ class AddressError(ValueError):
 
 
 def parse_addr(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[::1]:8080`` for IPv6) -> (host, port). Port 0 picks a free one."""
+    """``HOST:PORT`` (``[::1]:8080`` for IPv6) -> (host, port). Port 0 picks a free
+    one; no host (``:8080``) is every interface, host ``""``."""
     host, sep, port_text = text.strip().rpartition(":")
-    if not sep or not host or not (port_text.isascii() and port_text.isdigit()):
+    if not sep or not (port_text.isascii() and port_text.isdigit()):
         raise AddressError(f"--addr {text!r} is not HOST:PORT, e.g. {DEFAULT_ADDR}")
     port = int(port_text)
     if port > 65535:
@@ -77,8 +78,9 @@ def check_bind(host: str, token: str | None) -> None:
             "`python -c 'import secrets; print(secrets.token_urlsafe())'`"
         )
     if token is None and not is_loopback(host):
+        where = host or "without a host (every interface)"
         raise AddressError(
-            f"--addr {host} is reachable from other machines: set a token with --token "
+            f"--addr {where} is reachable from other machines: set a token with --token "
             "or IMAGEN_SERVE_TOKEN (or listen on 127.0.0.1)"
         )
 

@@ -28,7 +28,13 @@ from starlette.routing import Route
 from imagen_core.cancel import Canceled, CancelScope
 from imagen_web.bodies import GenerateBody, JobBody, structure
 from imagen_web.errors import ApiError, invalid
-from imagen_web.images_index import CursorError, ImagesIndex, decode_cursor, encode_cursor
+from imagen_web.images_index import (
+    CursorError,
+    ImagesIndex,
+    decode_cursor,
+    encode_cursor,
+    finite_number,
+)
 
 if TYPE_CHECKING:
     from starlette.requests import Request as HttpRequest
@@ -123,6 +129,8 @@ async def _json_body(request: HttpRequest) -> Any:
         return json.loads(raw)
     except ValueError as exc:
         raise ApiError(400, "invalid_json", f"body: not valid JSON: {exc}") from None
+    except RecursionError:  # [[[[… deeper than the parser's stack
+        raise ApiError(400, "invalid_json", "body: JSON nested too deeply") from None
 
 
 def _checked(state: WebState, body: GenerateBody) -> Request:
@@ -259,8 +267,8 @@ def job_view(state: WebState, job: Job) -> dict[str, Any]:
         "image_url": image_url(relative) if relative else None,
         "seed": meta.get("seed"),
         "model": meta.get("model"),
-        "latency_s": meta.get("latency_s"),
-        "cost_usd": meta.get("cost_usd"),
+        "latency_s": finite_number(meta.get("latency_s")),
+        "cost_usd": finite_number(meta.get("cost_usd")),
     }
 
 

@@ -34,6 +34,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 TOKEN = "e2e-token-0123456789abcdef"
+BASE64_TOKEN = "q8+fX/2wZrJ0bK9m+Tn/aW1pZ2Vu=="  # `openssl rand -base64 24` makes such
 CLI = "from imagen_core.cli import main; main()"
 
 
@@ -116,7 +117,9 @@ def serve(env: dict[str, str], *args: str, max_files: int | None = None) -> tupl
     return server, url
 
 
-@pytest.mark.parametrize("token", [None, TOKEN], ids=["loopback", "token"])
+@pytest.mark.parametrize(
+    "token", [None, TOKEN, BASE64_TOKEN], ids=["loopback", "token", "base64-token"]
+)
 def test_a_prompt_from_the_gallery_appears_in_the_grid(env, output_dir, token):
     require_chromium()
     from playwright.sync_api import expect, sync_playwright

@@ -138,6 +138,28 @@ def test_the_right_token_opens_the_api_and_the_cookie_only_images(guarded):
     assert guarded.get("/static/app.js").status_code == 200
 
 
+BASE64_TOKEN = "q8+fX/2wZrJ0bK9m+Tn/aW1pZ2Vu=="  # as `openssl rand -base64 24` makes them
+
+
+@pytest.mark.parametrize(
+    "cookie",
+    [
+        "imagen_token=q8%2BfX%2F2wZrJ0bK9m%2BTn%2FaW1pZ2Vu%3D%3D",  # as the gallery stores it
+        f"imagen_token={BASE64_TOKEN}",  # as a script may write it
+        # after a cookie of another app on this host that http.cookies cannot parse
+        'theme={"dark": true}; imagen_token=q8%2BfX%2F2wZrJ0bK9m%2BTn%2FaW1pZ2Vu%3D%3D',
+    ],
+)
+def test_a_token_with_base64_characters_opens_images_by_cookie(session, cookie):
+    with TestClient(create_app(session, token=BASE64_TOKEN)) as client:
+        auth = {"authorization": f"Bearer {BASE64_TOKEN}"}
+        made = client.post("/v1/generate", json=small(), headers=auth)
+        assert made.status_code == 200
+        assert client.get(made.json()["url"], headers={"cookie": cookie}).status_code == 200
+        wrong = cookie.replace("q8", "Q8")
+        assert client.get(made.json()["url"], headers={"cookie": wrong}).status_code == 401
+
+
 def test_a_loopback_server_answers_only_loopback_host_names(session):
     app = create_app(session, allowed_hosts=("127.0.0.1", "localhost", "::1"))
     with TestClient(app, base_url="http://localhost:8080") as local:

@@ -91,6 +91,21 @@ def token_matches(expected: str, given: str | None) -> bool:
     return hmac.compare_digest(expected.encode(), given.encode())
 
 
+def cookie_token(header: str) -> str | None:
+    """The token of the ``imagen_token`` cookie, URL-decoded as the gallery
+    stores it (``encodeURIComponent``: a base64 token's ``+/=`` are ``%2B%2F%3D``
+    there). Parsed as browsers write the header, one ``name=value`` per ``;``:
+    another cookie of the host that ``http.cookies`` finds malformed must not
+    hide this one."""
+    from urllib.parse import unquote
+
+    for part in header.split(";"):
+        name, sep, value = part.partition("=")
+        if sep and name.strip() == TOKEN_COOKIE:
+            return unquote(value.strip(), errors="replace") if value.strip() else None
+    return None
+
+
 def resolve_inside(root: Path, relative: str) -> Path | None:
     """The file ``relative`` names under ``root``, or None when it is not an image
     file whose real path (symlinks followed) is inside ``root``'s real path."""
@@ -182,15 +197,7 @@ class Guard:
         if scheme.lower() == "bearer" and value.strip():
             return str(value.strip())
         if path.startswith("/images/"):
-            from http.cookies import SimpleCookie
-
-            cookie: SimpleCookie = SimpleCookie()
-            try:
-                cookie.load(headers.get("cookie", ""))
-            except Exception:  # a malformed Cookie header is just no token
-                return None
-            morsel = cookie.get(TOKEN_COOKIE)
-            return morsel.value if morsel is not None else None
+            return cookie_token(headers.get("cookie", ""))
         return None
 
     def _too_large(self) -> str:

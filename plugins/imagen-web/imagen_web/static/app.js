@@ -18,9 +18,25 @@ const state = {
 
 // ------------------------------------------------------------------ token
 
+// The token as written after ?token=: URLSearchParams would read the "+" of a
+// base64 token (`openssl rand -base64 24`) as a space.
+function tokenInUrl() {
+  for (const part of location.search.slice(1).split("&")) {
+    const at = part.indexOf("=");
+    if (at < 0 || part.slice(0, at) !== "token") continue;
+    const raw = part.slice(at + 1);
+    try {
+      return decodeURIComponent(raw);
+    } catch (err) {
+      return raw;  // a stray "%": the token as typed
+    }
+  }
+  return null;
+}
+
 function readToken() {
   const params = new URLSearchParams(location.search);
-  const fromUrl = params.get("token");
+  const fromUrl = tokenInUrl();
   if (fromUrl) {
     localStorage.setItem("imagen.token", fromUrl);
     params.delete("token");
@@ -36,6 +52,7 @@ function setToken(token) {
   if (state.token) {
     localStorage.setItem("imagen.token", state.token);
     // <img> cannot send a header: /images/ also reads this cookie, which no other site can make us send.
+    // URL-encoded (a cookie value cannot hold every character); the server decodes it.
     document.cookie = `imagen_token=${encodeURIComponent(state.token)}; path=/images; SameSite=Strict`;
   }
 }

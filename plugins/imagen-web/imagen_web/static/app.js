@@ -254,7 +254,10 @@ function card(entry) {
   const figure = el("figure", { class: `card ${entry.kind}`, tabindex: "0", "data-id": entry.id });
   const image = el("img", { alt: entry.prompt, loading: "lazy", decoding: "async" });
   if (entry.url) image.src = entry.url;
-  figure.append(image);
+  // The whole image, scaled into a square frame: never cropped.
+  const frame = el("div", { class: "thumb" });
+  frame.append(image);
+  figure.append(frame);
   if (entry.kind === "compare") figure.append(el("span", { class: "badge" }, "compare"));
   const meta = [entry.backend, entry.seed !== null ? `seed ${entry.seed}` : null,
                 formatLatency(entry.latency_s), formatCost(entry.cost_usd)].filter(Boolean).join(" · ");

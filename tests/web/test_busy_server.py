@@ -76,9 +76,9 @@ class Counting:
 
 
 @contextlib.contextmanager
-def running(app) -> Iterator[int]:
+def running(app, max_open: int = 256) -> Iterator[int]:
     sock = bind("127.0.0.1", 0)
-    server = uvicorn.Server(uvicorn_config(app, Limits(request_timeout_s=60, max_open=256)))
+    server = uvicorn.Server(uvicorn_config(app, Limits(request_timeout_s=60, max_open=max_open)))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
@@ -160,3 +160,41 @@ def test_reads_answer_while_generations_fill_the_server(gate, isolated_env, outp
                 conn.close()
     assert [status for status, _ in results] == [200] * GENERATIONS
     assert {json.loads(made)["model"] for _, made in results} == {"gate"}
+
+
+def test_when_every_connection_is_busy_a_new_one_is_told_to_retry(
+    gate, isolated_env, output_dir: Path
+):
+    """At the bound, a stalled connection makes room (see test_connections);
+    connections whose requests are being answered do not: the newcomer gets a
+    503 with Retry-After, and the busy ones their answers."""
+    config = write_config(
+        isolated_env,
+        f"output: {{dir: '{output_dir}', preview: off}}\nbackends:\n  gate: {{type: gate}}\n",
+    )
+    app = Counting(create_app(Session(config)), "/v1/generate")
+    body = {"prompt": "busy", "backend": "gate", "width": 32, "height": 32}
+    with running(app, max_open=3) as port:
+        busy = []
+        try:
+            for _ in range(3):
+                conn = socket.create_connection(("127.0.0.1", port), timeout=60)
+                conn.sendall(request(port, "POST", "/v1/generate", body))
+                busy.append(conn)
+            with app.changed:
+                assert app.changed.wait_for(lambda: app.begun == 3, timeout=60)
+            with socket.create_connection(("127.0.0.1", port), timeout=60) as conn:
+                conn.sendall(request(port, "GET", "/v1/backends"))
+                data = b""
+                while chunk := conn.recv(65536):
+                    data += chunk
+            head, _, refused = data.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+            assert b"\r\nretry-after: 1\r\n" in head + b"\r\n"
+            assert json.loads(refused)["error"]["code"] == "too_many_connections"
+            Gate.open.set()
+            assert [answer(conn)[0] for conn in busy] == [200, 200, 200]
+        finally:
+            Gate.open.set()
+            for conn in busy:
+                conn.close()

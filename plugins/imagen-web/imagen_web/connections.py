@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 DEFAULT_REQUEST_TIMEOUT_S = 10.0
 DEFAULT_MAX_CONNECTIONS = 256
 ACCEPT_BURSTS = 4
+REFUSED_LINGER_S = 1.0
 
 
 def connection_bound(wanted: int) -> int:
@@ -111,26 +112,39 @@ class GuardedH11(H11Protocol):
         self.limits = limits
         self._deadline: asyncio.TimerHandle | None = None
         self._partial = False  # part of the awaited request has come
+        self._refused = False
 
     # ------------------------------------------------------------- asyncio
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[arg-type]
         limits = self.limits
         if len(limits.open) >= limits.max_open and not self._make_room():
-            self.transport.write(
-                _raw_response(
-                    "503 Service Unavailable",
-                    "too_many_connections",
-                    f"the server is answering {len(limits.open)} requests; try again shortly",
-                    b"retry-after: 1\r\n",
-                )
-            )
-            self.transport.close()
+            self._refuse()
             return
         limits.open.add(self)
         self._wait()
 
+    def _refuse(self) -> None:
+        """A 503, then the connection ends: our side at once, and the whole of it
+        a moment later. Closing at once, with the request still unread, would
+        make the kernel reset the connection and the client might never read
+        the answer."""
+        self._refused = True
+        self.transport.write(
+            _raw_response(
+                "503 Service Unavailable",
+                "too_many_connections",
+                f"the server is answering {len(self.limits.open)} requests; try again shortly",
+                b"retry-after: 1\r\n",
+            )
+        )
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(REFUSED_LINGER_S, self.transport.close)
+
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return  # read, and dropped
         if self._deadline is None and self.conn.their_state is h11.IDLE:
             self._wait()  # a kept-alive connection starts its next request
         self._partial = True

@@ -62,6 +62,8 @@ def test_help_names_every_option(capsys):
         ),
         (["--addr", "192.168.1.20:80", "--token", "short"], {}, "--token must be at least 16"),
         (["--request-timeout", "0"], {}, "--request-timeout"),
+        (["--request-timeout", "nan"], {}, "nan is not a number of seconds; give one like 10"),
+        (["--request-timeout", "inf"], {}, "inf is not a number of seconds; give one like 10"),
         (["--max-connections", "0"], {}, "--max-connections"),
         (["--addr", "0.0.0.0:80"], {"IMAGEN_SERVE_TOKEN": "tiny"}, "--token must be at least 16"),
         (["--addr", "8080"], {}, "--addr '8080' is not HOST:PORT, e.g. 127.0.0.1:8080"),

@@ -45,6 +45,7 @@ DEFAULT_MAX_CONNECTIONS = 256
     default=DEFAULT_REQUEST_TIMEOUT_S,
     show_default=True,
     metavar="SECONDS",
+    callback=lambda _ctx, _param, value: _finite(value),
     help="Close a connection whose request's headers do not all arrive within SECONDS "
     "(408), or whose body stops for SECONDS.",
 )
@@ -100,3 +101,11 @@ def serve(
         request_timeout_s=request_timeout,
         max_connections=max_connections,
     )
+
+
+def _finite(seconds: float) -> float:
+    import math
+
+    if not math.isfinite(seconds):
+        raise click.BadParameter(f"{seconds} is not a number of seconds; give one like 10")
+    return seconds

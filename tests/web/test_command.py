@@ -78,14 +78,16 @@ def test_refusals_are_one_line_exit_2(capsys, monkeypatch, args, env, message):
     assert err.startswith("imagen: ") and message in err and len(err.splitlines()) == 1
 
 
-def test_a_taken_port_is_one_line_exit_1(capsys):
+@pytest.mark.parametrize("host", ["127.0.0.1", ""])
+def test_a_taken_port_is_one_line_exit_1(capsys, host):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        code, _, err = run(capsys, "serve", "--addr", f"127.0.0.1:{port}")
+        token = ["--token", "a-token-of-16-chars-or-more"] if not host else []
+        code, _, err = run(capsys, "serve", "--addr", f"{host}:{port}", *token)
     assert code == 1
-    assert err.startswith(f"imagen: cannot listen on 127.0.0.1:{port}: ")
+    assert err.startswith(f"imagen: cannot listen on {host}:{port}: ")
     assert err.rstrip().endswith("(pick another with --addr)") and len(err.splitlines()) == 1
 
 

@@ -7,6 +7,7 @@ reported as the port the system picked.
 
 from __future__ import annotations
 
+import errno
 import signal
 import socket
 import sys
@@ -49,14 +50,19 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def _bind_everywhere(port: int) -> socket.socket:
-    dual = socket.has_dualstack_ipv6()
+    if socket.has_dualstack_ipv6():
+        try:
+            return socket.create_server(
+                ("", port), family=socket.AF_INET6, backlog=BACKLOG, dualstack_ipv6=True
+            )
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise ImagenError(
+                    f"cannot listen on :{port}: {exc.strerror} (pick another with --addr)"
+                ) from None
+            # IPv6 present but not usable here (disabled in a container): IPv4 alone.
     try:
-        return socket.create_server(
-            ("", port),
-            family=socket.AF_INET6 if dual else socket.AF_INET,
-            backlog=BACKLOG,
-            dualstack_ipv6=dual,
-        )
+        return socket.create_server(("", port), family=socket.AF_INET, backlog=BACKLOG)
     except OSError as exc:
         raise ImagenError(
             f"cannot listen on :{port}: {exc.strerror or exc} (pick another with --addr)"

@@ -1,8 +1,11 @@
 """The JSON API under ``/v1``: generate, jobs, backends, images, usage.
 
 Handlers parse and answer; the work is the library's (``Session.generate``,
-``Session.queue()``, ``Session.source()``), run in Starlette's thread pool
-because all of it blocks. Every answer leaves out config values: only names
+``Session.queue()``, ``Session.source()``), run in threads because all of it
+blocks. Reads and queue calls use Starlette's thread pool; generations never
+do: each backend instance has a limiter of its own (``WebState.generate``), so
+however many generations wait, the pool stays free for the quick calls.
+Every answer leaves out config values: only names
 and types of backends, paths relative to ``output.dir``, never a token, a URL
 from a block or an environment variable's name.
 """
@@ -16,6 +19,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import anyio
+import anyio.to_thread
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -23,7 +28,13 @@ from starlette.routing import Route
 from imagen_core.cancel import Canceled, CancelScope
 from imagen_web.bodies import GenerateBody, JobBody, structure
 from imagen_web.errors import ApiError, invalid
-from imagen_web.images_index import CursorError, ImagesIndex, decode_cursor, encode_cursor
+from imagen_web.images_index import (
+    CursorError,
+    ImagesIndex,
+    decode_cursor,
+    encode_cursor,
+    finite_number,
+)
 
 if TYPE_CHECKING:
     from starlette.requests import Request as HttpRequest
@@ -46,7 +57,7 @@ class WebState:
         self.index = ImagesIndex(session.config.output.dir)
         self._queue: Queue | None = None
         self._lock = threading.Lock()
-        self._backend_locks: dict[str, threading.Lock] = {}
+        self._turns: dict[str, anyio.CapacityLimiter] = {}
 
     @property
     def output_dir(self) -> Path:
@@ -64,16 +75,30 @@ class WebState:
                 self._queue.close()
                 self._queue = None
 
-    def generate(self, request: Request, cancel: CancelScope | None = None) -> Generation:
-        """One generation; one at a time per backend instance, as `imagen worker`
-        runs them by default (a plugin is not promised concurrent calls)."""
+    def turn(self, backend: str) -> anyio.CapacityLimiter:
+        """How many generations ``backend`` runs at once: one per backend instance,
+        as `imagen worker` runs them by default (a plugin is not promised
+        concurrent calls). Called in the event loop only."""
+        limiter = self._turns.get(backend)
+        if limiter is None:
+            limiter = self._turns[backend] = anyio.CapacityLimiter(1)
+        return limiter
+
+    async def generate(self, request: Request, cancel: CancelScope | None = None) -> Generation:
+        """One generation, in a thread started when the backend's turn comes.
+
+        Waiting for the turn holds no thread, and the threads come from the
+        backend's limiter, not from Starlette's pool: 45 generations queued on a
+        slow backend leave every thread of the pool to the reads."""
         assert request.backend is not None
-        with self._lock:
-            lock = self._backend_locks.setdefault(request.backend, threading.Lock())
-        with lock:
-            if cancel is not None and cancel.canceled:  # gave up while waiting its turn
-                raise Canceled
-            return self.session.generate(request, preview=False, cancel=cancel)
+        return await anyio.to_thread.run_sync(
+            self._generate_now, request, cancel, limiter=self.turn(request.backend)
+        )
+
+    def _generate_now(self, request: Request, cancel: CancelScope | None) -> Generation:
+        if cancel is not None and cancel.canceled:  # gave up while waiting its turn
+            raise Canceled
+        return self.session.generate(request, preview=False, cancel=cancel)
 
     def relative(self, path: str | Path | None) -> str | None:
         """``path`` relative to output.dir (POSIX), or None when it is outside."""
@@ -104,6 +129,8 @@ async def _json_body(request: HttpRequest) -> Any:
         return json.loads(raw)
     except ValueError as exc:
         raise ApiError(400, "invalid_json", f"body: not valid JSON: {exc}") from None
+    except RecursionError:  # [[[[… deeper than the parser's stack
+        raise ApiError(400, "invalid_json", "body: JSON nested too deeply") from None
 
 
 def _checked(state: WebState, body: GenerateBody) -> Request:
@@ -137,7 +164,7 @@ async def generate(request: HttpRequest) -> JSONResponse:
     scope = CancelScope()
     watch = asyncio.create_task(_cancel_when_gone(request, scope))
     try:
-        record = await run_in_threadpool(_generate, state, wanted, scope)
+        record = await _generate(state, wanted, scope)
     finally:
         watch.cancel()
     result = record.result
@@ -171,7 +198,7 @@ async def _cancel_when_gone(request: HttpRequest, scope: CancelScope) -> None:
     scope.cancel()
 
 
-def _generate(state: WebState, request: Request, scope: CancelScope) -> Generation:
+async def _generate(state: WebState, request: Request, scope: CancelScope) -> Generation:
     from imagen_core.errors import (
         ConfigError,
         ImagenError,
@@ -181,10 +208,10 @@ def _generate(state: WebState, request: Request, scope: CancelScope) -> Generati
     )
 
     try:
-        return state.generate(request, scope)
+        return await state.generate(request, scope)
     except Canceled:
-        # Raised in this worker thread, it must not reach the event loop as
-        # the KeyboardInterrupt it is; the client is gone and reads no answer.
+        # Raised in the generation's thread, it must not reach the event loop
+        # as the KeyboardInterrupt it is; the client is gone and reads no answer.
         raise ApiError(499, "client_closed", "the client closed the connection") from None
     except MissingEnvError as exc:
         # The variable's name is the server's business: say so in its log only.
@@ -240,8 +267,8 @@ def job_view(state: WebState, job: Job) -> dict[str, Any]:
         "image_url": image_url(relative) if relative else None,
         "seed": meta.get("seed"),
         "model": meta.get("model"),
-        "latency_s": meta.get("latency_s"),
-        "cost_usd": meta.get("cost_usd"),
+        "latency_s": finite_number(meta.get("latency_s")),
+        "cost_usd": finite_number(meta.get("cost_usd")),
     }
 
 

@@ -17,6 +17,7 @@ import attrs
 import pytest
 
 from imagen_core import Request, Result, Session, hookimpl
+from imagen_core.queue import FINAL
 from imagen_core.worker import Worker, WorkerOptions
 from tests.helpers import registered, write_config
 
@@ -261,9 +262,11 @@ def test_kill_9_fault_test_every_job_done_exactly_once(isolated_env, output_dir,
         workers[victim] = start()
     assert len(hit) >= 6, f"only {len(hit)} of {kills} kills hit a running job in time"
     deadline = time.monotonic() + 180
-    while not all(j.status == "done" for j in queue.list(limit=500)):
+    while any(j.status not in FINAL for j in queue.list(limit=500)):
         assert time.monotonic() < deadline, Counter(j.status for j in queue.list(limit=500))
         time.sleep(0.05)
+    failed = [(j.attempts, j.error) for j in queue.list(status="failed", limit=500)]
+    assert not failed
     for w in workers:
         w.send_signal(signal.SIGTERM)
     for w in workers:

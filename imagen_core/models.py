@@ -52,7 +52,7 @@ def _unicode(_instance: object, attribute: attrs.Attribute[str], value: object) 
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise InvalidRequest(
-            f"the {attribute.name} is not valid text at character {exc.start + 1} "
+            f"{attribute.name} is not valid text at character {exc.start + 1} "
             f"({value[exc.start]!r}, a lone surrogate or undecodable byte): "
             "send UTF-8 text"
         ) from None

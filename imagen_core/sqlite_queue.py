@@ -122,6 +122,11 @@ def _text(value: bytes) -> str:
     return value.decode("utf-8", "surrogateescape")
 
 
+def _shown(text: str | None) -> str | None:
+    """A text column as valid Unicode (undecodable bytes become '?')."""
+    return None if text is None else text.encode("utf-8", "replace").decode("utf-8")
+
+
 def _metadata(text: str) -> dict[str, Any]:
     try:
         data = json.loads(text)
@@ -226,8 +231,8 @@ class SQLiteQueue:
             updated_at=dt.datetime.fromisoformat(row["updated_at"]),
             worker=row["worker"],
             lease_until=dt.datetime.fromtimestamp(lease, dt.timezone.utc) if lease else None,
-            result_path=row["result_path"],
-            error=error,
+            result_path=_shown(row["result_path"]),
+            error=_shown(error),
             metadata=_metadata(row["metadata"]),
         )
 

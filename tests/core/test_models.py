@@ -175,5 +175,5 @@ def test_capabilities_name_what_a_backend_lacks() -> None:
 
 @pytest.mark.parametrize("field", ["prompt", "negative"])
 def test_text_utf8_cannot_hold_is_refused_naming_where(field):
-    with pytest.raises(InvalidRequest, match=rf"the {field} is not valid text at character 4 "):
+    with pytest.raises(InvalidRequest, match=rf"^{field} is not valid text at character 4 "):
         Request(**{"prompt": "ok", field: "caf\udce9 latte"})

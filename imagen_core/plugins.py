@@ -67,6 +67,18 @@ class ImagenPluginManager(pluggy.PluginManager):
         self.info: dict[str, PluginInfo] = {}
         self.failures: list[PluginFailure] = []
 
+    def skip(self, plugin: object, error: str) -> None:
+        """Unregister a plugin whose hook failed, reporting it once as a failed
+        plugin (``imagen plugins`` lists it with the error)."""
+        info = self.describe(plugin)
+        self.unregister(plugin)
+        self.info.pop(info.name, None)
+        self.failures.append(PluginFailure(info.name, info.distribution, info.version, error))
+        hint = (
+            f", or `pip uninstall {info.distribution}`" if info.version and not info.builtin else ""
+        )
+        _warn(f"plugin {info.label} failed: {error} (skipped; fix it{hint})")
+
     def describe(self, plugin: object) -> PluginInfo:
         name = self.get_name(plugin) or repr(plugin)
         if name in self.info:

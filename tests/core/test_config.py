@@ -299,3 +299,31 @@ def test_sample_writes_nested_settings_as_mappings(pm) -> None:
         assert (
             from_text(text, registry, strict=True).backends["nested"].settings.defaults.steps == 4
         )
+
+
+def test_a_list_default_is_given_with_a_factory(pm, isolated_env) -> None:
+    # What docs/plugins.md shows: a mutable default through attrs.Factory.
+    from imagen_core import hookimpl
+    from imagen_core.config import from_text
+    from tests.helpers import registered
+
+    @attrs.frozen
+    class Tagged:
+        tags: list[str] = setting(attrs.Factory(lambda: ["draft"]), help="labels")
+        loras: list[str] = setting(attrs.Factory(list), help="LoRA files")
+
+    class Plugin:
+        @hookimpl
+        def register_backends(self, register):
+            register("tagged", object, config=Tagged)
+
+    with registered(pm, Plugin(), "tagged"):
+        registry = collect(pm)
+        text = sample(registry)
+        assert '#   tags: ["draft"]' in text or '  tags: ["draft"]' in text, text
+        config = from_text(
+            "backends:\n  a: {type: tagged}\n  b: {type: tagged, tags: [x, y]}\n", registry
+        )
+    assert config.backends["a"].settings == Tagged(tags=["draft"], loras=[])
+    assert config.backends["b"].settings.tags == ["x", "y"]
+    assert config.backends["a"].settings.tags is not Tagged().tags  # never shared

@@ -230,6 +230,15 @@ class Located:
     def exists(self) -> bool:
         return self.path.exists()
 
+    def check(self) -> None:
+        """A file named by --config or $IMAGEN_CONFIG must exist (only the default
+        location may be absent, meaning the built-in defaults): ConfigError."""
+        if not self.exists and self.source in ("--config", "$IMAGEN_CONFIG"):
+            raise ConfigError(
+                f"config file {self.path} does not exist (named by {self.source}); "
+                "create one with `imagen config init > FILE`"
+            )
+
 
 def locate(explicit: str | os.PathLike[str] | None = None) -> Located:
     """``--config`` > ``$IMAGEN_CONFIG`` > ``$XDG_CONFIG_HOME/imagen.yaml`` > ``~/.config``."""
@@ -250,11 +259,7 @@ def load(
     With ``strict`` the deferred problems (uninstalled backend types) are errors too."""
     located = locate(explicit)
     if not located.exists:
-        if located.source in ("--config", "$IMAGEN_CONFIG"):
-            raise ConfigError(
-                f"config file {located.path} does not exist (named by {located.source}); "
-                "create one with `imagen config init > FILE`"
-            )
+        located.check()
         return from_mapping({}, registry)
     try:
         text = located.path.read_text(encoding="utf-8")

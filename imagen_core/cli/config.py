@@ -52,10 +52,14 @@ def config_validate(config_path: str | None) -> None:
 @config.command("path")
 @common
 def config_path_cmd(config_path: str | None) -> None:
-    """Print the config path in use and whether the file exists."""
+    """Print the config path in use and whether the file exists.
+
+    A file named by --config or $IMAGEN_CONFIG that does not exist is an error
+    (exit 2), as for every other command."""
     from imagen_core.config import locate
 
     located = locate(config_path)
+    located.check()
     click.echo(str(located.path))
     if located.exists:
         click.echo(f"exists (chosen by {located.source})")

@@ -69,6 +69,26 @@ def test_usage_errors_are_one_line_and_exit_2(capsys, args, message, output_dir)
     assert not output_dir.exists() or not any(output_dir.rglob("*.png"))
 
 
+def test_a_prompt_that_is_not_utf8_is_refused_before_anything_is_written(
+    capsys, monkeypatch, output_dir
+):
+    from imagen_core.ledger import default_path
+
+    stdin = io.TextIOWrapper(io.BytesIO(b"caf\xe9 latte"), encoding="latin-1")
+    monkeypatch.setattr("sys.stdin", stdin)
+    code, out, err = run(capsys, "generate", "-")
+    assert (code, out) == (2, "")
+    assert err == (
+        "imagen: the prompt on stdin is not UTF-8 text: byte 4 is b'\\xe9'; "
+        "convert it first (e.g. iconv -f latin1 -t utf-8)\n"
+    )
+    # The same bytes as an argument arrive as a surrogate (Python's argv decoding).
+    code, out, err = run(capsys, "generate", "caf\udce9 latte")
+    assert (code, out) == (2, "")
+    assert err.startswith("imagen: prompt is not valid text at character 4 ")
+    assert not output_dir.exists() and not default_path().exists()
+
+
 def test_missing_prompt_is_a_usage_error(capsys):
     code, _, err = run(capsys, "generate")
     assert code == 2 and "Missing argument 'PROMPT...'" in err and "imagen generate --help" in err
@@ -262,6 +282,26 @@ def test_config_path_without_file(capsys, isolated_env):
     assert code == 0
     assert out.splitlines()[0] == str(isolated_env / ".config" / "imagen.yaml")
     assert "does not exist" in out and "imagen config init >" in out
+
+
+@pytest.mark.parametrize("how", ["--config", "IMAGEN_CONFIG"])
+def test_config_path_refuses_a_named_file_that_is_missing(capsys, monkeypatch, tmp_path, how):
+    missing = tmp_path / "missing.yaml"
+    if how == "--config":
+        code, out, err = run(capsys, "config", "path", "--config", str(missing))
+    else:
+        monkeypatch.setenv("IMAGEN_CONFIG", str(missing))
+        code, out, err = run(capsys, "config", "path")
+    source = "--config" if how == "--config" else "$IMAGEN_CONFIG"
+    assert (code, out) == (2, "")
+    assert err == (
+        f"imagen: config file {missing} does not exist (named by {source}); "
+        "create one with `imagen config init > FILE`\n"
+    )
+    # as every other command says
+    assert run(capsys, "backends", *(["--config", str(missing)] if how == "--config" else []))[
+        ::2
+    ] == (2, err)
 
 
 def test_version(capsys):

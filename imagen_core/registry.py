@@ -156,29 +156,8 @@ def _call_per_plugin(
     impls = getattr(pm.hook, hook_name).get_hookimpls()
     for impl in impls:
         owner = pm.describe(impl.plugin).label
-        _call_one(pm, hook_name, impl.plugin, _collector(kind, owner, into), partial(purge, owner))
-
-
-def _call_one(
-    pm: ImagenPluginManager,
-    hook_name: str,
-    plugin: object,
-    register: Callable[..., None],
-    purge: Callable[[], None],
-) -> None:
-    """One plugin's implementation of a register hook, contained (see above)."""
-    from imagen_core.errors import describe
-
-    impls = getattr(pm.hook, hook_name).get_hookimpls()
-    others = [other.plugin for other in impls if other.plugin is not plugin]
-    caller = pm.subset_hook_caller(hook_name, remove_plugins=others)
-    try:
-        caller(register=register)
-    except PluginError:
-        raise
-    except Exception as exc:
-        purge()
-        pm.skip(plugin, f"{hook_name} raised {describe(exc)}")
+        register = _collector(kind, owner, into)
+        pm.call_contained(hook_name, impl.plugin, partial(purge, owner), register=register)
 
 
 KINDS = (("backend", "register_backends"), ("sink", "register_sinks"), ("queue", "register_queues"))
@@ -195,7 +174,8 @@ def registered_by_plugin(pm: ImagenPluginManager) -> dict[str, dict[str, list[st
             mine: dict[str, Registration] = {}
             owner = pm.describe(impl.plugin).label
             try:
-                _call_one(pm, hook_name, impl.plugin, _collector(kind, owner, mine), mine.clear)
+                register = _collector(kind, owner, mine)
+                pm.call_contained(hook_name, impl.plugin, mine.clear, register=register)
             except PluginError:
                 pass  # a bad name: the commands that need the types report it
             if pm.get_name(impl.plugin) is None:  # skipped: it failed

@@ -61,6 +61,19 @@ def register_sinks(register):
 """
 
 
+COMMANDS_RAISE = """
+from imagen_core import hookimpl
+
+@hookimpl
+def register_backends(register):
+    register("cmdlazy", object)
+
+@hookimpl
+def register_commands(cli):
+    import click_extras_that_are_not_installed
+"""
+
+
 @pytest.fixture
 def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     site = tmp_path / "site"
@@ -73,6 +86,7 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "misspelled_plugin",
         "duplicate_plugin",
         "lazy_plugin",
+        "cmd_plugin",
     ):
         sys.modules.pop(name, None)
 
@@ -125,6 +139,35 @@ def test_a_register_hook_that_raises_is_contained_like_a_failed_import(
     assert [(f["distribution"], f["version"]) for f in report["failed"]] == [("imagen-lazy", "0.3")]
     assert "register_sinks raised ModuleNotFoundError" in report["failed"][0]["error"]
     assert "lazy_plugin" not in [p["name"] for p in report["plugins"]]
+
+
+def test_a_raising_register_commands_leaves_every_command_working(site, monkeypatch, capsys):
+    from imagen_core.cli import main
+
+    make_dist(site, "imagen-good", "good_plugin", GOOD)
+    make_dist(site, "imagen-cmd", "cmd_plugin", COMMANDS_RAISE, version="0.5")
+    load_only(monkeypatch, "imagen-good", "imagen-cmd")
+
+    def run(*args: str) -> tuple[int, str, str]:
+        with pytest.raises(SystemExit) as info:
+            main(list(args))
+        out, err = capsys.readouterr()
+        return info.value.code, out, err
+
+    code, out, err = run("plugins")
+    assert code == 0
+    assert err == (
+        "imagen: plugin imagen-cmd 0.5 failed: register_commands raised ModuleNotFoundError: "
+        "No module named 'click_extras_that_are_not_installed' (skipped; fix it, or "
+        "`pip uninstall imagen-cmd`)\n"
+    )
+    assert "imagen-cmd 0.5 (FAILED)\n    register_commands raised ModuleNotFoundError" in out
+    assert "imagen-good 1.2.3\n    name: good_plugin  hooks: register_backends\n" in out
+    assert "    registers: backend solid\n" in out
+    code, out, err = run("nosuchcommand")
+    assert code == 2 and "No such command" in err and "internal error" not in err
+    code, out, err = run("backends")
+    assert code == 0 and "solid" in out and "cmdlazy" not in out and err == ""
 
 
 def test_the_plugins_report_shows_what_each_plugin_registered(site, monkeypatch):

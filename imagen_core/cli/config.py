@@ -36,13 +36,25 @@ def config_validate(config_path: str | None) -> None:
     from imagen_core.registry import collect
 
     located = locate(config_path)
+    pm = get_plugin_manager()
     try:
-        load(collect(get_plugin_manager()), config_path, strict=True)
+        loaded = load(collect(pm), config_path, strict=True)
     except ConfigError as exc:
         for line in exc.problems:
             click.echo(f"imagen: {line}", err=True)
         click.echo(f"{located.path}: {len(exc.problems)} problem(s)", err=True)
         raise SystemExit(1) from None
+    from imagen_core.config import did_you_mean
+    from imagen_core.naming import known_placeholders, unknown_placeholders
+
+    known = known_placeholders(pm)
+    for name in unknown_placeholders(loaded.output.naming, known):
+        hint = did_you_mean(name, known)
+        click.echo(
+            f"imagen: warning: output.naming: unknown placeholder {{{name}}}{hint} stays as it "
+            f"is in file names; known: {', '.join(known)}",
+            err=True,
+        )
     if located.exists:
         click.echo(f"{located.path}: ok")
     else:

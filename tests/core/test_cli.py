@@ -350,3 +350,32 @@ def test_a_first_party_plugin_command_says_which_package_to_install(capsys, args
 def test_other_unknown_commands_keep_clicks_message(capsys):
     code, _, err = run(capsys, "serv")
     assert code == 2 and "No such command 'serv'" in err and "pip install" not in err
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "default_backend: !!int comfyui\n",
+        'output:\n  naming: "{slug}\\0.{ext}"\n',
+        "backends:\n  mock: {type: mock, latency_s: .nan}\n",
+    ],
+)
+def test_a_hostile_config_is_exit_2_from_every_command(capsys, isolated_env, text, output_dir):
+    path = write_config(isolated_env, text)
+    for args in (["generate", "x", "--size", "8x8"], ["backends"], ["submit", "x"], ["usage"]):
+        code, out, err = run(capsys, *args)
+        assert (code, out) == (2, ""), (args, err)
+        assert f"{path}:" in err and "internal error" not in err
+    code, _, err = run(capsys, "config", "validate")
+    assert code == 1 and f"{path}:" in err
+    assert not output_dir.exists()
+
+
+def test_validate_warns_of_an_unknown_naming_placeholder(capsys, isolated_env):
+    path = write_config(isolated_env, 'output:\n  naming: "{date}/{sleg}-{seed}.{ext}"\n')
+    code, out, err = run(capsys, "config", "validate")
+    assert (code, out) == (0, f"{path}: ok\n")
+    assert err == (
+        "imagen: warning: output.naming: unknown placeholder {sleg} (did you mean 'slug'?) "
+        "stays as it is in file names; known: date, time, slug, seed, backend, ext\n"
+    )

@@ -388,3 +388,42 @@ def test_a_job_canceled_mid_run_stops_its_backend_call(isolated_env, output_dir)
     assert queue.get(job.id).status == "canceled"
     assert len(lines) == 1 and lines[0].startswith(f"job {job.id[:8]} slow canceled ")
     assert not list((output_dir / "jobs").glob("*"))
+
+
+def test_a_poison_job_fails_alone_and_the_worker_goes_on(session, capsys):
+    import sqlite3
+
+    from imagen_core.cli import main
+
+    queue = session.queue()
+    queue.init()
+    db = sqlite3.connect(queue.path)
+    for job_id, body in (
+        ("p-width", '{"prompt": "x", "width": 0}'),
+        ("p-key", '{"prompt": "x", "widht": 5}'),
+    ):
+        db.execute(
+            "INSERT INTO jobs (id, request, backend, status, created_at, updated_at)"
+            " VALUES (?, ?, 'mock', 'queued', '2000-01-01T00:00:00+00:00',"
+            " '2000-01-01T00:00:00+00:00')",
+            (job_id, body),
+        )
+    db.commit()
+    db.close()
+    good = queue.submit(Request("x", width=8, height=8), backend="mock")
+    lines = run_worker(session, queue)
+    assert [line for line in lines if "cannot claim" in line] == []
+    assert queue.get(good.id).status == "done"
+    assert queue.get("p-width").status == "failed"
+    assert queue.get("p-width").error == "invalid request: width must be between 1 and 8192, got 0"
+    assert "unknown field(s) widht" in queue.get("p-key").error
+    for args in (
+        ["jobs"],
+        ["jobs", "--json"],
+        ["jobs", "show", "p-key"],
+        ["jobs", "cancel", "p-key"],
+    ):
+        with pytest.raises(SystemExit) as info:
+            main(args)
+        err = capsys.readouterr().err
+        assert "internal error" not in err and info.value.code in (0, 1), (args, err)

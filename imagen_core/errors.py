@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import re
 
-#: userinfo of a URL: ``scheme://user:password@host`` -> ``scheme://***@host``
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]+@")
+#: userinfo of a URL: ``scheme://alice:s3cret@host`` -> ``scheme://***@host``; the
+#: placeholder of examples and hints (``user:password``) is left as it is.
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)(?!user:password@)[^/\s@]+@")
 
 
 def redact(text: str) -> str:

@@ -237,14 +237,14 @@ def test_kill_9_fault_test_every_job_done_exactly_once(isolated_env, output_dir,
     # pid), and counts as a hit when, once the worker is dead, the job is still
     # running under its name: then the kill certainly interrupted it. Kill until
     # enough kills hit, however the machine's load shifts the timing.
-    kills, hit = 0, set()
+    kills, hit, targeted = 0, set(), set()
     deadline = time.monotonic() + 180
     while len(hit) < 6 and time.monotonic() < deadline:
         by_pid = {w.pid: i for i, w in enumerate(workers)}
         running = [
             (j, int(j.worker.split(":")[1]))
             for j in queue.list(status="running", limit=500)
-            if j.worker and int(j.worker.split(":")[1]) in by_pid
+            if j.worker and int(j.worker.split(":")[1]) in by_pid and j.id not in targeted
         ]
         if not running:
             if all(j.status == "done" for j in queue.list(limit=500)):
@@ -252,6 +252,7 @@ def test_kill_9_fault_test_every_job_done_exactly_once(isolated_env, output_dir,
             time.sleep(0.01)
             continue
         job, pid = running[0]
+        targeted.add(job.id)  # each job is killed under at most once: none runs out of tries
         victim = by_pid[pid]
         workers[victim].send_signal(signal.SIGKILL)
         workers[victim].wait()

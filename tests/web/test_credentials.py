@@ -100,3 +100,9 @@ def test_no_output_and_no_file_holds_a_planted_credential(isolated_env, output_d
     assert {"jobs.db", "usage.db", "compare.json"} <= names, names
     leaking = [str(path) for path in files if SECRET.encode() in path.read_bytes()]
     assert leaking == []
+
+
+def test_the_placeholder_of_a_hint_is_not_a_credential():
+    hint = "set it to postgresql://user:password@host:5432/dbname"
+    assert redact(hint) == hint
+    assert redact("postgresql://user:passwordX@h/") == "postgresql://***@h/"

@@ -13,6 +13,7 @@ import asyncio
 import datetime as dt
 import json
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,10 +44,11 @@ class WebState:
     def __init__(self, session: Session, *, usage_source: str = "ledger") -> None:
         self.session = session
         self.usage_source = usage_source
+        self.started = int(time.time())  # the `created` of GET /v1/models
         self.index = ImagesIndex(session.config.output.dir)
         self._queue: Queue | None = None
         self._lock = threading.Lock()
-        self._backend_locks: dict[str, threading.Lock] = {}
+        self._backend_slots: dict[str, threading.BoundedSemaphore] = {}
 
     @property
     def output_dir(self) -> Path:
@@ -64,13 +66,25 @@ class WebState:
                 self._queue.close()
                 self._queue = None
 
-    def generate(self, request: Request, cancel: CancelScope | None = None) -> Generation:
-        """One generation; one at a time per backend instance, as `imagen worker`
-        runs them by default (a plugin is not promised concurrent calls)."""
-        assert request.backend is not None
+    def slots(self, backend: str) -> threading.BoundedSemaphore:
+        """How many generations ``backend`` runs at once: its ``max_in_flight``
+        (the block's, else the backend's own, else 1), as `imagen worker` does;
+        a plugin is not promised concurrent calls unless it says so."""
         with self._lock:
-            lock = self._backend_locks.setdefault(request.backend, threading.Lock())
-        with lock:
+            slots = self._backend_slots.get(backend)
+        if slots is None:
+            instance, built = self.session.backend(backend)  # may raise: not set up
+            wanted = instance.max_in_flight or getattr(built, "max_in_flight", None) or 1
+            with self._lock:
+                slots = self._backend_slots.setdefault(
+                    backend, threading.BoundedSemaphore(max(1, int(wanted)))
+                )
+        return slots
+
+    def generate(self, request: Request, cancel: CancelScope | None = None) -> Generation:
+        """One generation, waiting for one of the backend's ``slots``."""
+        assert request.backend is not None
+        with self.slots(request.backend):
             if cancel is not None and cancel.canceled:  # gave up while waiting its turn
                 raise Canceled
             return self.session.generate(request, preview=False, cancel=cancel)

@@ -415,6 +415,8 @@ PATHS: dict[str, Any] = {
 
 def document() -> dict[str, Any]:
     """The OpenAPI document (a fresh copy: callers may change it)."""
+    from imagen_web import openapi_openai
+
     return copy.deepcopy(
         {
             "openapi": "3.1.0",
@@ -424,12 +426,14 @@ def document() -> dict[str, Any]:
                 "description": (
                     "Generate images through imagen's backends, queue jobs for its workers, "
                     'browse output.dir. Errors are {"error": {"code", "message"}}. With a '
-                    "token, send `Authorization: Bearer <token>` on every call."
+                    "token, send `Authorization: Bearer <token>` on every call. "
+                    "/v1/images/* and /v1/models speak OpenAI's Images API (base_url "
+                    "http://HOST:PORT/v1), with its error shape."
                 ),
             },
-            "paths": PATHS,
+            "paths": {**PATHS, **openapi_openai.PATHS},
             "components": {
-                "schemas": SCHEMAS,
+                "schemas": {**SCHEMAS, **openapi_openai.SCHEMAS},
                 "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             },
             "security": [{}, {"bearer": []}],

@@ -48,6 +48,7 @@ def run(
     token: str | None,
     usage_source: str,
     loopback: bool,
+    max_upload: int,
 ) -> None:
     from imagen_core.pipeline import Session
     from imagen_web.app import create_app
@@ -73,6 +74,7 @@ def run(
         # site cannot rebind its own name to 127.0.0.1 and read the API.
         allowed_hosts=(*LOOPBACK_NAMES, host) if loopback else None,
         ready=ready,
+        max_upload=max_upload,
     )
     import uvicorn
 

@@ -22,14 +22,14 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from imagen_core.cancel import Canceled, CancelScope
-from imagen_web.bodies import GenerateBody, JobBody, structure
+from imagen_web.bodies import GenerateBody, JobBody
 from imagen_web.errors import ApiError, invalid
 from imagen_web.images_index import CursorError, ImagesIndex, decode_cursor, encode_cursor
 
 if TYPE_CHECKING:
     from starlette.requests import Request as HttpRequest
 
-    from imagen_core.models import Generation, Request
+    from imagen_core.models import Generation, ImageInput, Request
     from imagen_core.pipeline import Session
     from imagen_core.queue import Job, Queue
 
@@ -120,12 +120,13 @@ async def _json_body(request: HttpRequest) -> Any:
         raise ApiError(400, "invalid_json", f"body: not valid JSON: {exc}") from None
 
 
-def _checked(state: WebState, body: GenerateBody) -> Request:
-    """The Request, with its backend named and its style known: the errors
-    `imagen submit` gives before anything is queued, as 422s."""
+def _checked(state: WebState, body: GenerateBody, inputs: tuple[ImageInput, ...] = ()) -> Request:
+    """The Request, with its backend named, its style known and its inputs
+    taken by the backend: the errors `imagen submit` gives before anything is
+    queued, as 422s."""
     import attrs
 
-    from imagen_core.errors import UsageError
+    from imagen_core.errors import ImagenError, InvalidRequest, UsageError
     from imagen_core.pipeline import apply_style
 
     request = body.request()
@@ -138,16 +139,31 @@ def _checked(state: WebState, body: GenerateBody) -> Request:
         apply_style(request, session.config.styles)
     except UsageError as exc:
         raise invalid("style", str(exc), code="unknown_style") from None
-    return attrs.evolve(request, backend=name)
+    try:
+        request = attrs.evolve(request, backend=name, inputs=inputs)
+    except InvalidRequest as exc:
+        raise invalid("images", str(exc), code="invalid_input") from None
+    if inputs or request.strength is not None:
+        try:
+            _, backend = session.backend(name)
+        except ImagenError:
+            return request  # not set up here: the worker that runs it may be
+        try:
+            session.check_capabilities(request, name, backend)
+        except UsageError as exc:
+            raise invalid("images", str(exc), code="unsupported") from None
+    return request
 
 
 # ----------------------------------------------------------------- generate
 
 
 async def generate(request: HttpRequest) -> JSONResponse:
+    from imagen_web.uploads import body_and_inputs
+
     state = _state(request)
-    body = structure(await _json_body(request), GenerateBody)
-    wanted = _checked(state, body)
+    body, inputs = await body_and_inputs(request, state, GenerateBody)
+    wanted = _checked(state, body, inputs)
     scope = CancelScope()
     watch = asyncio.create_task(_cancel_when_gone(request, scope))
     try:
@@ -226,7 +242,7 @@ def _generate(state: WebState, request: Request, scope: CancelScope) -> Generati
 
 def job_view(state: WebState, job: Job) -> dict[str, Any]:
     """A job as the API shows it: no absolute paths, the image as a URL."""
-    from imagen_web.images_index import image_url
+    from imagen_web.images_index import image_url, inputs_view
 
     relative = state.relative(job.result_path)
     request = job.request
@@ -244,6 +260,8 @@ def job_view(state: WebState, job: Job) -> dict[str, Any]:
             "seed": request.seed,
             "steps": request.steps,
             "style": request.style,
+            "strength": request.strength,
+            "inputs": inputs_view(state.output_dir, [i.describe() for i in request.inputs]),
         },
         "attempts": job.attempts,
         "max_attempts": job.max_attempts,
@@ -272,9 +290,11 @@ async def _queue_call(state: WebState, method: str, *args: Any, **kwargs: Any) -
 
 
 async def submit_job(request: HttpRequest) -> JSONResponse:
+    from imagen_web.uploads import body_and_inputs
+
     state = _state(request)
-    body = structure(await _json_body(request), JobBody)
-    wanted = _checked(state, body)
+    body, inputs = await body_and_inputs(request, state, JobBody)
+    wanted = _checked(state, body, inputs)
     job = await _queue_call(
         state, "submit", wanted, backend=wanted.backend, max_attempts=body.max_attempts
     )

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import attrs
 
@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
     from imagen_core.models import ImageInput
     from imagen_web.api import WebState
+    from imagen_web.bodies import InputBody
+
+T = TypeVar("T")
 
 INPUTS_FOLDER = "inputs"
 MAX_IMAGES = 16  # OpenAI's limit for an edit; more than any backend takes
@@ -207,3 +210,70 @@ def store(root: Path, made: ImageInput) -> Path:
     if written != target:  # another request stored the same bytes meanwhile
         written.unlink(missing_ok=True)
     return target.resolve()
+
+
+# ----------------------------------------------------------------- /v1/generate, /v1/jobs
+
+#: Form fields that are numbers in the JSON body (a form sends text).
+_NUMBERS: dict[str, type] = {
+    "width": int,
+    "height": int,
+    "seed": int,
+    "steps": int,
+    "max_attempts": int,
+    "strength": float,
+}
+
+
+def _typed(name: str, text: str) -> object:
+    kind = _NUMBERS.get(name)
+    if kind is None:
+        return text
+    try:
+        return kind(text)
+    except ValueError:
+        raise UploadProblem(name, f"expected a number, got {text!r}") from None
+
+
+async def body_and_inputs(
+    request: HttpRequest, state: WebState, cls: type[T]
+) -> tuple[T, tuple[ImageInput, ...]]:
+    """The body of ``POST /v1/generate`` or ``/v1/jobs`` (JSON, or a multipart
+    form with files ``image`` and ``mask`` and gallery ids ``image_id`` and
+    ``mask_id``) and its input images, checked; every problem a 4xx naming the
+    field."""
+    from starlette.concurrency import run_in_threadpool
+
+    from imagen_web.api import _json_body
+    from imagen_web.bodies import structure
+    from imagen_web.errors import ApiError
+
+    try:
+        kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+        if kind == "multipart/form-data":
+            form = await read_form(request, files=("image", "mask"), refs=("image_id", "mask_id"))
+            if form.repeated:
+                raise UploadProblem(form.repeated[0], "is given more than once")
+            body = structure({k: _typed(k, v) for k, v in form.texts.items()}, cls)
+            images = form.files("image", "image_id")
+            masks = form.files("mask", "mask_id")
+        else:
+            body = structure(await _json_body(request), cls)
+            images = [_part("images", item) for item in getattr(body, "images", ())]
+            mask = getattr(body, "mask", None)
+            masks = [_part("mask", mask)] if mask is not None else []
+        if len(masks) > 1:
+            raise UploadProblem("mask", "give at most one mask")
+        inputs = await run_in_threadpool(image_inputs, state, images, masks[0] if masks else None)
+    except UploadProblem as exc:
+        code = {403: "cross_site", 415: "unsupported_media_type", 400: "bad_form"}
+        raise ApiError(
+            exc.status, code.get(exc.status, "invalid_input"), f"{exc.field}: {exc.message}"
+        ) from None
+    return body, inputs
+
+
+def _part(field: str, item: InputBody) -> Upload | Ref:
+    if item.id is not None:
+        return Ref(field, item.id)
+    return decode(field, item.data)

@@ -492,7 +492,8 @@ async def edits(request: HttpRequest) -> JSONResponse:
         )
     except uploads.UploadProblem as exc:
         status = 400 if exc.status == 422 else exc.status
-        code = {403: "cross_site", 415: "unsupported_media_type"}.get(status, "invalid_image")
+        codes = {403: "cross_site", 415: "unsupported_media_type", 500: "output_failed"}
+        code = codes.get(status, "invalid_image")
         raise OpenAIError(status, code, f"{exc.field}: {exc.message}", exc.field) from None
     wanted = requests_for(params, backend, style, inputs)
     return await answer(request, state, params, await run(request, state, params, wanted))

@@ -8,10 +8,13 @@
   ``imagen_token`` cookie, which the gallery sets ``SameSite=Strict`` (no other
   site's page can make the browser send it).
 - Request bodies are capped (413) before they are read whole, whatever
-  ``Content-Length`` claims.
+  ``Content-Length`` claims: 64 KiB, or ``max_upload`` on the routes that
+  take images.
 - ``POST`` bodies must be ``application/json``: a cross-site form can only send
   "simple" content types, so another site's page cannot make a browser on this
   machine submit jobs (which may cost money) through a token-less loopback server.
+  The routes that take images also take ``multipart/form-data``, a simple type:
+  those refuse a form whose ``Origin`` is another site (``uploads.check_origin``).
 - ``/images/<path>`` resolves the path and serves it only when its real path is
   inside ``output.dir``'s real path (``resolve_inside``).
 - On loopback, only loopback ``Host`` headers are served (DNS rebinding).

@@ -266,7 +266,12 @@ async def body_and_inputs(
             raise UploadProblem("mask", "give at most one mask")
         inputs = await run_in_threadpool(image_inputs, state, images, masks[0] if masks else None)
     except UploadProblem as exc:
-        code = {403: "cross_site", 415: "unsupported_media_type", 400: "bad_form"}
+        code = {
+            403: "cross_site",
+            415: "unsupported_media_type",
+            400: "bad_form",
+            500: "output_failed",
+        }
         raise ApiError(
             exc.status, code.get(exc.status, "invalid_input"), f"{exc.field}: {exc.message}"
         ) from None

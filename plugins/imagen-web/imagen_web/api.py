@@ -261,7 +261,7 @@ def job_view(state: WebState, job: Job) -> dict[str, Any]:
             "steps": request.steps,
             "style": request.style,
             "strength": request.strength,
-            "inputs": inputs_view(state.output_dir, [i.describe() for i in request.inputs]),
+            "inputs": inputs_view(state.output_dir, _recorded_inputs(job)),
         },
         "attempts": job.attempts,
         "max_attempts": job.max_attempts,
@@ -275,6 +275,14 @@ def job_view(state: WebState, job: Job) -> dict[str, Any]:
         "latency_s": meta.get("latency_s"),
         "cost_usd": meta.get("cost_usd"),
     }
+
+
+def _recorded_inputs(job: Job) -> list[dict[str, Any]]:
+    """The job's inputs as dicts: from its request, or, as a queue keeps them
+    (the bytes stored beside the jobs), from its ``inputs`` references."""
+    if job.request.inputs:
+        return [item.describe() for item in job.request.inputs]
+    return [ref.as_dict() for ref in getattr(job, "inputs", ())]
 
 
 async def _queue_call(state: WebState, method: str, *args: Any, **kwargs: Any) -> Any:

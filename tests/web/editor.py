@@ -6,6 +6,7 @@ role and sha256, the strength), so tests can check what reached the backend.
 from __future__ import annotations
 
 import io
+import random
 
 from PIL import Image
 
@@ -27,12 +28,13 @@ class Editor:
         return Capabilities(images=16, strength=True, mask=True)
 
     def generate(self, request: Request, progress: object) -> Result:
+        seed = request.seed or random.randrange(1, 2**31)  # 0: pick one, as backends do
         buffer = io.BytesIO()
-        shade = (request.seed or 1) % 256
+        shade = seed % 256
         Image.new("RGB", (request.width, request.height), (shade, 40, 90)).save(buffer, "PNG")
         return Result(
             image=buffer.getvalue(),
-            seed=request.seed or 7,
+            seed=seed,
             model="editor-1",
             cost_usd=0.002,
             metadata={

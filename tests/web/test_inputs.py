@@ -268,3 +268,29 @@ def test_n_images_run_as_many_at_once_as_max_in_flight(isolated_env, output_dir,
 
 def test_capabilities_declared_by_the_editor():
     assert editor.Editor(None).capabilities() == Capabilities(images=16, strength=True, mask=True)
+
+
+def test_a_job_carries_its_inputs_to_the_worker(client, session, output_dir):
+    from imagen_core.worker import Worker, WorkerOptions
+
+    first, mask = png(), png((255, 255, 255))
+    response = client.post(
+        "/v1/jobs",
+        data={"prompt": "a queued edit", "width": "32", "height": "32", "max_attempts": "2"},
+        files=[("image", ("a.png", first, "image/png")), ("mask", ("m.png", mask, "image/png"))],
+    )
+    assert response.status_code == 202, response.text
+    job = response.json()
+    assert job["max_attempts"] == 2
+    assert [(i["role"], i["sha256"], i["id"]) for i in job["request"]["inputs"]] == [
+        ("image", sha(first), f"inputs/{sha(first)}.png"),
+        ("mask", sha(mask), f"inputs/{sha(mask)}.png"),
+    ]
+    assert str(output_dir) not in json.dumps(job)  # never a path of the server's disk
+
+    Worker(session, session.queue(), WorkerOptions(once=True, idle_wait_s=0.01), log=print).run()
+
+    done = client.get(f"/v1/jobs/{job['id']}").json()
+    assert done["status"] == "done", done
+    written = sidecar(output_dir, done["image_id"])
+    assert written["metadata"]["inputs"] == [["image", sha(first)], ["mask", sha(mask)]]

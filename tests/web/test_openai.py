@@ -155,7 +155,12 @@ def test_user_is_the_caller_in_the_ledger(client, server):
 def test_edit_with_two_images_and_a_mask(client, server):
     _url, out, _home = server
     first, second = png((200, 0, 0)), png((0, 200, 0), (20, 10))
-    mask = png((0, 0, 0, 0), mode="RGBA")
+    # OpenAI's mask: transparent = edit. The left half is to be edited.
+    openai_mask = Image.new("RGBA", (32, 32), (0, 0, 0, 255))
+    openai_mask.paste((0, 0, 0, 0), (0, 0, 16, 32))
+    buffer = io.BytesIO()
+    openai_mask.save(buffer, "PNG")
+    mask = buffer.getvalue()
     answer = client.images.edit(
         model="editor",
         image=[("a.png", first, "image/png"), ("b.png", second, "image/png")],
@@ -167,14 +172,19 @@ def test_edit_with_two_images_and_a_mask(client, server):
     written = sidecar(out, answer.data[0])
     import hashlib
 
-    digest = [hashlib.sha256(data).hexdigest() for data in (first, second, mask)]
+    recorded = written["request"]["inputs"]
+    # ... reaches the backend as imagen's mask: white = repaint, black = keep.
+    with Image.open(recorded[2]["source"]) as converted:
+        assert converted.mode == "L"
+        assert converted.getpixel((3, 5)) == 255 and converted.getpixel((28, 5)) == 0
+        converted_bytes = Path(recorded[2]["source"]).read_bytes()
+    digest = [hashlib.sha256(data).hexdigest() for data in (first, second, converted_bytes)]
     assert written["metadata"]["inputs"] == [
         ["image", digest[0]],
         ["reference", digest[1]],
         ["mask", digest[2]],
     ]
     assert written["metadata"]["strength"] == 0.4
-    recorded = written["request"]["inputs"]
     assert [(i["role"], i["sha256"], i["width"]) for i in recorded] == [
         ("image", digest[0], 32),
         ("reference", digest[1], 20),

@@ -487,9 +487,10 @@ async def edits(request: HttpRequest) -> JSONResponse:
             raise _bad("mask", "give at most one mask")
         backend = _backend(state, params.model)
         style = _style(state, params.style)
-        inputs = await run_in_threadpool(
-            uploads.image_inputs, state, images, masks[0] if masks else None
-        )
+        mask = masks[0] if masks else None
+        if isinstance(mask, uploads.Upload):
+            mask = attrs.evolve(mask, data=await run_in_threadpool(imagen_mask, mask.data))
+        inputs = await run_in_threadpool(uploads.image_inputs, state, images, mask)
     except uploads.UploadProblem as exc:
         status = 400 if exc.status == 422 else exc.status
         codes = {403: "cross_site", 415: "unsupported_media_type", 500: "output_failed"}
@@ -497,6 +498,27 @@ async def edits(request: HttpRequest) -> JSONResponse:
         raise OpenAIError(status, code, f"{exc.field}: {exc.message}", exc.field) from None
     wanted = requests_for(params, backend, style, inputs)
     return await answer(request, state, params, await run(request, state, params, wanted))
+
+
+def imagen_mask(data: bytes) -> bytes:
+    """OpenAI's mask (fully transparent pixels = the area to edit) as imagen's
+    (white = repaint, black = keep), a greyscale PNG. A mask without
+    transparency is taken as imagen's already; one that does not decode is
+    left for ImageInput to refuse with its own message."""
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            if image.mode not in ("RGBA", "LA", "PA") and "transparency" not in image.info:
+                return data
+            alpha = image.convert("RGBA").getchannel("A")
+    except Exception:  # Pillow raises many types for a broken file
+        return data
+    buffer = io.BytesIO()
+    alpha.point(lambda a: 255 if a == 0 else 0).save(buffer, "PNG")
+    return buffer.getvalue()
 
 
 def _models(state: WebState) -> list[tuple[str, str]]:

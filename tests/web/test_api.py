@@ -296,6 +296,12 @@ def test_unknown_paths_and_methods_are_json_errors(client):
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
     wrong = client.put("/v1/jobs")
     assert wrong.status_code == 405 and wrong.json()["error"]["code"] == "method_not_allowed"
+    # Under OpenAI's routes, in OpenAI's envelope (its SDK reads type, param and code).
+    for response in (client.get("/v1/images/generations"), client.get("/v1/images/nothing")):
+        error = response.json()["error"]
+        assert set(error) == {"message", "type", "param", "code"}
+        assert error["type"] == "invalid_request_error" and error["param"] is None
+    assert client.get("/v1/images/generations").status_code == 405
 
 
 def test_every_route_is_in_the_openapi_document_and_back():

@@ -163,7 +163,7 @@ async def generate(request: HttpRequest) -> JSONResponse:
 
     state = _state(request)
     body, inputs = await body_and_inputs(request, state, GenerateBody)
-    wanted = _checked(state, body, inputs)
+    wanted = await run_in_threadpool(_checked, state, body, inputs)  # may build backends
     scope = CancelScope()
     watch = asyncio.create_task(_cancel_when_gone(request, scope))
     try:
@@ -302,7 +302,7 @@ async def submit_job(request: HttpRequest) -> JSONResponse:
 
     state = _state(request)
     body, inputs = await body_and_inputs(request, state, JobBody)
-    wanted = _checked(state, body, inputs)
+    wanted = await run_in_threadpool(_checked, state, body, inputs)  # may build backends
     job = await _queue_call(
         state, "submit", wanted, backend=wanted.backend, max_attempts=body.max_attempts
     )

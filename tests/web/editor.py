@@ -1,7 +1,8 @@
 """A test backend that takes input images: ``editor`` paints the request's size
 in one colour and records in its metadata what it was given (each input's
-role and sha256, the strength), so tests can check what reached the backend.
-``python -c RUN_CLI serve ...`` runs the real CLI with it registered."""
+role and sha256, the strength), so tests can check what reached the backend;
+``texter`` takes text only. ``python -c RUN_CLI serve ...`` runs the real CLI
+with them registered."""
 
 from __future__ import annotations
 
@@ -44,6 +45,12 @@ class Editor:
         )
 
 
+class Texter(Editor):
+    def capabilities(self) -> Capabilities:
+        return Capabilities()
+
+
 @hookimpl
 def register_backends(register):
     register("editor", Editor)
+    register("texter", Texter)

@@ -28,7 +28,7 @@ output: {{dir: '{out}', preview: off}}
 queue: {{type: sqlite, poll_s: 0.02}}
 backends:
   editor: {{type: editor}}
-  mock: {{type: mock}}
+  texter: {{type: texter}}
 """
 
 
@@ -144,9 +144,9 @@ def test_generate_takes_base64_and_gallery_ids_in_json(client, output_dir):
         ),
         ({"strength": 2}, "invalid_body", "strength: must be from 0 to 1"),
         (
-            {"backend": "mock", "images": [{"data": base64.b64encode(png()).decode()}]},
+            {"backend": "texter", "images": [{"data": base64.b64encode(png()).decode()}]},
             "unsupported",
-            "images: backend 'mock' cannot take input images (it makes images from text only); "
+            "images: backend 'texter' cannot take input images (it makes images from text only); "
             "backends that can: editor",
         ),
     ],

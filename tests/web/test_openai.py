@@ -29,6 +29,7 @@ output: {{dir: '{out}', preview: off}}
 styles: {{poster: "a poster of {{prompt}}"}}
 backends:
   editor: {{type: editor, max_in_flight: 3}}
+  texter: {{type: texter}}
   mock: {{type: mock}}
   broken: {{type: mock, fail: out of paint}}
   paid: {{type: replicate, model: black-forest-labs/flux-dev, api_token_env: IMAGEN_TEST_NO_TOKEN}}
@@ -203,7 +204,7 @@ def test_edit_with_two_images_and_a_mask(client, server):
 def test_models_lists_the_backends(client):
     models = client.models.list()
     ids = [model.id for model in models.data]
-    assert {"editor", "mock", "broken", "paid"} <= set(ids)
+    assert {"editor", "texter", "mock", "broken", "paid"} <= set(ids)
     assert all(model.object == "model" and model.created > 0 for model in models.data)
     assert client.models.retrieve("editor").owned_by == "imagen:editor"
     with pytest.raises(openai.NotFoundError):
@@ -237,7 +238,7 @@ def test_errors_are_the_sdk_exception_classes(client, call, error, status, code,
 def test_an_image_the_backend_cannot_take_is_a_bad_request(client):
     with pytest.raises(openai.BadRequestError) as raised:
         client.images.edit(
-            model="mock", image=("a.png", png((1, 2, 3)), "image/png"), prompt="x", size="16x16"
+            model="texter", image=("a.png", png((1, 2, 3)), "image/png"), prompt="x", size="16x16"
         )
     assert "cannot take input images" in raised.value.body["message"]
     with pytest.raises(openai.BadRequestError) as raised:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import attrs
 
-from imagen_web.security import host_name, resolve_inside
+from imagen_web.security import BodyTooLarge, host_name, resolve_inside
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -108,9 +108,9 @@ async def read_form(
 
     try:
         form = await request.form(max_files=MAX_IMAGES + 1, max_fields=MAX_FORM_FIELDS)
+    except BodyTooLarge:
+        raise
     except Exception as exc:  # starlette: MultiPartException, a malformed body
-        if type(exc).__name__ == "BodyTooLarge":
-            raise
         raise UploadProblem("body", f"not a readable multipart form: {exc}", 400) from None
     texts: dict[str, str] = {}
     parts: list[Upload | Ref] = []

@@ -7,13 +7,8 @@ from typing import Any
 
 from imagen_web.bodies import MAX_PROMPT_CHARS
 from imagen_web.openai_api import IGNORED, MAX_N, MAX_USER_CHARS
+from imagen_web.openapi import MAX_SEED, _ref
 from imagen_web.uploads import MAX_IMAGES
-
-MAX_SEED = 2**64 - 1
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
 
 
 def _error(description: str) -> dict[str, Any]:

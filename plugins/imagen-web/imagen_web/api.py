@@ -230,11 +230,29 @@ def _generate(state: WebState, request: Request, scope: CancelScope) -> Generati
             503, "backend_unavailable", f"backend {request.backend!r} is misconfigured: {exc}"
         ) from None
     except UsageError as exc:
+        if isinstance(exc, refusals()):
+            # Asking again will not help (the SDKs retry a 429 unless told).
+            headers = {"x-should-retry": "false"}
+            raise ApiError(429, "budget_exceeded", str(exc), headers=headers) from None
         raise ApiError(422, "invalid_request", str(exc)) from None
     except OutputError as exc:
         raise ApiError(500, "output_failed", str(exc)) from None
     except ImagenError as exc:
         raise ApiError(502, "backend_failed", str(exc)) from None
+
+
+def refusals() -> tuple[type[BaseException], ...]:
+    """The errors that refuse to spend (a budget that would be passed): a 429,
+    not a bad request. ``imagen_core.budgets.BudgetExceeded`` when the core
+    has budgets."""
+    import importlib
+
+    try:
+        module = importlib.import_module("imagen_core.budgets")
+    except ImportError:
+        return ()
+    found = getattr(module, "BudgetExceeded", None)
+    return (found,) if isinstance(found, type) and issubclass(found, BaseException) else ()
 
 
 # ----------------------------------------------------------------- jobs

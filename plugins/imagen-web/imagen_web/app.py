@@ -136,7 +136,7 @@ async def _api_error(request: HttpRequest, exc: Exception) -> Response:
         body = openai_body(exc.status, exc.code, exc.message, exc.param)
     else:
         body = body_for(request.url.path, exc.status, exc.code, exc.message)
-    return JSONResponse(body, status_code=exc.status)
+    return JSONResponse(body, status_code=exc.status, headers=exc.headers)
 
 
 async def _too_large(request: HttpRequest, exc: Exception) -> Response:

@@ -102,8 +102,16 @@ def openai_body(status: int, code: str | None, message: str, param: str | None =
 class OpenAIError(ApiError):
     """An error of the OpenAI routes: ``param`` names the request field at fault."""
 
-    def __init__(self, status: int, code: str, message: str, param: str | None = None) -> None:
-        super().__init__(status, code, message)
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        param: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(status, code, message, headers=headers)
         self.param = param
 
 
@@ -354,7 +362,7 @@ def _one(state: WebState, wanted: Request, scope: CancelScope, user: str | None)
         raise
     except ApiError as exc:
         status, code = _MAPPED.get(exc.code, (exc.status, exc.code))
-        raise OpenAIError(status, code, exc.message) from None
+        raise OpenAIError(status, code, exc.message, headers=exc.headers) from None
 
 
 async def run(

@@ -278,6 +278,7 @@ PATHS: dict[str, Any] = {
                 "413": _error("the body is over 64 KiB, or --max-upload with images"),
                 "415": _error("the body is not application/json or multipart/form-data"),
                 "422": _error("a field or an input image is wrong; the message names it"),
+                "429": _error("a budget would be passed"),
                 "502": _error("the backend failed"),
                 "503": _error("the backend is not set up on this server"),
             },

@@ -164,6 +164,7 @@ _RUN_ERRORS = {
     "404": _error("no backend of that name (model_not_found)"),
     "413": _error("the body is too large"),
     "415": _error("wrong content type"),
+    "429": _error("a budget would be passed (budget_exceeded)"),
     "499": _error("the client closed the connection"),
     "500": _error("the image could not be written"),
     "502": _error("the backend failed"),

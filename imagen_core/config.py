@@ -7,6 +7,7 @@ so the core never knows a plugin's keys.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import typing
@@ -87,6 +88,54 @@ class McpConfig:
     )
 
 
+def _positive_usd(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not value > 0 or value != value or value == float("inf"):
+        raise ValueError(f"{attribute.name} must be a number above 0, got {value}")
+
+
+@attrs.frozen
+class Budget:
+    """One limit: ``limit_usd`` per ``period``, for every generation, or those of
+    one backend instance or one caller."""
+
+    period: Literal["day", "week", "month"] = setting(
+        "week", help="day | week | month (UTC; weeks start on Monday)"
+    )
+    limit_usd: float = setting(
+        1.0, validator=_positive_usd, help="the most that may be spent in one period, USD"
+    )
+    backend: str | None = setting(None, help="count only this backend instance")
+    caller: str | None = setting(None, help="count only this caller (see imagen usage)")
+    on_exceed: Literal["refuse", "wait"] = setting(
+        "refuse", help="refuse the run, or (worker jobs) wait in the queue until the reset"
+    )
+
+    def applies(self, backend: str, caller: str) -> bool:
+        return self.backend in (None, backend) and self.caller in (None, caller)
+
+    def window(self, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+        """The current period: its start and when the next one begins (UTC)."""
+        day = now.astimezone(dt.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+        if self.period == "day":
+            return day, day + dt.timedelta(days=1)
+        if self.period == "week":
+            start = day - dt.timedelta(days=day.weekday())
+            return start, start + dt.timedelta(days=7)
+        start = day.replace(day=1)
+        following = (start + dt.timedelta(days=32)).replace(day=1)
+        return start, following
+
+    def name(self) -> str:
+        scope = "".join(
+            f" for {what} {value}"
+            for what, value in (("backend", self.backend), ("caller", self.caller))
+            if value
+        )
+        return f"the {self.period}ly budget of ${self.limit_usd:.2f}{scope}".replace(
+            "dayly", "daily"
+        )
+
+
 @attrs.frozen
 class Instance:
     """One configured backend or sink: its name, type and structured settings.
@@ -118,6 +167,7 @@ class Config:
     sinks: dict[str, Instance] = attrs.field(factory=dict)
     queue_block: Instance | None = None
     mcp: McpConfig = attrs.field(factory=McpConfig)
+    budgets: tuple[Budget, ...] = ()
 
     def queue(self, registry: Registry) -> Instance:
         """The job queue: the ``queue:`` block, else the built-in sqlite queue."""
@@ -408,7 +458,16 @@ class _Problems:
         return None
 
 
-TOP_LEVEL = ("default_backend", "output", "styles", "backends", "sinks", "queue", "mcp")
+TOP_LEVEL = (
+    "default_backend",
+    "output",
+    "styles",
+    "backends",
+    "sinks",
+    "queue",
+    "mcp",
+    "budgets",
+)
 
 
 def from_mapping(
@@ -449,6 +508,7 @@ def from_mapping(
     mcp = problems.structure(data.get("mcp") or {}, McpConfig, ("mcp",))
     if mcp is not None and mcp.confirm_above_usd is not None and mcp.confirm_above_usd < 0:
         problems.add(("mcp", "confirm_above_usd"), "must be 0 or more (USD)")
+    budgets = _budgets(data.get("budgets") or [], problems)
     styles = _styles(data.get("styles") or {}, problems)
     backends = _instances("backend", data.get("backends") or {}, registry, problems)
     sinks = _instances("sink", data.get("sinks") or {}, registry, problems)
@@ -487,7 +547,28 @@ def from_mapping(
         sinks=sinks,
         queue_block=queue,
         mcp=mcp,
+        budgets=budgets,
     )
+
+
+def _budgets(node: Any, problems: _Problems) -> tuple[Budget, ...]:
+    if not isinstance(node, list):
+        got = _describe_value(node)
+        problems.add(("budgets",), f"expected a list of {{period, limit_usd}} blocks, got {got}")
+        return ()
+    found = []
+    for index, block in enumerate(node):
+        if not isinstance(block, Mapping):
+            got = _describe_value(block)
+            problems.add(("budgets", index), f"expected a {{period, limit_usd}} block, got {got}")
+            continue
+        if "limit_usd" not in block:
+            problems.add(("budgets", index), "limit_usd is missing: the most to spend per period")
+            continue
+        budget = problems.structure(block, Budget, ("budgets", index))
+        if budget is not None:
+            found.append(budget)
+    return tuple(found)
 
 
 def _styles(node: Any, problems: _Problems) -> dict[str, str]:

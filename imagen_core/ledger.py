@@ -53,6 +53,13 @@ def _create(db: sqlite3.Connection) -> None:
     db.executescript(SCHEMA + f"PRAGMA user_version={SCHEMA_VERSION};")
 
 
+def ensure_schema(db: sqlite3.Connection) -> None:
+    """Create the usage table in a file that lacks it (new, or left empty)."""
+    found = db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='usage'")
+    if found.fetchone() is None:
+        _create(db)
+
+
 def default_path() -> Path:
     return data_file("usage.db")
 

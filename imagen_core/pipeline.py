@@ -30,7 +30,15 @@ from imagen_core.errors import (
     UsageError,
     describe,
 )
-from imagen_core.models import Generation, Request, Result, capabilities_of, no_progress
+from imagen_core.models import (
+    Estimate,
+    Generation,
+    Request,
+    Result,
+    capabilities_of,
+    estimate_of,
+    no_progress,
+)
 from imagen_core.notices import warn
 from imagen_core.plugins import get_plugin_manager
 from imagen_core.registry import collect
@@ -38,6 +46,7 @@ from imagen_core.registry import collect
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from imagen_core.budgets import BudgetBook
     from imagen_core.cancel import CancelScope
     from imagen_core.config import Config
     from imagen_core.models import Progress
@@ -168,14 +177,98 @@ class Session:
         progress: Progress | None = None,
         cancel: CancelScope | None = None,
         metadata: bool | None = None,
+        max_cost_usd: float | None = None,
     ) -> Generation:
         """Generate one image and write it; return the Generation (path + Result).
 
         ``sidecar``/``preview``/``cloud``/``metadata`` left as None follow
         imagen.yaml and the environment; ``cloud=False`` is ``--no-cloud``,
         ``metadata=False`` is ``--no-metadata``. ``cancel`` lets another
-        thread stop the backend call (the worker: a canceled job). Raises
-        ImagenError, or KeyboardInterrupt when interrupted or canceled."""
+        thread stop the backend call (the worker: a canceled job).
+        ``max_cost_usd`` refuses a run whose estimate is above it (``--max-cost``);
+        ``budgets:`` are checked and the estimate reserved before the backend is
+        called (BudgetExceeded). Raises ImagenError, or KeyboardInterrupt when
+        interrupted or canceled."""
+        reserved: list[int] = []
+        try:
+            return self._generate(
+                request,
+                output=output,
+                sidecar=sidecar,
+                preview=preview,
+                cloud=cloud,
+                progress=progress,
+                cancel=cancel,
+                metadata=metadata,
+                max_cost_usd=max_cost_usd,
+                reserved=reserved,
+            )
+        finally:
+            # After the sinks ran: the ledger's row (with the real cost) now counts.
+            for reservation in reserved:
+                self.budget_book().release(reservation)
+
+    def estimate(self, request: Request) -> Estimate:
+        """The price of one image of ``request`` on its backend, before it runs."""
+        _, backend = self.backend(request.backend)
+        return estimate_of(backend, request)
+
+    def budget_book(self) -> BudgetBook:
+        """The budgets of imagen.yaml, kept in the ledger's file."""
+        from imagen_core.budgets import BudgetBook
+
+        ledgers = [i for i in self.config.active_sinks(self.registry) if i.type == "ledger"]
+        if not ledgers:
+            raise UsageError(
+                "budgets: need the ledger sink to know what was spent; "
+                "remove `ledger: false` from sinks: in imagen.yaml"
+            )
+        from imagen_core.ledger import default_path
+
+        return BudgetBook(ledgers[0].settings.path or default_path(), self.config.budgets)
+
+    def check_max_cost(self, request: Request, max_cost_usd: float) -> Estimate:
+        """Refuse ``request`` when its estimate is above ``max_cost_usd`` or unknown."""
+        instance, _ = self.backend(request.backend)
+        estimate = self.estimate(request)
+        if estimate.usd is None:
+            raise UsageError(
+                f"--max-cost: the price of backend {instance.name!r} is unknown, so it "
+                "cannot be held to a limit; drop --max-cost to run it"
+            )
+        if estimate.usd > max_cost_usd:
+            raise UsageError(
+                f"--max-cost ${max_cost_usd:.4f}: backend {instance.name!r} is estimated "
+                f"at ${estimate.usd:.4f} for this image ({estimate.source or estimate.basis})"
+            )
+        return estimate
+
+    def reserve(self, request: Request, *, max_cost_usd: float | None = None) -> int | None:
+        """Refuse a run over ``max_cost_usd`` or over a budget; reserve its estimate.
+        Returns the reservation to release once the run is recorded (None: no budget)."""
+        if max_cost_usd is not None:
+            self.check_max_cost(request, max_cost_usd)
+        if not self.config.budgets:
+            return None
+        from imagen_core.identity import caller
+
+        instance, _ = self.backend(request.backend)
+        return self.budget_book().reserve(instance.name, caller(), self.estimate(request).usd)
+
+    def _generate(
+        self,
+        request: Request,
+        *,
+        output: str | os.PathLike[str] | None = None,
+        sidecar: bool | None = None,
+        preview: bool | None = None,
+        cloud: bool | None = None,
+        progress: Progress | None = None,
+        cancel: CancelScope | None = None,
+        metadata: bool | None = None,
+        max_cost_usd: float | None = None,
+        reserved: list[int],
+    ) -> Generation:
         out = self.config.output
         instance = self.config.backend(request.backend, self.registry)
         prompt_sent = apply_style(request, self.config.styles)
@@ -191,6 +284,9 @@ class Session:
                 check(cloud_sync=cloud_sync)
         _, backend = self.backend(instance.name)
         self.check_capabilities(request, instance.name, backend)
+        reservation = self.reserve(request, max_cost_usd=max_cost_usd)
+        if reservation is not None:
+            reserved.append(reservation)
 
         sent = attrs.evolve(request, prompt=prompt_sent, backend=instance.name)
         record = Generation(

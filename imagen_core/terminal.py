@@ -14,9 +14,11 @@ import attrs
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from imagen_core.budgets import BudgetStatus
     from imagen_core.comparison import Comparison
     from imagen_core.config import Config
-    from imagen_core.models import Generation
+    from imagen_core.models import Estimate, Generation, Request
+    from imagen_core.pipeline import Session
     from imagen_core.plugins import ImagenPluginManager
     from imagen_core.provenance.read import ImageInfo
     from imagen_core.registry import Registry
@@ -256,3 +258,79 @@ def info_report(info: ImageInfo) -> str:
         made = info.c2pa.get("generator")
         lines.append(f"  C2PA manifest: signed by {who}" + (f" ({made})" if made else ""))
     return "\n".join(lines)
+
+
+def cost_report(session: Session, estimates: list[tuple[Request, Estimate]]) -> str:
+    """``--dry-run``: per backend, its model and the estimated cost, and the total."""
+    lines = ["dry run: nothing was generated"]
+    total, unknown = 0.0, 0
+    for request, estimate in estimates:
+        instance = session.config.backend(request.backend, session.registry)
+        settings = instance.settings
+        model = getattr(settings, "model", None) or getattr(settings, "workflow", None)
+        if estimate.usd is None:
+            price, unknown = "price unknown", unknown + 1
+        else:
+            total += estimate.usd
+            price = "free" if estimate.usd == 0 else f"{format_cost(estimate.usd)} per image"
+        why = f" ({estimate.source})" if estimate.source else ""
+        lines.append(f"  {instance.name:<24} {model or instance.type:<32} {price}{why}")
+    count = len(estimates)
+    tail = f"; {unknown} of unknown price" if unknown else ""
+    lines.append(f"total: {format_cost(total)} for {count} image{'s' * (count != 1)}{tail}")
+    return "\n".join(lines)
+
+
+_SHADES = "█▓▒░#=+*"
+
+
+def spend_chart(groups: list[WeekGroup], width: int = 40) -> str:
+    """``imagen usage --chart``: spend per ISO week, one bar each, stacked by backend."""
+    weeks: dict[str, dict[str, float]] = {}
+    for group in groups:
+        per_backend = weeks.setdefault(group.week, {})
+        per_backend[group.backend] = per_backend.get(group.backend, 0.0) + (group.cost_usd or 0.0)
+    if not weeks:
+        return "no usage recorded in that period"
+    spenders = sorted(
+        {b for spend in weeks.values() for b, usd in spend.items() if usd > 0},
+        key=lambda b: -sum(spend.get(b, 0.0) for spend in weeks.values()),
+    )
+    shade = {b: _SHADES[min(i, len(_SHADES) - 1)] for i, b in enumerate(spenders)}
+    top = max(sum(spend.values()) for spend in weeks.values())
+    lines = ["spend per week, stacked by backend"]
+    for week in sorted(weeks):
+        bar = ""
+        for backend in spenders:
+            usd = weeks[week].get(backend, 0.0)
+            if usd > 0 and top > 0:
+                bar += shade[backend] * max(1, round(usd / top * width))
+        lines.append(f"{week} │{bar:<{width}}│ {format_cost(sum(weeks[week].values()))}")
+    if spenders:
+        legend = "  ".join(f"{shade[b]} {b}" for b in spenders)
+        lines.append(f"{'':8} {legend}")
+    return "\n".join(lines)
+
+
+def budget_report(statuses: list[BudgetStatus]) -> str:
+    """Each budget's spend in its current period."""
+    rows = [("budget", "for", "spent", "reserved", "limit", "left", "resets (UTC)")]
+    for status in statuses:
+        budget = status.budget
+        scope = ", ".join(
+            f"{what} {value}"
+            for what, value in (("backend", budget.backend), ("caller", budget.caller))
+            if value
+        )
+        rows.append(
+            (
+                budget.period,
+                scope or "everything",
+                f"${status.spent_usd:.4f}",
+                f"${status.reserved_usd:.4f}",
+                f"${budget.limit_usd:.2f}",
+                f"${status.remaining_usd:.4f}",
+                status.resets.strftime("%Y-%m-%d %H:%M"),
+            )
+        )
+    return table(rows)

@@ -60,11 +60,12 @@ class UsageSource(Protocol):
 
 
 def bounds(since: dt.date | None, until: dt.date | None) -> tuple[dt.datetime | None, ...]:
-    """``since`` and ``until`` as UTC instants: [since 00:00, the day after until 00:00)."""
+    """``since`` and ``until`` as UTC instants: [since 00:00, the day after until 00:00).
+    ``until`` on the last day there is (9999-12-31) has no day after: no end."""
     start = dt.datetime.combine(since, dt.time(), dt.timezone.utc) if since else None
     end = (
         dt.datetime.combine(until + dt.timedelta(days=1), dt.time(), dt.timezone.utc)
-        if until
+        if until and until < dt.date.max
         else None
     )
     return start, end

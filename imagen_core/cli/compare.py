@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import attrs
 import click
 
 from imagen_core.cli.options import (
     PlainHelp,
     common,
+    cost_options,
     make_request,
     open_session,
+    price_check,
     request_options,
 )
 
@@ -36,6 +39,7 @@ from imagen_core.cli.options import (
     "--preview/--no-preview", default=None, help="Force or suppress the contact sheet preview."
 )
 @click.option("--no-cloud", is_flag=True, help="Skip cloud sinks for this run.")
+@cost_options
 @common
 def compare(
     prompt: tuple[str, ...],
@@ -50,6 +54,8 @@ def compare(
     no_sidecar: bool,
     preview: bool | None,
     no_cloud: bool,
+    dry_run: bool,
+    max_cost: float | None,
     config_path: str | None,
 ) -> None:
     """Run one PROMPT on several backends; write each image and a contact sheet.
@@ -62,10 +68,15 @@ def compare(
     from imagen_core.terminal import StepProgress, comparison_table
 
     request = make_request(prompt, size, seed, steps, style, negative)
+    session = open_session(config_path)
+    names = models.split(",")
+    each = [attrs.evolve(request, backend=name) for name in names]
+    if price_check(session, each, dry_run, max_cost):
+        return
     result = run_compare(
         request,
-        models.split(","),
-        session=open_session(config_path),
+        names,
+        session=session,
         output_dir=output_dir,
         parallel=parallel,
         sidecar=False if no_sidecar else None,

@@ -7,9 +7,11 @@ import click
 from imagen_core.cli.options import (
     PlainHelp,
     common,
+    cost_options,
     is_tty,
     make_request,
     open_session,
+    price_check,
     request_options,
 )
 
@@ -35,6 +37,7 @@ from imagen_core.cli.options import (
 )
 @click.option("--preview/--no-preview", default=None, help="Force or suppress the preview window.")
 @click.option("--no-cloud", is_flag=True, help="Skip cloud sinks for this call.")
+@cost_options
 @common
 def generate(
     prompt: tuple[str, ...],
@@ -49,6 +52,8 @@ def generate(
     no_metadata: bool,
     preview: bool | None,
     no_cloud: bool,
+    dry_run: bool,
+    max_cost: float | None,
     config_path: str | None,
 ) -> None:
     """Generate one image from PROMPT (several words are joined; "-" reads stdin).
@@ -60,6 +65,8 @@ def generate(
     request = make_request(prompt, size, seed, steps, style, negative, backend)
     session = open_session(config_path)
     instance = session.config.backend(backend, session.registry)
+    if price_check(session, [request], dry_run, None):
+        return
     progress = StepProgress.for_terminal(instance.name)
     from imagen_core.notices import warn
 
@@ -77,6 +84,7 @@ def generate(
             cloud=False if no_cloud else None,
             progress=progress,
             metadata=False if no_metadata else None,
+            max_cost_usd=max_cost,
         )
     finally:
         progress.close()

@@ -6,16 +6,19 @@ from __future__ import annotations
 import os
 import sys
 
+import attrs
 import click
 
 from imagen_core.cli.options import (
     PlainHelp,
     PlainHelpGroup,
     common,
+    cost_options,
     echo_json,
     fail,
     make_request,
     open_session,
+    price_check,
     request_options,
 )
 
@@ -38,6 +41,7 @@ from imagen_core.cli.options import (
 @click.option(
     "--wait", "wait_", is_flag=True, help="Wait for a worker to finish it and print the image path."
 )
+@cost_options
 @common
 def submit(
     backend: str | None,
@@ -49,6 +53,8 @@ def submit(
     negative: str,
     max_attempts: int,
     wait_: bool,
+    dry_run: bool,
+    max_cost: float | None,
     config_path: str | None,
 ) -> None:
     """Queue a generation for `imagen worker`; print the job id."""
@@ -60,6 +66,11 @@ def submit(
     request = make_request(prompt, size, seed, steps, style, negative)
     name = session.config.backend(backend, session.registry).name  # unknown: usage error now
     apply_style(request, session.config.styles)  # unknown style: usage error now
+    priced = attrs.evolve(request, backend=name)
+    if price_check(session, [priced], dry_run, None):
+        return
+    if max_cost is not None:
+        session.check_max_cost(priced, max_cost)
     queue = session.queue()
     job = queue.submit(request, backend=name, max_attempts=max_attempts)
     click.echo(job.id)

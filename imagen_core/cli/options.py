@@ -188,3 +188,46 @@ def fail(message: str, code: int) -> int:
     for line in message.splitlines() or [""]:
         sys.stderr.write(f"imagen: {line}\n")
     return code
+
+
+def cost_options(func: F) -> F:
+    """--dry-run and --max-cost: the price before the spend (generate, compare, submit)."""
+    func = click.option(
+        "--max-cost",
+        "max_cost",
+        type=click.FloatRange(min=0),
+        metavar="USD",
+        help="Refuse to run when the estimated cost of this call is above USD.",
+    )(func)
+    return click.option(
+        "--dry-run",
+        is_flag=True,
+        help="Print each backend's model and estimated cost; run and write nothing.",
+    )(func)
+
+
+def price_check(
+    session: Session, requests: list[Request], dry_run: bool, max_cost: float | None
+) -> bool:
+    """The --dry-run report (True: stop here) and the --max-cost check of a call."""
+    from imagen_core.errors import UsageError
+    from imagen_core.terminal import cost_report
+
+    estimates = [(request, session.estimate(request)) for request in requests]
+    if dry_run:
+        click.echo(cost_report(session, estimates))
+        return True
+    if max_cost is not None and len(requests) > 1:
+        unknown = [r.backend for r, e in estimates if e.usd is None]
+        if unknown:
+            raise UsageError(
+                f"--max-cost: the price of {', '.join(map(str, unknown))} is unknown, so this "
+                "call cannot be held to a limit; drop --max-cost to run it"
+            )
+        total = sum(e.usd or 0.0 for _r, e in estimates)
+        if total > max_cost:
+            raise UsageError(
+                f"--max-cost ${max_cost:.4f}: this call is estimated at ${total:.4f} "
+                "(see --dry-run)"
+            )
+    return False

@@ -35,6 +35,13 @@ def _parse_date(_ctx: click.Context, param: click.Parameter, value: str | None) 
 )
 @click.option("--raw", is_flag=True, help="One line per generation instead of weekly groups.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--chart", is_flag=True, help="Spend per week as a bar chart, stacked by backend.")
+@click.option(
+    "--budgets",
+    "budgets_only",
+    is_flag=True,
+    help="Only the budgets: spent, reserved, limit and what is left this period.",
+)
 @click.option(
     "--source",
     default="ledger",
@@ -44,20 +51,40 @@ def _parse_date(_ctx: click.Context, param: click.Parameter, value: str | None) 
 )
 @common
 def usage(
-    since: Any, until: Any, raw: bool, as_json: bool, source: str, config_path: str | None
+    since: Any,
+    until: Any,
+    raw: bool,
+    as_json: bool,
+    chart: bool,
+    budgets_only: bool,
+    source: str,
+    config_path: str | None,
 ) -> None:
     """Show what was generated and what it cost, by ISO week, backend, model and caller.
 
     Every generation (every backend, failed ones too) is recorded by the ledger
     sink; prompts are stored as their sha256 only.
     """
-    from imagen_core.terminal import usage_report, usage_rows
+    from imagen_core.terminal import budget_report, spend_chart, usage_report, usage_rows
     from imagen_core.usage_report import by_week
 
     if since and until and until < since:
         raise click.BadParameter("--until is before --since", param_hint="--until")
-    rows = list(open_session(config_path).source(source).rows(since=since, until=until))
+    session = open_session(config_path)
+    statuses = session.budget_book().statuses() if session.config.budgets else []
+    if budgets_only:
+        if as_json:
+            echo_json([status.as_dict() for status in statuses])
+        else:
+            click.echo(budget_report(statuses) if statuses else "no budgets: in imagen.yaml")
+        return
+    rows = list(session.source(source).rows(since=since, until=until))
     if as_json:
         echo_json([r.as_dict() for r in rows] if raw else [g.as_dict() for g in by_week(rows)])
+        return
+    if chart:
+        click.echo(spend_chart(by_week(rows)))
     else:
         click.echo(usage_rows(rows) if raw else usage_report(by_week(rows)))
+    if statuses:
+        click.echo("\n" + budget_report(statuses))

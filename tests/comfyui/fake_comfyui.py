@@ -18,7 +18,15 @@ shared/reference/comfyui-observed.md), not what would be convenient for a client
   sends no ``executing`` for cached nodes and points at the earlier files;
 - one worker, prompts run one at a time in ``number`` order; /interrupt stops only
   the running prompt (between nodes and at sampler steps); POST /queue deletes
-  pending ones; /view serves the saved bytes.
+  pending ones; /view serves the saved bytes;
+- POST /upload/image as server.py has it: multipart fields ``image`` (the file),
+  ``type``, ``subfolder``, ``overwrite``; same name and same bytes is no new file,
+  same name and other bytes is renamed ``name (1).png`` unless ``overwrite`` is
+  "true"/"1"; a subfolder escaping the folder is a 400, no file a 400, an unknown
+  type a 500; the answer ``{"name", "subfolder", "type"}``;
+- LoadImage and LoadImageMask validate their file as ComfyUI does ("Invalid image
+  file") and really decode the uploaded bytes: a graph that loads images is
+  rendered from them (see ``Render``), so the output depends on the input.
 
 Behaviour is scripted per test through ``FakeComfyUI.script`` and every HTTP
 request and websocket event is recorded.
@@ -28,10 +36,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import heapq
 import io
 import itertools
 import json
+import posixpath
 import struct
 import threading
 import time
@@ -62,10 +72,15 @@ DEFAULT_MODELS = {
         "flux1-schnell-fp8.safetensors",
         "sd3.5_medium_incl_clips_t5xxlfp8scaled.safetensors",
     ],
-    "diffusion_models": ["flux-2-klein-4b.safetensors"],
-    "text_encoders": ["qwen_3_4b.safetensors"],
-    "vae": ["flux2-vae.safetensors"],
+    "diffusion_models": ["flux-2-klein-4b.safetensors", "flux1-fill-dev.safetensors"],
+    "text_encoders": ["qwen_3_4b.safetensors", "clip_l.safetensors", "t5xxl_fp16.safetensors"],
+    "vae": ["flux2-vae.safetensors", "ae.safetensors"],
 }
+UPSCALE_METHODS = ["nearest-exact", "bilinear", "area", "bicubic", "lanczos"]
+IMAGE_LOADERS = ("LoadImage", "LoadImageMask")
+# What /object_info would list as LoadImage's choices (the top-level files of
+# input/). Never used to validate: VALIDATE_INPUTS looks for the file itself.
+INPUT_LISTING = ["example.png"]
 
 
 def INT(default=0, lo=0, hi=MAX_SEED, step=1):
@@ -77,6 +92,7 @@ def FLOAT(default=0.0, lo=0.0, hi=100.0):
 
 
 STRING = ("STRING", {"multiline": True})
+BOOLEAN = ("BOOLEAN", {"default": True})
 
 
 def COMBO(options):
@@ -89,10 +105,21 @@ class Spec:
     outputs: list[str] = field(default_factory=list)
     output_node: bool = False
     optional: dict[str, tuple[Any, dict]] = field(default_factory=dict)
+    # VALIDATE_INPUTS: input name -> check of the value (an error text, or None);
+    # as in ComfyUI, such an input skips the list-of-choices check.
+    validate: dict[str, Callable[[Any], str | None]] = field(default_factory=dict)
 
 
-def node_specs(models: dict[str, list[str]]) -> dict[str, Spec]:
+def node_specs(
+    models: dict[str, list[str]], inputs: Callable[[str], bytes | None] = lambda _: None
+) -> dict[str, Spec]:
+    """The node classes the fake knows. ``inputs`` finds a file of input/ by the
+    value LoadImage takes (``sub/name.png``), for its validation."""
     size = INT(1024, 16, 16384, 16)
+
+    def image_file(value: Any) -> str | None:
+        return None if inputs(str(value)) is not None else f"Invalid image file: {value}"
+
     return {
         "CheckpointLoaderSimple": Spec(
             {"ckpt_name": COMBO(models.get("checkpoints", []))}, ["MODEL", "CLIP", "VAE"]
@@ -174,6 +201,63 @@ def node_specs(models: dict[str, list[str]]) -> dict[str, Spec]:
             ["IMAGE"],
         ),
         "ImageInvert": Spec({"image": ("IMAGE", {})}, ["IMAGE"]),
+        # Image inputs (nodes.py, comfy_extras): the files of input/ are the
+        # choices; VALIDATE_INPUTS checks that the file exists.
+        "LoadImage": Spec(
+            {"image": (INPUT_LISTING, {"image_upload": True})},
+            ["IMAGE", "MASK"],
+            validate={"image": image_file},
+        ),
+        "LoadImageMask": Spec(
+            {
+                "image": (INPUT_LISTING, {"image_upload": True}),
+                "channel": COMBO(["alpha", "red", "green", "blue"]),
+            },
+            ["MASK"],
+            validate={"image": image_file},
+        ),
+        "ImageScaleToTotalPixels": Spec(
+            {
+                "image": ("IMAGE", {}),
+                "upscale_method": COMBO(UPSCALE_METHODS),
+                "megapixels": FLOAT(1.0, 0.01, 16.0),
+                "resolution_steps": INT(1, 1, 256),
+            },
+            ["IMAGE"],
+        ),
+        "GetImageSize": Spec({"image": ("IMAGE", {})}, ["INT", "INT", "INT"]),
+        "VAEEncode": Spec({"pixels": ("IMAGE", {}), "vae": ("VAE", {})}, ["LATENT"]),
+        "ReferenceLatent": Spec(
+            {"conditioning": ("CONDITIONING", {})},
+            ["CONDITIONING"],
+            optional={"latent": ("LATENT", {})},
+        ),
+        "InpaintModelConditioning": Spec(
+            {
+                "positive": ("CONDITIONING", {}),
+                "negative": ("CONDITIONING", {}),
+                "vae": ("VAE", {}),
+                "pixels": ("IMAGE", {}),
+                "mask": ("MASK", {}),
+                "noise_mask": BOOLEAN,
+            },
+            ["CONDITIONING", "CONDITIONING", "LATENT"],
+        ),
+        "SetLatentNoiseMask": Spec({"samples": ("LATENT", {}), "mask": ("MASK", {})}, ["LATENT"]),
+        "DifferentialDiffusion": Spec({"model": ("MODEL", {})}, ["MODEL"]),
+        "DualCLIPLoader": Spec(
+            {
+                "clip_name1": COMBO(models.get("text_encoders", [])),
+                "clip_name2": COMBO(models.get("text_encoders", [])),
+                "type": COMBO(["sdxl", "sd3", "flux", "hunyuan_video", "hidream"]),
+            },
+            ["CLIP"],
+            optional={"device": COMBO(["default", "cpu"])},
+        ),
+        "FluxGuidance": Spec(
+            {"conditioning": ("CONDITIONING", {}), "guidance": FLOAT(3.5, 0.0, 100.0)},
+            ["CONDITIONING"],
+        ),
     }
 
 
@@ -197,6 +281,7 @@ class Script:
     foreign_noise: bool = False  # broadcasts of another client's prompt during ours
     on_start: Callable[[str], None] | None = None  # called at execution_start (loop thread)
     view_failures: int = 0  # answer this many /view requests with a 500 first
+    upload_failures: int = 0  # answer this many /upload/image requests with a 500 first
 
 
 @dataclass(order=True)
@@ -222,6 +307,8 @@ class FakeComfyUI:
         self.events: list[tuple[float, str, Any]] = []  # ws connects, sends, completions
         self.history: dict[str, dict] = {}
         self.files: dict[tuple[str, str, str], bytes] = {}  # (type, subfolder, name) -> bytes
+        self.uploads: list[dict[str, Any]] = []  # each POST /upload/image: its fields, answer
+        self.max_upload_size = 100 * 2**20  # ComfyUI's --max-upload-size (100 MB), before start
         self.completed_at: dict[str, float] = {}  # prompt_id -> perf_counter at success sent
         self._queue: list[Item] = []
         self._running: Item | None = None
@@ -250,7 +337,7 @@ class FakeComfyUI:
 
     async def _start(self) -> None:
         self._wake = asyncio.Event()
-        app = web.Application(client_max_size=100 * 2**20)
+        app = web.Application(client_max_size=self.max_upload_size)
         routes = [
             web.post("/prompt", self.post_prompt),
             web.get("/prompt", self.get_prompt),
@@ -261,6 +348,7 @@ class FakeComfyUI:
             web.post("/queue", self.post_queue),
             web.post("/interrupt", self.post_interrupt),
             web.get("/view", self.get_view),
+            web.post("/upload/image", self.upload_image),
             web.get("/system_stats", self.get_system_stats),
             web.get("/ws", self.websocket),
         ]
@@ -313,6 +401,16 @@ class FakeComfyUI:
     def delete_file(self, kind: str, subfolder: str, filename: str) -> None:
         self.call(lambda: self.files.pop((kind, subfolder, filename)))
 
+    def input_file(self, value: str) -> bytes | None:
+        """The bytes of the input file LoadImage names with ``value``
+        (``sub/name.png``, optionally annotated ``name.png [output]``)."""
+        kind = "input"
+        for annotation in ("input", "output", "temp"):
+            if value.endswith(f" [{annotation}]"):
+                value, kind = value[: -len(annotation) - 3], annotation
+        subfolder, _, name = value.rpartition("/")
+        return self.files.get((kind, subfolder, name))
+
     def queue_foreign(self, delay_s: float = 1.0) -> str:
         """Queue a prompt of another client (no client_id) that keeps the worker busy."""
         graph = {
@@ -340,7 +438,13 @@ class FakeComfyUI:
     @web.middleware
     async def _record(self, request: web.Request, handler: Callable) -> web.StreamResponse:
         body: Any = None
-        if request.method == "POST" and request.can_read_body:
+        # A multipart body is left to the handler (read here, it could not be
+        # parsed there); POST /upload/image records its fields in ``uploads``.
+        if (
+            request.method == "POST"
+            and request.can_read_body
+            and not request.content_type.startswith("multipart/")
+        ):
             raw = await request.read()
             try:
                 body = json.loads(raw) if raw else None
@@ -463,6 +567,72 @@ class FakeComfyUI:
             headers={"Content-Disposition": f'filename="{name}"'},
         )
 
+    async def upload_image(self, request: web.Request) -> web.Response:
+        """server.py's image_upload: the same fields, renames and answers."""
+        post = await request.post()
+        image = post.get("image")
+        overwrite = post.get("overwrite")
+        kind = post.get("type")
+        subfolder = post.get("subfolder", "")
+        record: dict[str, Any] = {
+            "type": kind,
+            "subfolder": subfolder,
+            "overwrite": overwrite,
+            "filename": getattr(image, "filename", None),
+            "content_type": getattr(image, "content_type", None),
+        }
+        self.uploads.append(record)
+        if self.script.upload_failures > 0:
+            self.script.upload_failures -= 1
+            record["answer"] = 500
+            return web.Response(status=500, text="500 Internal Server Error")
+        kind = "input" if kind is None else kind
+        if kind not in ("input", "temp", "output"):
+            # get_dir_by_type leaves its directory unbound: an UnboundLocalError.
+            return web.Response(
+                status=500,
+                text="500 Internal Server Error\n\nServer got itself in trouble",
+                content_type="text/plain",
+            )
+        if not image:
+            return web.Response(status=400)
+        if not isinstance(image, web.FileField):
+            # A plain text field named image: ``image.file`` raises in ComfyUI.
+            return web.Response(
+                status=500,
+                text="500 Internal Server Error\n\nServer got itself in trouble",
+                content_type="text/plain",
+            )
+        filename = image.filename
+        if not filename:
+            return web.Response(status=400)
+        data = image.file.read()
+        root = "/comfyui/" + kind
+        folder = posixpath.join(root, posixpath.normpath(str(subfolder)))
+        path = posixpath.abspath(posixpath.join(folder, filename))
+        if posixpath.commonpath((root, path)) != root:
+            return web.Response(status=400)
+        if posixpath.dirname(path) != posixpath.abspath(folder):
+            # A name with a "/" in it: ComfyUI only creates the subfolder itself.
+            return web.Response(status=500, text="500 Internal Server Error")
+        where = posixpath.relpath(posixpath.abspath(folder), root)
+        where = "" if where == "." else where
+        stem, ext = posixpath.splitext(filename)
+        duplicate = False
+        if overwrite not in ("true", "1"):
+            number = 1
+            while (kind, where, filename) in self.files:
+                if _sha256(self.files[(kind, where, filename)]) == _sha256(data):
+                    duplicate = True  # the same bytes under the same name: kept as it is
+                    break
+                filename = f"{stem} ({number}){ext}"
+                number += 1
+        if not duplicate:
+            self.files[(kind, where, filename)] = data
+        answer = {"name": filename, "subfolder": subfolder, "type": kind}
+        record.update(answer=answer, size=len(data), written=not duplicate)
+        return web.json_response(answer)
+
     async def get_system_stats(self, _request: web.Request) -> web.Response:
         return web.json_response(
             {
@@ -541,7 +711,7 @@ class FakeComfyUI:
 
     # ------------------------------------------------------------- validation
     def _validate(self, graph: Any) -> web.Response | tuple[list[str], dict]:
-        specs = node_specs(self.models)
+        specs = node_specs(self.models, self.input_file)
         if not isinstance(graph, dict):
             return _error(400, "prompt_no_outputs", "Prompt has no outputs", "", {})
         for node_id, node in graph.items():
@@ -643,6 +813,19 @@ class FakeComfyUI:
                 if not self._check(graph, source, specs, checked, node_errors, output):
                     valid = False
                 continue
+            check = spec.validate.get(name)
+            if check is not None:
+                problem = check(value)
+                if problem is not None:
+                    errors.append(
+                        {
+                            "type": "custom_validation_failed",
+                            "message": "Custom validation failed for node",
+                            "details": f"{name} - {problem}",
+                            "extra_info": {"input_name": name},
+                        }
+                    )
+                continue
             errors += _check_value(name, value, kind, options, config)
         if errors:
             entry = node_errors.setdefault(
@@ -702,7 +885,7 @@ class FakeComfyUI:
         if script.on_start is not None:
             script.on_start(pid)
         order = _topological(graph, item.outputs)
-        signatures = _signatures(graph)
+        signatures = _signatures(graph, self._changed)
         cached = [n for n in order if signatures[n] in self._cache]
         cached_msg = {"nodes": cached, "prompt_id": pid, "timestamp": _ms()}
         messages.append(["execution_cached", cached_msg])
@@ -757,14 +940,19 @@ class FakeComfyUI:
             states[node_id] = _state(pid, node_id, "running", 0.0, 1.0)
             await job("progress_state", {"prompt_id": pid, "nodes": dict(states)})
             await job("executing", {"node": node_id, "display_node": node_id, "prompt_id": pid})
-            if class_type == script.fail_class:
+            failure = (
+                (script.fail_type, script.fail_message)
+                if class_type == script.fail_class
+                else self._load_failure(graph, node_id)
+            )
+            if failure is not None:
                 error = {
                     "prompt_id": pid,
                     "node_id": node_id,
                     "node_type": class_type,
                     "executed": list(executed),
-                    "exception_message": script.fail_message + "\n",
-                    "exception_type": script.fail_type,
+                    "exception_message": failure[1] + "\n",
+                    "exception_type": failure[0],
                     "traceback": ['  File "execution.py", line 496, in execute\n'],
                     "current_inputs": {},
                     "current_outputs": list(order),
@@ -862,9 +1050,37 @@ class FakeComfyUI:
             },
         }
 
+    def _changed(self, node: dict) -> str | None:
+        """LoadImage's IS_CHANGED: the sha256 of its file, so that new bytes under
+        an old name are not answered from the cache."""
+        if node["class_type"] not in IMAGE_LOADERS:
+            return None
+        data = self.input_file(str(node["inputs"].get("image")))
+        return None if data is None else _sha256(data)
+
+    def _load_failure(self, graph: dict, node_id: str) -> tuple[str, str] | None:
+        """What LoadImage raises for a file Pillow cannot open."""
+        node = graph[node_id]
+        if node["class_type"] not in IMAGE_LOADERS:
+            return None
+        from PIL import Image, UnidentifiedImageError
+
+        value = str(node["inputs"]["image"])
+        try:
+            with Image.open(io.BytesIO(self.input_file(value) or b"")) as image:
+                image.load()
+        except UnidentifiedImageError:
+            return (
+                "PIL.UnidentifiedImageError",
+                f"cannot identify image file '/comfyui/input/{value}'",
+            )
+        return None
+
     def _save(self, graph: dict, node_id: str) -> list[dict]:
         """SaveImage / PreviewImage: write the images, return their history entries."""
         node = graph[node_id]
+        if any(graph[n]["class_type"] in IMAGE_LOADERS for n in _topological(graph, [node_id])):
+            return self._save_rendered(graph, node_id)
         width, height, batch = _size(graph, node_id)
         if node["class_type"] == "SaveImage":
             kind = "output"
@@ -877,6 +1093,25 @@ class FakeComfyUI:
             self._counters[(subfolder, base)] = counter
             name = f"{base}_{counter:05}_.png"
             self.files[(kind, subfolder, name)] = self._png(width, height, f"{name} {index}")
+            found.append({"filename": name, "subfolder": subfolder, "type": kind})
+        return found
+
+    def _save_rendered(self, graph: dict, node_id: str) -> list[dict]:
+        """A graph that loads images: its pictures are made from them (Render)."""
+        node = graph[node_id]
+        if node["class_type"] == "SaveImage":
+            kind = "output"
+            subfolder, _, base = node["inputs"]["filename_prefix"].rpartition("/")
+        else:
+            kind, subfolder, base = "temp", "", "ComfyUI_temp_fake"
+        found = []
+        for picture in Render(graph, self.input_file).images(node_id):
+            counter = self._counters.get((subfolder, base), 0) + 1
+            self._counters[(subfolder, base)] = counter
+            name = f"{base}_{counter:05}_.png"
+            buffer = io.BytesIO()
+            picture.save(buffer, "PNG", compress_level=1)
+            self.files[(kind, subfolder, name)] = buffer.getvalue()
             found.append({"filename": name, "subfolder": subfolder, "type": kind})
         return found
 
@@ -894,6 +1129,134 @@ class FakeComfyUI:
         chunk = b"tEXt" + b"fake\x00" + text.encode()
         packed = struct.pack(">I", len(chunk) - 4) + chunk + struct.pack(">I", zlib.crc32(chunk))
         return base[:33] + packed + base[33:]  # 8-byte signature + 25-byte IHDR chunk
+
+
+@dataclass
+class Latent:
+    image: Any  # a PIL image: the encoded picture, or None for an empty latent
+    size: tuple[int, int]
+    batch: int = 1
+    mask: Any = None  # a PIL "L" image, white = sample here (a noise mask)
+
+
+class Render:
+    """What the fake "computes" for a graph that loads images, with Pillow: it
+    follows the links from an output node back to the loaded files. A sampler
+    starts from its latent's picture (VAEEncode), or from the first reference
+    (ReferenceLatent) for an empty latent, and blends it with noise from its
+    seed: half the noise at denoise 1, none at 0, only inside a noise mask. So
+    the output depends on the input bytes, the seed, the denoise and the mask."""
+
+    def __init__(self, graph: dict, files: Callable[[str], bytes | None]) -> None:
+        self.graph = graph
+        self.files = files
+        self.memo: dict[tuple[str, int], Any] = {}
+
+    def images(self, node_id: str) -> list[Any]:
+        picture = self.input(node_id, "images")
+        return [picture] * self._batch(node_id)
+
+    def _batch(self, node_id: str) -> int:
+        for source in _topological(self.graph, [node_id]):
+            value = self.graph[source]["inputs"].get("batch_size")
+            if isinstance(value, int):
+                return value
+        return 1
+
+    def input(self, node_id: str, name: str) -> Any:
+        value = self.graph[node_id]["inputs"].get(name)
+        if _is_link(value):
+            return self.value(value[0], int(value[1]))
+        return value
+
+    def value(self, node_id: str, slot: int = 0) -> Any:
+        key = (node_id, slot)
+        if key not in self.memo:
+            self.memo[key] = self._compute(node_id, slot)
+        return self.memo[key]
+
+    def _compute(self, node_id: str, slot: int) -> Any:
+        from PIL import Image, ImageChops, ImageOps
+
+        cls = self.graph[node_id]["class_type"]
+        get = lambda name: self.input(node_id, name)  # noqa: E731
+        if cls == "LoadImage":
+            with Image.open(io.BytesIO(self.files(get("image")) or b"")) as opened:
+                picture = ImageOps.exif_transpose(opened)
+                if slot == 0:
+                    return picture.convert("RGB")
+                if "A" in picture.getbands():
+                    return ImageChops.invert(picture.getchannel("A"))  # 1 - alpha
+                return Image.new("L", (64, 64), 0)
+        if cls == "LoadImageMask":
+            with Image.open(io.BytesIO(self.files(get("image")) or b"")) as opened:
+                picture = ImageOps.exif_transpose(opened).convert("RGBA")
+                channel = picture.getchannel(get("channel")[0].upper())
+                return ImageChops.invert(channel) if get("channel") == "alpha" else channel
+        if cls == "ImageScaleToTotalPixels":
+            picture = get("image")
+            steps = get("resolution_steps") or 1
+            scale = (get("megapixels") * 1024 * 1024 / (picture.width * picture.height)) ** 0.5
+            size = (
+                max(steps, round(picture.width * scale / steps) * steps),
+                max(steps, round(picture.height * scale / steps) * steps),
+            )
+            return picture.resize(size)
+        if cls == "GetImageSize":
+            picture = get("image")
+            return (picture.width, picture.height, 1)[slot]
+        if cls == "VAEEncode":
+            picture = get("pixels")
+            return Latent(picture, picture.size)
+        if cls in ("EmptySD3LatentImage", "EmptyFlux2LatentImage", "EmptyLatentImage"):
+            return Latent(None, (int(get("width")), int(get("height"))), int(get("batch_size")))
+        if cls == "SetLatentNoiseMask":
+            latent = get("samples")
+            return Latent(latent.image, latent.size, latent.batch, get("mask"))
+        if cls == "InpaintModelConditioning":
+            if slot < 2:
+                return get("positive" if slot == 0 else "negative")
+            picture = get("pixels")
+            return Latent(picture, picture.size, 1, get("mask").resize(picture.size))
+        if cls == "ReferenceLatent":
+            latent = get("latent")
+            before = get("conditioning") or ()
+            return (*before, latent.image) if latent is not None else before
+        if cls in ("ConditioningZeroOut", "FluxGuidance"):
+            return get("conditioning")
+        if cls == "CFGGuider":
+            return get("positive")
+        if cls == "RandomNoise":
+            return get("noise_seed")
+        if cls == "KSampler":
+            return self._sample(get("latent_image"), get("positive"), get("seed"), get("denoise"))
+        if cls == "SamplerCustomAdvanced":
+            return self._sample(get("latent_image"), get("guider"), get("noise"), 1.0)
+        if cls == "VAEDecode":
+            return get("samples").image
+        if cls == "ImageInvert":
+            return ImageChops.invert(get("image"))
+        return ()  # loaders, text encoders: no pixels
+
+    def _sample(self, latent: Latent, references: Any, seed: int, denoise: float) -> Latent:
+        import random
+
+        from PIL import Image
+
+        start = latent.image
+        if start is None:
+            first = next(iter(references or ()), None)
+            start = first.resize(latent.size) if first is not None else None
+        if start is None:
+            start = Image.new("RGB", latent.size, (128, 128, 128))
+        width, height = start.size
+        noise = Image.frombytes(
+            "RGB", (width, height), random.Random(seed).randbytes(width * height * 3)
+        )
+        result = Image.blend(start, noise, 0.5 * float(denoise))
+        if latent.mask is not None:
+            result = Image.composite(result, start, latent.mask.resize(start.size))
+        return Latent(result, start.size, latent.batch)
 
 
 def _check_value(name: str, value: Any, kind: Any, options: dict, config: list) -> list[dict]:
@@ -914,7 +1277,7 @@ def _check_value(name: str, value: Any, kind: Any, options: dict, config: list) 
                 }
             ]
         return []
-    convert = {"INT": int, "FLOAT": float, "STRING": str}.get(kind)
+    convert = {"INT": int, "FLOAT": float, "STRING": str, "BOOLEAN": bool}.get(kind)
     if convert is None:
         return [
             {
@@ -1000,9 +1363,12 @@ def _topological(graph: dict, outputs: list[str]) -> list[str]:
     return order
 
 
-def _signatures(graph: dict) -> dict[str, str]:
-    """A node's identity for the cache: its class, literal inputs and the
-    identities of what it links to (as ComfyUI's cache keys do)."""
+def _signatures(
+    graph: dict, changed: Callable[[dict], str | None] = lambda _: None
+) -> dict[str, str]:
+    """A node's identity for the cache: its class, literal inputs, the
+    identities of what it links to (as ComfyUI's cache keys do), and what its
+    IS_CHANGED says (``changed``)."""
     memo: dict[str, str] = {}
 
     def sig(node_id: str) -> str:
@@ -1014,7 +1380,7 @@ def _signatures(graph: dict) -> dict[str, str]:
                     parts[name] = ["link", sig(value[0]), value[1]]
                 else:
                     parts[name] = value
-            memo[node_id] = json.dumps([node["class_type"], parts], sort_keys=True)
+            memo[node_id] = json.dumps([node["class_type"], parts, changed(node)], sort_keys=True)
         return memo[node_id]
 
     return {node_id: sig(node_id) for node_id in graph}
@@ -1065,6 +1431,10 @@ async def _sleep_until(end: float, stop: Callable[[], bool]) -> None:
         if left <= 0:
             return
         await asyncio.sleep(min(left, 0.02))
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def _ms() -> int:

@@ -175,20 +175,47 @@ def test_a_placeholder_without_value_exits_2(comfy, configure, capsys, tmp_path)
 def test_workflows_command_lists_placeholders_defaults_and_files(capsys):
     code, out, err = run(capsys, "comfyui", "workflows")
     assert (code, err) == (0, "")
-    blocks = out.split("\n\n")
-    assert [b.split()[0] for b in blocks] == ["flux1-schnell", "flux2-klein", "sd35-medium"]
-    assert blocks[0].startswith("flux1-schnell  FLUX.1 [schnell] fp8\n")
+    blocks = {block.split()[0]: block for block in out.split("\n\n")}
+    assert list(blocks) == [
+        "flux1-fill-inpaint",
+        "flux1-schnell",
+        "flux2-klein",
+        "flux2-klein-edit",
+        "flux2-klein-edit-ref",
+        "sd35-medium",
+        "sd35-medium-img2img",
+    ]
+    schnell = blocks["flux1-schnell"]
+    assert schnell.startswith("flux1-schnell  FLUX.1 [schnell] fp8\n")
     assert (
         "placeholders  ${prompt} ${seed} ${steps} ${width} ${height} ${cfg} ${denoise} "
-        "${sampler} ${scheduler} ${batch_size}\n" in blocks[0]
+        "${sampler} ${scheduler} ${batch_size}\n" in schnell
     )
-    assert "defaults      steps=4 cfg=1.0 sampler='euler'" in blocks[0]
+    assert "defaults      steps=4 cfg=1.0 sampler='euler'" in schnell
     assert (
         "models/checkpoints/flux1-schnell-fp8.safetensors  from huggingface.co/Comfy-Org/flux1-schnell"
-        in blocks[0]
+        in schnell
     )
-    assert "${negative}" in blocks[2] and "${negative}" not in blocks[0] + blocks[1]
-    assert "models/vae/flux2-vae.safetensors  from huggingface.co/Comfy-Org/flux2-dev" in blocks[1]
+    assert "${negative}" in blocks["sd35-medium"] and "${negative}" not in schnell
+    assert (
+        "models/vae/flux2-vae.safetensors  from huggingface.co/Comfy-Org/flux2-dev"
+        in (blocks["flux2-klein"])
+    )
+    # Which inputs each takes, in words.
+    assert "    inputs        none: text to image\n" in schnell
+    assert "    inputs        ${image}: the first --image\n" in blocks["flux2-klein-edit"]
+    assert (
+        "    inputs        ${image}: the first --image; ${image_2}: the second --image\n"
+        in blocks["flux2-klein-edit-ref"]
+    )
+    assert (
+        "    inputs        ${image}: the first --image; ${denoise}: --strength\n"
+        in blocks["sd35-medium-img2img"]
+    )
+    assert (
+        "    inputs        ${image}: the first --image; ${mask}: the mask, white = repaint "
+        "(--mask); ${denoise}: --strength\n" in blocks["flux1-fill-inpaint"]
+    )
 
 
 def test_workflows_command_json_and_custom_files(capsys, tmp_path):
@@ -200,6 +227,24 @@ def test_workflows_command_json_and_custom_files(capsys, tmp_path):
     assert report["placeholders"] == [
         {"name": "tint", "type": None, "node": "1", "class_type": "EmptyImage", "input": "color"}
     ]
+    assert report["inputs"] == []
+    assert report["capabilities"] == {
+        "text_to_image": True,
+        "images": 0,
+        "strength": False,
+        "mask": False,
+    }
+    code, out, _ = run(capsys, "comfyui", "workflows", "--json", "flux1-fill-inpaint")
+    (report,) = json.loads(out)
+    assert report["capabilities"] == {
+        "text_to_image": False,
+        "images": 1,
+        "strength": True,
+        "mask": True,
+    }
+    assert {"name": "mask", "type": "str", "node": "40", "class_type": "LoadImageMask"}.items() <= (
+        next(p for p in report["placeholders"] if p["name"] == "mask").items()
+    )
     bad = tmp_path / "bad.json"
     bad.write_text("{")
     code, _, err = run(capsys, "comfyui", "workflows", str(bad))
@@ -213,6 +258,8 @@ def test_config_init_suggests_one_instance_per_workflow_and_validates(capsys, tm
         ("flux-schnell-local", "flux1-schnell"),
         ("flux2-klein-local", "flux2-klein"),
         ("sd35-medium-local", "sd35-medium"),
+        ("flux2-klein-edit-local", "flux2-klein-edit"),
+        ("flux1-fill-inpaint-local", "flux1-fill-inpaint"),
     ]:
         assert f"  {name}:\n    type: comfyui\n" in sample
         assert f'    workflow: "{workflow}"\n' in sample

@@ -13,10 +13,46 @@ from imagen_comfyui import workflows
 from imagen_comfyui.backend import fit
 from imagen_comfyui.bundled import bundled_names
 from imagen_comfyui.errors import WorkflowError, model_folder
-from imagen_comfyui.placeholders import BUILTIN_TYPES, FROM_REQUEST, coerce
+from imagen_comfyui.placeholders import coerce, from_request, type_of
 from tests.comfyui.fake_comfyui import FakeComfyUI
 
-BUNDLED = ["flux1-schnell", "flux2-klein", "sd35-medium"]
+BUNDLED = [
+    "flux1-fill-inpaint",
+    "flux1-schnell",
+    "flux2-klein",
+    "flux2-klein-edit",
+    "flux2-klein-edit-ref",
+    "sd35-medium",
+    "sd35-medium-img2img",
+]
+TEXT_ONLY = ["flux1-schnell", "flux2-klein", "sd35-medium"]
+KLEIN_EDIT = Counter(
+    {
+        "UNETLoader": 1,
+        "CLIPLoader": 1,
+        "VAELoader": 1,
+        "CLIPTextEncode": 1,
+        "ConditioningZeroOut": 1,
+        "CFGGuider": 1,
+        "KSamplerSelect": 1,
+        "Flux2Scheduler": 1,
+        "RandomNoise": 1,
+        "EmptyFlux2LatentImage": 1,
+        "SamplerCustomAdvanced": 1,
+        "VAEDecode": 1,
+        "SaveImage": 1,
+        # Per input image (the official template's "Reference Conditioning"):
+        "LoadImage": 1,
+        "ImageScaleToTotalPixels": 1,
+        "VAEEncode": 1,
+        "ReferenceLatent": 2,
+        # The latent and the scheduler take the scaled first image's size.
+        "GetImageSize": 1,
+    }
+)
+SECOND_REFERENCE = Counter(
+    {"LoadImage": 1, "ImageScaleToTotalPixels": 1, "VAEEncode": 1, "ReferenceLatent": 2}
+)
 
 # The node classes of each model's official ComfyUI graph (ComfyUI_examples and
 # Comfy-Org's workflow templates, converted to API format).
@@ -58,8 +94,47 @@ CLASSES = {
             "SaveImage": 1,
         }
     ),
+    "flux2-klein-edit": KLEIN_EDIT,
+    "flux2-klein-edit-ref": KLEIN_EDIT + SECOND_REFERENCE,
+    # ComfyUI's img2img example: LoadImage -> VAEEncode -> KSampler(denoise < 1).
+    "sd35-medium-img2img": Counter(
+        {
+            "CheckpointLoaderSimple": 1,
+            "CLIPTextEncode": 2,
+            "LoadImage": 1,
+            "ImageScaleToTotalPixels": 1,
+            "VAEEncode": 1,
+            "KSampler": 1,
+            "VAEDecode": 1,
+            "SaveImage": 1,
+        }
+    ),
+    # ComfyUI's Flux Fill example: InpaintModelConditioning into a
+    # DifferentialDiffusion model, guidance 30.
+    "flux1-fill-inpaint": Counter(
+        {
+            "UNETLoader": 1,
+            "DifferentialDiffusion": 1,
+            "DualCLIPLoader": 1,
+            "VAELoader": 1,
+            "CLIPTextEncode": 2,
+            "FluxGuidance": 1,
+            "LoadImage": 1,
+            "LoadImageMask": 1,
+            "InpaintModelConditioning": 1,
+            "KSampler": 1,
+            "VAEDecode": 1,
+            "SaveImage": 1,
+        }
+    ),
 }
-NEEDED = {"prompt", "seed", "steps", "width", "height", "cfg"}
+NEEDED = {"prompt", "seed", "steps", "cfg"}
+INPUTS = {
+    "flux1-fill-inpaint": ["image", "mask"],
+    "flux2-klein-edit": ["image"],
+    "flux2-klein-edit-ref": ["image", "image_2"],
+    "sd35-medium-img2img": ["image"],
+}
 VALUES = {
     "prompt": 'a "quoted" \\ prompt with ${seed} inside',
     "negative": "blurry",
@@ -72,6 +147,9 @@ VALUES = {
     "sampler": "euler",
     "scheduler": "simple",
     "batch_size": 2,
+    "image": "imagen/first.png",
+    "image_2": "imagen/second.png",
+    "mask": "imagen/mask.png",
 }
 
 
@@ -86,8 +164,18 @@ def test_bundled_workflow_uses_the_models_real_nodes(name):
     assert Counter(n["class_type"] for n in workflow.graph.values()) == CLASSES[name]
     assert workflow.output_nodes == ("9",)
     assert set(workflow.names) >= NEEDED
+    # A size only where no input image sets it.
+    assert {"width", "height"} <= set(workflow.names) or name in INPUTS
     # A negative prompt only where the model uses one.
-    assert ("negative" in workflow.names) == (name == "sd35-medium")
+    assert ("negative" in workflow.names) == name.startswith("sd35")
+    # The inputs each takes, and what the core is told it takes.
+    inputs = INPUTS.get(name, [])
+    assert [n for n in workflow.names if n in VALUES and n.startswith(("image", "mask"))] == inputs
+    capabilities = workflow.capabilities()
+    assert capabilities.text_to_image == (not inputs)
+    assert capabilities.images == len([n for n in inputs if n != "mask"])
+    assert capabilities.mask == ("mask" in inputs)
+    assert capabilities.strength == (name in ("sd35-medium-img2img", "flux1-fill-inpaint"))
 
 
 @pytest.mark.parametrize("name", BUNDLED)
@@ -98,7 +186,7 @@ def test_every_placeholder_is_substituted_with_its_type(name):
     for placeholder in workflow.placeholders:
         value = graph[placeholder.node]["inputs"][placeholder.input]
         expected = coerce(placeholder.name, VALUES[placeholder.name])
-        assert value == expected and type(value) is BUILTIN_TYPES[placeholder.name]
+        assert value == expected and type(value) is type_of(placeholder.name)
     text = json.dumps(graph)
     assert text.count("${") == 1  # only the one inside the prompt text itself
     assert VALUES["prompt"] in [n["inputs"].get("text") for n in graph.values()]
@@ -122,20 +210,33 @@ def test_every_link_points_to_an_existing_node(name):
 
 @pytest.mark.parametrize("name", BUNDLED)
 def test_a_comfyui_validator_accepts_the_filled_graph(name):
-    # The fake validates like ComfyUI (classes, inputs, types, ranges, choices, links).
-    result = FakeComfyUI()._validate(workflows.load(name).substitute(VALUES))
-    assert result == (["9"], {})
+    # The fake validates like ComfyUI (classes, inputs, types, ranges, choices, links,
+    # and LoadImage's check that its file is in input/).
+    fake = FakeComfyUI()
+    for key in ("image", "image_2", "mask"):
+        fake.files[("input", "imagen", VALUES[key].partition("/")[2])] = b"png"
+    assert fake._validate(workflows.load(name).substitute(VALUES)) == (["9"], {})
+    if name in INPUTS:
+        fake.files.clear()
+        refused = fake._validate(workflows.load(name).substitute(VALUES))
+        assert refused.status == 400
+        errors = json.loads(refused.body)["node_errors"]
+        loader = next(n for n, node in errors.items() if node["class_type"] == "LoadImage")
+        assert errors[loader]["errors"][0]["details"] == (
+            "image - Invalid image file: imagen/first.png"
+        )
 
 
 @pytest.mark.parametrize("name", BUNDLED)
 def test_data_gives_every_default_and_names_every_model_file(name):
     workflow = workflows.load(name)
     meta = workflow.meta
-    assert meta.model and meta.description and meta.size_multiple == 16
+    assert meta.model and meta.description
+    assert meta.size_multiple == (16 if "width" in workflow.names else 1)
     # Everything not taken from the request has a default: it runs with no config.
-    assert set(workflow.names) - set(FROM_REQUEST) - {"negative"} <= set(meta.defaults)
+    assert {n for n in workflow.names if not from_request(n)} - {"negative"} <= set(meta.defaults)
     for key, value in meta.defaults.items():
-        assert type(value) is BUILTIN_TYPES[key], key
+        assert type(value) is type_of(key), key
     files = {f.name: f for f in meta.files}
     loaded = [
         (node["class_type"], key, value)
@@ -147,7 +248,12 @@ def test_data_gives_every_default_and_names_every_model_file(name):
     for class_type, key, value in loaded:
         assert value in files, f"{value} ({class_type}.{key}) has no download entry"
         assert files[value].folder == model_folder(class_type, key)
-        assert files[value].url.startswith("https://huggingface.co/Comfy-Org/")
+        # Comfy-Org's repackaged files, but for FLUX.1 Fill [dev], which only its
+        # makers publish (with the text encoders ComfyUI's example names).
+        owners = ("black-forest-labs/", "comfyanonymous/") if name == "flux1-fill-inpaint" else ()
+        assert files[value].url.startswith(
+            tuple(f"https://huggingface.co/{o}" for o in ("Comfy-Org/", *owners))
+        )
     assert len(files) == len(loaded)
 
 
@@ -291,7 +397,7 @@ def test_a_missing_file_and_an_unknown_name():
         workflows.load("flux-schnell")
     assert str(info.value) == (
         "unknown bundled workflow 'flux-schnell' (did you mean 'flux1-schnell'?); bundled: "
-        "flux1-schnell, flux2-klein, sd35-medium; or give the path of an API-format .json file"
+        f"{', '.join(BUNDLED)}; or give the path of an API-format .json file"
     )
 
 

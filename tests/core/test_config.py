@@ -93,7 +93,7 @@ def test_every_problem_reported_at_once_with_positions(registry, isolated_env) -
         load(registry)
     problems = info.value.problems
     expected = [
-        f"outptu: unknown key (did you mean 'output'?); known keys: default_backend, output, styles, backends, sinks, queue, mcp ({path}:1:1)",
+        f"outptu: unknown key (did you mean 'output'?); known keys: default_backend, output, styles, backends, sinks, queue, mcp, budgets ({path}:1:1)",
         f"output.sidecar: expected true/false, got 'maybe' ({path}:3:12)",
         f"output.preview: expected one of auto | on | off, got 'sometimes' ({path}:4:12)",
         f"styles.plain: the template must contain {{prompt}} ({path}:7:10)",

@@ -9,6 +9,17 @@ against the model's schema at create time (422 problem+json, unknown keys
 ignored as Cog does); 401 problem+json for a bad token; output files that expire
 (404, or 403 as S3 says it); ``aborted`` besides the five documented statuses.
 
+Input files as replicate-image-inputs.md describes them: ``POST /v1/files``
+takes multipart/form-data with the file as the ``content`` part (its filename and
+Content-Type kept) and answers 201 with the file object (``urls.get`` pointing
+back at this server, ``expires_at`` a day later); ``GET``/``DELETE
+/v1/files/{id}`` as documented (200 / 204, 404 after). A prediction input typed
+as a URI must be an http(s) or data: URI (else 422); a data: URI is decoded, a
+``/v1/files/`` URL of this server is looked up, and an input the fake cannot
+read makes the prediction fail, as Replicate's do when it cannot fetch one. The
+output picture is made from the first input image, so a test can check that the
+image arrived.
+
 Every request is recorded (method, path, headers, body) so that tests assert
 exactly what the adapter sent. Failures are scripted per route with ``fail()``.
 """
@@ -16,14 +27,17 @@ exactly what the adapter sent. Failures are scripted per route with ``fail()``.
 from __future__ import annotations
 
 import base64
+import binascii
 import datetime as dt
+import email.parser
+import email.policy
 import io
 import json
 import re
 import secrets
 import string
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from PIL import Image
@@ -50,6 +64,25 @@ class Model:
     version: str = "hidden"
 
 
+URI = {"type": "string", "format": "uri"}
+KONTEXT_RATIOS = [
+    "match_input_image",
+    "1:1",
+    "16:9",
+    "9:16",
+    "4:3",
+    "3:4",
+    "3:2",
+    "2:3",
+    "4:5",
+    "5:4",
+    "21:9",
+    "9:21",
+    "2:1",
+    "1:2",
+]
+
+
 def _flux(steps_max: int, extra: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     return {
         "prompt": {"type": "string"},
@@ -68,6 +101,8 @@ def _flux(steps_max: int, extra: dict[str, dict[str, Any]] | None = None) -> dic
 
 _SD35 = {
     "prompt": {"type": "string"},
+    "image": URI,
+    "prompt_strength": {"type": "number", "min": 0, "max": 1},
     "negative_prompt": {"type": "string"},
     "aspect_ratio": {"type": "string", "enum": ASPECT_11},
     "cfg": {"type": "number", "min": 1, "max": 10},
@@ -84,7 +119,14 @@ MODELS = {
     ),
     "black-forest-labs/flux-dev": Model(
         "black-forest-labs/flux-dev",
-        _flux(50, {"guidance": {"type": "number", "min": 0, "max": 10}}),
+        _flux(
+            50,
+            {
+                "guidance": {"type": "number", "min": 0, "max": 10},
+                "image": URI,
+                "prompt_strength": {"type": "number", "min": 0, "max": 1},
+            },
+        ),
         "list",
     ),
     "black-forest-labs/flux-1.1-pro": Model(
@@ -98,6 +140,7 @@ MODELS = {
             "width": {"type": "integer", "min": 256, "max": 1440, "multiple_of": 32},
             "height": {"type": "integer", "min": 256, "max": 1440, "multiple_of": 32},
             "seed": {"type": "integer"},
+            "image_prompt": URI,
             "safety_tolerance": {"type": "integer", "min": 1, "max": 6},
             "output_format": {"type": "string", "enum": OUTPUT_FORMATS},
         },
@@ -115,6 +158,79 @@ MODELS = {
         },
         "string",
         default_format="png",
+    ),
+    # Image models (replicate-image-inputs.md §4): their image inputs and outputs.
+    **{
+        f"black-forest-labs/flux-kontext-{tier}": Model(
+            f"black-forest-labs/flux-kontext-{tier}",
+            {
+                "prompt": {"type": "string"},
+                "input_image": URI,
+                "aspect_ratio": {"type": "string", "enum": KONTEXT_RATIOS},
+                "seed": {"type": "integer"},
+                "output_format": {"type": "string", "enum": ["jpg", "png"]},
+                "safety_tolerance": {"type": "integer", "min": 0, "max": 6},
+            },
+            "string",
+            default_format="png",
+        )
+        for tier in ("pro", "max")
+    },
+    "black-forest-labs/flux-fill-pro": Model(
+        "black-forest-labs/flux-fill-pro",
+        {
+            "prompt": {"type": "string"},
+            "image": {**URI, "required": True},
+            "mask": URI,
+            "steps": {"type": "integer", "min": 1, "max": 50},
+            "guidance": {"type": "number", "min": 2, "max": 5},
+            "seed": {"type": "integer"},
+            "output_format": {"type": "string", "enum": ["jpg", "png"]},
+        },
+        "string",
+        default_format="jpg",
+    ),
+    "google/nano-banana": Model(
+        "google/nano-banana",
+        {
+            "prompt": {"type": "string"},
+            "image_input": {"type": "array", "items": URI},
+            "aspect_ratio": {"type": "string", "enum": ["match_input_image", *ASPECT_11[:5]]},
+            "output_format": {"type": "string", "enum": ["jpg", "png"]},
+        },
+        "string",
+        default_format="jpg",
+    ),
+    "openai/gpt-image-1": Model(
+        "openai/gpt-image-1",
+        {
+            "prompt": {"type": "string"},
+            "openai_api_key": {"type": "string", "required": True},
+            "input_images": {"type": "array", "items": URI},
+            "aspect_ratio": {"type": "string", "enum": ["1:1", "3:2", "2:3"]},
+            "output_format": {"type": "string", "enum": ["png", "webp"]},
+        },
+        "list",
+        default_format="webp",
+    ),
+    "bytedance/seedream-4": Model(
+        "bytedance/seedream-4",
+        {
+            "prompt": {"type": "string"},
+            "image_input": {"type": "array", "items": URI, "max_items": 10},
+            "size": {"type": "string", "enum": ["1K", "2K", "4K", "custom"]},
+            "aspect_ratio": {
+                "type": "string",
+                "enum": ["match_input_image", "1:1", "4:3", "3:4", "16:9", "9:16", "3:2", "2:3"],
+            },
+        },
+        "list",
+        default_format="jpg",
+    ),
+    "qwen/qwen-image-edit": Model(
+        "qwen/qwen-image-edit",
+        {"prompt": {"type": "string"}, "image": {**URI, "required": True}},
+        "list",
     ),
     # A community model, run by version: SDXL-style inputs, billed per second.
     f"someone/sdxl-finetune:{COMMUNITY_VERSION}": Model(
@@ -142,6 +258,8 @@ class Prediction:
     outcome: str
     gets: int = 0  # GETs served so far
     final_answers: int = 0  # answers (create or GET) served since it became final
+    images: list[bytes] = field(default_factory=list)  # the input images, as resolved
+    error: str | None = None  # why it fails, when an input could not be read
 
 
 class FakeReplicate(FakeHTTPServer):
@@ -150,6 +268,7 @@ class FakeReplicate(FakeHTTPServer):
         self.token = TOKEN
         self.requests: list[Recorded] = []
         self.predictions: dict[str, Prediction] = {}
+        self.files: dict[str, dict[str, Any]] = {}  # id -> file object (+ "_data")
         self._lock = threading.Lock()
         self._scripts: dict[str, list[Reply]] = {}
         # What the next predictions do (tests change these):
@@ -197,6 +316,10 @@ class FakeReplicate(FakeHTTPServer):
         return [r for r in self.requests if r.method == "GET" and "/v1/predictions/" in r.path]
 
     @property
+    def uploads(self) -> list[Recorded]:
+        return [r for r in self.requests if r.method == "POST" and r.path == "/v1/files"]
+
+    @property
     def downloads(self) -> list[Recorded]:
         return [r for r in self.requests if r.path.startswith("/files/")]
 
@@ -219,6 +342,10 @@ class FakeReplicate(FakeHTTPServer):
                 if self.echo_token_in_errors and isinstance(reply.body, dict):
                     reply.body["detail"] = f"{reply.body.get('detail')} {headers['authorization']}"
                 return reply
+            if route[0] == "upload":
+                return self._upload(headers, body)
+            if route[0] == "file_object":
+                return self._file_object(method, route[1])
             return getattr(self, f"_{route[0]}")(headers, body, *route[1:])
 
     def _authorized(self, headers: dict[str, str]) -> bool:
@@ -271,6 +398,9 @@ class FakeReplicate(FakeHTTPServer):
                 return _problem(400, "Invalid Prefer header", f"cannot use Prefer: {prefer}")
             wait = int(match[1] or 60)
         prediction = self._new(model, model_input)
+        unreadable = self._resolve(model, model_input, prediction)
+        if unreadable is not None:
+            prediction.outcome, prediction.error = "failed", unreadable
         extra = {"Location": prediction.data["urls"]["get"]}
         if wait is not None:
             extra["Preference-Applied"] = f"wait={wait}"
@@ -313,6 +443,74 @@ class FakeReplicate(FakeHTTPServer):
         if prediction.data["status"] in ("starting", "processing"):
             prediction.data.update(status="canceled", completed_at=_now())
         return Reply(200, prediction.data)
+
+    def _resolve(
+        self, model: Model, model_input: dict[str, Any], prediction: Prediction
+    ) -> str | None:
+        """Read the input images; what could not be read, as Replicate's error says."""
+        for key, spec in model.schema.items():
+            if key not in model_input:
+                continue
+            if spec.get("format") == "uri":
+                values = [model_input[key]]
+            elif spec.get("type") == "array" and spec.get("items", {}).get("format") == "uri":
+                values = list(model_input[key])
+            else:
+                continue
+            for value in values:
+                data = self._read_uri(value)
+                if data is None:
+                    return f"{key}: could not download {value[:60]}"
+                prediction.images.append(data)
+        return None
+
+    def _read_uri(self, value: str) -> bytes | None:
+        if value.startswith("data:"):
+            header, _, payload = value.partition(",")
+            if not header.endswith(";base64"):
+                return None
+            try:
+                return base64.b64decode(payload, validate=True)
+            except binascii.Error:
+                return None
+        prefix = f"{self.url}/v1/files/"
+        if value.startswith(prefix):
+            entry = self.files.get(value.removeprefix(prefix))
+            return None if entry is None else entry["_data"]
+        return None  # the fake reaches no other host
+
+    def _upload(self, headers: dict[str, str], body: bytes) -> Reply:
+        parts = _multipart(headers.get("content-type", ""), body)
+        if parts is None or "content" not in parts or parts["content"][0] is None:
+            return _problem(400, "Bad request", "The request must include a file as content")
+        filename, kind, data = parts["content"]
+        name = parts["filename"][2].decode() if "filename" in parts else filename
+        kind = parts["type"][2].decode() if "type" in parts else kind or "application/octet-stream"
+        fid = base64.b64encode(secrets.token_bytes(24)).decode().rstrip("=").replace("/", "_")
+        created = dt.datetime.now(dt.timezone.utc)
+        entry = {
+            "id": fid,
+            "name": name,
+            "content_type": kind,
+            "size": len(data),
+            "etag": secrets.token_hex(16),
+            "checksums": {"sha256": _sha256(data), "md5": secrets.token_hex(16)},
+            "metadata": {},
+            "created_at": _iso(created),
+            "expires_at": _iso(created + dt.timedelta(days=1)),
+            "urls": {"get": f"{self.url}/v1/files/{fid}"},
+        }
+        self.files[fid] = {**entry, "_data": data}
+        return Reply(201, entry)
+
+    def _file_object(self, method: str, fid: str) -> Reply:
+        entry = self.files.get(fid)
+        if entry is None:
+            return _problem(404, "Not found", "The requested resource could not be found.")
+        if method == "DELETE":
+            del self.files[fid]
+            return Reply(204, b"")
+        return Reply(200, {k: v for k, v in entry.items() if k != "_data"})
 
     def _file(self, _headers: dict[str, str], _body: bytes, pid: str, name: str) -> Reply:
         if self.files_expired == 404:
@@ -367,7 +565,7 @@ class FakeReplicate(FakeHTTPServer):
             if self.data_removed:  # as an hour after the prediction
                 data.update(output=None, data_removed=True)
         elif prediction.outcome == "failed":
-            data["error"] = self.error
+            data["error"] = prediction.error or self.error
         data["metrics"] = {"total_time": self.predict_time + 0.4}
 
     def _output(self, prediction: Prediction) -> Any:
@@ -396,7 +594,12 @@ class FakeReplicate(FakeHTTPServer):
         }[fmt]
         seed = int(prediction.data["input"].get("seed", 0)) % 256
         buffer = io.BytesIO()
-        Image.new("RGB", (16, 16), (seed, 64, 128)).save(buffer, pil)
+        if prediction.images:  # made from the first input image
+            with Image.open(io.BytesIO(prediction.images[0])) as first:
+                picture = first.convert("RGB").resize((16, 16))
+        else:
+            picture = Image.new("RGB", (16, 16), (seed, 64, 128))
+        picture.save(buffer, pil)
         return buffer.getvalue(), kind
 
 
@@ -413,7 +616,37 @@ def _route(method: str, path: str) -> tuple[Any, ...] | None:
         return ("cancel", m[1])
     if method == "GET" and (m := re.fullmatch(r"/files/([^/]+)/([^/]+)", path)):
         return ("file", m[1], m[2])
+    if method == "POST" and path == "/v1/files":
+        return ("upload",)
+    if method in ("GET", "DELETE") and (m := re.fullmatch(r"/v1/files/([^/]+)", path)):
+        return ("file_object", m[1])
     return None
+
+
+def _multipart(content_type: str, body: bytes) -> dict[str, tuple[str | None, str, bytes]] | None:
+    """The parts of a multipart/form-data body: name -> (filename, type, bytes)."""
+    if not content_type.startswith("multipart/form-data"):
+        return None
+    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+        f"Content-Type: {content_type}\r\n\r\n".encode() + body
+    )
+    parts = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        if isinstance(name, str):
+            data = part.get_payload(decode=True)
+            parts[name] = (part.get_filename(), part.get_content_type(), data or b"")
+    return parts
+
+
+def _sha256(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _validate(schema: dict[str, dict[str, Any]], model_input: dict[str, Any]) -> list[str]:
@@ -422,7 +655,16 @@ def _validate(schema: dict[str, dict[str, Any]], model_input: dict[str, Any]) ->
     problems = []
     if not isinstance(model_input.get("prompt"), str):
         problems.append("prompt: prompt is required")
-    types = {"string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,)}
+    for key, spec in schema.items():
+        if spec.get("required") and key not in model_input:
+            problems.append(f"{key}: {key} is required")
+    types = {
+        "string": (str,),
+        "integer": (int,),
+        "number": (int, float),
+        "boolean": (bool,),
+        "array": (list,),
+    }
     for key, value in model_input.items():
         spec = schema.get(key)
         if spec is None:
@@ -445,6 +687,15 @@ def _validate(schema: dict[str, dict[str, Any]], model_input: dict[str, Any]) ->
             problems.append(f"{key}: Must be less than or equal to {spec['max']}")
         if "multiple_of" in spec and value % spec["multiple_of"]:
             problems.append(f"{key}: Must be a multiple of {spec['multiple_of']}")
+        items = value if spec["type"] == "array" else [value]
+        wanted = spec.get("items", spec)
+        if wanted.get("format") == "uri" and not all(
+            isinstance(item, str) and item.startswith(("http://", "https://", "data:"))
+            for item in items
+        ):
+            problems.append(f"{key}: Does not match format 'uri'")
+        if "max_items" in spec and len(items) > spec["max_items"]:
+            problems.append(f"{key}: Array must have at most {spec['max_items']} items")
     return problems
 
 

@@ -18,9 +18,26 @@ def shipped() -> dict:
 
 def test_every_shipped_family_parses_and_names_its_source():
     families = catalog()
-    assert set(families) == {"flux-schnell", "flux-dev", "flux-pro", "sd35", "ideogram-v3", "sdxl"}
+    assert set(families) == {
+        "flux-schnell",
+        "flux-dev",
+        "flux-pro",
+        "sd35",
+        "ideogram-v3",
+        "sdxl",
+        "flux-kontext",
+        "flux-fill",
+        "nano-banana",
+        "gpt-image-1",
+        "seedream-4",
+        "qwen-image-edit",
+    }
     for family in families.values():
-        assert family.about and family.source and family.models and family.size
+        assert family.about and family.source and family.models
+        # Only the models whose output follows the input image have no size rule.
+        assert family.size or (family.inputs and family.inputs.requires_image)
+        # Where each image input's name comes from is said in the data.
+        assert family.inputs is None or family.inputs.source
 
 
 def test_no_model_is_in_two_families():

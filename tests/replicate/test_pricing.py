@@ -23,6 +23,8 @@ def shipped() -> dict:
         ("black-forest-labs/flux-schnell", 0.003),
         ("black-forest-labs/flux-dev", 0.025),
         ("black-forest-labs/flux-1.1-pro", 0.04),
+        ("black-forest-labs/flux-kontext-pro", 0.04),
+        ("black-forest-labs/flux-kontext-max", 0.08),
         ("stability-ai/stable-diffusion-3.5-medium", 0.035),
         ("stability-ai/stable-diffusion-3.5-large", 0.065),
     ],

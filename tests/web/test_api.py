@@ -193,6 +193,24 @@ def test_cancel_a_queued_job_but_not_a_finished_one(client, session):
         assert missing.json()["error"] == {"code": "not_found", "message": "no job 'not-a-job'"}
 
 
+def test_cancel_answers_by_the_jobs_state_running_failed_canceled(client, session):
+    """`DELETE` cancels what is queued or running (200, the job canceled), and
+    refuses what is over (409 naming its state; `imagen jobs cancel` agrees)."""
+    running = client.post("/v1/jobs", json=small()).json()
+    queue = session.queue()
+    assert queue.claim("w1", backends=None, lease_s=60).id == running["id"]
+    assert client.get(f"/v1/jobs/{running['id']}").json()["status"] == "running"
+    answer = client.delete(f"/v1/jobs/{running['id']}")
+    assert (answer.status_code, answer.json()["status"]) == (200, "canceled")
+    failed = client.post("/v1/jobs", json=small(max_attempts=1)).json()  # no retry
+    assert queue.claim("w1", backends=None, lease_s=60).id == failed["id"]
+    assert queue.fail(failed["id"], "w1", error="CUDA out of memory")
+    refused = client.delete(f"/v1/jobs/{failed['id']}")
+    assert refused.status_code == 409
+    assert refused.json()["error"]["message"] == f"job {failed['id']} is already failed"
+    assert client.get(f"/v1/jobs/{failed['id']}").json()["status"] == "failed"
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
     [

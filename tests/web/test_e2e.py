@@ -33,6 +33,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 TOKEN = "e2e-token-0123456789abcdef"
+BASE64_TOKEN = "q8+fX/2wZrJ0bK9m+Tn/aW1pZ2Vu=="  # `openssl rand -base64 24` makes such
 
 
 def require_chromium() -> None:
@@ -60,7 +61,9 @@ def env(isolated_env, output_dir) -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("token", [None, TOKEN], ids=["loopback", "token"])
+@pytest.mark.parametrize(
+    "token", [None, TOKEN, BASE64_TOKEN], ids=["loopback", "token", "base64-token"]
+)
 def test_a_prompt_from_the_gallery_appears_in_the_grid(env, output_dir, token):
     require_chromium()
     from playwright.sync_api import expect, sync_playwright
@@ -258,5 +261,70 @@ def test_a_client_that_hangs_up_stops_its_synchronous_generation(env, isolated_e
         assert [(r.backend, r.status, r.error) for r in rows] == [("slow", "failed", "interrupted")]
         assert raw_get(url, "/v1/backends")[0] == 200  # the server lives on
         assert server.proc.poll() is None
+    finally:
+        server.stop()
+
+
+def test_the_gallery_fits_the_page_and_shows_whole_images(env, tmp_path):
+    """A prompt without spaces stays inside a 1,280 px page (the job row was
+    2,830 px wide), and a 768×512 thumbnail is shown whole, not cropped square."""
+    require_chromium()
+    from playwright.sync_api import expect, sync_playwright
+
+    server, url = serve(env)  # no worker: the job stays queued, listed under the form
+    long_prompt = "neoncitystreetatnightintherain" * 50  # 1,500 letters: nowhere to break
+    try:
+        host, port = re.match(r"http://([^:]+):(\d+)/", url).groups()
+        for path, body in (
+            ("/v1/jobs", {"prompt": long_prompt, "width": 64, "height": 64}),
+            ("/v1/generate", {"prompt": long_prompt, "width": 768, "height": 512, "seed": 3}),
+        ):
+            data = json.dumps(body).encode()
+            with socket.create_connection((host, int(port)), timeout=60) as conn:
+                conn.sendall(
+                    f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n"
+                    f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n".encode()
+                    + data
+                )
+                assert conn.recv(64).split()[1] in (b"200", b"202"), path
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+            )
+            try:
+                page = browser.new_page(viewport={"width": 1280, "height": 900})
+                page.goto(url)
+                row = page.locator("#jobs li").first
+                expect(row).to_contain_text("neoncitystreet", timeout=15_000)
+                card = page.locator("figure.card").first
+                image = card.locator("img")
+                expect(image).to_have_count(1, timeout=15_000)
+                page.wait_for_function(
+                    "img => img.complete && img.naturalWidth > 0", arg=image.element_handle()
+                )
+                page.screenshot(path=str(tmp_path / "gallery.png"))
+                width = page.evaluate("innerWidth")
+                assert page.evaluate("document.documentElement.scrollWidth") <= width
+                for box in (row.bounding_box(), card.bounding_box()):
+                    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width
+                shown = image.bounding_box()
+                frame = card.bounding_box()
+                assert shown is not None and frame is not None
+                # The whole image: its own proportions, inside the card, filling its width.
+                assert shown["width"] / shown["height"] == pytest.approx(768 / 512, rel=0.02)
+                assert (
+                    shown["x"] >= frame["x"]
+                    and shown["x"] + shown["width"] <= frame["x"] + frame["width"] + 0.5
+                )
+                assert shown["width"] == pytest.approx(frame["width"] - 2, abs=2)  # less its border
+
+                card.click()  # the detail wraps the long prompt inside the dialog
+                dialog = page.locator("#detail")
+                expect(dialog).to_be_visible()
+                assert dialog.evaluate("d => d.scrollWidth <= d.clientWidth")
+                assert page.evaluate("document.documentElement.scrollWidth") <= width
+                page.screenshot(path=str(tmp_path / "detail.png"))
+            finally:
+                browser.close()
     finally:
         server.stop()

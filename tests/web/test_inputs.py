@@ -17,7 +17,6 @@ from PIL import Image
 from starlette.testclient import TestClient
 
 from imagen_core import Request, Result, Session, hookimpl
-from imagen_core.errors import UsageError
 from imagen_core.models import Capabilities
 from imagen_web.app import create_app
 from tests.helpers import registered, write_config
@@ -297,41 +296,21 @@ def test_a_job_carries_its_inputs_to_the_worker(client, session, output_dir):
     assert written["metadata"]["inputs"] == [["image", sha(first)], ["mask", sha(mask)]]
 
 
-class Refused(UsageError):
-    """Stands for the core's budget refusal (imagen_core.budgets.BudgetExceeded)."""
-
-
-class Refusing:
-    def __init__(self, config: object) -> None:
-        pass
-
-    def generate(self, request: Request, progress: object) -> Result:
-        raise Refused("the daily budget of $1.00 would be passed ($0.98 spent, $0.04 asked)")
-
-
-class RefusingPlugin:
-    @hookimpl
-    def register_backends(self, register):
-        register("refusing", Refusing)
-
-
-def test_a_budget_refusal_is_a_429_not_to_be_retried(isolated_env, output_dir, pm, monkeypatch):
-    from imagen_web import api
-
-    monkeypatch.setattr(api, "refusals", lambda: (Refused,))
+def test_a_budget_refusal_is_a_429_not_to_be_retried(isolated_env, output_dir):
     path = write_config(
         isolated_env,
-        f"output: {{dir: '{output_dir}', preview: off}}\nbackends: {{r: {{type: refusing}}}}\n",
+        f"output: {{dir: '{output_dir}', preview: off}}\n"
+        "budgets: [{period: day, limit_usd: 0.05}]\n"
+        "backends: {paid: {type: mock, cost_usd: 0.04}}\n",
     )
-    with (
-        registered(pm, RefusingPlugin(), "refusing"),
-        TestClient(create_app(Session(path))) as client,
-    ):
-        native = client.post("/v1/generate", json={"prompt": "x", "backend": "r"})
-        openai = client.post("/v1/images/generations", json={"prompt": "x", "model": "r"})
+    with TestClient(create_app(Session(path))) as client:
+        first = client.post("/v1/generate", json={"prompt": "x", "backend": "paid", "width": 8})
+        assert first.status_code == 200, first.text  # $0.04 of $0.05
+        native = client.post("/v1/generate", json={"prompt": "x", "backend": "paid"})
+        openai = client.post("/v1/images/generations", json={"prompt": "x", "model": "paid"})
     for response in (native, openai):
-        assert response.status_code == 429
+        assert response.status_code == 429, response.text
         assert response.headers["x-should-retry"] == "false"
         assert response.json()["error"]["code"] == "budget_exceeded"
-        assert "daily budget" in response.json()["error"]["message"]
+        assert response.json()["error"]["message"].startswith("over budget: ")
     assert openai.json()["error"]["type"] == "rate_limit_error"

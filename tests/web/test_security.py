@@ -138,6 +138,28 @@ def test_the_right_token_opens_the_api_and_the_cookie_only_images(guarded):
     assert guarded.get("/static/app.js").status_code == 200
 
 
+BASE64_TOKEN = "q8+fX/2wZrJ0bK9m+Tn/aW1pZ2Vu=="  # as `openssl rand -base64 24` makes them
+
+
+@pytest.mark.parametrize(
+    "cookie",
+    [
+        "imagen_token=q8%2BfX%2F2wZrJ0bK9m%2BTn%2FaW1pZ2Vu%3D%3D",  # as the gallery stores it
+        f"imagen_token={BASE64_TOKEN}",  # as a script may write it
+        # after a cookie of another app on this host that http.cookies cannot parse
+        'theme={"dark": true}; imagen_token=q8%2BfX%2F2wZrJ0bK9m%2BTn%2FaW1pZ2Vu%3D%3D',
+    ],
+)
+def test_a_token_with_base64_characters_opens_images_by_cookie(session, cookie):
+    with TestClient(create_app(session, token=BASE64_TOKEN)) as client:
+        auth = {"authorization": f"Bearer {BASE64_TOKEN}"}
+        made = client.post("/v1/generate", json=small(), headers=auth)
+        assert made.status_code == 200
+        assert client.get(made.json()["url"], headers={"cookie": cookie}).status_code == 200
+        wrong = cookie.replace("q8", "Q8")
+        assert client.get(made.json()["url"], headers={"cookie": wrong}).status_code == 401
+
+
 def test_a_loopback_server_answers_only_loopback_host_names(session):
     app = create_app(session, allowed_hosts=("127.0.0.1", "localhost", "::1"))
     with TestClient(app, base_url="http://localhost:8080") as local:
@@ -219,6 +241,7 @@ def test_no_answer_holds_a_config_value(isolated_env, output_dir, pm, monkeypatc
         ("localhost:0", ("localhost", 0)),
         ("[::1]:9000", ("::1", 9000)),
         ("0.0.0.0:80", ("0.0.0.0", 80)),
+        (":8080", ("", 8080)),  # every interface
     ],
 )
 def test_parse_addr(addr, expected):
@@ -229,7 +252,7 @@ def test_parse_addr(addr, expected):
     ("addr", "message"),
     [
         ("8080", "--addr '8080' is not HOST:PORT, e.g. 127.0.0.1:8080"),
-        (":8080", "--addr ':8080' is not HOST:PORT"),
+        (":", "--addr ':' is not HOST:PORT"),
         ("host:http", "--addr 'host:http' is not HOST:PORT"),
         ("host:70000", "--addr 'host:70000': port must be 0-65535, got 70000"),
         ("::1:8080", "write an IPv6 host in brackets, e.g. [::1]:8080"),
@@ -250,6 +273,9 @@ def test_loopback_and_tokens():
     check_bind("0.0.0.0", TOKEN)
     with pytest.raises(AddressError, match="reachable from other machines"):
         check_bind("0.0.0.0", None)
+    check_bind("", TOKEN)
+    with pytest.raises(AddressError, match=r"without a host \(every interface\) is reachable"):
+        check_bind("", None)
     with pytest.raises(AddressError, match="at least 16 characters"):
         check_bind("127.0.0.1", "short")
     assert host_name("[::1]:8080") == "::1" and host_name("LocalHost:80") == "localhost"

@@ -24,6 +24,10 @@ EXAMPLES = {
     "flux-schnell-local": "flux1-schnell",
     "flux2-klein-local": "flux2-klein",
     "sd35-medium-local": "sd35-medium",
+    "flux2-klein-edit-local": "flux2-klein-edit",
+    "flux2-klein-edit-ref-local": "flux2-klein-edit-ref",
+    "sd35-medium-img2img-local": "sd35-medium-img2img",
+    "flux1-fill-inpaint-local": "flux1-fill-inpaint",
 }
 
 

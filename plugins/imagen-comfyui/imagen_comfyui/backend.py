@@ -10,15 +10,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from imagen_comfyui import workflows
-from imagen_comfyui.placeholders import BUILTIN_TYPES, FROM_REQUEST
+from imagen_comfyui.placeholders import BUILTIN_TYPES, MASK, from_request, image_name, is_input
 from imagen_comfyui.protocol import images
-from imagen_core.errors import BackendError
+from imagen_core.errors import BackendError, Unsupported
 from imagen_core.models import Result
 from imagen_core.notices import warn
 
 if TYPE_CHECKING:
     from imagen_comfyui.client import ComfyUIClient
     from imagen_comfyui.config import ComfyUIConfig
+    from imagen_comfyui.protocol import Finished
+    from imagen_comfyui.workflows import WorkflowCapabilities
     from imagen_core.models import Progress, Request
 
 # ComfyUI takes seeds up to 2**64-1; imagen picks from the range every UI shows whole.
@@ -55,9 +57,18 @@ class ComfyUIBackend:
         self._client: ComfyUIClient | None = None
         # A placeholder of the workflow's own that nothing fills fails now, not
         # after the first prompt: its value can only come from vars or the data.
+        # The inputs' placeholders are filled per request, with the uploads.
         self.workflow.check_filled(
-            set(BUILTIN_TYPES) | set(config.vars) | set(self.workflow.meta.defaults)
+            set(BUILTIN_TYPES)
+            | {name for name in self.workflow.names if is_input(name)}
+            | set(config.vars)
+            | set(self.workflow.meta.defaults)
         )
+
+    def capabilities(self) -> WorkflowCapabilities:
+        """Exactly the inputs the workflow has placeholders for; the core checks
+        every request against this before calling generate."""
+        return self.workflow.capabilities()
 
     @property
     def client(self) -> ComfyUIClient:
@@ -76,7 +87,9 @@ class ComfyUIBackend:
         values.update(self.config.vars)
         values.update(self.config.defaults.values())
         # Library callers may pass any placeholder in Request.extra (e.g. cfg).
-        values.update({k: v for k, v in request.extra.items() if k not in FROM_REQUEST})
+        values.update({k: v for k, v in request.extra.items() if not from_request(k)})
+        if request.strength is not None:
+            values["denoise"] = request.strength  # --strength: how far from the input image
         values["prompt"] = request.prompt
         values["seed"] = seed
         if request.negative or "negative" not in values:
@@ -109,9 +122,48 @@ class ComfyUIBackend:
                     once=f"comfyui-ignored:{name}:{placeholder}",
                 )
 
+    def uploads(self, request: Request) -> dict[str, str]:
+        """Upload the request's inputs; the value of each input placeholder."""
+        client = self.client
+        filled = {image_name(i): client.upload(item) for i, item in enumerate(request.images, 1)}
+        if request.mask is not None:
+            filled[MASK] = client.upload(request.mask)
+        return filled
+
+    def _run(self, request: Request, values: dict[str, Any], progress: Progress) -> Finished:
+        """Upload the inputs, fill the graph and run it. When ComfyUI has lost an
+        input uploaded earlier (its input folder was cleaned), upload it again
+        and run once more."""
+        from imagen_comfyui.client import UploadGone
+
+        workflow, client = self.workflow, self.client
+        if request.inputs:
+            progress(0, 0, "uploading inputs")
+        for attempt in (1, 2):
+            values.update(self.uploads(request))
+            graph = workflow.substitute(values)
+            try:
+                return client.run(
+                    graph,
+                    progress,
+                    timeout_s=self.config.timeout_s,
+                    label=f"workflow {workflow.name}",
+                    files=workflow.meta.files,
+                )
+            except UploadGone:
+                if attempt == 2:
+                    raise
+                client.forget(request.inputs)
+        raise AssertionError("unreachable")  # pragma: no cover
+
     def generate(self, request: Request, progress: Progress) -> Result:
         workflow = self.workflow
         names = workflow.names
+        # The core refuses such a request before calling; a library caller that
+        # calls the backend itself gets the same answer.
+        lacking = workflow.capabilities().lacks(request)
+        if lacking is not None:
+            raise Unsupported(f"comfyui: cannot take {lacking}")
         # Seed 0 means "pick one": picked here, so the Result reports the seed used,
         # and a new seed per run keeps ComfyUI from answering from its cache.
         if "seed" in names:
@@ -123,15 +175,8 @@ class ComfyUIBackend:
             fixed = workflow.literal("seed", "noise_seed")
             seed = fixed if isinstance(fixed, int) and not isinstance(fixed, bool) else request.seed
         values = self.values(request, seed)
-        graph = workflow.substitute(values)
         client = self.client
-        finished = client.run(
-            graph,
-            progress,
-            timeout_s=self.config.timeout_s,
-            label=f"workflow {workflow.name}",
-            files=workflow.meta.files,
-        )
+        finished = self._run(request, values, progress)
         found = images(finished.outputs, workflow.output_nodes)
         if self.config.output_node is not None:
             found = [ref for ref in found if ref.node == self.config.output_node]

@@ -43,7 +43,11 @@ if TYPE_CHECKING:
     import websocket
 
     from imagen_comfyui.workflows import ModelFile
-    from imagen_core.models import Progress
+    from imagen_core.models import ImageInput, Progress
+
+# Uploads go into this sub-folder of ComfyUI's input/, named by their sha256:
+# the same image is stored once, and the person's own input files stay apart.
+UPLOAD_SUBFOLDER = "imagen"
 
 
 class _TimedOut(Exception):
@@ -65,6 +69,7 @@ class ComfyUIClient:
     cancel_timeout_s = 5.0
     view_attempts = 3  # /view answering 5xx or dropping: tries, 0.2 s then 0.4 s apart
     view_retry_s = 0.1
+    upload_attempts = 3  # /upload/image answering 5xx or dropping (uploads are idempotent)
 
     def __init__(self, url: str) -> None:
         import requests
@@ -74,6 +79,73 @@ class ComfyUIClient:
         self.http: requests.Session = requests.Session()
         scheme, _, rest = self.url.partition("://")
         self.ws_url = f"{'wss' if scheme == 'https' else 'ws'}://{rest}/ws"
+        # sha256 -> what LoadImage takes, for the inputs this client has uploaded.
+        self.uploaded: dict[str, str] = {}
+
+    # ------------------------------------------------------------ inputs
+    def upload(self, item: ImageInput) -> str:
+        """Put one input image into ComfyUI's input folder and return the value
+        LoadImage takes for it (``imagen/<sha256>.png``). Each image is sent once
+        per client; ComfyUI itself keeps one file per content (same name and
+        same bytes: no new file). Raises BackendError."""
+        known = self.uploaded.get(item.sha256)
+        if known is not None:
+            return known
+        import requests
+
+        what = _label(item)
+        name = f"{item.sha256}.{item.extension}"
+        for attempt in range(1, self.upload_attempts + 1):
+            try:
+                answer = self.http.post(
+                    f"{self.url}/upload/image",
+                    files={"image": (name, item.data, item.mime_type)},
+                    data={"type": "input", "subfolder": UPLOAD_SUBFOLDER},
+                    timeout=(self.connect_timeout_s, self.read_timeout_s),
+                )
+            except requests.RequestException as exc:
+                if isinstance(exc, requests.ConnectTimeout) or _never_sent(exc):
+                    raise self.unreachable() from None
+                if attempt == self.upload_attempts:
+                    raise BackendError(
+                        f"cannot upload {what} to ComfyUI at {self.shown}: {errors.one_line(exc)}"
+                    ) from None
+            else:
+                if answer.status_code == 200:
+                    value = self._uploaded_as(_json_or_none(answer), what)
+                    self.uploaded[item.sha256] = value
+                    return value
+                if answer.status_code == 413:
+                    raise BackendError(
+                        f"{what} ({len(item.data) / 2**20:.1f} MB) is over the upload limit of "
+                        f"ComfyUI at {self.shown}: start ComfyUI with a larger "
+                        "--max-upload-size, or scale the image down"
+                    )
+                if answer.status_code < 500 or attempt == self.upload_attempts:
+                    raise BackendError(
+                        self._status_problem(
+                            answer.status_code, answer.text, f"POST /upload/image ({what})"
+                        )
+                    )
+            time.sleep(self.view_retry_s * 2**attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _uploaded_as(self, data: Any, what: str) -> str:
+        """The LoadImage value of an upload answer ``{"name", "subfolder", "type"}``:
+        ``subfolder/name``, or ``name`` when ComfyUI put it at the top."""
+        name = data.get("name") if isinstance(data, Mapping) else None
+        if not isinstance(name, str) or not name:
+            raise BackendError(
+                f"ComfyUI at {self.shown} answered the upload of {what} without a file name: "
+                "is this a ComfyUI server?"
+            )
+        subfolder = data.get("subfolder")
+        return f"{subfolder}/{name}" if isinstance(subfolder, str) and subfolder else name
+
+    def forget(self, items: Iterable[ImageInput]) -> None:
+        """Upload these again next time (ComfyUI has lost the files)."""
+        for item in items:
+            self.uploaded.pop(item.sha256, None)
 
     # ------------------------------------------------------------ running
     def run(
@@ -162,7 +234,12 @@ class ComfyUIClient:
                 f"{self.read_timeout_s:g} s"
             ) from None
         if answer.status_code == 400:
-            reason = errors.rejected(_json_or_none(answer), files)
+            body = _json_or_none(answer)
+            if self._upload_gone(body, graph):
+                raise UploadGone(
+                    f"ComfyUI at {self.shown} no longer has an input image uploaded earlier"
+                )
+            reason = errors.rejected(body, files)
             raise BackendError(f"ComfyUI at {self.shown} rejected {label}: {reason}")
         if answer.status_code != 200:
             raise BackendError(
@@ -403,6 +480,41 @@ class ComfyUIClient:
         text = errors.one_line(body, 120) if body else "no body"
         hint = " (is this a ComfyUI server?)" if status == 404 else ""
         return f"ComfyUI at {self.shown} answered HTTP {status} to {what}: {text}{hint}"
+
+    def _upload_gone(self, body: Any, graph: Mapping[str, Any]) -> bool:
+        """Whether a 400 says a file this client uploaded is missing (someone
+        cleaned ComfyUI's input folder): LoadImage's "Invalid image file"."""
+        node_errors = body.get("node_errors") if isinstance(body, Mapping) else None
+        if not isinstance(node_errors, Mapping) or not self.uploaded:
+            return False
+        ours = set(self.uploaded.values())
+        for node_id, entry in node_errors.items():
+            node = graph.get(node_id)
+            inputs = node.get("inputs") if isinstance(node, Mapping) else None
+            if not isinstance(entry, Mapping) or not isinstance(inputs, Mapping):
+                continue
+            for error in entry.get("errors") or []:
+                if not isinstance(error, Mapping):
+                    continue
+                extra = error.get("extra_info")
+                if (
+                    error.get("type") == "custom_validation_failed"
+                    and isinstance(extra, Mapping)
+                    and inputs.get(extra.get("input_name")) in ours
+                ):
+                    return True
+        return False
+
+
+class UploadGone(BackendError):
+    """ComfyUI refused a prompt because an input uploaded earlier is gone:
+    upload it again and resubmit."""
+
+
+def _label(item: ImageInput) -> str:
+    if item.source:
+        return f"input image {item.source}"
+    return f"the {item.role} input (sha256 {item.sha256[:12]})"
 
 
 class _MaybeQueued(BackendError):

@@ -22,7 +22,7 @@ def comfyui() -> None:
 @click.argument("paths", nargs=-1, metavar="[WORKFLOW.json]...")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def workflows_command(paths: tuple[str, ...], as_json: bool) -> None:
-    """List the bundled workflows with their placeholders, defaults and model files.
+    """List the bundled workflows with their inputs, placeholders, defaults and model files.
 
     Give the paths of your own API-format workflows to check them the same way:
     each is parsed and its placeholders are listed (or the problem is named).
@@ -44,17 +44,20 @@ def workflows_command(paths: tuple[str, ...], as_json: bool) -> None:
 
 
 def _report(workflow: Workflow) -> dict[str, Any]:
-    from imagen_comfyui.placeholders import BUILTIN_TYPES
+    from imagen_comfyui.placeholders import type_of
 
+    capabilities = workflow.capabilities()
     return {
         "name": workflow.name,
         "source": workflow.source,
         "model": workflow.model,
         "description": workflow.meta.description,
+        "capabilities": capabilities.as_dict(),
+        "inputs": _inputs(workflow),
         "placeholders": [
             {
                 "name": p.name,
-                "type": BUILTIN_TYPES[p.name].__name__ if p.name in BUILTIN_TYPES else None,
+                "type": kind.__name__ if (kind := type_of(p.name)) else None,
                 "node": p.node,
                 "class_type": p.class_type,
                 "input": p.input,
@@ -71,10 +74,24 @@ def _report(workflow: Workflow) -> dict[str, Any]:
     }
 
 
+def _inputs(workflow: Workflow) -> list[str]:
+    """What the workflow takes besides the prompt, one phrase each."""
+    ordinals = ("first", "second", "third")
+    found = [
+        f"${{{name}}}: the {ordinals[index] if index < 3 else f'{index + 1}th'} --image"
+        for index, name in enumerate(workflow.image_names)
+    ]
+    if workflow.has_mask:
+        found.append("${mask}: the mask, white = repaint (--mask)")
+    if workflow.capabilities().strength:
+        found.append("${denoise}: --strength")
+    return found
+
+
 def _lines(workflow: Workflow) -> list[str]:
     import textwrap
 
-    from imagen_comfyui.placeholders import BUILTIN_TYPES
+    from imagen_comfyui.placeholders import is_builtin
 
     meta = workflow.meta
     where = "" if workflow.source == "bundled" else f"  ({workflow.source})"
@@ -87,10 +104,12 @@ def _lines(workflow: Workflow) -> list[str]:
     def row(label: str, text: str) -> None:
         lines.append(f"    {label:<13} {text}")
 
+    inputs = _inputs(workflow)
+    row("inputs", "; ".join(inputs) if inputs else "none: text to image")
     row(
         "placeholders",
         " ".join(
-            f"${{{name}}}" + ("" if name in BUILTIN_TYPES else " (vars)") for name in workflow.names
+            f"${{{name}}}" + ("" if is_builtin(name) else " (vars)") for name in workflow.names
         )
         or "none",
     )

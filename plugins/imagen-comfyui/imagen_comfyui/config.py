@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 
 from imagen_comfyui.bundled import spec_problem
-from imagen_comfyui.placeholders import BUILTIN_TYPES, FROM_REQUEST
+from imagen_comfyui.placeholders import BUILTIN_TYPES, FROM_REQUEST, is_input
 from imagen_core.config import setting
 
 DEFAULT_URL = "http://127.0.0.1:8188"
@@ -68,6 +68,10 @@ def _vars(_instance: object, _attribute: attrs.Attribute[Any], value: dict[str, 
         if not _VAR_NAME.fullmatch(name):
             raise ValueError(
                 f"vars.{name}: a placeholder name is letters, digits and _ (as in ${{my_lora}})"
+            )
+        if is_input(name):
+            raise ValueError(
+                f"vars.{name}: ${{{name}}} is filled with an uploaded input image (--image, --mask)"
             )
         if name in FROM_REQUEST:
             raise ValueError(

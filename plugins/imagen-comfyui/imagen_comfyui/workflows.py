@@ -19,14 +19,21 @@ from imagen_comfyui.bundled import FOLDER, META_SUFFIX, looks_like_path, spec_pr
 from imagen_comfyui.errors import WorkflowError
 from imagen_comfyui.placeholders import (
     BUILTIN_TYPES,
-    FROM_REQUEST,
+    MASK,
     PLACEHOLDER,
     coerce,
+    from_request,
     how_to_set,
+    image_index,
+    image_name,
+    is_builtin,
 )
+from imagen_core.models import Capabilities
 
 if TYPE_CHECKING:
     from collections.abc import Collection, Iterator, Mapping
+
+    from imagen_core.models import Request
 
 # Nodes whose images land in /history outputs. SaveImageWebsocket is left out on
 # purpose: it sends its images over the websocket only and has no history entry.
@@ -87,11 +94,46 @@ class Workflow:
 
     @property
     def names(self) -> list[str]:
-        """The distinct placeholder names: built-ins first, then the workflow's own."""
+        """The distinct placeholder names: built-ins first, then the input images
+        and the mask, then the workflow's own."""
         found = dict.fromkeys(p.name for p in self.placeholders)
-        return [n for n in BUILTIN_TYPES if n in found] + [
-            n for n in found if n not in BUILTIN_TYPES
-        ]
+        inputs = [image_name(i) for i in range(1, self.image_count + 1)]
+        inputs += [MASK] if MASK in found else []
+        return (
+            [n for n in BUILTIN_TYPES if n in found]
+            + inputs
+            + [n for n in found if not is_builtin(n)]
+        )
+
+    @property
+    def image_count(self) -> int:
+        """How many input images the workflow loads (``${image}``, ``${image_2}``, ...)."""
+        return max(
+            (image_index(p.name) or 0 for p in self.placeholders),
+            default=0,
+        )
+
+    @property
+    def image_names(self) -> tuple[str, ...]:
+        return tuple(image_name(i) for i in range(1, self.image_count + 1))
+
+    @property
+    def has_mask(self) -> bool:
+        return any(p.name == MASK for p in self.placeholders)
+
+    def capabilities(self) -> WorkflowCapabilities:
+        """What the workflow takes, read from its placeholders: images for
+        ``${image}``..., a mask for ``${mask}``, a strength for ``${denoise}``
+        when it loads an image (img2img)."""
+        names = {p.name for p in self.placeholders}
+        count = self.image_count
+        return WorkflowCapabilities(
+            text_to_image=count == 0,
+            images=count,
+            strength=count > 0 and "denoise" in names,
+            mask=MASK in names,
+            workflow=self.name,
+        )
 
     def literal(self, *inputs: str) -> Any:
         """The first literal value of one of these inputs (``steps``) in the graph."""
@@ -132,6 +174,36 @@ class Workflow:
         for node in graph.values():
             node["inputs"] = _replace(node["inputs"], typed)
         return graph
+
+
+@attrs.frozen
+class WorkflowCapabilities(Capabilities):
+    """A workflow takes exactly the inputs it has placeholders for: ``images`` is
+    how many it needs (not only how many it can take), a ``${mask}`` needs a
+    mask. What it lacks names the placeholders, so the person knows why."""
+
+    workflow: str = ""
+
+    def lacks(self, request: Request) -> str | None:
+        name = f"workflow {self.workflow}"
+        given = len(request.images)
+        wanted = [f"${{{image_name(i)}}}" for i in range(1, self.images + 1)]
+        if given > self.images:
+            if not self.images:
+                return f"input images ({name} has no ${{image}} placeholder to load one)"
+            return f"{given} input images ({name} loads {self.images}: {', '.join(wanted)})"
+        if given < self.images:
+            what = "no input image" if not given else f"only {given} input image"
+            flag = "--image" if self.images == 1 else f"--image {self.images} times"
+            return f"{what} ({name} needs {', '.join(wanted)}; give {flag})"
+        if request.mask is not None and not self.mask:
+            return f"a mask ({name} has no ${{mask}} placeholder)"
+        if request.mask is None and self.mask:
+            return f"no mask ({name} needs one for ${{mask}}; give --mask)"
+        if request.strength is not None and not self.strength:
+            why = "no ${denoise} placeholder" if self.images else "no ${image} to start from"
+            return f"a strength ({name} has {why})"
+        return None
 
 
 def _replace(value: Any, values: Mapping[str, Any]) -> Any:
@@ -252,8 +324,8 @@ def parse_meta(text: str, label: str) -> Meta:
     defaults = data.get("defaults", {})
     if not isinstance(defaults, dict):
         raise WorkflowError(f"{label}: defaults must be an object of placeholder: value")
-    for name in FROM_REQUEST:
-        if name in defaults:
+    for name in defaults:
+        if from_request(name):
             raise WorkflowError(
                 f"{label}: defaults.{name} cannot be set, it comes from the request"
             )
@@ -307,7 +379,23 @@ def build(
             "node, or name the node that makes the image with output_node"
         )
     found = tuple(_placeholders(graph))
+    _check_inputs(label, found)
     return Workflow(name, source, graph, meta, found, outputs)
+
+
+def _check_inputs(label: str, found: tuple[Placeholder, ...]) -> None:
+    """Input images are numbered without gaps, and a mask applies to an image."""
+    indices = {index for p in found if (index := image_index(p.name)) is not None}
+    for index in sorted(indices):
+        if index > 1 and index - 1 not in indices:
+            raise WorkflowError(
+                f"{label} has ${{{image_name(index)}}} but no ${{{image_name(index - 1)}}}: "
+                "number the input images from ${image} up without gaps"
+            )
+    if any(p.name == MASK for p in found) and 1 not in indices:
+        raise WorkflowError(
+            f"{label} has ${{mask}} but no ${{image}}: a mask applies to an input image"
+        )
 
 
 def image_outputs(graph: Mapping[str, Any]) -> list[str]:

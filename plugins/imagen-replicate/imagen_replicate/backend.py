@@ -6,11 +6,13 @@ prediction and kept nowhere else: not on the backend, not in the Result.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import random
 from typing import TYPE_CHECKING, Any
 
 from imagen_core import BackendError, Result, UsageError, require_env, warn
+from imagen_core.errors import Unsupported
 from imagen_replicate.client import ReplicateClient
 from imagen_replicate.families import UNKNOWN, Family, Mapped, family_for
 from imagen_replicate.outputs import decode_data_url, image_type, output_urls, safe_input, short_url
@@ -19,13 +21,20 @@ from imagen_replicate.prediction import PredictionRun
 from imagen_replicate.pricing import PriceTable, table
 
 if TYPE_CHECKING:
-    from imagen_core import Progress, Request
+    from imagen_core import ImageInput, Progress, Request
+    from imagen_core.models import Capabilities
     from imagen_replicate.config import ModelRef, ReplicateConfig
 
 # Tests replace this to run retries and timeouts without waiting.
 DEFAULT_PACING = Pacing()
 # Seeds are picked below 2**31: some models cap the seed there (ideogram-v3).
 SEED_LIMIT = 2**31
+# Replicate's input-files docs: a data URI "is only recommended if the file is
+# less than 1MB"; bigger files go through the Files API (up to 100 MB).
+DATA_URI_MAX_BYTES = 1_000_000
+# An uploaded file is reused while it has at least this long to live (they
+# expire after a day).
+UPLOAD_REUSE_MARGIN = dt.timedelta(hours=1)
 
 
 class ReplicateBackend:
@@ -42,6 +51,17 @@ class ReplicateBackend:
         self.config = config
         self._pacing = pacing
         self._prices = prices
+        # sha256 -> (urls.get, expires_at) of the inputs this backend has uploaded.
+        self._uploaded: dict[str, tuple[str, dt.datetime | None]] = {}
+
+    @property
+    def family(self) -> Family:
+        return family_for(self.config.model_ref.slug, self.config.family)
+
+    def capabilities(self) -> Capabilities:
+        """What the model's family takes (families.json ``inputs``); the core
+        checks every request against it before calling generate."""
+        return self.family.capabilities()
 
     def __repr__(self) -> str:
         return f"ReplicateBackend(model={self.config.model!r}, base_url={self.config.base_url!r})"
@@ -49,15 +69,13 @@ class ReplicateBackend:
     def generate(self, request: Request, progress: Progress) -> Result:
         token = require_env(self.config.api_token_env)
         model = self.config.model_ref
-        family = family_for(model.slug, self.config.family)
+        family = self.family
         _check_cfg(request.extra.get("cfg"))
-        # Seed 0 means "pick one": picked here and sent, so the Result reports it.
-        picked = request.seed or random.SystemRandom().randrange(1, SEED_LIMIT)
-        mapped = family.build_input(request, picked)
-        _warn_mapping(model, family, mapped)
-        # The block's input is passed as given and wins over the mapped values.
-        model_input = {**mapped.input, **self.config.input}
-        seed = _seed_sent(model_input, picked)
+        # The core refuses such a request before calling; a library caller that
+        # calls the backend itself gets the same answer.
+        lacking = family.capabilities().lacks(request)
+        if lacking is not None:
+            raise Unsupported(f"replicate: {model.slug} ({family.name}) cannot take {lacking}")
 
         pacing = self._pacing or DEFAULT_PACING
         deadline = pacing.clock() + self.config.timeout_s
@@ -68,6 +86,20 @@ class ReplicateBackend:
             pacing=pacing,
             deadline=deadline,
         )
+        try:
+            if request.inputs:
+                progress(0, 0, "uploading inputs")
+            files = {item.sha256: self._file(client, item) for item in request.inputs}
+        except BaseException:
+            client.close()
+            raise
+        # Seed 0 means "pick one": picked here and sent, so the Result reports it.
+        picked = request.seed or random.SystemRandom().randrange(1, SEED_LIMIT)
+        mapped = family.build_input(request, picked, files)
+        _warn_mapping(model, family, mapped)
+        # The block's input is passed as given and wins over the mapped values.
+        model_input = {**mapped.input, **self.config.input}
+        seed = _seed_sent(model_input, picked)
         run = PredictionRun(
             client,
             pacing=pacing,
@@ -100,6 +132,20 @@ class ReplicateBackend:
                 "cost_basis": basis,
             },
         )
+
+    def _file(self, client: ReplicateClient, item: ImageInput) -> str:
+        """The URI a model input takes for ``item``: a data: URI when it is small,
+        else the URL of an upload to Replicate's Files API (reused while fresh)."""
+        if len(item.data) < DATA_URI_MAX_BYTES:
+            return item.data_uri()
+        now = dt.datetime.now(dt.timezone.utc)
+        known = self._uploaded.get(item.sha256)
+        if known is not None and (known[1] is None or known[1] - now > UPLOAD_REUSE_MARGIN):
+            return known[0]
+        uploaded = client.upload(item, f"{item.sha256[:16]}.{item.extension}")
+        url = str(uploaded["urls"]["get"])
+        self._uploaded[item.sha256] = (url, _timestamp(uploaded.get("expires_at")))
+        return url
 
     def _run(
         self, run: PredictionRun, model: ModelRef, model_input: dict[str, Any]
@@ -182,6 +228,17 @@ def _fetch(client: ReplicateClient, url: str) -> tuple[bytes, str]:
             f"{declared or 'not given'}); is `model` an image model?"
         )
     return data, mime_type
+
+
+def _timestamp(value: Any) -> dt.datetime | None:
+    """An ISO time from Replicate (``2024-08-23T12:26:51.079Z``), None if unreadable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
 
 
 def _check_cfg(cfg: Any) -> None:

@@ -29,11 +29,13 @@ from imagen_replicate.pacing import Pacing
 if TYPE_CHECKING:
     import requests
 
+    from imagen_core import ImageInput
     from imagen_replicate.config import ModelRef
 
 CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 30.0
 DOWNLOAD_TIMEOUT_S = 60.0
+UPLOAD_TIMEOUT_S = 120.0
 # Replicate holds a sync-mode create for up to wait_s; the read timeout must be longer.
 CREATE_MARGIN_S = 15.0
 TOKEN_PAGE = "https://replicate.com/account/api-tokens"
@@ -133,6 +135,47 @@ class ReplicateClient:
             raise self._failure(response, f"cancelling prediction {prediction_id}")
         return self._prediction(response)
 
+    def upload(self, item: ImageInput, name: str) -> dict[str, Any]:
+        """POST /v1/files (multipart, the file as ``content``): Replicate's file
+        object, whose ``urls.get`` a prediction takes as an input. Retried like a
+        GET: an upload costs nothing, and a second copy is harmless."""
+        response = self._send(
+            "POST",
+            f"{self.base_url}/v1/files",
+            headers=self._api_headers,
+            files={
+                "content": (name, item.data, item.mime_type),
+                "filename": (None, name),
+                "type": (None, item.mime_type),
+            },
+            timeout=(CONNECT_TIMEOUT_S, UPLOAD_TIMEOUT_S),
+            retry_statuses=_RETRIED,
+            retry_network=True,
+            doing=f"uploading {name}",
+        )
+        if response.status_code not in (200, 201):
+            if response.status_code == 413:
+                raise self._too_large(response, name, len(item.data))
+            raise self._failure(response, f"uploading {name}")
+        data = json_body(response)
+        urls = data.get("urls") if isinstance(data, dict) else None
+        if (
+            not isinstance(data, dict)
+            or not isinstance(urls, dict)
+            or not isinstance(urls.get("get"), str)
+        ):
+            raise BackendError(
+                f"Replicate answered the upload of {name} without a file URL: "
+                f"{self._scrub(one_line(response.text, 200))}; check base_url"
+            )
+        return data
+
+    def _too_large(self, response: requests.Response, name: str, size: int) -> BackendError:
+        return BackendError(
+            f"Replicate refused {name} ({size / 2**20:.1f} MB) as too large (HTTP 413: "
+            f"{self._detail(response)}); files may be at most 100 MB: scale it down"
+        )
+
     def download(self, url: str) -> tuple[bytes, str | None]:
         """The output file's bytes and its Content-Type, fetched at once: Replicate
         deletes outputs an hour after the prediction."""
@@ -171,6 +214,7 @@ class ReplicateClient:
         retry_network: bool,
         doing: str,
         json: Any = None,
+        files: dict[str, Any] | None = None,
         pacing: Pacing | None = None,
         use_deadline: bool = True,
     ) -> requests.Response:
@@ -178,7 +222,9 @@ class ReplicateClient:
         ``retry_network``) with backoff honouring Retry-After, within the pacing's
         retry budget and before the deadline."""
         return send_retrying(
-            lambda: self._session.request(method, url, headers=headers, json=json, timeout=timeout),
+            lambda: self._session.request(
+                method, url, headers=headers, json=json, files=files, timeout=timeout
+            ),
             retry_when=lambda response: response.status_code in retry_statuses,
             retry_network=retry_network,
             pacing=pacing or self.pacing,

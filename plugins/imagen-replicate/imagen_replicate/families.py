@@ -15,7 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from imagen_core.models import Capabilities
+
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from imagen_core import Request
 
 
@@ -55,6 +59,30 @@ class SizeRule:
 
 
 @attrs.frozen
+class Inputs:
+    """Which of the model's inputs take imagen's input images."""
+
+    image: str | None  # takes the first image as one URI
+    images: str | None  # takes every image (the first, then references) as a list
+    max_images: int
+    strength: str | None  # --strength (prompt_strength)
+    mask: str | None
+    requires_image: bool  # no text to image
+    # Sent instead of the size inputs when an image is given (aspect_ratio
+    # match_input_image); None keeps the size mapping.
+    with_image: dict[str, Any] | None
+    source: str
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(
+            text_to_image=not self.requires_image,
+            images=self.max_images,
+            strength=self.strength is not None,
+            mask=self.mask is not None,
+        )
+
+
+@attrs.frozen
 class Mapped:
     """The input built for a request, and what could not be honoured as asked."""
 
@@ -73,12 +101,37 @@ class Family:
     steps: str | None
     cfg: str | None
     negative: str | None
+    inputs: Inputs | None = None
 
-    def build_input(self, request: Request, seed: int) -> Mapped:
-        """Replicate input for ``request`` with ``seed`` (never 0: picked by the caller)."""
+    def capabilities(self) -> Capabilities:
+        """What models of this family take: text only unless ``inputs`` says more."""
+        return self.inputs.capabilities() if self.inputs else Capabilities()
+
+    def build_input(
+        self, request: Request, seed: int, files: Mapping[str, str] | None = None
+    ) -> Mapped:
+        """Replicate input for ``request`` with ``seed`` (never 0: picked by the caller).
+        ``files`` gives each input image's URI (a data: URI or an uploaded file's
+        URL) by its sha256."""
         sent: dict[str, Any] = {"prompt": request.prompt, "seed": seed}
         ignored: list[str] = []
-        adjusted = self._size(request.width, request.height, sent)
+        inputs = self.inputs
+        if request.images and inputs is not None and inputs.with_image is not None:
+            sent.update(inputs.with_image)  # the size follows the input image
+            adjusted = None
+        else:
+            adjusted = self._size(request.width, request.height, sent)
+        if inputs is not None:
+            uris = files or {}
+            if request.images:
+                if inputs.image:
+                    sent[inputs.image] = uris[request.images[0].sha256]
+                if inputs.images:
+                    sent[inputs.images] = [uris[item.sha256] for item in request.images]
+            if request.mask is not None and inputs.mask:
+                sent[inputs.mask] = uris[request.mask.sha256]
+            if request.strength is not None and inputs.strength:
+                sent[inputs.strength] = request.strength
         if request.steps:
             if self.steps:
                 sent[self.steps] = request.steps
@@ -264,4 +317,23 @@ def _family(name: str, entry: dict[str, Any]) -> Family:
         steps=entry["steps"],
         cfg=entry["cfg"],
         negative=entry["negative"],
+        inputs=_inputs(entry["inputs"]) if entry.get("inputs") else None,
     )
+
+
+def _inputs(entry: dict[str, Any]) -> Inputs:
+    inputs = Inputs(
+        image=entry["image"],
+        images=entry["images"],
+        max_images=int(entry["max_images"]),
+        strength=entry["strength"],
+        mask=entry["mask"],
+        requires_image=bool(entry["requires_image"]),
+        with_image=dict(entry["with_image"]) if entry["with_image"] is not None else None,
+        source=str(entry["source"]),
+    )
+    if not (inputs.image or inputs.images) or inputs.max_images < 1:
+        raise ValueError("inputs needs 'image' or 'images' and max_images of 1 or more")
+    if inputs.image and not inputs.images and inputs.max_images != 1:
+        raise ValueError("a single 'image' input takes max_images 1")
+    return inputs

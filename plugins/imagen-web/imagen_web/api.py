@@ -1,8 +1,11 @@
 """The JSON API under ``/v1``: generate, jobs, backends, images, usage.
 
 Handlers parse and answer; the work is the library's (``Session.generate``,
-``Session.queue()``, ``Session.source()``), run in Starlette's thread pool
-because all of it blocks. Every answer leaves out config values: only names
+``Session.queue()``, ``Session.source()``), run in threads because all of it
+blocks. Reads and queue calls use Starlette's thread pool; generations never
+do: each backend instance has a limiter of its own (``WebState.generate``), so
+however many generations wait, the pool stays free for the quick calls.
+Every answer leaves out config values: only names
 and types of backends, paths relative to ``output.dir``, never a token, a URL
 from a block or an environment variable's name.
 """
@@ -17,6 +20,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import anyio
+import anyio.to_thread
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -24,7 +29,13 @@ from starlette.routing import Route
 from imagen_core.cancel import Canceled, CancelScope
 from imagen_web.bodies import GenerateBody, JobBody
 from imagen_web.errors import ApiError, invalid
-from imagen_web.images_index import CursorError, ImagesIndex, decode_cursor, encode_cursor
+from imagen_web.images_index import (
+    CursorError,
+    ImagesIndex,
+    decode_cursor,
+    encode_cursor,
+    finite_number,
+)
 
 if TYPE_CHECKING:
     from starlette.requests import Request as HttpRequest
@@ -48,7 +59,7 @@ class WebState:
         self.index = ImagesIndex(session.config.output.dir)
         self._queue: Queue | None = None
         self._lock = threading.Lock()
-        self._backend_slots: dict[str, threading.BoundedSemaphore] = {}
+        self._turns: dict[str, anyio.CapacityLimiter] = {}
 
     @property
     def output_dir(self) -> Path:
@@ -66,28 +77,41 @@ class WebState:
                 self._queue.close()
                 self._queue = None
 
-    def slots(self, backend: str) -> threading.BoundedSemaphore:
+    async def turn(self, backend: str) -> anyio.CapacityLimiter:
         """How many generations ``backend`` runs at once: its ``max_in_flight``
-        (the block's, else the backend's own, else 1), as `imagen worker` does;
-        a plugin is not promised concurrent calls unless it says so."""
-        with self._lock:
-            slots = self._backend_slots.get(backend)
-        if slots is None:
-            instance, built = self.session.backend(backend)  # may raise: not set up
-            wanted = instance.max_in_flight or getattr(built, "max_in_flight", None) or 1
-            with self._lock:
-                slots = self._backend_slots.setdefault(
-                    backend, threading.BoundedSemaphore(max(1, int(wanted)))
-                )
-        return slots
+        (the block's, else the backend's own, else 1), as `imagen worker` runs
+        them (a plugin is not promised concurrent calls unless it says so).
+        Called in the event loop only."""
+        limiter = self._turns.get(backend)
+        if limiter is None:
+            wanted = await anyio.to_thread.run_sync(self._max_in_flight, backend)
+            limiter = self._turns.setdefault(backend, anyio.CapacityLimiter(wanted))
+        return limiter
 
-    def generate(self, request: Request, cancel: CancelScope | None = None) -> Generation:
-        """One generation, waiting for one of the backend's ``slots``."""
+    def _max_in_flight(self, backend: str) -> int:
+        from imagen_core.errors import ImagenError
+
+        try:
+            instance, built = self.session.backend(backend)  # builds it: off the loop
+        except ImagenError:
+            return 1  # the generation will say what is wrong
+        return max(1, int(instance.max_in_flight or getattr(built, "max_in_flight", None) or 1))
+
+    async def generate(self, request: Request, cancel: CancelScope | None = None) -> Generation:
+        """One generation, in a thread started when the backend's turn comes.
+
+        Waiting for the turn holds no thread, and the threads come from the
+        backend's limiter, not from Starlette's pool: 45 generations queued on a
+        slow backend leave every thread of the pool to the reads."""
         assert request.backend is not None
-        with self.slots(request.backend):
-            if cancel is not None and cancel.canceled:  # gave up while waiting its turn
-                raise Canceled
-            return self.session.generate(request, preview=False, cancel=cancel)
+        return await anyio.to_thread.run_sync(
+            self._generate_now, request, cancel, limiter=await self.turn(request.backend)
+        )
+
+    def _generate_now(self, request: Request, cancel: CancelScope | None) -> Generation:
+        if cancel is not None and cancel.canceled:  # gave up while waiting its turn
+            raise Canceled
+        return self.session.generate(request, preview=False, cancel=cancel)
 
     def relative(self, path: str | Path | None) -> str | None:
         """``path`` relative to output.dir (POSIX), or None when it is outside."""
@@ -118,6 +142,8 @@ async def _json_body(request: HttpRequest) -> Any:
         return json.loads(raw)
     except ValueError as exc:
         raise ApiError(400, "invalid_json", f"body: not valid JSON: {exc}") from None
+    except RecursionError:  # [[[[… deeper than the parser's stack
+        raise ApiError(400, "invalid_json", "body: JSON nested too deeply") from None
 
 
 def _checked(state: WebState, body: GenerateBody, inputs: tuple[ImageInput, ...] = ()) -> Request:
@@ -167,7 +193,7 @@ async def generate(request: HttpRequest) -> JSONResponse:
     scope = CancelScope()
     watch = asyncio.create_task(_cancel_when_gone(request, scope))
     try:
-        record = await run_in_threadpool(_generate, state, wanted, scope)
+        record = await _generate(state, wanted, scope)
     finally:
         watch.cancel()
     result = record.result
@@ -201,7 +227,8 @@ async def _cancel_when_gone(request: HttpRequest, scope: CancelScope) -> None:
     scope.cancel()
 
 
-def _generate(state: WebState, request: Request, scope: CancelScope) -> Generation:
+async def _generate(state: WebState, request: Request, scope: CancelScope) -> Generation:
+    from imagen_core.budgets import BudgetExceeded
     from imagen_core.errors import (
         ConfigError,
         ImagenError,
@@ -211,10 +238,10 @@ def _generate(state: WebState, request: Request, scope: CancelScope) -> Generati
     )
 
     try:
-        return state.generate(request, scope)
+        return await state.generate(request, scope)
     except Canceled:
-        # Raised in this worker thread, it must not reach the event loop as
-        # the KeyboardInterrupt it is; the client is gone and reads no answer.
+        # Raised in the generation's thread, it must not reach the event loop
+        # as the KeyboardInterrupt it is; the client is gone and reads no answer.
         raise ApiError(499, "client_closed", "the client closed the connection") from None
     except MissingEnvError as exc:
         # The variable's name is the server's business: say so in its log only.
@@ -230,7 +257,7 @@ def _generate(state: WebState, request: Request, scope: CancelScope) -> Generati
             503, "backend_unavailable", f"backend {request.backend!r} is misconfigured: {exc}"
         ) from None
     except UsageError as exc:
-        if isinstance(exc, refusals()):
+        if isinstance(exc, BudgetExceeded):
             # Asking again will not help (the SDKs retry a 429 unless told).
             headers = {"x-should-retry": "false"}
             raise ApiError(429, "budget_exceeded", str(exc), headers=headers) from None
@@ -239,20 +266,6 @@ def _generate(state: WebState, request: Request, scope: CancelScope) -> Generati
         raise ApiError(500, "output_failed", str(exc)) from None
     except ImagenError as exc:
         raise ApiError(502, "backend_failed", str(exc)) from None
-
-
-def refusals() -> tuple[type[BaseException], ...]:
-    """The errors that refuse to spend (a budget that would be passed): a 429,
-    not a bad request. ``imagen_core.budgets.BudgetExceeded`` when the core
-    has budgets."""
-    import importlib
-
-    try:
-        module = importlib.import_module("imagen_core.budgets")
-    except ImportError:
-        return ()
-    found = getattr(module, "BudgetExceeded", None)
-    return (found,) if isinstance(found, type) and issubclass(found, BaseException) else ()
 
 
 # ----------------------------------------------------------------- jobs
@@ -290,8 +303,8 @@ def job_view(state: WebState, job: Job) -> dict[str, Any]:
         "image_url": image_url(relative) if relative else None,
         "seed": meta.get("seed"),
         "model": meta.get("model"),
-        "latency_s": meta.get("latency_s"),
-        "cost_usd": meta.get("cost_usd"),
+        "latency_s": finite_number(meta.get("latency_s")),
+        "cost_usd": finite_number(meta.get("cost_usd")),
     }
 
 

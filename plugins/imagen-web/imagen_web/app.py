@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.requests import ClientDisconnect
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -95,6 +96,7 @@ def create_app(
         exception_handlers={
             ApiError: _api_error,
             BodyTooLarge: _too_large,
+            ClientDisconnect: _client_gone,
             HTTPException: _http_error,
             Exception: _internal_error,
         },
@@ -141,6 +143,12 @@ async def _api_error(request: HttpRequest, exc: Exception) -> Response:
 
 async def _too_large(request: HttpRequest, exc: Exception) -> Response:
     return JSONResponse(body_for(request.url.path, 413, "body_too_large", str(exc)), 413)
+
+
+async def _client_gone(_request: HttpRequest, _exc: Exception) -> Response:
+    # The client hung up (or was cut off by the request timeout) while its
+    # body was coming: nobody reads an answer, and it is no server error.
+    return Response(status_code=499)
 
 
 async def _http_error(request: HttpRequest, exc: Exception) -> Response:

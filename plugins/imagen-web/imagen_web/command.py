@@ -10,7 +10,10 @@ import click
 
 from imagen_core.cli import common
 
-DEFAULT_ADDR = "127.0.0.1:8080"  # imagen_web.security.DEFAULT_ADDR, kept here to stay light
+# imagen_web.security.DEFAULT_ADDR and imagen_web.connections' defaults, kept here to stay light
+DEFAULT_ADDR = "127.0.0.1:8080"
+DEFAULT_REQUEST_TIMEOUT_S = 10.0
+DEFAULT_MAX_CONNECTIONS = 256
 
 
 @click.command()
@@ -19,8 +22,8 @@ DEFAULT_ADDR = "127.0.0.1:8080"  # imagen_web.security.DEFAULT_ADDR, kept here t
     default=DEFAULT_ADDR,
     show_default=True,
     metavar="HOST:PORT",
-    help="Where to listen; [::1]:8080 for IPv6, port 0 picks a free one. "
-    "A non-loopback address needs --token.",
+    help="Where to listen; [::1]:8080 for IPv6, :8080 for every interface, port 0 "
+    "picks a free one. A non-loopback address needs --token.",
 )
 @click.option(
     "--token",
@@ -37,6 +40,25 @@ DEFAULT_ADDR = "127.0.0.1:8080"  # imagen_web.security.DEFAULT_ADDR, kept here t
     help="The sink /v1/usage reads, as `imagen usage --source`.",
 )
 @click.option(
+    "--request-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEFAULT_REQUEST_TIMEOUT_S,
+    show_default=True,
+    metavar="SECONDS",
+    callback=lambda _ctx, _param, value: _finite(value),
+    help="Close a connection whose request's headers do not all arrive within SECONDS "
+    "(408), or whose body stops for SECONDS.",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_CONNECTIONS,
+    show_default=True,
+    metavar="N",
+    help="Open connections at most (and at most half the open-file limit); beyond it "
+    "the connection waiting longest for its client is closed.",
+)
+@click.option(
     "--max-upload",
     default=64,
     show_default=True,
@@ -47,7 +69,13 @@ DEFAULT_ADDR = "127.0.0.1:8080"  # imagen_web.security.DEFAULT_ADDR, kept here t
 )
 @common
 def serve(
-    addr: str, token: str | None, usage_source: str, max_upload: int, config_path: str | None
+    addr: str,
+    token: str | None,
+    usage_source: str,
+    request_timeout: float,
+    max_connections: int,
+    max_upload: int,
+    config_path: str | None,
 ) -> None:
     """Serve the HTTP API (/v1) and the web gallery (/) until Ctrl-C.
 
@@ -61,7 +89,7 @@ def serve(
     \b
     imagen serve                               # http://127.0.0.1:8080/
     export IMAGEN_SERVE_TOKEN="$(python3 -c 'import secrets; print(secrets.token_urlsafe())')"
-    imagen serve --addr 0.0.0.0:8080           # other machines, with the token
+    imagen serve --addr :8080                  # other machines, with the token
 
     Request bodies are limited to 64 KiB (with images: --max-upload) and
     prompts to 4000 characters. No config value (URL, token, environment
@@ -83,5 +111,15 @@ def serve(
         token=token or None,
         usage_source=usage_source,
         loopback=is_loopback(host),
+        request_timeout_s=request_timeout,
+        max_connections=max_connections,
         max_upload=max_upload * 2**20,
     )
+
+
+def _finite(seconds: float) -> float:
+    import math
+
+    if not math.isfinite(seconds):
+        raise click.BadParameter(f"{seconds} is not a number of seconds; give one like 10")
+    return seconds

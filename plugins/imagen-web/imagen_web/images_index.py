@@ -38,6 +38,7 @@ import base64
 import bisect
 import datetime as dt
 import json
+import math
 import os
 import threading
 import time
@@ -245,8 +246,16 @@ def _file_in(folder: Path, name: object) -> str | None:
     return name if (folder / name).is_file() else None
 
 
-def _number(value: object) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+def finite_number(value: object) -> float | None:
+    """A finite number, else None: Python's json writes NaN and Infinity, which
+    are not JSON and which no answer can carry."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:  # an int too large for a float
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _int(value: object) -> int | None:
@@ -321,11 +330,11 @@ def _image_entry(
         "width": _int(data.get("width")),
         "height": _int(data.get("height")),
         "steps": _int(request.get("steps")),
-        "latency_s": _number(data.get("latency_s")),
-        "cost_usd": _number(data.get("cost_usd")),
+        "latency_s": finite_number(data.get("latency_s")),
+        "cost_usd": finite_number(data.get("cost_usd")),
         "job": job,
         "inputs": inputs_view(root, request.get("inputs")),
-        "strength": _number(request.get("strength")),
+        "strength": finite_number(request.get("strength")),
     }
     return Entry((created, mtime_ns, path), body)
 
@@ -348,8 +357,8 @@ def _compare_entry(rel: str, folder: Path, data: dict[str, Any], mtime_ns: int) 
                 "status": _str(item.get("status")),
                 "model": _str(item.get("model")),
                 "seed": _int(item.get("seed")),
-                "latency_s": _number(item.get("latency_s")),
-                "cost_usd": _number(item.get("cost_usd")),
+                "latency_s": finite_number(item.get("latency_s")),
+                "cost_usd": finite_number(item.get("cost_usd")),
                 "url": image_url(f"{rel}/{tile}") if tile else None,
                 "error": _str(item.get("error")),
             }

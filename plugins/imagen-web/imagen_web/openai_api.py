@@ -352,12 +352,15 @@ _MAPPED = {
 }
 
 
-def _one(state: WebState, wanted: Request, scope: CancelScope, user: str | None) -> Generation:
+async def _one(
+    state: WebState, wanted: Request, scope: CancelScope, user: str | None
+) -> Generation:
     from imagen_core.identity import acting_as
 
     try:
+        # A context variable: it goes with this task into the generation's thread.
         with acting_as(user):
-            return _generate(state, wanted, scope)
+            return await _generate(state, wanted, scope)
     except OpenAIError:
         raise
     except ApiError as exc:
@@ -368,14 +371,14 @@ def _one(state: WebState, wanted: Request, scope: CancelScope, user: str | None)
 async def run(
     request: HttpRequest, state: WebState, params: ImagesParams, wanted: list[Request]
 ) -> list[Generation]:
-    """Every request, as many at once as the backend's slots allow; all are
+    """Every request, as many at once as the backend's turns allow; all are
     waited for (those that finish are on disk either way), then the first
     failure, if any, is the answer."""
     scope = CancelScope()
     watch = asyncio.create_task(_cancel_when_gone(request, scope))
     try:
         done = await asyncio.gather(
-            *(run_in_threadpool(_one, state, one, scope, params.user) for one in wanted),
+            *(_one(state, one, scope, params.user) for one in wanted),
             return_exceptions=True,
         )
     finally:

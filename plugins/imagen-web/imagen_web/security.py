@@ -49,9 +49,10 @@ class AddressError(ValueError):
 
 
 def parse_addr(text: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[::1]:8080`` for IPv6) -> (host, port). Port 0 picks a free one."""
+    """``HOST:PORT`` (``[::1]:8080`` for IPv6) -> (host, port). Port 0 picks a free
+    one; no host (``:8080``) is every interface, host ``""``."""
     host, sep, port_text = text.strip().rpartition(":")
-    if not sep or not host or not (port_text.isascii() and port_text.isdigit()):
+    if not sep or not (port_text.isascii() and port_text.isdigit()):
         raise AddressError(f"--addr {text!r} is not HOST:PORT, e.g. {DEFAULT_ADDR}")
     port = int(port_text)
     if port > 65535:
@@ -80,8 +81,9 @@ def check_bind(host: str, token: str | None) -> None:
             "`python -c 'import secrets; print(secrets.token_urlsafe())'`"
         )
     if token is None and not is_loopback(host):
+        where = host or "without a host (every interface)"
         raise AddressError(
-            f"--addr {host} is reachable from other machines: set a token with --token "
+            f"--addr {where} is reachable from other machines: set a token with --token "
             "or IMAGEN_SERVE_TOKEN (or listen on 127.0.0.1)"
         )
 
@@ -90,6 +92,21 @@ def token_matches(expected: str, given: str | None) -> bool:
     if given is None:
         return False
     return hmac.compare_digest(expected.encode(), given.encode())
+
+
+def cookie_token(header: str) -> str | None:
+    """The token of the ``imagen_token`` cookie, URL-decoded as the gallery
+    stores it (``encodeURIComponent``: a base64 token's ``+/=`` are ``%2B%2F%3D``
+    there). Parsed as browsers write the header, one ``name=value`` per ``;``:
+    another cookie of the host that ``http.cookies`` finds malformed must not
+    hide this one."""
+    from urllib.parse import unquote
+
+    for part in header.split(";"):
+        name, sep, value = part.partition("=")
+        if sep and name.strip() == TOKEN_COOKIE:
+            return unquote(value.strip(), errors="replace") if value.strip() else None
+    return None
 
 
 def resolve_inside(root: Path, relative: str) -> Path | None:
@@ -189,15 +206,7 @@ class Guard:
         if scheme.lower() == "bearer" and value.strip():
             return str(value.strip())
         if path.startswith("/images/"):
-            from http.cookies import SimpleCookie
-
-            cookie: SimpleCookie = SimpleCookie()
-            try:
-                cookie.load(headers.get("cookie", ""))
-            except Exception:  # a malformed Cookie header is just no token
-                return None
-            morsel = cookie.get(TOKEN_COOKIE)
-            return morsel.value if morsel is not None else None
+            return cookie_token(headers.get("cookie", ""))
         return None
 
     def _counting(self, receive: Receive, limit: int) -> Receive:

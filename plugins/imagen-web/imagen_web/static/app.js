@@ -20,9 +20,25 @@ const IMAGE_TYPES = ["image/png", "image/jpeg", "image/webp"];
 
 // ------------------------------------------------------------------ token
 
+// The token as written after ?token=: URLSearchParams would read the "+" of a
+// base64 token (`openssl rand -base64 24`) as a space.
+function tokenInUrl() {
+  for (const part of location.search.slice(1).split("&")) {
+    const at = part.indexOf("=");
+    if (at < 0 || part.slice(0, at) !== "token") continue;
+    const raw = part.slice(at + 1);
+    try {
+      return decodeURIComponent(raw);
+    } catch (err) {
+      return raw;  // a stray "%": the token as typed
+    }
+  }
+  return null;
+}
+
 function readToken() {
   const params = new URLSearchParams(location.search);
-  const fromUrl = params.get("token");
+  const fromUrl = tokenInUrl();
   if (fromUrl) {
     localStorage.setItem("imagen.token", fromUrl);
     params.delete("token");
@@ -38,6 +54,7 @@ function setToken(token) {
   if (state.token) {
     localStorage.setItem("imagen.token", state.token);
     // <img> cannot send a header: /images/ also reads this cookie, which no other site can make us send.
+    // URL-encoded (a cookie value cannot hold every character); the server decodes it.
     document.cookie = `imagen_token=${encodeURIComponent(state.token)}; path=/images; SameSite=Strict`;
   }
 }
@@ -340,7 +357,10 @@ function card(entry) {
   const figure = el("figure", { class: `card ${entry.kind}`, tabindex: "0", "data-id": entry.id });
   const image = el("img", { alt: entry.prompt, loading: "lazy", decoding: "async" });
   if (entry.url) image.src = entry.url;
-  figure.append(image);
+  // The whole image, scaled into a square frame: never cropped.
+  const frame = el("div", { class: "thumb" });
+  frame.append(image);
+  figure.append(frame);
   if (entry.kind === "compare") figure.append(el("span", { class: "badge" }, "compare"));
   const meta = [entry.backend, entry.seed !== null ? `seed ${entry.seed}` : null,
                 formatLatency(entry.latency_s), formatCost(entry.cost_usd)].filter(Boolean).join(" · ");

@@ -1,15 +1,42 @@
 """Who is generating: the caller recorded with every usage row.
 
-``IMAGEN_CALLER`` > ``MAI_FROM_ID`` > the tmux pane option ``@mai-name`` (when
-inside tmux) > the operating-system user.
+``acting_as(name)`` (a server generating for a client) > ``IMAGEN_CALLER`` >
+``MAI_FROM_ID`` > the tmux pane option ``@mai-name`` (when inside tmux) > the
+operating-system user.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+_ACTING: contextvars.ContextVar[str | None] = contextvars.ContextVar("imagen_caller", default=None)
+
+
+@contextlib.contextmanager
+def acting_as(name: str | None) -> Iterator[None]:
+    """Within the block (this thread, this task), ``caller()`` is ``name``: a
+    server records the client it generates for (``imagen serve``: the OpenAI
+    ``user`` field). ``None`` leaves the caller as it is."""
+    if not name:
+        yield
+        return
+    token = _ACTING.set(name)
+    try:
+        yield
+    finally:
+        _ACTING.reset(token)
 
 
 def caller() -> str:
+    acting = _ACTING.get()
+    if acting:
+        return acting
     for variable in ("IMAGEN_CALLER", "MAI_FROM_ID"):
         value = os.environ.get(variable, "").strip()
         if value:

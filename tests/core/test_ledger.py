@@ -16,7 +16,7 @@ import pytest
 
 from imagen_core import Request, Session, generate
 from imagen_core.cli import main
-from imagen_core.identity import caller
+from imagen_core.identity import acting_as, caller
 from imagen_core.ledger import Ledger, LedgerConfig, default_path
 from imagen_core.usage import UsageRow
 from imagen_core.usage_report import by_week
@@ -131,6 +131,21 @@ def test_caller_precedence(monkeypatch):
     import getpass
 
     assert caller() == getpass.getuser()
+
+
+def test_acting_as_names_the_caller_in_this_thread_only(monkeypatch):
+    import threading
+
+    monkeypatch.setenv("IMAGEN_CALLER", "the-server")
+    seen: list[str] = []
+    with acting_as("alice"):
+        assert caller() == "alice"
+        other = threading.Thread(target=lambda: seen.append(caller()))
+        other.start()
+        other.join()
+        with acting_as(None):  # no client name: the caller stays
+            assert caller() == "alice"
+    assert caller() == "the-server" and seen == ["the-server"]
 
 
 @pytest.mark.skipif(shutil.which("tmux") is None and not os.environ.get("CI"), reason="no tmux")

@@ -10,12 +10,14 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from starlette.testclient import TestClient
 
 from imagen_core import Request
 from imagen_core.comparison import compare
 from imagen_core.worker import Worker, WorkerOptions
-from imagen_web import openapi
+from imagen_web import openai_api, openapi
 from imagen_web.api import routes
+from imagen_web.app import create_app
 from tests.web.conftest import small
 
 
@@ -110,24 +112,44 @@ def test_bodies_that_are_not_json(client):
 
 
 def test_bodies_over_64_kib_are_413_whether_announced_or_streamed(client):
-    big = json.dumps({"prompt": "x", "negative": "y" * 70_000}).encode()
+    big = json.dumps({"prompt": "x", "negative_prompt": "y" * 70_000}).encode()
     announced = client.post(
-        "/v1/generate", content=big, headers={"content-type": "application/json"}
+        "/v1/images/generations", content=big, headers={"content-type": "application/json"}
     )
     assert announced.status_code == 413
-    assert announced.json()["error"] == {
-        "code": "body_too_large",
-        "message": "the request body is over 64 KiB",
-    }
+    assert announced.json()["error"]["message"] == "the request body is over 64 KiB"
 
-    def chunks():  # no Content-Length: the limit must hold while it streams
-        for start in range(0, len(big), 8192):
-            yield big[start : start + 8192]
+    def chunks(data):  # no Content-Length: the limit must hold while it streams
+        for start in range(0, len(data), 8192):
+            yield data[start : start + 8192]
 
     streamed = client.post(
-        "/v1/jobs", content=chunks(), headers={"content-type": "application/json"}
+        "/v1/images/generations", content=chunks(big), headers={"content-type": "application/json"}
     )
     assert streamed.status_code == 413 and streamed.json()["error"]["code"] == "body_too_large"
+
+
+def test_routes_that_take_images_have_the_upload_limit_instead(session):
+    with TestClient(create_app(session, max_upload=100 * 1024)) as client:
+        fits = json.dumps({"prompt": "x", "negative": "y" * 70_000}).encode()
+        response = client.post(
+            "/v1/generate", content=fits, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 422  # read whole: the negative prompt is too long
+        big = json.dumps({"prompt": "x", "negative": "y" * 200_000}).encode()
+        for path in ("/v1/generate", "/v1/jobs"):
+            announced = client.post(path, content=big, headers={"content-type": "application/json"})
+            assert announced.status_code == 413
+            assert announced.json()["error"] == {
+                "code": "body_too_large",
+                "message": "the request body is over 100 KiB",
+            }
+            streamed = client.post(
+                path,
+                content=(big[i : i + 8192] for i in range(0, len(big), 8192)),
+                headers={"content-type": "application/json"},
+            )
+            assert streamed.status_code == 413
 
 
 def test_job_lifecycle_submit_get_list_and_done_by_a_worker(client, session, output_dir):
@@ -292,6 +314,12 @@ def test_unknown_paths_and_methods_are_json_errors(client):
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
     wrong = client.put("/v1/jobs")
     assert wrong.status_code == 405 and wrong.json()["error"]["code"] == "method_not_allowed"
+    # Under OpenAI's routes, in OpenAI's envelope (its SDK reads type, param and code).
+    for response in (client.get("/v1/images/generations"), client.get("/v1/images/nothing")):
+        error = response.json()["error"]
+        assert set(error) == {"message", "type", "param", "code"}
+        assert error["type"] == "invalid_request_error" and error["param"] is None
+    assert client.get("/v1/images/generations").status_code == 405
 
 
 def test_every_route_is_in_the_openapi_document_and_back():
@@ -300,7 +328,11 @@ def test_every_route_is_in_the_openapi_document_and_back():
         for path, operations in openapi.document()["paths"].items()
         for method in operations
     }
-    served = {(route.path, method) for route in routes() for method in route.methods or ()}
+    served = {
+        (route.path, method)
+        for route in [*routes(), *openai_api.routes()]
+        for method in route.methods or ()
+    }
     served = {(p, m) for p, m in served if m != "HEAD"} | {("/images/{path}", "GET")}
     assert documented == served
 

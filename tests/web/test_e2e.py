@@ -8,18 +8,17 @@ from __future__ import annotations
 import json
 import os
 import re
-import resource
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import write_config
+from tests.web.processes import CLI, Process, serve
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +34,6 @@ CHROMIUM_ARGS = [
 ]
 TOKEN = "e2e-token-0123456789abcdef"
 BASE64_TOKEN = "q8+fX/2wZrJ0bK9m+Tn/aW1pZ2Vu=="  # `openssl rand -base64 24` makes such
-CLI = "from imagen_core.cli import main; main()"
 
 
 def require_chromium() -> None:
@@ -44,54 +42,6 @@ def require_chromium() -> None:
     if os.environ.get("CI"):
         pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium")
     pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
-
-
-class Process:
-    """A CLI process whose stderr is read on a thread (so its pipe never fills)."""
-
-    def __init__(self, *args: str, env: dict[str, str], max_files: int | None = None) -> None:
-        self.lines: list[str] = []
-
-        def limit_files() -> None:  # in the child: an open-file limit of its own
-            if max_files is not None:
-                resource.setrlimit(resource.RLIMIT_NOFILE, (max_files, max_files))
-
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", CLI, *args],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            preexec_fn=limit_files,
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line.rstrip("\n"))
-
-    def wait_for(self, pattern: str, timeout: float = 30.0) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in self.lines:
-                if match := re.search(pattern, line):
-                    return match
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.02)
-        raise AssertionError(f"no {pattern!r} in the output: {self.lines}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._reader.join(5)
 
 
 @pytest.fixture
@@ -109,12 +59,6 @@ def env(isolated_env, output_dir) -> dict[str, str]:
         "IMAGEN_LOAD_PLUGINS": "imagen-mock,imagen-web",
         "PYTHONUNBUFFERED": "1",
     }
-
-
-def serve(env: dict[str, str], *args: str, max_files: int | None = None) -> tuple[Process, str]:
-    server = Process("serve", "--addr", "127.0.0.1:0", *args, env=env, max_files=max_files)
-    url = server.wait_for(r"imagen serve: (http://127\.0\.0\.1:\d+/)").group(1)
-    return server, url
 
 
 @pytest.mark.parametrize(

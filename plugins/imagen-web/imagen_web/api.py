@@ -16,6 +16,7 @@ import asyncio
 import datetime as dt
 import json
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +27,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from imagen_core.cancel import Canceled, CancelScope
-from imagen_web.bodies import GenerateBody, JobBody, structure
+from imagen_web.bodies import GenerateBody, JobBody
 from imagen_web.errors import ApiError, invalid
 from imagen_web.images_index import (
     CursorError,
@@ -39,7 +40,7 @@ from imagen_web.images_index import (
 if TYPE_CHECKING:
     from starlette.requests import Request as HttpRequest
 
-    from imagen_core.models import Generation, Request
+    from imagen_core.models import Generation, ImageInput, Request
     from imagen_core.pipeline import Session
     from imagen_core.queue import Job, Queue
 
@@ -54,6 +55,7 @@ class WebState:
     def __init__(self, session: Session, *, usage_source: str = "ledger") -> None:
         self.session = session
         self.usage_source = usage_source
+        self.started = int(time.time())  # the `created` of GET /v1/models
         self.index = ImagesIndex(session.config.output.dir)
         self._queue: Queue | None = None
         self._lock = threading.Lock()
@@ -75,14 +77,25 @@ class WebState:
                 self._queue.close()
                 self._queue = None
 
-    def turn(self, backend: str) -> anyio.CapacityLimiter:
-        """How many generations ``backend`` runs at once: one per backend instance,
-        as `imagen worker` runs them by default (a plugin is not promised
-        concurrent calls). Called in the event loop only."""
+    async def turn(self, backend: str) -> anyio.CapacityLimiter:
+        """How many generations ``backend`` runs at once: its ``max_in_flight``
+        (the block's, else the backend's own, else 1), as `imagen worker` runs
+        them (a plugin is not promised concurrent calls unless it says so).
+        Called in the event loop only."""
         limiter = self._turns.get(backend)
         if limiter is None:
-            limiter = self._turns[backend] = anyio.CapacityLimiter(1)
+            wanted = await anyio.to_thread.run_sync(self._max_in_flight, backend)
+            limiter = self._turns.setdefault(backend, anyio.CapacityLimiter(wanted))
         return limiter
+
+    def _max_in_flight(self, backend: str) -> int:
+        from imagen_core.errors import ImagenError
+
+        try:
+            instance, built = self.session.backend(backend)  # builds it: off the loop
+        except ImagenError:
+            return 1  # the generation will say what is wrong
+        return max(1, int(instance.max_in_flight or getattr(built, "max_in_flight", None) or 1))
 
     async def generate(self, request: Request, cancel: CancelScope | None = None) -> Generation:
         """One generation, in a thread started when the backend's turn comes.
@@ -92,7 +105,7 @@ class WebState:
         slow backend leave every thread of the pool to the reads."""
         assert request.backend is not None
         return await anyio.to_thread.run_sync(
-            self._generate_now, request, cancel, limiter=self.turn(request.backend)
+            self._generate_now, request, cancel, limiter=await self.turn(request.backend)
         )
 
     def _generate_now(self, request: Request, cancel: CancelScope | None) -> Generation:
@@ -160,12 +173,13 @@ def _not_unicode(value: Any, where: str) -> str | None:
     return None
 
 
-def _checked(state: WebState, body: GenerateBody) -> Request:
-    """The Request, with its backend named and its style known: the errors
-    `imagen submit` gives before anything is queued, as 422s."""
+def _checked(state: WebState, body: GenerateBody, inputs: tuple[ImageInput, ...] = ()) -> Request:
+    """The Request, with its backend named, its style known and its inputs
+    taken by the backend: the errors `imagen submit` gives before anything is
+    queued, as 422s."""
     import attrs
 
-    from imagen_core.errors import UsageError
+    from imagen_core.errors import ImagenError, InvalidRequest, UsageError
     from imagen_core.pipeline import apply_style
 
     request = body.request()
@@ -178,16 +192,31 @@ def _checked(state: WebState, body: GenerateBody) -> Request:
         apply_style(request, session.config.styles)
     except UsageError as exc:
         raise invalid("style", str(exc), code="unknown_style") from None
-    return attrs.evolve(request, backend=name)
+    try:
+        request = attrs.evolve(request, backend=name, inputs=inputs)
+    except InvalidRequest as exc:
+        raise invalid("images", str(exc), code="invalid_input") from None
+    if inputs or request.strength is not None:
+        try:
+            _, backend = session.backend(name)
+        except ImagenError:
+            return request  # not set up here: the worker that runs it may be
+        try:
+            session.check_capabilities(request, name, backend)
+        except UsageError as exc:
+            raise invalid("images", str(exc), code="unsupported") from None
+    return request
 
 
 # ----------------------------------------------------------------- generate
 
 
 async def generate(request: HttpRequest) -> JSONResponse:
+    from imagen_web.uploads import body_and_inputs
+
     state = _state(request)
-    body = structure(await _json_body(request), GenerateBody)
-    wanted = _checked(state, body)
+    body, inputs = await body_and_inputs(request, state, GenerateBody)
+    wanted = await run_in_threadpool(_checked, state, body, inputs)  # may build backends
     scope = CancelScope()
     watch = asyncio.create_task(_cancel_when_gone(request, scope))
     try:
@@ -226,6 +255,7 @@ async def _cancel_when_gone(request: HttpRequest, scope: CancelScope) -> None:
 
 
 async def _generate(state: WebState, request: Request, scope: CancelScope) -> Generation:
+    from imagen_core.budgets import BudgetExceeded
     from imagen_core.errors import (
         ConfigError,
         ImagenError,
@@ -254,6 +284,10 @@ async def _generate(state: WebState, request: Request, scope: CancelScope) -> Ge
             503, "backend_unavailable", f"backend {request.backend!r} is misconfigured: {exc}"
         ) from None
     except UsageError as exc:
+        if isinstance(exc, BudgetExceeded):
+            # Asking again will not help (the SDKs retry a 429 unless told).
+            headers = {"x-should-retry": "false"}
+            raise ApiError(429, "budget_exceeded", str(exc), headers=headers) from None
         raise ApiError(422, "invalid_request", str(exc)) from None
     except OutputError as exc:
         raise ApiError(500, "output_failed", str(exc)) from None
@@ -266,7 +300,7 @@ async def _generate(state: WebState, request: Request, scope: CancelScope) -> Ge
 
 def job_view(state: WebState, job: Job) -> dict[str, Any]:
     """A job as the API shows it: no absolute paths, the image as a URL."""
-    from imagen_web.images_index import image_url
+    from imagen_web.images_index import image_url, inputs_view
 
     relative = state.relative(job.result_path)
     request = job.request
@@ -284,6 +318,8 @@ def job_view(state: WebState, job: Job) -> dict[str, Any]:
             "seed": request.seed,
             "steps": request.steps,
             "style": request.style,
+            "strength": request.strength,
+            "inputs": inputs_view(state.output_dir, _recorded_inputs(job)),
         },
         "attempts": job.attempts,
         "max_attempts": job.max_attempts,
@@ -299,6 +335,14 @@ def job_view(state: WebState, job: Job) -> dict[str, Any]:
     }
 
 
+def _recorded_inputs(job: Job) -> list[dict[str, Any]]:
+    """The job's inputs as dicts: from its request, or, as a queue keeps them
+    (the bytes stored beside the jobs), from its ``inputs`` references."""
+    if job.request.inputs:
+        return [item.describe() for item in job.request.inputs]
+    return [ref.as_dict() for ref in getattr(job, "inputs", ())]
+
+
 async def _queue_call(state: WebState, method: str, *args: Any, **kwargs: Any) -> Any:
     from imagen_core.errors import ImagenError
 
@@ -312,9 +356,11 @@ async def _queue_call(state: WebState, method: str, *args: Any, **kwargs: Any) -
 
 
 async def submit_job(request: HttpRequest) -> JSONResponse:
+    from imagen_web.uploads import body_and_inputs
+
     state = _state(request)
-    body = structure(await _json_body(request), JobBody)
-    wanted = _checked(state, body)
+    body, inputs = await body_and_inputs(request, state, JobBody)
+    wanted = await run_in_threadpool(_checked, state, body, inputs)  # may build backends
     job = await _queue_call(
         state, "submit", wanted, backend=wanted.backend, max_attempts=body.max_attempts
     )

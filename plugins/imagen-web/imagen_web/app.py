@@ -18,9 +18,11 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from imagen_web import api
-from imagen_web.errors import ApiError, error_body
+from imagen_web import api, openai_api
+from imagen_web.errors import ApiError
+from imagen_web.openai_api import OpenAIError, body_for, openai_body
 from imagen_web.security import MAX_BODY_BYTES, PAGE_CSP, BodyTooLarge, Guard, resolve_inside
+from imagen_web.uploads import MAX_UPLOAD_BYTES
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Sequence
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
     from imagen_core.pipeline import Session
 
 STATIC = Path(__file__).parent / "static"
+#: The routes that take images (multipart, or base64 in JSON): --max-upload, not 64 KiB.
+UPLOAD_PATHS = ("/v1/generate", "/v1/jobs", "/v1/images/edits")
 _STATUS_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -46,11 +50,13 @@ def create_app(
     usage_source: str = "ledger",
     allowed_hosts: Sequence[str] | None = None,
     max_body: int = MAX_BODY_BYTES,
+    max_upload: int = MAX_UPLOAD_BYTES,
     ready: Callable[[], None] | None = None,
 ) -> Starlette:
     """The server for ``session``. ``token``: required on /v1 and /images.
-    ``allowed_hosts``: Host names served (None: any). ``ready`` is called once
-    the index is built, before the first request is answered."""
+    ``allowed_hosts``: Host names served (None: any). ``max_upload``: the body
+    limit of the routes that take images. ``ready`` is called once the index
+    is built, before the first request is answered."""
     from starlette.concurrency import run_in_threadpool
 
     state = api.WebState(session, usage_source=usage_source)
@@ -69,11 +75,19 @@ def create_app(
             finally:
                 state.close()
 
-    guard = Middleware(Guard, token=token, max_body=max_body, allowed_hosts=allowed_hosts)
+    guard = Middleware(
+        Guard,
+        token=token,
+        max_body=max_body,
+        allowed_hosts=allowed_hosts,
+        upload_paths=UPLOAD_PATHS,
+        max_upload=max_upload,
+    )
     app = Starlette(
         routes=[
             Route("/", gallery, methods=["GET"]),
             *api.routes(),
+            *openai_api.routes(),
             Route("/images/{path:path}", image, methods=["GET", "HEAD"]),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
             *([Route("/mcp", mcp.app, methods=["GET", "POST", "DELETE"])] if mcp else []),
@@ -118,13 +132,17 @@ async def image(request: HttpRequest) -> Response:
     return FileResponse(path, headers={"cache-control": "private, max-age=86400"})
 
 
-async def _api_error(_request: HttpRequest, exc: Exception) -> Response:
+async def _api_error(request: HttpRequest, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return JSONResponse(error_body(exc.code, exc.message), status_code=exc.status)
+    if isinstance(exc, OpenAIError):
+        body = openai_body(exc.status, exc.code, exc.message, exc.param)
+    else:
+        body = body_for(request.url.path, exc.status, exc.code, exc.message)
+    return JSONResponse(body, status_code=exc.status, headers=exc.headers)
 
 
-async def _too_large(_request: HttpRequest, exc: Exception) -> Response:
-    return JSONResponse(error_body("body_too_large", str(exc)), status_code=413)
+async def _too_large(request: HttpRequest, exc: Exception) -> Response:
+    return JSONResponse(body_for(request.url.path, 413, "body_too_large", str(exc)), 413)
 
 
 async def _client_gone(_request: HttpRequest, _exc: Exception) -> Response:
@@ -133,16 +151,16 @@ async def _client_gone(_request: HttpRequest, _exc: Exception) -> Response:
     return Response(status_code=499)
 
 
-async def _http_error(_request: HttpRequest, exc: Exception) -> Response:
+async def _http_error(request: HttpRequest, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = _STATUS_CODES.get(exc.status_code, f"http_{exc.status_code}")
     message = exc.detail if exc.status_code != 404 else "no such path (see /v1/openapi.json)"
-    return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=exc.headers)
+    body = body_for(request.url.path, exc.status_code, code, message)
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
 
-async def _internal_error(_request: HttpRequest, _exc: Exception) -> Response:
+async def _internal_error(request: HttpRequest, _exc: Exception) -> Response:
     # The traceback goes to the server's log (uvicorn prints it); an exception's
     # text may hold anything, so the client gets no more than this.
-    return JSONResponse(
-        error_body("internal_error", "internal error (see the server's log)"), status_code=500
-    )
+    message = "internal error (see the server's log)"
+    return JSONResponse(body_for(request.url.path, 500, "internal_error", message), 500)

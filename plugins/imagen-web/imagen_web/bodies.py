@@ -50,6 +50,25 @@ def _prompt(_instance: object, attribute: attrs.Attribute[str], value: str) -> N
         raise FieldError(attribute.name, "is empty: describe the image")
 
 
+def _fraction(_instance: object, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and not 0 <= value <= 1:
+        raise FieldError(attribute.name, f"must be from 0 to 1, got {value}")
+
+
+def _one_source(instance: InputBody, _attribute: attrs.Attribute[Any], _value: object) -> None:
+    if (instance.data is None) == (instance.id is None):
+        raise FieldError("images", 'give each image as {"data": BASE64} or {"id": GALLERY_ID}')
+
+
+@attrs.frozen
+class InputBody:
+    """An input image in a JSON body: base64 (or a ``data:`` URI), or the id of
+    an image of the gallery (``GET /v1/images``)."""
+
+    data: str | None = None
+    id: str | None = attrs.field(default=None, validator=_one_source)
+
+
 @attrs.frozen
 class GenerateBody:
     """``POST /v1/generate``: what ``imagen generate`` takes."""
@@ -62,6 +81,9 @@ class GenerateBody:
     steps: int = 0
     style: str | None = None
     negative: str = attrs.field(default="", validator=_text_under(MAX_PROMPT_CHARS))
+    images: tuple[InputBody, ...] = ()  # the first is edited, the others are references
+    mask: InputBody | None = None
+    strength: float | None = attrs.field(default=None, validator=_fraction)
 
     def request(self) -> Request:
         """The Request; its own validators name the field (``width must be ...``)."""
@@ -78,6 +100,7 @@ class GenerateBody:
                 steps=self.steps,
                 style=self.style,
                 backend=self.backend,
+                strength=self.strength,
             )
         except InvalidRequest as exc:
             field = str(exc).split(" ", 1)[0]
@@ -111,19 +134,23 @@ def structure(data: Any, cls: type[T]) -> T:
 
 
 def _problems(exc: BaseException, cls: type) -> Iterator[tuple[str, str]]:
-    from cattrs.errors import AttributeValidationNote, ClassValidationError, ForbiddenExtraKeysError
+    from cattrs.errors import (
+        AttributeValidationNote,
+        BaseValidationError,
+        ForbiddenExtraKeysError,
+    )
 
     if isinstance(exc, ForbiddenExtraKeysError):
         known = ", ".join(f.name for f in attrs.fields(cls))
         for key in sorted(exc.extra_fields):
             yield key, f"unknown field; known fields: {known}"
         return
-    if isinstance(exc, ClassValidationError):
+    if isinstance(exc, BaseValidationError):  # a class, or a list of them (images)
         for sub in exc.exceptions:
             notes = [
                 n for n in getattr(sub, "__notes__", []) if isinstance(n, AttributeValidationNote)
             ]
-            if notes and not isinstance(sub, (ClassValidationError, FieldError)):
+            if notes and not isinstance(sub, (BaseValidationError, FieldError)):
                 yield notes[0].name, _message(sub)
             else:
                 yield from _problems(sub, cls)

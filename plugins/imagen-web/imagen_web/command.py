@@ -58,6 +58,15 @@ DEFAULT_MAX_CONNECTIONS = 256
     help="Open connections at most (and at most half the open-file limit); beyond it "
     "the connection waiting longest for its client is closed.",
 )
+@click.option(
+    "--max-upload",
+    default=64,
+    show_default=True,
+    type=click.IntRange(1, 1024),
+    metavar="MB",
+    help="Largest body with input images (POST /v1/generate, /v1/jobs, /v1/images/edits), "
+    "in MiB; other bodies stay at 64 KiB.",
+)
 @common
 def serve(
     addr: str,
@@ -65,6 +74,7 @@ def serve(
     usage_source: str,
     request_timeout: float,
     max_connections: int,
+    max_upload: int,
     config_path: str | None,
 ) -> None:
     """Serve the HTTP API (/v1) and the web gallery (/) until Ctrl-C.
@@ -73,14 +83,17 @@ def serve(
     The gallery: a prompt form that queues jobs, and the images of output.dir,
     newest first. Jobs are run by `imagen worker` (start one with the same
     config). The API is described at /v1/openapi.json; docs/web.md has examples.
+    OpenAI's Images API is served too: point its clients at http://HOST:PORT/v1
+    with the token as their API key.
 
     \b
     imagen serve                               # http://127.0.0.1:8080/
     export IMAGEN_SERVE_TOKEN="$(python3 -c 'import secrets; print(secrets.token_urlsafe())')"
     imagen serve --addr :8080                  # other machines, with the token
 
-    Request bodies are limited to 64 KiB and prompts to 4000 characters. No
-    config value (URL, token, environment variable name) is ever in an answer.
+    Request bodies are limited to 64 KiB (with images: --max-upload) and
+    prompts to 4000 characters. No config value (URL, token, environment
+    variable name) is ever in an answer.
     """
     from imagen_web.security import AddressError, check_bind, is_loopback, parse_addr
 
@@ -100,6 +113,7 @@ def serve(
         loopback=is_loopback(host),
         request_timeout_s=request_timeout,
         max_connections=max_connections,
+        max_upload=max_upload * 2**20,
     )
 
 

@@ -15,11 +15,14 @@ from imagen_core.errors import redact
 class ApiError(Exception):
     """An error answered as JSON with ``status``; raise it anywhere in a handler."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, *, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers
 
 
 def scrub(message: str) -> str:

@@ -227,7 +227,7 @@ class ImagesIndex:
             return None
         if name == COMPARE_SIDECAR:
             return _compare_entry(rel, folder, data, mtime_ns)
-        return _image_entry(rel, folder, data, mtime_ns)
+        return _image_entry(rel, folder, data, mtime_ns, root=self.root)
 
 
 # ----------------------------------------------------------------- entries
@@ -287,7 +287,43 @@ def _dict(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _image_entry(rel: str, folder: Path, data: dict[str, Any], mtime_ns: int) -> Entry | None:
+def inputs_view(root: Path, recorded: object) -> list[dict[str, Any]]:
+    """The inputs a sidecar (or a job) records, each with its gallery ``id`` and
+    ``url`` when the file it came from is inside ``root`` (an image of the
+    gallery, or an upload kept in inputs/), else None: never a server path."""
+    found: list[dict[str, Any]] = []
+    for item in recorded if isinstance(recorded, list) else []:
+        if not isinstance(item, dict):
+            continue
+        relative = _inside(root, item.get("source"))
+        found.append(
+            {
+                "sha256": _str(item.get("sha256")),
+                "role": _str(item.get("role")),
+                "width": _int(item.get("width")),
+                "height": _int(item.get("height")),
+                "id": relative,
+                "url": image_url(relative) if relative else None,
+            }
+        )
+    return found
+
+
+def _inside(root: Path, source: object) -> str | None:
+    if not isinstance(source, str) or not source:
+        return None
+    target = Path(source)
+    for base in (root, root.resolve()):
+        try:
+            return target.relative_to(base).as_posix()
+        except ValueError:
+            continue
+    return None
+
+
+def _image_entry(
+    rel: str, folder: Path, data: dict[str, Any], mtime_ns: int, *, root: Path
+) -> Entry | None:
     image = _file_in(folder, data.get("image"))
     if image is None or not isinstance(data.get("prompt"), str):
         return None  # a JSON file that is not an imagen sidecar
@@ -314,6 +350,8 @@ def _image_entry(rel: str, folder: Path, data: dict[str, Any], mtime_ns: int) ->
         "latency_s": finite_number(data.get("latency_s")),
         "cost_usd": finite_number(data.get("cost_usd")),
         "job": job,
+        "inputs": inputs_view(root, request.get("inputs")),
+        "strength": finite_number(request.get("strength")),
     }
     return Entry((created, mtime_ns, path), body)
 

@@ -59,6 +59,36 @@ _GENERATE_PROPERTIES: dict[str, Any] = {
     },
     "style": {"type": ["string", "null"], "description": "a style of GET /v1/backends"},
     "negative": {"type": "string", "maxLength": MAX_PROMPT_CHARS, "default": ""},
+    "images": {
+        "type": "array",
+        "items": _ref("InputBody"),
+        "description": "input images: the first is edited (or the init image), the others "
+        "are references. PNG, JPEG or WebP, at most 50 MB and 8192 px a side each",
+    },
+    "mask": {
+        "oneOf": [_ref("InputBody"), {"type": "null"}],
+        "description": "white = repaint; the first image's size",
+    },
+    "strength": {
+        "type": ["number", "null"],
+        "minimum": 0,
+        "maximum": 1,
+        "description": "how far from the first image to go; null: the backend's default",
+    },
+}
+
+#: The multipart form of the same body: files image (repeatable) and mask, or
+#: gallery ids image_id and mask_id; the other fields as text.
+_FORM_PROPERTIES: dict[str, Any] = {
+    **{k: v for k, v in _GENERATE_PROPERTIES.items() if k not in ("images", "mask")},
+    "image": {"type": "array", "items": {"type": "string", "format": "binary"}},
+    "image_id": {
+        "type": "array",
+        "items": {"type": "string"},
+        "description": "an image of the gallery (its id), in order among the files",
+    },
+    "mask": {"type": "string", "format": "binary"},
+    "mask_id": {"type": "string"},
 }
 
 _ENTRY_PROPERTIES: dict[str, Any] = {
@@ -89,6 +119,8 @@ _ENTRY_PROPERTIES: dict[str, Any] = {
     "cost_usd": NULLABLE_NUM,
     "job": {"type": ["string", "null"], "description": "the job that made it, if a worker did"},
     "tiles": {"type": "array", "items": _ref("Tile")},
+    "inputs": {"type": "array", "items": _ref("Input")},
+    "strength": NULLABLE_NUM,
 }
 
 SCHEMAS: dict[str, Any] = {
@@ -115,6 +147,38 @@ SCHEMAS: dict[str, Any] = {
         "additionalProperties": False,
         "properties": {
             **_GENERATE_PROPERTIES,
+            "max_attempts": {"type": "integer", "minimum": 1, "maximum": 100, "default": 3},
+        },
+    },
+    "InputBody": {
+        "type": "object",
+        "additionalProperties": False,
+        "description": "one of data (base64 or a data: URI) or id (an image of GET /v1/images)",
+        "properties": {"data": {"type": "string"}, "id": {"type": "string"}},
+    },
+    "Input": {
+        "type": "object",
+        "properties": {
+            "sha256": NULLABLE_STR,
+            "role": NULLABLE_STR,
+            "width": NULLABLE_INT,
+            "height": NULLABLE_INT,
+            "id": {"type": ["string", "null"], "description": "its id in output.dir, if there"},
+            "url": NULLABLE_STR,
+        },
+    },
+    "GenerateForm": {
+        "type": "object",
+        "required": ["prompt"],
+        "additionalProperties": False,
+        "properties": _FORM_PROPERTIES,
+    },
+    "JobForm": {
+        "type": "object",
+        "required": ["prompt"],
+        "additionalProperties": False,
+        "properties": {
+            **_FORM_PROPERTIES,
             "max_attempts": {"type": "integer", "minimum": 1, "maximum": 100, "default": 3},
         },
     },
@@ -202,14 +266,19 @@ PATHS: dict[str, Any] = {
             "operationId": "generate",
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": _ref("GenerateBody")}},
+                "content": {
+                    "application/json": {"schema": _ref("GenerateBody")},
+                    "multipart/form-data": {"schema": _ref("GenerateForm")},
+                },
             },
             "responses": {
                 "200": _json("the image is written", _ref("Generated")),
-                "400": _error("the body is not JSON"),
-                "413": _error("the body is too large"),
-                "415": _error("the body is not application/json"),
-                "422": _error("a field is wrong; the message names it"),
+                "400": _error("the body is not JSON or not a readable form"),
+                "403": _error("a form posted by another site's page"),
+                "413": _error("the body is over 64 KiB, or --max-upload with images"),
+                "415": _error("the body is not application/json or multipart/form-data"),
+                "422": _error("a field or an input image is wrong; the message names it"),
+                "429": _error("a budget would be passed"),
                 "502": _error("the backend failed"),
                 "503": _error("the backend is not set up on this server"),
             },
@@ -221,14 +290,18 @@ PATHS: dict[str, Any] = {
             "operationId": "submitJob",
             "requestBody": {
                 "required": True,
-                "content": {"application/json": {"schema": _ref("JobBody")}},
+                "content": {
+                    "application/json": {"schema": _ref("JobBody")},
+                    "multipart/form-data": {"schema": _ref("JobForm")},
+                },
             },
             "responses": {
                 "202": _json("queued", _ref("Job")),
-                "400": _error("the body is not JSON"),
-                "413": _error("the body is too large"),
-                "415": _error("the body is not application/json"),
-                "422": _error("a field is wrong; the message names it"),
+                "400": _error("the body is not JSON or not a readable form"),
+                "403": _error("a form posted by another site's page"),
+                "413": _error("the body is over 64 KiB, or --max-upload with images"),
+                "415": _error("the body is not application/json or multipart/form-data"),
+                "422": _error("a field or an input image is wrong; the message names it"),
                 "503": _error("the queue cannot be reached"),
             },
         },
@@ -415,6 +488,8 @@ PATHS: dict[str, Any] = {
 
 def document() -> dict[str, Any]:
     """The OpenAPI document (a fresh copy: callers may change it)."""
+    from imagen_web import openapi_openai
+
     return copy.deepcopy(
         {
             "openapi": "3.1.0",
@@ -424,12 +499,14 @@ def document() -> dict[str, Any]:
                 "description": (
                     "Generate images through imagen's backends, queue jobs for its workers, "
                     'browse output.dir. Errors are {"error": {"code", "message"}}. With a '
-                    "token, send `Authorization: Bearer <token>` on every call."
+                    "token, send `Authorization: Bearer <token>` on every call. "
+                    "/v1/images/* and /v1/models speak OpenAI's Images API (base_url "
+                    "http://HOST:PORT/v1), with its error shape."
                 ),
             },
-            "paths": PATHS,
+            "paths": {**PATHS, **openapi_openai.PATHS},
             "components": {
-                "schemas": SCHEMAS,
+                "schemas": {**SCHEMAS, **openapi_openai.SCHEMAS},
                 "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
             },
             "security": [{}, {"bearer": []}],

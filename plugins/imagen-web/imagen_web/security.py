@@ -8,10 +8,13 @@
   ``imagen_token`` cookie, which the gallery sets ``SameSite=Strict`` (no other
   site's page can make the browser send it).
 - Request bodies are capped (413) before they are read whole, whatever
-  ``Content-Length`` claims.
+  ``Content-Length`` claims: 64 KiB, or ``max_upload`` on the routes that
+  take images.
 - ``POST`` bodies must be ``application/json``: a cross-site form can only send
   "simple" content types, so another site's page cannot make a browser on this
   machine submit jobs (which may cost money) through a token-less loopback server.
+  The routes that take images also take ``multipart/form-data``, a simple type:
+  those refuse a form whose ``Origin`` is another site (``uploads.check_origin``).
 - ``/images/<path>`` resolves the path and serves it only when its real path is
   inside ``output.dir``'s real path (``resolve_inside``).
 - On loopback, only loopback ``Host`` headers are served (DNS rebinding).
@@ -151,10 +154,15 @@ class Guard:
         token: str | None,
         max_body: int = MAX_BODY_BYTES,
         allowed_hosts: Sequence[str] | None = None,
+        upload_paths: Sequence[str] = (),
+        max_upload: int | None = None,
     ) -> None:
         self.app = app
         self.token = token
         self.max_body = max_body
+        # Routes that take images: their bodies may be up to max_upload.
+        self.upload_paths = frozenset(upload_paths)
+        self.max_upload = max_body if max_upload is None else max_upload
         self.allowed_hosts = None if allowed_hosts is None else {h.lower() for h in allowed_hosts}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -165,15 +173,16 @@ class Guard:
 
         headers = Headers(scope=scope)
         path: str = scope["path"]
-        problem = self._problem(headers, path)
+        limit = self.max_upload if path in self.upload_paths else self.max_body
+        problem = self._problem(headers, path, limit)
         if problem is not None:
             status, code, message = problem
             extra = {"www-authenticate": 'Bearer realm="imagen"'} if status == 401 else None
             await _reject(scope, receive, send, status, code, message, extra)
             return
-        await self.app(scope, self._counting(receive), _with_headers(send))
+        await self.app(scope, self._counting(receive, limit), _with_headers(send))
 
-    def _problem(self, headers: Any, path: str) -> tuple[int, str, str] | None:
+    def _problem(self, headers: Any, path: str, limit: int) -> tuple[int, str, str] | None:
         """Why the request is refused before the app sees it, or None."""
         host = host_name(headers.get("host", ""))
         if self.allowed_hosts is not None and host not in self.allowed_hosts:
@@ -188,8 +197,8 @@ class Guard:
         length = headers.get("content-length")
         if length is not None and not (length.isascii() and length.isdigit()):
             return 400, "bad_request", "Content-Length is not a number"
-        if length is not None and int(length) > self.max_body:
-            return 413, "body_too_large", self._too_large()
+        if length is not None and int(length) > limit:
+            return 413, "body_too_large", _too_large(limit)
         return None
 
     def _given(self, headers: Any, path: str) -> str | None:
@@ -200,13 +209,9 @@ class Guard:
             return cookie_token(headers.get("cookie", ""))
         return None
 
-    def _too_large(self) -> str:
-        return f"the request body is over {self.max_body // 1024} KiB"
-
-    def _counting(self, receive: Receive) -> Receive:
+    def _counting(self, receive: Receive, limit: int) -> Receive:
         seen = 0
-        limit = self.max_body
-        message_text = self._too_large()
+        message_text = _too_large(limit)
 
         async def counted() -> Message:
             nonlocal seen
@@ -220,6 +225,12 @@ class Guard:
         return counted
 
 
+def _too_large(limit: int) -> str:
+    if limit >= 2**20:
+        return f"the request body is over {limit // 2**20} MiB (imagen serve --max-upload)"
+    return f"the request body is over {limit // 1024} KiB"
+
+
 SECURITY_HEADERS = [
     (b"x-content-type-options", b"nosniff"),
     # The gallery may be opened with ?token=: never send the URL to anyone.
@@ -228,7 +239,7 @@ SECURITY_HEADERS = [
 ]
 
 PAGE_CSP = (
-    "default-src 'self'; img-src 'self' data:; script-src 'self'; style-src 'self'; "
+    "default-src 'self'; img-src 'self' data: blob:; script-src 'self'; style-src 'self'; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 
@@ -253,7 +264,8 @@ async def _reject(
 ) -> None:
     from starlette.responses import JSONResponse
 
-    from imagen_web.errors import error_body
+    from imagen_web.openai_api import body_for
 
-    response = JSONResponse(error_body(code, message), status_code=status, headers=headers)
+    body = body_for(scope["path"], status, code, message)
+    response = JSONResponse(body, status_code=status, headers=headers)
     await response(scope, receive, _with_headers(send))

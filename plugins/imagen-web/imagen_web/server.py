@@ -103,6 +103,7 @@ def run(
     loopback: bool,
     request_timeout_s: float,
     max_connections: int,
+    max_upload: int,
 ) -> None:
     from imagen_core.pipeline import Session
     from imagen_web.app import create_app
@@ -132,6 +133,7 @@ def run(
         # site cannot rebind its own name to 127.0.0.1 and read the API.
         allowed_hosts=(*LOOPBACK_NAMES, host) if loopback else None,
         ready=ready,
+        max_upload=max_upload,
     )
     import uvicorn
 

@@ -14,7 +14,9 @@ const state = {
   cursor: undefined,           // next_cursor of the oldest page loaded (null: no more)
   jobs: new Map(),             // id -> job, as the API last reported it
   ticks: 0,
+  inputs: [],                  // input images of the form: {file, url} or {id, url}, the first is edited
 };
+const IMAGE_TYPES = ["image/png", "image/jpeg", "image/webp"];
 
 // ------------------------------------------------------------------ token
 
@@ -70,13 +72,14 @@ class ApiError extends Error {
 async function api(path, options = {}) {
   const headers = { Accept: "application/json", ...(options.headers || {}) };
   if (state.token) headers.Authorization = `Bearer ${state.token}`;
-  if (options.body !== undefined) headers["Content-Type"] = "application/json";
+  const form = options.body instanceof FormData;  // the browser sets the multipart boundary
+  if (options.body !== undefined && !form) headers["Content-Type"] = "application/json";
   let response;
   try {
     response = await fetch(path, {
       method: options.method || "GET",
       headers,
-      body: options.body === undefined ? undefined : JSON.stringify(options.body),
+      body: options.body === undefined ? undefined : form ? options.body : JSON.stringify(options.body),
     });
   } catch (err) {
     setStatus("server unreachable");
@@ -164,8 +167,33 @@ async function submitPrompt(event) {
     showError("seed: a whole number, 0 or more (0 picks one)");
     return;
   }
-  const body = { prompt, backend: $("backend").value || null, width, height, seed };
-  if ($("style").value) body.style = $("style").value;
+  const fields = { prompt, backend: $("backend").value || null, width, height, seed };
+  if ($("style").value) fields.style = $("style").value;
+  const strength = $("strength").value;
+  if (strength !== "") fields.strength = Number(strength);
+  const mask = $("mask-file").files[0];
+  if ((mask || strength !== "") && !state.inputs.length) {
+    showError("images: a mask or a strength needs an input image: add one");
+    return;
+  }
+  await submitJob(state.inputs.length ? inputForm(fields, state.inputs, mask) : fields);
+}
+
+// Images go as a multipart form: files as `image`, gallery images as `image_id`, in order.
+function inputForm(fields, inputs, mask) {
+  const form = new FormData();
+  for (const [name, value] of Object.entries(fields)) {
+    if (value !== null && value !== undefined) form.append(name, String(value));
+  }
+  for (const input of inputs) {
+    if (input.file) form.append("image", input.file, input.file.name || "pasted.png");
+    else form.append("image_id", input.id);
+  }
+  if (mask) form.append("mask", mask, mask.name);
+  return form;
+}
+
+async function submitJob(body) {
   const button = $("submit");
   button.disabled = true;
   try {
@@ -178,6 +206,81 @@ async function submitPrompt(event) {
   } finally {
     button.disabled = false;
   }
+}
+
+// ------------------------------------------------------------------ input images
+
+function addFiles(files) {
+  let added = 0;
+  for (const file of files) {
+    if (!IMAGE_TYPES.includes(file.type)) {
+      showError(`${file.name || "that file"}: not a PNG, JPEG or WebP image`);
+      continue;
+    }
+    state.inputs.push({ file, url: URL.createObjectURL(file) });
+    added += 1;
+  }
+  if (added) renderInputs();
+}
+
+function setInputs(inputs) {
+  for (const input of state.inputs) if (input.file) URL.revokeObjectURL(input.url);
+  state.inputs = inputs;
+  $("mask-file").value = "";
+  $("strength").value = "";
+  renderInputs();
+}
+
+function renderInputs() {
+  const list = $("input-list");
+  list.replaceChildren();
+  state.inputs.forEach((input, index) => {
+    const item = el("li", { "data-input": input.id || input.file.name || "pasted" });
+    item.append(el("img", { src: input.url, alt: "" }));
+    item.append(el("span", {}, index === 0 ? "to edit" : "reference"));
+    const remove = el("button", { type: "button", "aria-label": "Remove" }, "Remove");
+    remove.addEventListener("click", () => {
+      const [gone] = state.inputs.splice(index, 1);
+      if (gone.file) URL.revokeObjectURL(gone.url);
+      renderInputs();
+    });
+    item.append(remove);
+    list.append(item);
+  });
+  $("input-options").hidden = state.inputs.length === 0;
+}
+
+function imageFiles(transfer) {
+  if (!transfer) return [];
+  const files = [...(transfer.files || [])];
+  if (files.length) return files;
+  return [...(transfer.items || [])].filter((item) => item.kind === "file").map((item) => item.getAsFile()).filter(Boolean);
+}
+
+function watchInputs() {
+  $("image-file").addEventListener("change", (event) => {
+    addFiles([...event.target.files]);
+    event.target.value = "";
+  });
+  $("clear-inputs").addEventListener("click", () => setInputs([]));
+  const drop = $("drop");
+  drop.addEventListener("dragover", (event) => {
+    event.preventDefault();
+    drop.classList.add("over");
+  });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (event) => {
+    event.preventDefault();
+    drop.classList.remove("over");
+    addFiles(imageFiles(event.dataTransfer));
+  });
+  // Pasting an image anywhere on the page adds it (text pastes into the prompt as usual).
+  document.addEventListener("paste", (event) => {
+    const files = imageFiles(event.clipboardData).filter((file) => IMAGE_TYPES.includes(file.type));
+    if (!files.length) return;
+    event.preventDefault();
+    addFiles(files);
+  });
 }
 
 function pending() {
@@ -326,6 +429,23 @@ function showDetail(entry) {
     if (value === null || value === undefined || value === "") continue;
     list.append(el("dt", {}, name), el("dd", {}, String(value)));
   }
+  const made = $("detail-inputs");
+  made.replaceChildren();
+  for (const input of entry.inputs || []) {
+    const figure = el("figure", { "data-sha256": input.sha256 || "" });
+    const caption = `${input.role}${input.width ? ` · ${input.width} × ${input.height}` : ""}`;
+    if (input.url) {
+      const link = el("a", { href: input.url, target: "_blank", rel: "noopener" });
+      link.append(el("img", { src: input.url, alt: input.role || "input", loading: "lazy" }));
+      figure.append(link);
+    }
+    figure.append(el("figcaption", {}, input.url ? caption : `${caption} (not in the gallery)`));
+    made.append(figure);
+  }
+  const single = entry.kind === "image";
+  $("detail-actions").hidden = !single;
+  $("detail-edit").onclick = () => editImage(entry);
+  $("detail-variations").onclick = () => variations(entry);
   const tiles = $("detail-tiles");
   tiles.replaceChildren();
   for (const tile of entry.tiles || []) {
@@ -338,6 +458,49 @@ function showDetail(entry) {
     tiles.append(figure);
   }
   dialog.showModal();
+}
+
+// Edit: the form, with this image as its input (the prompt is the new instruction).
+function editImage(entry) {
+  $("detail").close();
+  setInputs([{ id: entry.id, url: entry.url }]);
+  selectSize(entry.width, entry.height);
+  $("prompt").value = "";
+  $("prompt").focus();
+  $("prompt").scrollIntoView({ block: "center" });
+}
+
+function selectSize(width, height) {
+  if (!width || !height) return;
+  const size = $("size");
+  const value = `${width}x${height}`;
+  if (![...size.options].some((option) => option.value === value)) {
+    size.append(el("option", { value }, `${width} × ${height}`));
+  }
+  size.value = value;
+}
+
+// Variations: the same request again (same inputs, by their gallery ids), on a new seed.
+async function variations(entry) {
+  clearError();
+  const inputs = entry.inputs || [];
+  const missing = inputs.find((input) => !input.id);
+  if (missing) {
+    showError(`images: an input of this image (${missing.role}) is not in the gallery; use Edit instead`);
+    return;
+  }
+  const body = { prompt: entry.prompt, backend: entry.backend, width: entry.width || 1024,
+                 height: entry.height || 1024, seed: 0 };
+  if (entry.steps) body.steps = entry.steps;
+  if (entry.style) body.style = entry.style;
+  if (entry.negative) body.negative = entry.negative;
+  if (entry.strength !== null && entry.strength !== undefined) body.strength = entry.strength;
+  const images = inputs.filter((input) => input.role !== "mask").map((input) => ({ id: input.id }));
+  const mask = inputs.find((input) => input.role === "mask");
+  if (images.length) body.images = images;
+  if (mask) body.mask = { id: mask.id };
+  $("detail").close();
+  await submitJob(body);
 }
 
 // ------------------------------------------------------------------ loop
@@ -365,6 +528,7 @@ async function tick() {
 async function start() {
   readToken();
   $("prompt-form").addEventListener("submit", submitPrompt);
+  watchInputs();
   $("more").addEventListener("click", () => loadOlder().catch((err) => showError(err.message)));
   $("error-close").addEventListener("click", clearError);
   $("token-form").addEventListener("submit", (event) => {

@@ -23,6 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from figures import Figures
 from run import compile_bytecode  # bench/run.py, beside this file
 
 BIN = Path(sys.executable).parent
@@ -137,20 +138,21 @@ def main() -> int:
         subj.append(timed(subject, env, work))
     b, s = statistics.median(base), statistics.median(subj)
     ratio = s / b
-    ok = ratio <= TARGET
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(work / "imagen-sheet.png", args.keep / "sheet-imagen.png")
         shutil.copyfile(work / "montage-sheet.png", args.keep / "sheet-montage.png")
-    name = "contact sheet, 8 x 1024x1024 -> 4x2 x 512"
-    print(f"{'benchmark':<44} {'montage':>10} {'imagen':>10} {'ratio':>7} {'target':>7}")
-    print(
-        f"{name:<44} {b * 1000:>8.1f}ms {s * 1000:>8.1f}ms "
-        f"{ratio:>6.2f}x {TARGET:>6.1f}x {'ok' if ok else 'MISSED'}"
-    )
     for label, path in (("imagen", "imagen-sheet.png"), ("montage", "montage-sheet.png")):
         print(f"  {label} sheet: {(work / path).stat().st_size / 1e6:.2f} MB")
-    return 0 if ok else 1
+    figures = Figures("contact_sheet")
+    figures.add(
+        "contact sheet, 8 x 1024x1024 -> 4x2 x 512 (vs montage)",
+        ratio,
+        at_most=TARGET,
+        baseline=f"{b * 1000:.1f} ms",
+        measured=f"{s * 1000:.1f} ms",
+    )
+    return figures.report()
 
 
 if __name__ == "__main__":

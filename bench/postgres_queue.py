@@ -33,6 +33,8 @@ import sys
 import time
 from pathlib import Path
 
+from figures import Figures
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -224,20 +226,15 @@ def main() -> int:
     finally:
         server.stop()
 
-    failed = False
-    print(f"{'benchmark':<58} {'baseline':>12} {'imagen':>12} {'ratio':>8}  target")
+    figures = Figures("postgres_queue")
     notify, poll = statistics.median(latencies["notify"]), statistics.median(latencies["poll"])
-    ok = notify <= LATENCY_TARGET_MS
-    failed |= not ok
-    name = f"pickup latency, submit -> claimed, median of {args.runs}"
-    print(
-        f"{name:<58} {poll:>9.1f} ms {notify:>9.1f} ms {notify / poll:>7.3f}x  "
-        f"<= {LATENCY_TARGET_MS:.0f} ms {'ok' if ok else 'MISSED'}"
-    )
-    slowest = max(latencies["notify"])
-    print(
-        f"{'  (baseline polls once a second; slowest NOTIFY pickup)':<58} {'':>12} "
-        f"{slowest:>9.1f} ms"
+    figures.add(
+        f"pickup latency, submit -> claimed, median of {args.runs}",
+        notify,
+        unit="ms",
+        at_most=LATENCY_TARGET_MS,
+        baseline=f"{poll:.1f} ms (polls 1/s)",
+        measured=f"slowest {max(latencies['notify']):.1f} ms",
     )
     for processes in (1, 4):
         raw_rates, our_rates = rates[("raw_loop", processes)], rates[("imagen_loop", processes)]
@@ -245,19 +242,19 @@ def main() -> int:
         # Each round's ratio pairs two runs made back to back: the median of those
         # is steadier than the ratio of the medians on a busy machine.
         ratio = statistics.median(o / r for o, r in zip(our_rates, raw_rates, strict=True))
-        ok = ratio >= OVERHEAD_TARGET
-        failed |= not ok
-        name = f"claim+complete, {processes} process(es), {args.jobs} jobs, jobs/s"
-        print(
-            f"{name:<58} {raw:>10.0f}/s {ours:>10.0f}/s {ratio:>7.2f}x  "
-            f">= {OVERHEAD_TARGET}x {'ok' if ok else 'MISSED'}"
+        figures.add(
+            f"claim+complete, {processes} process(es), {args.jobs} jobs, jobs/s",
+            ratio,
+            at_least=OVERHEAD_TARGET,
+            baseline=f"{raw:.0f}/s",
+            measured=f"{ours:.0f}/s",
         )
         if args.verbose:
             print(
                 f"  rounds: raw {[round(r) for r in raw_rates]}, "
                 f"imagen {[round(r) for r in our_rates]}"
             )
-    return 1 if failed else 0
+    return figures.report()
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from figures import Figures
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PROMPT = "a lighthouse on a cliff at dusk, seen from the sea"
@@ -119,19 +121,16 @@ def main() -> int:
             work,
         ),
     ]
-    print(f"{'benchmark':<50} {'baseline':>10} {'imagen':>10} {'ratio':>7} {'target':>7}")
-    failed = False
+    figures = Figures("startup")
     for r in results + extra:
-        verdict = ""
-        if r["target"]:
-            ok = r["ratio"] <= r["target"]
-            failed |= not ok
-            verdict = f"{r['target']:>6.1f}x {'ok' if ok else 'MISSED'}"
-        print(
-            f"{r['name']:<50} {r['baseline_ms']:>8.1f}ms {r['subject_ms']:>8.1f}ms "
-            f"{r['ratio']:>6.2f}x {verdict}"
+        figures.add(
+            r["name"],
+            r["ratio"],
+            at_most=r["target"] or None,
+            baseline=f"{r['baseline_ms']:.1f} ms",
+            measured=f"{r['subject_ms']:.1f} ms",
         )
-    return 1 if failed else 0
+    return figures.report()
 
 
 if __name__ == "__main__":

@@ -28,6 +28,8 @@ import time
 import warnings
 from pathlib import Path
 
+from figures import Figures
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -170,16 +172,18 @@ def main() -> int:
 
             fresh = median_ms(after_new_image, max(5, args.runs // 5))
 
-    ok = served <= TARGET_MS
-    name = f"GET /v1/images, first 50 of {args.images:,}"
-    print(f"{'benchmark':<52} {'baseline':>12} {'imagen':>12} {'ratio':>9}  target")
-    print(
-        f"{name:<52} {walked:>9.1f} ms {served:>9.2f} ms {walked / served:>8.0f}x"
-        f"  <= {TARGET_MS:.0f} ms {'ok' if ok else 'MISSED'}"
+    figures = Figures("web_images")
+    figures.add(
+        f"GET /v1/images, first 50 of {args.images:,}",
+        served,
+        unit="ms",
+        at_most=TARGET_MS,
+        baseline=f"{walked:.1f} ms (walk + every sidecar)",
+        measured=f"{walked / served:.0f}x faster",
     )
-    print(f"{'the same, right after a new image in jobs/ (1,000)':<52} {'':>12} {fresh:>9.2f} ms")
-    print(f"{'index built at start (every sidecar read once)':<52} {'':>12} {build_ms:>9.0f} ms")
-    return 0 if ok else 1
+    figures.add("the same, right after a new image in jobs/", fresh, unit="ms")
+    figures.add("index built at start (every sidecar read once)", build_ms, unit="ms")
+    return figures.report()
 
 
 if __name__ == "__main__":

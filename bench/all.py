@@ -21,6 +21,7 @@ from figures import ENV, Figure, load, table
 HERE = Path(__file__).resolve().parent
 SCRIPTS = (
     "run",
+    "usage",
     "contact_sheet",
     "comfyui",
     "worker",

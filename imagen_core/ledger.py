@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from imagen_core.models import Generation
+    from imagen_core.usage_report import DayTally, WeekGroup
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS usage (
@@ -155,17 +156,9 @@ class Ledger:
         finally:
             db.close()
 
-    def rows(self, *, since: dt.date | None, until: dt.date | None) -> Iterator[UsageRow]:
-        """The rows in [since, until]. A file without the table (left empty, or
-        being created by a first generation right now) is an empty ledger; a row
-        that cannot be read (text that is not UTF-8, a date that is not one) is
-        skipped and reported once, so one bad row never hides the others."""
-        import sqlite3
-
+    def _where(self, since: dt.date | None, until: dt.date | None) -> tuple[str, list[str]]:
         from imagen_core.usage import bounds
 
-        if not self.path.exists():
-            return
         start, end = bounds(since, until)
         where, params = [], []
         if start:
@@ -174,15 +167,26 @@ class Ledger:
         if end:
             where.append("created_at < ?")
             params.append(end.isoformat(timespec="seconds"))
-        query = f"SELECT {', '.join(COLUMNS)} FROM usage"
-        if where:
-            query += " WHERE " + " AND ".join(where)
+        return (" WHERE " + " AND ".join(where) if where else ""), params
+
+    def rows(self, *, since: dt.date | None, until: dt.date | None) -> Iterator[UsageRow]:
+        """The rows in [since, until], oldest first, read as they are consumed
+        (memory stays flat). A file without the table (left empty, or being
+        created by a first generation right now) is an empty ledger; a row that
+        cannot be read (text that is not UTF-8, a date that is not one) is skipped
+        and reported once, so one bad row never hides the others."""
+        import sqlite3
+
+        if not self.path.exists():
+            return
+        where, params = self._where(since, until)
+        query = f"SELECT {', '.join(COLUMNS)} FROM usage{where} ORDER BY created_at, id"
         db = self._connect()
         db.text_factory = bytes  # decoded per row: one bad row must not stop the rest
         skipped = 0
         try:
             try:
-                cursor = db.execute(query + " ORDER BY created_at, id", params)
+                cursor = db.execute(query, params)
             except sqlite3.OperationalError as exc:
                 if "no such table" in str(exc):
                     return
@@ -196,13 +200,77 @@ class Ledger:
                 yield row
         finally:
             db.close()
-            if skipped:
-                from imagen_core.notices import warn
+            self._report_skipped(skipped)
 
-                warn(
-                    f"ledger {self.path}: skipped {skipped} unreadable row(s)",
-                    once=f"ledger-unreadable:{self.path}",
+    def _report_skipped(self, skipped: int) -> None:
+        if skipped:
+            from imagen_core.notices import warn
+
+            warn(
+                f"ledger {self.path}: skipped {skipped} unreadable row(s)",
+                once=f"ledger-unreadable:{self.path}",
+            )
+
+    def week_groups(self, *, since: dt.date | None, until: dt.date | None) -> list[WeekGroup]:
+        """The weekly report, summed by SQLite per UTC day; Python only folds the days
+        into ISO weeks (SQLite before 3.46 has no ISO week), so memory follows the
+        groups, not the rows. Unreadable rows are skipped and reported, as by rows()."""
+        import sqlite3
+
+        from imagen_core.usage_report import by_week_from_days
+
+        if not self.path.exists():
+            return []
+        where, params = self._where(since, until)
+        query = (
+            "SELECT substr(created_at, 1, 10), backend, model, caller, count(*),"
+            " total(status != 'ok'), total(cost_usd), count(cost_usd),"
+            " total(latency_s), count(latency_s)"
+            f" FROM usage{where} GROUP BY 1, 2, 3, 4"
+        )
+        db = self._connect()
+        db.text_factory = bytes
+        skipped = 0
+
+        def days(cursor: sqlite3.Cursor) -> Iterator[DayTally]:
+            nonlocal skipped
+            for record in cursor:
+                try:
+                    day, backend, model, caller = (
+                        value.decode() if isinstance(value, bytes) else value
+                        for value in record[:4]
+                    )
+                    dt.date.fromisoformat(day)
+                    if not (isinstance(backend, str) and isinstance(caller, str)):
+                        raise ValueError("not text")
+                except (ValueError, TypeError, AttributeError):
+                    skipped += record[4]
+                    continue
+                count, failed, cost, costs, latency, latencies = record[4:]
+                yield (
+                    day,
+                    backend,
+                    model,
+                    caller,
+                    count,
+                    int(failed),
+                    cost,
+                    costs,
+                    latency,
+                    latencies,
                 )
+
+        try:
+            try:
+                cursor = db.execute(query, params)
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):
+                    return []
+                raise
+            return by_week_from_days(days(cursor))
+        finally:
+            db.close()
+            self._report_skipped(skipped)
 
 
 def _row(record: tuple[object, ...]) -> UsageRow:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import attrs
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterable, Iterator, Sequence
 
     from imagen_core.budgets import BudgetStatus
     from imagen_core.comparison import Comparison
@@ -213,10 +213,25 @@ def usage_report(groups: list[WeekGroup]) -> str:
     return (table(rows) + "\n" if groups else "no usage recorded in that period\n") + footer
 
 
-def usage_rows(rows: list[UsageRow]) -> str:
-    lines = [("time (UTC)", "backend", "model", "caller", "status", "latency", "cost", "prompt")]
+# Columns of ``imagen usage --raw``: fixed widths, so that lines can be printed as the
+# rows are read (a longer value pushes the rest of its line along).
+_RAW_WIDTHS = (19, 12, 20, 12, 8, 8, 9)
+
+
+def usage_lines(rows: Iterable[UsageRow]) -> Iterator[str]:
+    """``imagen usage --raw``: a header, then one line per generation, lazily."""
+
+    def line(cells: tuple[str, ...]) -> str:
+        padded = [cell.ljust(width) for cell, width in zip(cells, _RAW_WIDTHS, strict=False)]
+        return "  ".join([*padded, cells[-1]])
+
+    header = ("time (UTC)", "backend", "model", "caller", "status", "latency", "cost", "prompt")
+    empty = True
     for r in rows:
-        lines.append(
+        if empty:
+            yield line(header)
+            empty = False
+        yield line(
             (
                 r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
                 r.backend,
@@ -228,7 +243,8 @@ def usage_rows(rows: list[UsageRow]) -> str:
                 r.prompt_sha256[:12],
             )
         )
-    return table(lines) if rows else "no usage recorded in that period"
+    if empty:
+        yield "no usage recorded in that period"
 
 
 def info_report(info: ImageInfo) -> str:

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from imagen_core.models import Generation
+    from imagen_core.usage_report import WeekGroup
 
 
 @attrs.frozen
@@ -54,9 +55,25 @@ class UsageRow:
 
 
 class UsageSource(Protocol):
-    """A sink that can also read its rows back."""
+    """A sink that can also read its rows back.
+
+    It may also define ``week_groups(*, since, until) -> list[WeekGroup]``, the
+    weekly report computed where the rows are (the ledger does it in SQL);
+    without it the core groups the streamed rows itself (see ``week_groups``)."""
 
     def rows(self, *, since: dt.date | None, until: dt.date | None) -> Iterable[UsageRow]: ...
+
+
+def week_groups(
+    source: UsageSource, *, since: dt.date | None, until: dt.date | None
+) -> list[WeekGroup]:
+    """The weekly report of a source: its own ``week_groups`` when it has one."""
+    own = getattr(source, "week_groups", None)
+    if callable(own):
+        return own(since=since, until=until)  # type: ignore[no-any-return]
+    from imagen_core.usage_report import by_week
+
+    return by_week(source.rows(since=since, until=until))
 
 
 def bounds(since: dt.date | None, until: dt.date | None) -> tuple[dt.datetime | None, ...]:

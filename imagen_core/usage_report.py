@@ -28,31 +28,89 @@ class WeekGroup:
         return attrs.asdict(self)
 
 
-def iso_week(moment: dt.datetime) -> str:
+def iso_week(moment: dt.date) -> str:
     year, week, _ = moment.isocalendar()
     return f"{year}-W{week:02d}"
 
 
+@attrs.define
+class _Tally:
+    """One group's running sums: what a WeekGroup needs, without keeping the rows."""
+
+    count: int = 0
+    failed: int = 0
+    cost: float = 0.0
+    costs: int = 0  # rows with a known cost
+    latency: float = 0.0
+    latencies: int = 0
+
+    def add(self, other: _Tally) -> None:
+        self.count += other.count
+        self.failed += other.failed
+        self.cost += other.cost
+        self.costs += other.costs
+        self.latency += other.latency
+        self.latencies += other.latencies
+
+
+GroupKey = tuple[str, str, str | None, str]  # week, backend, model, caller
+# A day's sums for one backend, model and caller: (day "YYYY-MM-DD" in UTC, backend,
+# model, caller, count, failed, sum of known costs, how many known, sum of known
+# latencies, how many known).
+DayTally = tuple[str, str, str | None, str, int, int, float, int, float, int]
+
+
+def _groups(tallies: dict[GroupKey, _Tally]) -> list[WeekGroup]:
+    out = [
+        WeekGroup(
+            week=week,
+            backend=backend,
+            model=model,
+            caller=caller,
+            count=t.count,
+            failed=t.failed,
+            cost_usd=round(t.cost, 6) if t.costs else None,
+            mean_latency_s=round(t.latency / t.latencies, 3) if t.latencies else None,
+        )
+        for (week, backend, model, caller), t in tallies.items()
+    ]
+    return sorted(out, key=lambda g: (g.week, g.backend, g.model or "", g.caller))
+
+
 def by_week(rows: Iterable[UsageRow]) -> list[WeekGroup]:
-    """Rows grouped by ISO week, backend, model and caller, sorted by week."""
-    groups: dict[tuple[str, str, str | None, str], list[UsageRow]] = {}
+    """Rows grouped by ISO week, backend, model and caller, sorted by week.
+
+    Memory grows with the groups, not the rows: a source's rows can be streamed."""
+    tallies: dict[GroupKey, _Tally] = {}
     for row in rows:
         key = (iso_week(row.created_at), row.backend, row.model, row.caller)
-        groups.setdefault(key, []).append(row)
-    out = []
-    for (week, backend, model, caller), members in groups.items():
-        costs = [r.cost_usd for r in members if r.cost_usd is not None]
-        latencies = [r.latency_s for r in members if r.latency_s is not None]
-        out.append(
-            WeekGroup(
-                week=week,
-                backend=backend,
-                model=model,
-                caller=caller,
-                count=len(members),
-                failed=sum(r.status != "ok" for r in members),
-                cost_usd=round(sum(costs), 6) if costs else None,
-                mean_latency_s=round(sum(latencies) / len(latencies), 3) if latencies else None,
-            )
-        )
-    return sorted(out, key=lambda g: (g.week, g.backend, g.model or "", g.caller))
+        tally = tallies.get(key)
+        if tally is None:
+            tally = tallies[key] = _Tally()
+        tally.count += 1
+        tally.failed += row.status != "ok"
+        if row.cost_usd is not None:
+            tally.cost += row.cost_usd
+            tally.costs += 1
+        if row.latency_s is not None:
+            tally.latency += row.latency_s
+            tally.latencies += 1
+    return _groups(tallies)
+
+
+def by_week_from_days(days: Iterable[DayTally]) -> list[WeekGroup]:
+    """Weekly groups from per-day sums a source computed itself (the ledger, in SQL)."""
+    import datetime as dt
+
+    weeks: dict[str, str] = {}
+    tallies: dict[GroupKey, _Tally] = {}
+    for day, backend, model, caller, count, failed, cost, costs, latency, latencies in days:
+        week = weeks.get(day)
+        if week is None:
+            week = weeks[day] = iso_week(dt.date.fromisoformat(day))
+        key = (week, backend, model, caller)
+        tally = tallies.get(key)
+        if tally is None:
+            tally = tallies[key] = _Tally()
+        tally.add(_Tally(count, failed, cost, costs, latency, latencies))
+    return _groups(tallies)

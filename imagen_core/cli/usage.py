@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from imagen_core.cli.options import PlainHelp, common, echo_json, open_session
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from imagen_core.usage import UsageRow
 
 
 def _parse_date(_ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
@@ -65,8 +71,8 @@ def usage(
     Every generation (every backend, failed ones too) is recorded by the ledger
     sink; prompts are stored as their sha256 only.
     """
-    from imagen_core.terminal import budget_report, spend_chart, usage_report, usage_rows
-    from imagen_core.usage_report import by_week
+    from imagen_core.terminal import budget_report, spend_chart, usage_report
+    from imagen_core.usage import week_groups
 
     if since and until and until < since:
         raise click.BadParameter("--until is before --since", param_hint="--until")
@@ -78,13 +84,42 @@ def usage(
         else:
             click.echo(budget_report(statuses) if statuses else "no budgets: in imagen.yaml")
         return
-    rows = list(session.source(source).rows(since=since, until=until))
-    if as_json:
-        echo_json([r.as_dict() for r in rows] if raw else [g.as_dict() for g in by_week(rows)])
-        return
-    if chart:
-        click.echo(spend_chart(by_week(rows)))
+    usage_source = session.source(source)
+    if raw:
+        rows = usage_source.rows(since=since, until=until)
+        write_json_rows(rows) if as_json else write_usage_rows(rows)
     else:
-        click.echo(usage_rows(rows) if raw else usage_report(by_week(rows)))
-    if statuses:
+        groups = week_groups(usage_source, since=since, until=until)
+        if as_json:
+            echo_json([g.as_dict() for g in groups])
+            return
+        click.echo(spend_chart(groups) if chart else usage_report(groups))
+    if statuses and not as_json:
         click.echo("\n" + budget_report(statuses))
+
+
+def write_json_rows(rows: Iterable[UsageRow]) -> None:
+    """A JSON array of the rows, written as they are read: the same text as
+    ``json.dumps(list, indent=2)``, without holding the list."""
+    import json
+
+    out = sys.stdout
+    first = True
+    for row in rows:
+        text = json.dumps(row.as_dict(), indent=2, default=str).replace("\n", "\n  ")
+        out.write(("[\n  " if first else ",\n  ") + text)
+        first = False
+    out.write("[]\n" if first else "\n]\n")
+    out.flush()
+
+
+def write_usage_rows(rows: Iterable[UsageRow]) -> None:
+    """One line per generation, written as they are read (the first at once)."""
+    from imagen_core.terminal import usage_lines
+
+    out = sys.stdout
+    for count, line in enumerate(usage_lines(rows)):
+        out.write(line + "\n")
+        if count < 2:
+            out.flush()  # the header and the first row at once, the rest buffered
+    out.flush()

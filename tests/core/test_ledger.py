@@ -17,8 +17,8 @@ import pytest
 from imagen_core import Request, Session, generate
 from imagen_core.cli import main
 from imagen_core.identity import acting_as, caller
-from imagen_core.ledger import Ledger, LedgerConfig, default_path
-from imagen_core.usage import UsageRow
+from imagen_core.ledger import COLUMNS, Ledger, LedgerConfig, default_path
+from imagen_core.usage import UsageRow, week_groups
 from imagen_core.usage_report import by_week
 from tests.helpers import write_config
 
@@ -290,3 +290,70 @@ def test_one_unreadable_row_is_skipped_and_reported_once(isolated_env, capsys):
     assert len(list(ledger.rows(since=None, until=None))) == 1
     err = capsys.readouterr().err
     assert err.count("skipped 1 unreadable row") == 1, err
+
+
+def fill_ledger(count: int) -> list[UsageRow]:
+    """``count`` varied rows in the default ledger, the way the sink writes them."""
+    start = dt.datetime(2025, 12, 26, 22, tzinfo=dt.timezone.utc)  # across a year's end
+    rows = [
+        UsageRow(
+            start + dt.timedelta(hours=7 * n),
+            ["flux", "sdxl", "mock"][n % 3],
+            "mock",
+            None if n % 5 == 0 else f"model-{n % 2}",
+            None if n % 4 == 0 else 0.5 + n / 10,
+            None if n % 3 == 1 else 0.001 * (n % 7),
+            "h",
+            ["alice", "bob"][n % 2],
+            "failed" if n % 6 == 0 else "ok",
+            "boom" if n % 6 == 0 else None,
+        )
+        for n in range(count)
+    ]
+    ledger = Ledger(LedgerConfig())
+    for row in rows:
+        values = row.as_dict()
+        ledger._insert([values[c] for c in COLUMNS])
+    return rows
+
+
+def test_the_ledger_groups_in_sql_as_the_core_groups_rows(isolated_env):
+    rows = fill_ledger(120)
+    ledger = Ledger(LedgerConfig())
+    assert ledger.week_groups(since=None, until=None) == by_week(rows)
+    since, until = dt.date(2025, 12, 29), dt.date(2026, 1, 4)  # ISO week 2026-W01
+    inside = [r for r in rows if since <= r.created_at.date() <= until]
+    groups = ledger.week_groups(since=since, until=until)
+    assert groups == by_week(inside)
+    assert {g.week for g in groups} == {"2026-W01"}
+    assert (
+        Ledger(LedgerConfig(path=isolated_env / "none.db")).week_groups(since=None, until=None)
+        == []
+    )
+
+
+def test_a_source_without_week_groups_is_grouped_from_its_rows(isolated_env):
+    rows = fill_ledger(30)
+
+    class RowsOnly:  # like the supabase sink: rows() and nothing else
+        def rows(self, *, since, until):
+            yield from rows
+
+    assert week_groups(RowsOnly(), since=None, until=None) == by_week(rows)
+
+
+def test_raw_usage_streams_the_same_json_and_lines(isolated_env, capsys):
+    rows = fill_ledger(25)
+    code, out, _ = run(capsys, "usage", "--raw", "--json")
+    assert code == 0
+    assert out == json.dumps([r.as_dict() for r in rows], indent=2) + "\n"
+    code, out, _ = run(capsys, "usage", "--raw")
+    lines = out.splitlines()
+    assert lines[0].split()[:3] == ["time", "(UTC)", "backend"]
+    assert len(lines) == 26
+    assert lines[1].split()[:5] == ["2025-12-26", "22:00:00", "flux", "-", "alice"]
+    assert "failed: boom" in lines[1]
+    code, out, _ = run(capsys, "usage", "--raw", "--json", "--since", "2030-01-01")
+    assert (code, out) == (0, "[]\n")
+    code, out, _ = run(capsys, "usage", "--raw", "--since", "2030-01-01")
+    assert (code, out) == (0, "no usage recorded in that period\n")

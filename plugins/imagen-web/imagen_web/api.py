@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from imagen_core.models import Generation, ImageInput, Request
     from imagen_core.pipeline import Session
     from imagen_core.queue import Job, Queue
+    from imagen_core.usage_report import WeekGroup
 
 DISCONNECT_POLL_S = 0.25
 JOB_LIMIT_MAX = 500
@@ -458,7 +459,7 @@ async def images(request: HttpRequest) -> JSONResponse:
 
 async def usage(request: HttpRequest) -> JSONResponse:
     from imagen_core.errors import ImagenError
-    from imagen_core.usage_report import by_week
+    from imagen_core.usage import week_groups
 
     state = _state(request)
     since = _date_param(request, "since")
@@ -469,28 +470,34 @@ async def usage(request: HttpRequest) -> JSONResponse:
     if raw not in ("true", "false", "1", "0"):
         raise invalid("raw", "must be true or false", code="invalid_query")
 
-    def read() -> list[Any]:
-        return list(state.session.source(state.usage_source).rows(since=since, until=until))
+    want_rows = raw in ("true", "1")
+
+    def read() -> tuple[list[WeekGroup], list[Any] | None]:
+        source = state.session.source(state.usage_source)
+        groups = week_groups(source, since=since, until=until)
+        if not want_rows:
+            return groups, None
+        return groups, [row.as_dict() for row in source.rows(since=since, until=until)]
 
     try:
-        rows = await run_in_threadpool(read)
+        groups, rows = await run_in_threadpool(read)
     except ImagenError as exc:
         message = f"usage source {state.usage_source}: {exc}"
         raise ApiError(503, "usage_unavailable", message) from None
-    costs = [row.cost_usd for row in rows if row.cost_usd is not None]
+    costs = [group.cost_usd for group in groups if group.cost_usd is not None]
     body: dict[str, Any] = {
         "source": state.usage_source,
         "since": since.isoformat() if since else None,
         "until": until.isoformat() if until else None,
         "total": {
-            "count": len(rows),
-            "failed": sum(row.status != "ok" for row in rows),
+            "count": sum(group.count for group in groups),
+            "failed": sum(group.failed for group in groups),
             "cost_usd": round(sum(costs), 6) if costs else None,
         },
-        "weeks": [group.as_dict() for group in by_week(rows)],
+        "weeks": [group.as_dict() for group in groups],
     }
-    if raw in ("true", "1"):
-        body["rows"] = [row.as_dict() for row in rows]
+    if rows is not None:
+        body["rows"] = rows
     return JSONResponse(body)
 
 

@@ -22,6 +22,7 @@ HERE = Path(__file__).resolve().parent
 SCRIPTS = (
     "run",
     "usage",
+    "jobs",
     "contact_sheet",
     "comfyui",
     "worker",

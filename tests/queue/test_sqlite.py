@@ -131,3 +131,45 @@ def test_a_request_that_is_not_utf8_fails_alone(tmp_path):
     assert len(queue.list()) == 2
     assert queue.claim("w1", backends=None, lease_s=30).id == good.id
     assert queue.get(poison).status == "failed"
+
+
+def test_an_existing_queue_file_gains_the_listing_index(tmp_path):
+    # A jobs.db made before the index existed: the listing must not sort the
+    # whole table, and the jobs already there keep their order.
+    import sqlite3
+
+    from imagen_core import Request
+
+    path = tmp_path / "jobs.db"
+    queue = SQLiteQueue(SQLiteQueueConfig(path=path))
+    queue.init()
+    poison = _plant(path, "{}")
+    db = sqlite3.connect(path)
+    db.execute(
+        "UPDATE jobs SET request = CAST(X'7b2270726f6d7074223a202263616fe9227d' AS TEXT)"
+        " WHERE id = ?",
+        (poison,),
+    )
+    db.commit()
+    db.close()
+    good = queue.submit(Request("fine"), backend="mock")
+    assert len(queue.list()) == 2
+    assert queue.claim("w1", backends=None, lease_s=30).id == good.id
+    assert queue.get(poison).status == "failed"
+
+    ids = [queue.submit(Request(f"p{i}"), backend="mock").id for i in range(5)]
+    queue.close()
+    db = sqlite3.connect(path)
+    db.execute("DROP INDEX jobs_created")
+    db.close()
+
+    queue = SQLiteQueue(SQLiteQueueConfig(path=path))
+    assert [job.id for job in queue.list(limit=3)] == ids[::-1][:3]
+    queue.close()
+    db = sqlite3.connect(path)
+    plan = db.execute(
+        "EXPLAIN QUERY PLAN SELECT * FROM jobs ORDER BY created_at DESC, rowid DESC LIMIT 3"
+    ).fetchall()
+    db.close()
+    steps = " ".join(row[3] for row in plan)
+    assert "jobs_created" in steps and "TEMP B-TREE" not in steps

@@ -22,17 +22,47 @@ class NoSettings:
     """The config class of a type that takes no keys besides ``type``."""
 
 
+# A type's config class, or a function without arguments that imports and returns
+# it: then the module holding it is imported only when that type is used (an
+# instance configured, the sample config written), not on every command.
+ConfigSource = type | Callable[[], type]
+
+
 # Compared by identity, never by value: no __eq__/__hash__ to generate (each
 # generated method is compiled at every start).
-@attrs.frozen(eq=False)
+@attrs.define(eq=False)
 class Registration:
     kind: str
     name: str
     factory: Callable[[Any], Any]
-    config: type
+    config_source: ConfigSource
     owner: str
     default: bool = False
     examples: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
+    _config: type | None = attrs.field(default=None, init=False, repr=False)
+
+    @property
+    def config(self) -> type:
+        """The config class (imported now when it was registered lazily), checked."""
+        if self._config is None:
+            source = self.config_source
+            found = source if isinstance(source, type) else source()
+            _check_config(self.kind, self.name, self.owner, found, self.default)
+            self._config = found
+        return self._config
+
+
+def _check_config(kind: str, name: str, owner: str, config: object, default: bool) -> None:
+    if not (isinstance(config, type) and attrs.has(config)):
+        raise PluginError(
+            f"{owner} registers {kind} type {name!r} with config={config!r}, "
+            "which is not an attrs class"
+        )
+    if default and any(f.default is attrs.NOTHING for f in attrs.fields(config)):
+        raise PluginError(
+            f"{owner} registers {kind} type {name!r} as on by default, but its config "
+            "has keys without defaults"
+        )
 
 
 class RegisterBackend(Protocol):
@@ -43,7 +73,7 @@ class RegisterBackend(Protocol):
         name: str,
         factory: Callable[[Any], Any],
         *,
-        config: type | None = None,
+        config: ConfigSource | None = None,
         examples: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None: ...
 
@@ -56,7 +86,7 @@ class RegisterSink(Protocol):
         name: str,
         factory: Callable[[Any], Any],
         *,
-        config: type | None = None,
+        config: ConfigSource | None = None,
         default: bool = False,
         examples: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None: ...
@@ -66,7 +96,7 @@ class RegisterQueue(Protocol):
     """The ``register`` callback handed to ``register_queues``."""
 
     def __call__(
-        self, name: str, factory: Callable[[Any], Any], *, config: type | None = None
+        self, name: str, factory: Callable[[Any], Any], *, config: ConfigSource | None = None
     ) -> None: ...
 
 
@@ -99,7 +129,7 @@ def _collector(kind: str, owner: str, into: dict[str, Registration]) -> Callable
         name: str,
         factory: Callable[[Any], Any],
         *,
-        config: type | None = None,
+        config: ConfigSource | None = None,
         default: bool = False,
         examples: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
@@ -110,28 +140,22 @@ def _collector(kind: str, owner: str, into: dict[str, Registration]) -> Callable
             )
         if not callable(factory):
             raise PluginError(f"{owner} registers {kind} type {name!r} with a non-callable")
-        if config is not None and not attrs.has(config):
+        if config is not None and not isinstance(config, type) and not callable(config):
             raise PluginError(
                 f"{owner} registers {kind} type {name!r} with config={config!r}, "
                 "which is not an attrs class"
-            )
-        if (
-            default
-            and config is not None
-            and any(f.default is attrs.NOTHING for f in attrs.fields(config))
-        ):
-            raise PluginError(
-                f"{owner} registers {kind} type {name!r} as on by default, but its config "
-                "has keys without defaults"
             )
         if name in into:
             raise PluginError(
                 f"{kind} type {name!r} is registered twice: by {into[name].owner} and by "
                 f"{owner}; uninstall one of them or limit plugins with IMAGEN_LOAD_PLUGINS"
             )
-        into[name] = Registration(
+        registration = Registration(
             kind, name, factory, config or NoSettings, owner, default, dict(examples or {})
         )
+        if isinstance(config, type) or default:
+            registration.config  # noqa: B018 -- a class given as is is checked now
+        into[name] = registration
 
     return register
 

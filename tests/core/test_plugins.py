@@ -268,6 +268,35 @@ def test_register_rejects_bad_names_and_non_attrs_config(pm):
         collect(pm)
 
 
+def test_a_config_class_given_lazily_is_imported_on_first_use_and_checked(pm):
+    import attrs
+
+    @attrs.frozen
+    class Settings:
+        size: int = 3
+
+    loads: list[str] = []
+
+    def settings() -> type:
+        loads.append("settings")
+        return Settings
+
+    class Lazy:
+        @hookimpl
+        def register_backends(self, register):
+            register("lazy", object, config=settings)
+            register("wrong", object, config=lambda: dict)
+
+    with registered(pm, Lazy(), "lazy"):
+        registry = collect(pm)
+        assert loads == []  # collecting imports no config module
+        assert registry.backends["lazy"].config is Settings
+        assert registry.backends["lazy"].config is Settings
+        assert loads == ["settings"]  # once
+        with pytest.raises(PluginError, match=r"type 'wrong' with config=.*not an attrs class"):
+            _ = registry.backends["wrong"].config
+
+
 def test_backend_that_fails_to_start_names_itself(pm, tmp_path):
     class Plugin:
         @hookimpl

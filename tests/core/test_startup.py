@@ -59,3 +59,43 @@ def test_a_command_imports_its_own_module_only(isolated_env):
     modules = cli_imports(*args, plugins="imagen-mock")[0]
     assert cli_modules(modules) == SHARED | {"imagen_core.cli.generate"}
     assert cli_modules(imported("config", "path")) == SHARED | {"imagen_core.cli.config"}
+
+
+UNUSED_PLUGIN_MODULES = """
+import json, sys
+from imagen_core.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+sys.stderr.write(json.dumps(sorted(sys.modules)) + "\\n")
+"""
+
+
+def test_a_mock_generation_imports_no_module_of_the_plugins_it_does_not_use(isolated_env):
+    # Every installed plugin loads, no config file: the config classes of the
+    # comfyui, fal and replicate backend types (and supabase's credentials, with
+    # nothing of supabase set) are not imported for a mock generation.
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SUPABASE")}
+    env.pop("IMAGEN_LOAD_PLUGINS", None)
+    proc = subprocess.run(
+        [sys.executable, "-c", UNUSED_PLUGIN_MODULES, "generate", "x", "--size", "8x8"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    modules = set(json.loads(proc.stderr.strip().splitlines()[-1]))
+    assert "imagen_mock.backend" in modules
+    unused = {
+        m
+        for m in modules
+        if m.startswith(("imagen_comfyui.", "imagen_fal.", "imagen_replicate."))
+        or m == "imagen_supabase.credentials"
+    }
+    assert unused == set()

@@ -38,14 +38,18 @@ def _backend(config: ComfyUIConfig) -> ComfyUIBackend:
     return ComfyUIBackend(config)
 
 
-@hookimpl
-def register_backends(register: RegisterBackend) -> None:
+def _config() -> type[ComfyUIConfig]:
     from imagen_comfyui.config import ComfyUIConfig
 
+    return ComfyUIConfig
+
+
+@hookimpl
+def register_backends(register: RegisterBackend) -> None:
     register(
         "comfyui",
         _backend,
-        config=ComfyUIConfig,
+        config=_config,  # imported when a comfyui instance is used
         # `defaults: {}` is spelled out: the sample prints example values as
         # they are, and an empty mapping is what the nested block looks like.
         examples={

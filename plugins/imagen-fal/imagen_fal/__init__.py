@@ -24,14 +24,18 @@ def _backend(config: FalConfig) -> FalBackend:
     return FalBackend(config)
 
 
-@hookimpl
-def register_backends(register: RegisterBackend) -> None:
+def _config() -> type[FalConfig]:
     from imagen_fal.config import FalConfig
 
+    return FalConfig
+
+
+@hookimpl
+def register_backends(register: RegisterBackend) -> None:
     register(
         "fal",
         _backend,
-        config=FalConfig,
+        config=_config,  # imported when a fal instance is used
         examples={
             "flux-schnell-fal": {
                 "model": "fal-ai/flux/schnell",

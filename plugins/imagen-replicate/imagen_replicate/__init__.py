@@ -24,14 +24,18 @@ def _backend(config: ReplicateConfig) -> ReplicateBackend:
     return ReplicateBackend(config)
 
 
-@hookimpl
-def register_backends(register: RegisterBackend) -> None:
+def _config() -> type[ReplicateConfig]:
     from imagen_replicate.config import ReplicateConfig
 
+    return ReplicateConfig
+
+
+@hookimpl
+def register_backends(register: RegisterBackend) -> None:
     register(
         "replicate",
         _backend,
-        config=ReplicateConfig,
+        config=_config,  # imported when a replicate instance is used
         examples={
             "flux-schnell-replicate": {
                 "model": "black-forest-labs/flux-schnell",

@@ -13,9 +13,8 @@ from urllib.parse import urlsplit
 
 import attrs
 
-URL_VAR = "SUPABASE_URL"
-# The first one set wins. MAI_SUPABASE_KEY is the name the mAi tools already use.
-KEY_VARS = ("SUPABASE_SERVICE_KEY", "MAI_SUPABASE_KEY")
+from imagen_supabase.settings import KEY_VARS, URL_VAR
+
 KEY_HINT = "SUPABASE_SERVICE_KEY (or MAI_SUPABASE_KEY)"
 
 # A legacy key (service_role) is a JWT: three base64url parts, the first "eyJ".

@@ -10,6 +10,12 @@ import attrs
 
 from imagen_core.config import setting
 
+# The environment variables of the credentials (read by imagen_supabase.credentials),
+# here so that the sink can see nothing is set without importing that module.
+URL_VAR = "SUPABASE_URL"
+# The first one set wins. MAI_SUPABASE_KEY is the name the mAi tools already use.
+KEY_VARS = ("SUPABASE_SERVICE_KEY", "MAI_SUPABASE_KEY")
+
 # PostgREST addresses a table by name in the URL and its schema in a header, so
 # both halves must be plain identifiers (no quoting games in a config file).
 _TABLE = re.compile(r"(?:([A-Za-z_][A-Za-z0-9_]*)\.)?([A-Za-z_][A-Za-z0-9_]*)")

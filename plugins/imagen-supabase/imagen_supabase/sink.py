@@ -16,6 +16,7 @@ stops a run: ``on`` without what it needs fails before anything is generated.
 
 from __future__ import annotations
 
+import os
 import time
 from typing import TYPE_CHECKING
 
@@ -23,7 +24,7 @@ import attrs
 
 from imagen_core.errors import ConfigError, describe
 from imagen_core.notices import warn
-from imagen_supabase.settings import SupabaseConfig, Table
+from imagen_supabase.settings import KEY_VARS, URL_VAR, SupabaseConfig, Table
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -88,6 +89,8 @@ class SupabaseSink:
         mode = generation.cloud_sync
         if mode == "off":
             return
+        if mode == "auto" and not any(os.environ.get(v, "").strip() for v in (URL_VAR, *KEY_VARS)):
+            return  # not configured: quiet, and without importing the credentials' module
         from imagen_supabase import credentials
 
         env = credentials.from_env()

@@ -146,3 +146,26 @@ def test_cursors_page_through_everything_exactly_once(root):
 @pytest.mark.parametrize("key", [(1.5, 2, "a/b.png"), (0.0, 0, ""), (1e9, 10**18, "ü/ß.png")])
 def test_cursor_round_trip(key):
     assert decode_cursor(encode_cursor(key)) == key
+
+
+def test_a_large_first_build_is_in_order_and_two_sidecars_of_one_image_count_once(root):
+    # The first build sorts once instead of inserting each key (quadratic at
+    # 100,000); an image named by two sidecars read in that same build is one entry.
+    for n in range(150):
+        minute, second = divmod(n, 60)
+        sidecar(
+            root / f"day{n % 3}",
+            f"img{n}",
+            f"p{n}",
+            created=f"2026-11-24T10:{minute:02d}:{second:02d}+00:00",
+        )
+    sidecar(root / "day0", "img0-again", "p0 again", image="img0.png")
+    index = ImagesIndex(root)
+    index.refresh()
+    assert len(index) == 150
+    found = prompts(index, 200)
+    assert found[:3] == ["p149", "p148", "p147"] and found[-2:] == ["p1", found[-1]]
+    assert found[-1] in ("p0", "p0 again") and len(set(found)) == 150
+    sidecar(root / "day1", "late", "late", created="2026-11-25T00:00:00+00:00")
+    index.refresh()
+    assert prompts(index, 1) == ["late"] and len(index) == 151

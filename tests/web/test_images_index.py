@@ -169,3 +169,59 @@ def test_a_large_first_build_is_in_order_and_two_sidecars_of_one_image_count_onc
     sidecar(root / "day1", "late", "late", created="2026-11-25T00:00:00+00:00")
     index.refresh()
     assert prompts(index, 1) == ["late"] and len(index) == 151
+
+
+def test_a_restart_reads_only_what_changed_while_the_server_was_down(root, tmp_path):
+    for day in range(3):
+        for i in range(3):
+            sidecar(root / f"day{day}", f"img{i}", f"d{day} i{i}")
+    for folder in (*root.iterdir(), root):
+        age(folder)
+    catalog = tmp_path / "catalog.db"
+    index = ImagesIndex(root, catalog=catalog)
+    index.refresh()
+    assert len(index) == 9 and index.scans == 4
+    index.close()
+
+    index = ImagesIndex(root, catalog=catalog)  # a restart, nothing changed
+    index.refresh()
+    assert index.scans == 0 and len(index) == 9
+    assert index.get("day1/img2.png")["prompt"] == "d1 i2"
+    index.close()
+
+    # While it was down: one image added, one folder removed.
+    sidecar(root / "day2", "new", "added while down", created="2026-11-30T00:00:00+00:00")
+    for name in ("img0", "img1", "img2"):
+        for suffix in (".png", ".json"):
+            (root / "day0" / f"{name}{suffix}").unlink()
+    (root / "day0").rmdir()
+    index = ImagesIndex(root, catalog=catalog)
+    index.refresh()
+    assert index.scans == 2  # the root and day2, nothing else
+    assert prompts(index, 1) == ["added while down"] and len(index) == 7
+    assert index.get("day0/img0.png") is None
+
+
+def test_folders_untouched_for_a_day_are_stat_ed_only_by_the_sweep(root, tmp_path):
+    sidecar(root / "old", "a", "old a")
+    sidecar(root / "today", "a", "today a")
+    age(root / "old", seconds=3 * 86400)
+    index = ImagesIndex(root, catalog=tmp_path / "c.db", sweep_s=3600)
+    index.refresh()
+    sidecar(root / "today", "b", "today b", created="2026-11-25T00:00:00+00:00")
+    sidecar(root / "old", "b", "old b", created="2026-11-26T00:00:00+00:00")
+    age(root / "old", seconds=2 * 86400)  # a change, its folder still a day old (a restore)
+    index.refresh()
+    assert prompts(index) == ["today b", "today a", "old a"]  # "old" was not stat'ed
+    index._swept_ns = 0  # the sweep is due
+    index.refresh()
+    assert prompts(index) == ["old b", "today b", "today a", "old a"]
+
+
+def test_a_catalog_that_cannot_be_read_is_rebuilt(root, tmp_path):
+    sidecar(root / "day", "a", "a")
+    catalog = tmp_path / "catalog.db"
+    catalog.write_bytes(b"this is not an SQLite file, it is long enough to be read" * 100)
+    index = ImagesIndex(root, catalog=catalog)
+    index.refresh()
+    assert prompts(index) == ["a"]

@@ -1,20 +1,26 @@
 """The gallery's index: every image sidecar and compare run under ``output.dir``,
 newest first, paged by an opaque cursor.
 
-Why an in-memory index kept fresh by directory mtimes (and not a SQLite file):
+Where it lives: an SQLite catalog beside the ledger
+(``$XDG_DATA_HOME/imagen/gallery-<hash of output.dir>.db``), so that a restart
+reads only what changed while the server was down, not every sidecar again,
+and the server holds no copy of 100,000 entries in memory.
 
 - The sidecars are the truth, and other processes (``imagen worker``,
-  ``imagen generate``) add them at any time without telling the server. An
-  index file would be a second copy to keep in step and to repair when it is
-  stale or from an older version; memory is rebuilt from the truth at start.
-- A directory's mtime changes when a file is added, removed or renamed in it,
-  and imagen only ever adds sidecars by linking a finished temp file into
-  place (``write_new``) and removes them by unlinking (a worker dropping a lost
-  job's image). So a refresh stats the known directories (a few hundred at most:
-  one per day, one per compare run, ``jobs/``) and lists only those that
-  changed, parsing only the sidecars it has not seen. A request with nothing
-  new costs those stats plus a slice of a sorted list, whatever the number of
-  images; the first refresh reads every sidecar once.
+  ``imagen generate``) add them at any time without telling the server. The
+  catalog remembers, per directory, its mtime and the sidecars read from it;
+  a directory's mtime changes when a file is added, removed or renamed in it,
+  and imagen only ever adds sidecars by linking a finished temp file into place
+  (``write_new``) and removes them by unlinking. A refresh lists only the
+  directories whose mtime moved, parsing only the sidecars it has not seen.
+- Which directories a refresh stats: the root and every directory that changed
+  in the last ``hot_s`` (today's date folder, ``jobs/``, recent compare runs: a
+  handful), on every request; all of them (one per day ever, one per compare
+  run) at most every ``sweep_s``, and at start. A new image in a recent folder
+  shows at the next request; a change in a folder untouched for a day within
+  ``sweep_s``.
+- A catalog that cannot be opened (corrupt, from another version, unwritable)
+  is rebuilt from the sidecars; it is a cache, never the truth.
 - A rewrite in place of an existing sidecar (no rename) is not noticed until
   the server restarts; imagen never does that.
 - Timestamps are coarse (a kernel tick, or seconds on some filesystems): a file
@@ -35,11 +41,12 @@ the meantime (they sort before it): pages never repeat or skip an entry.
 from __future__ import annotations
 
 import base64
-import bisect
 import datetime as dt
+import hashlib
 import json
 import math
 import os
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -49,12 +56,37 @@ from urllib.parse import quote
 import attrs
 
 from imagen_core.comparison import SIDECAR_NAME
+from imagen_core.config import data_file
 from imagen_core.worker import JOBS_FOLDER
 
 # What imagen_core writes: a compare run's sidecar, and the worker's folder.
 COMPARE_SIDECAR = SIDECAR_NAME
 MAX_SIDECAR_BYTES = 1024 * 1024
 RACY_S = 2.0
+HOT_S = 24 * 3600.0
+SWEEP_S = 10.0
+CATALOG_VERSION = 1
+
+SCHEMA = f"""
+PRAGMA journal_mode=WAL;
+CREATE TABLE IF NOT EXISTS dirs (
+    rel      TEXT PRIMARY KEY,   -- relative to output.dir, "" for the root
+    mtime_ns INTEGER NOT NULL,
+    trusted  INTEGER NOT NULL,
+    subdirs  TEXT NOT NULL       -- JSON list of names
+);
+CREATE TABLE IF NOT EXISTS entries (
+    id       TEXT PRIMARY KEY,   -- the image (or compare run) path, relative
+    dir      TEXT NOT NULL,
+    sidecar  TEXT NOT NULL,      -- its sidecar's file name in dir
+    created  REAL NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    data     TEXT NOT NULL       -- the API's JSON of the entry
+);
+CREATE INDEX IF NOT EXISTS entries_order ON entries (created, mtime_ns, id);
+CREATE INDEX IF NOT EXISTS entries_dir ON entries (dir);
+PRAGMA user_version={CATALOG_VERSION};
+"""
 
 # (created, sidecar mtime in ns, path of the entry relative to output.dir)
 Key = tuple[float, int, str]
@@ -71,7 +103,6 @@ class _Dir:
     mtime_ns: int
     trusted: bool  # listed long enough after its mtime that the mtime can be trusted
     subdirs: list[str]
-    sidecars: dict[str, str]  # sidecar file name -> entry id (path relative to the root)
 
 
 class CursorError(ValueError):
@@ -104,80 +135,143 @@ def decode_cursor(token: str) -> Key:
     return float(created), mtime_ns, path
 
 
+def default_catalog(root: Path) -> Path:
+    digest = hashlib.sha256(str(root.absolute()).encode()).hexdigest()[:16]
+    return data_file(f"gallery-{digest}.db")
+
+
 class ImagesIndex:
     """Sidecars under ``root``; ``refresh()`` before reading, ``page()`` to read.
 
     Safe to use from several threads (the server's thread pool)."""
 
-    def __init__(self, root: Path, *, racy_s: float = RACY_S) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        catalog: Path | None = None,
+        racy_s: float = RACY_S,
+        hot_s: float = HOT_S,
+        sweep_s: float = SWEEP_S,
+    ) -> None:
         self.root = root
+        self.catalog = catalog or default_catalog(root)
         self.racy_ns = int(racy_s * 1e9)
-        self._dirs: dict[str, _Dir] = {}  # "" is the root
-        self._entries: dict[str, Entry] = {}
-        self._keys: list[Key] = []  # ascending; the newest is last
-        self._added: list[Key] = []  # read by the refresh under way, merged at its end
+        self.hot_ns = int(hot_s * 1e9)
+        self.sweep_ns = int(sweep_s * 1e9)
         self._lock = threading.Lock()
+        self._db = self._open()
+        self._dirs: dict[str, _Dir] = {
+            rel: _Dir(mtime_ns, bool(trusted), json.loads(subdirs))
+            for rel, mtime_ns, trusted, subdirs in self._db.execute(
+                "SELECT rel, mtime_ns, trusted, subdirs FROM dirs"
+            )
+        }
+        self._swept_ns = 0  # the last refresh that stat'ed every known directory
         self.scans = 0  # directories listed so far: lets tests see the index at work
 
+    def _open(self) -> sqlite3.Connection:
+        self.catalog.parent.mkdir(parents=True, exist_ok=True)
+        for attempt in (1, 2):
+            db = sqlite3.connect(
+                self.catalog, isolation_level=None, check_same_thread=False, timeout=30
+            )
+            try:
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+                if version not in (0, CATALOG_VERSION):
+                    raise sqlite3.DatabaseError(f"catalog version {version}")
+                db.executescript(SCHEMA)
+                db.execute("PRAGMA synchronous=NORMAL")
+                return db
+            except sqlite3.DatabaseError:
+                db.close()
+                if attempt == 2:
+                    raise
+                # A cache, never the truth: one that cannot be read is rebuilt.
+                for suffix in ("", "-wal", "-shm"):
+                    Path(f"{self.catalog}{suffix}").unlink(missing_ok=True)
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
     def __len__(self) -> int:
-        return len(self._keys)
+        with self._lock:
+            return int(self._db.execute("SELECT count(*) FROM entries").fetchone()[0])
 
     # ------------------------------------------------------------- reading
     def page(self, cursor: Key | None, limit: int) -> tuple[list[dict[str, Any]], Key | None]:
         """Up to ``limit`` entries older than ``cursor`` (None: the newest), and the
         cursor of the page after, or None when this is the last one."""
+        query = "SELECT created, mtime_ns, id, data FROM entries"
+        params: list[Any] = []
+        if cursor is not None:
+            query += " WHERE (created, mtime_ns, id) < (?, ?, ?)"
+            params += list(cursor)
+        query += " ORDER BY created DESC, mtime_ns DESC, id DESC LIMIT ?"
         with self._lock:
-            end = len(self._keys) if cursor is None else bisect.bisect_left(self._keys, cursor)
-            start = max(0, end - limit)
-            keys = self._keys[start:end]
-            found = [self._entries[key[2]].data for key in reversed(keys)]
-            return found, (keys[0] if start > 0 and keys else None)
+            rows = self._db.execute(query, [*params, limit + 1]).fetchall()
+        found = [json.loads(row[3]) for row in rows[:limit]]
+        last = rows[limit - 1] if len(rows) > limit else None
+        return found, ((float(last[0]), last[1], last[2]) if last else None)
 
     def get(self, entry_id: str) -> dict[str, Any] | None:
         with self._lock:
-            entry = self._entries.get(entry_id)
-            return entry.data if entry else None
+            row = self._db.execute("SELECT data FROM entries WHERE id = ?", (entry_id,)).fetchone()
+        return json.loads(row[0]) if row else None
 
     # ------------------------------------------------------------- refreshing
     def refresh(self) -> None:
         """Catch up with the directories that changed since the last refresh."""
         with self._lock:
             now_ns = time.time_ns()
-            self._added = []
-            reached: set[str] = set()
-            stack = [""]
-            while stack:
-                rel = stack.pop()
-                folder = self.root / rel if rel else self.root
-                try:
-                    mtime_ns = folder.lstat().st_mtime_ns
-                except OSError:  # gone (or the root does not exist yet)
-                    continue
+            sweep = now_ns - self._swept_ns >= self.sweep_ns
+            if sweep:
+                self._swept_ns = now_ns
+            self._db.execute("BEGIN")
+            try:
+                self._walk(now_ns, sweep)
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def _walk(self, now_ns: int, sweep: bool) -> None:
+        reached: set[str] = set()
+        stack = [""]
+        while stack:
+            rel = stack.pop()
+            known = self._dirs.get(rel)
+            if (
+                not sweep
+                and rel
+                and known is not None
+                and known.trusted
+                and now_ns - known.mtime_ns > self.hot_ns
+            ):
+                # A folder untouched for a day: stat'ed by the sweep only.
                 reached.add(rel)
-                known = self._dirs.get(rel)
-                if known is None or known.mtime_ns != mtime_ns or not known.trusted:
-                    known = self._list(rel, folder, mtime_ns, now_ns, known)
-                stack.extend(f"{rel}/{name}" if rel else name for name in known.subdirs)
-            for gone in set(self._dirs) - reached:
-                for entry_id in self._dirs.pop(gone).sidecars.values():
-                    self._remove(entry_id)
-            self._merge_added()
+                stack.extend(f"{rel}/{name}" for name in known.subdirs)
+                continue
+            folder = self.root / rel if rel else self.root
+            try:
+                mtime_ns = folder.lstat().st_mtime_ns
+            except OSError:  # gone (or the root does not exist yet)
+                continue
+            reached.add(rel)
+            if known is None or known.mtime_ns != mtime_ns or not known.trusted:
+                known = self._list(rel, folder, mtime_ns, now_ns)
+            stack.extend(f"{rel}/{name}" if rel else name for name in known.subdirs)
+        for gone in set(self._dirs) - reached:
+            del self._dirs[gone]
+            self._db.execute("DELETE FROM dirs WHERE rel = ?", (gone,))
+            self._db.execute("DELETE FROM entries WHERE dir = ?", (gone,))
 
-    def _merge_added(self) -> None:
-        """Put the keys read by this refresh in order: a few by insertion, many (the
-        first build) by one sort -- an insertion each is quadratic at 100,000 images."""
-        added, self._added = self._added, []
-        if len(added) > 64:
-            self._keys.extend(added)
-            self._keys.sort()
-        else:
-            for key in added:
-                bisect.insort(self._keys, key)
-
-    def _list(self, rel: str, folder: Path, mtime_ns: int, now_ns: int, known: _Dir | None) -> _Dir:
+    def _list(self, rel: str, folder: Path, mtime_ns: int, now_ns: int) -> _Dir:
         self.scans += 1
         subdirs: list[str] = []
-        names: list[str] = []
+        names: set[str] = set()
         try:
             with os.scandir(folder) as listing:
                 for item in listing:
@@ -186,43 +280,32 @@ class ImagesIndex:
                     if item.is_dir(follow_symlinks=False):
                         subdirs.append(item.name)
                     elif item.name.endswith(".json") and item.is_file(follow_symlinks=False):
-                        names.append(item.name)
+                        names.add(item.name)
         except OSError:
             pass
-        before = known.sidecars if known else {}
-        sidecars: dict[str, str] = {}
-        for name in names:
-            if name in before:
-                sidecars[name] = before[name]
-                continue
+        db = self._db
+        before = dict(db.execute("SELECT sidecar, id FROM entries WHERE dir = ?", (rel,)))
+        for name, entry_id in before.items():
+            if name not in names:
+                db.execute("DELETE FROM entries WHERE id = ? AND dir = ?", (entry_id, rel))
+        for name in sorted(names - before.keys()):
             entry = self._read(rel, folder, name)
             if entry is not None:
-                entry_id = entry.key[2]
-                self._remove(entry_id)  # a compare run whose compare.json was replaced
-                self._entries[entry_id] = entry
-                self._added.append(entry.key)
-                sidecars[name] = entry_id
-        for name, entry_id in before.items():
-            if name not in sidecars:
-                self._remove(entry_id)
-        state = _Dir(
-            mtime_ns=mtime_ns,
-            trusted=now_ns - mtime_ns > self.racy_ns,
-            subdirs=subdirs,
-            sidecars=sidecars,
-        )
+                created, entry_mtime_ns, entry_id = entry.key
+                # INSERT OR REPLACE: a compare run whose compare.json was replaced,
+                # or a second sidecar naming the same image.
+                db.execute(
+                    "INSERT OR REPLACE INTO entries (id, dir, sidecar, created, mtime_ns, data)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (entry_id, rel, name, created, entry_mtime_ns, json.dumps(entry.data)),
+                )
+        state = _Dir(mtime_ns=mtime_ns, trusted=now_ns - mtime_ns > self.racy_ns, subdirs=subdirs)
         self._dirs[rel] = state
+        db.execute(
+            "INSERT OR REPLACE INTO dirs (rel, mtime_ns, trusted, subdirs) VALUES (?, ?, ?, ?)",
+            (rel, mtime_ns, int(state.trusted), json.dumps(subdirs)),
+        )
         return state
-
-    def _remove(self, entry_id: str) -> None:
-        entry = self._entries.pop(entry_id, None)
-        if entry is None:
-            return
-        index = bisect.bisect_left(self._keys, entry.key)
-        if index < len(self._keys) and self._keys[index] == entry.key:
-            del self._keys[index]
-        elif entry.key in self._added:  # read earlier in this same refresh
-            self._added.remove(entry.key)
 
     def _read(self, rel: str, folder: Path, name: str) -> Entry | None:
         try:

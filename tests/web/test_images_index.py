@@ -225,3 +225,15 @@ def test_a_catalog_that_cannot_be_read_is_rebuilt(root, tmp_path):
     index = ImagesIndex(root, catalog=catalog)
     index.refresh()
     assert prompts(index) == ["a"]
+
+
+def test_an_unwritable_catalog_folder_keeps_the_index_in_memory(root, tmp_path, capsys):
+    sidecar(root / "day", "a", "a")
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the catalog's folder would be")
+    index = ImagesIndex(root, catalog=blocked / "catalog.db")
+    index.refresh()
+    assert prompts(index) == ["a"]
+    err = capsys.readouterr().err
+    assert "gallery catalog" in err and "keeping the index in memory" in err
+    assert len(err.strip().splitlines()) == 1

@@ -171,6 +171,19 @@ class ImagesIndex:
         self.scans = 0  # directories listed so far: lets tests see the index at work
 
     def _open(self) -> sqlite3.Connection:
+        try:
+            return self._open_file()
+        except (OSError, sqlite3.Error) as exc:
+            from imagen_core.notices import warn
+
+            # Unwritable data folder, a disk full: the gallery still works, from
+            # memory, as before the catalog existed (a restart reads everything).
+            warn(f"gallery catalog {self.catalog}: {exc}; keeping the index in memory")
+            db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            db.executescript(SCHEMA)
+            return db
+
+    def _open_file(self) -> sqlite3.Connection:
         self.catalog.parent.mkdir(parents=True, exist_ok=True)
         for attempt in (1, 2):
             db = sqlite3.connect(

@@ -151,7 +151,10 @@ def main() -> int:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("IMAGEN_", "XDG_"))}
         env |= {"HOME": str(work), "XDG_DATA_HOME": str(work / "data")}
         py, imagen = str(BIN / "python"), str(BIN / "imagen")
-        subprocess.run([imagen, "jobs", "--limit", "1"], env=env, check=True)  # its indexes
+        # Its indexes, as any existing jobs.db gains them on first use.
+        subprocess.run(
+            [imagen, "jobs", "--limit", "1"], env=env, check=True, stdout=subprocess.DEVNULL
+        )
         page = interleaved(
             [py, "-c", BASELINE, str(path)], [imagen, "jobs", "--limit", str(PAGE)], env, args.runs
         )

@@ -165,6 +165,7 @@ def test_every_plugin_installs_with_its_data(fresh, tmp_path):
         "imagen-comfyui",
         "imagen-replicate",
         "imagen-fal",
+        "imagen-openai",
         "imagen-supabase",
         "imagen-mock",
         "imagen-web",
@@ -191,6 +192,31 @@ def test_every_plugin_installs_with_its_data(fresh, tmp_path):
         env=env,
         cwd=tmp_path,
     )
+
+
+@pytest.mark.parametrize("plugin", ["imagen_replicate", "imagen_openai"])
+def test_a_cloud_backend_wheel_installs_alone_beside_the_core(wheels, tmp_path, plugin):
+    """``pip install imagen-core imagen-X``: nothing else from this repository."""
+    venv = tmp_path / "env"
+    sh(sys.executable, "-m", "venv", venv)
+    sh(venv / "bin" / "python", "-m", "pip", "install", "-q", wheels["imagen_core"], wheels[plugin])
+    env = clean_env(tmp_path)
+    dist = plugin.replace("_", "-")
+    plugins = sh(venv / "bin" / "imagen", "plugins", env=env, cwd=tmp_path).stdout
+    assert f"{dist} {__version__}" in plugins and "FAILED" not in plugins
+    assert "imagen-mock" not in plugins and "imagen-web" not in plugins
+    sample = sh(venv / "bin" / "imagen", "config", "init", env=env, cwd=tmp_path).stdout
+    (tmp_path / "imagen.yaml").write_text(sample)
+    sh(venv / "bin" / "imagen", "config", "validate", "--config", tmp_path / "imagen.yaml",
+       env=env, cwd=tmp_path)  # fmt: skip
+    # The package data (price and model tables) is read from the installed wheel.
+    module, table = {
+        "imagen_replicate": ("pricing", "table"),
+        "imagen_openai": ("catalog", "catalog"),
+    }[plugin]
+    check = f"import {plugin}.{module} as m; print(len(m.{table}().prices))"
+    count = sh(venv / "bin" / "python", "-c", check, env=env, cwd=tmp_path).stdout
+    assert int(count) > 0
 
 
 def test_the_web_wheel_ships_the_gallery(wheels, fresh, tmp_path):

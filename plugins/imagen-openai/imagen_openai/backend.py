@@ -11,7 +11,8 @@ import binascii
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from imagen_core import BackendError, Result, require_env, warn
+from imagen_core import BackendError, Capabilities, Estimate, Result, require_env, warn
+from imagen_openai import inputs
 from imagen_openai.catalog import Catalog, Family, catalog
 from imagen_openai.client import Answer, OpenAIClient, OutOfTime, one_line
 from imagen_openai.errors import Asked, failure
@@ -57,11 +58,48 @@ class OpenAIBackend:
         parts = urlsplit(self.config.base_url)
         return f"the server at {parts.scheme}://{parts.netloc}"
 
+    def capabilities(self) -> Capabilities:
+        """Text to image always; input images and a mask through /images/edits where
+        the model has it (gpt-image: 16 and a mask, dall-e-2: 1 and a mask, dall-e-3:
+        none); no img2img strength (the API has none)."""
+        images = self.config.input_images
+        if images is None:
+            edits = self.family.edits
+            images = edits.images if edits is not None else 0
+            mask = edits is not None and edits.mask
+        else:
+            mask = images > 0
+        return Capabilities(text_to_image=True, images=images, strength=False, mask=mask)
+
+    def estimate(self, request: Request) -> Estimate:
+        """The price of one image of ``request`` from the table, before the call."""
+        config = self.config
+        price = (self._models or catalog()).price_for(config.model)
+        if price is None:
+            if config.usd_per_image is not None:
+                return Estimate(config.usd_per_image, "computed", "the block's usd_per_image")
+            return Estimate()
+        width, height = self.family.size_for(request.width, request.height)
+        cost = before(
+            price,
+            quality=config.quality,
+            size=f"{width}x{height}",
+            prompt=request.prompt,
+            images=len(request.images),
+        )
+        return Estimate(cost.usd, cost.kind, cost.source)
+
     def generate(self, request: Request, progress: Progress) -> Result:
         config = self.config
         key = require_env(config.api_key_env, key="api_key_env") if config.api_key_env else None
         family = self.family
-        sent = plan(config, family, request, edit=False)
+        edit = bool(request.images)
+        sent = plan(config, family, request, edit=edit)
+        files = (
+            inputs.files(request, config.model, one_square_png=family.name == "dall-e-2")
+            if edit
+            else None
+        )
         for note in sent.notes:
             warn(f"openai: {note}", once=f"openai:{config.model}:{note}")
 
@@ -73,15 +111,26 @@ class OpenAIBackend:
             pacing=pacing,
             deadline=pacing.clock() + config.timeout_s,
         )
+        endpoint = "edits" if edit else "generations"
         asked = Asked(
-            endpoint="generations",
+            endpoint=endpoint,
             size=sent.size,
             key_sent=key is not None,
-            moderation_settable=family.gpt_options and config.moderation != "low",
+            moderation_settable=family.gpt_options and config.moderation != "low" and not edit,
         )
-        progress(0, 0, "generating")
+        progress(0, 0, "editing" if edit else "generating")
         try:
-            answer = client.post("/images/generations", json=sent.body, doing="making the image")
+            if files is not None:
+                answer = client.post(
+                    "/images/edits",
+                    data=inputs.form_fields(sent.body),
+                    files=files,
+                    doing="editing the image",
+                )
+            else:
+                answer = client.post(
+                    "/images/generations", json=sent.body, doing="making the image"
+                )
             if answer.status != 200:
                 raise failure(answer, client, config, asked)
             image, mime_type = self._image(client, answer)
@@ -102,13 +151,15 @@ class OpenAIBackend:
             client.close()
         progress(1, 1, "done")
         cost = self._cost(answer.body, sent, request)
+        metadata = _metadata(answer, sent, cost, family)
+        metadata["endpoint"] = endpoint
         return Result(
             image=image,
             seed=sent.seed,
             model=config.model,
             mime_type=mime_type,
             cost_usd=cost.usd,
-            metadata=_metadata(answer, sent, cost, family),
+            metadata=metadata,
         )
 
     # ------------------------------------------------------------ the answer
@@ -181,7 +232,13 @@ class OpenAIBackend:
             )
         echoed = body.get("quality") if isinstance(body, dict) else None
         quality = echoed if isinstance(echoed, str) else config.quality
-        return before(price, quality=quality, size=sent.size, prompt=request.prompt, images=0)
+        return before(
+            price,
+            quality=quality,
+            size=sent.size,
+            prompt=request.prompt,
+            images=len(request.images),
+        )
 
 
 def sniff(data: bytes) -> str | None:

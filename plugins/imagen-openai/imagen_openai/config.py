@@ -75,6 +75,11 @@ def _price(
         raise ValueError(f"{attribute.name} must be 0 or more, got {value}")
 
 
+def _count(_instance: object, attribute: attrs.Attribute[int | None], value: int | None) -> None:
+    if value is not None and not 0 <= value <= 16:
+        raise ValueError(f"{attribute.name} must be from 0 to 16, got {value}")
+
+
 def _one_of(choices: tuple[str, ...]) -> Any:
     def check(_instance: object, attribute: attrs.Attribute[str | None], value: str | None) -> None:
         if value is not None and value not in choices:
@@ -185,6 +190,11 @@ class OpenAIConfig:
         converter=_copy_fields,
         validator=_request_fields,
         help="send the request's seed/steps/negative/cfg as these body fields (compatible servers)",
+    )
+    input_images: int | None = setting(
+        None,
+        validator=_count,
+        help="how many input images /images/edits takes (0: none); default: the model's",
     )
     usd_per_image: float | None = setting(
         None,

@@ -167,6 +167,8 @@ class FakeOpenAI:
         # A compatible server (sd.cpp, LocalAI, imagen serve): any model name, any WxH, and
         # fields of its own (seed, steps, ...) taken; base64 answers without usage.
         self.compatible = False
+        # With compatible: answer as imagen serve does, with its `imagen` object per image.
+        self.imagen_report = False
         self._lock = threading.Lock()
         self._scripts: dict[str, list[Reply]] = {}
         self._held = threading.Event()
@@ -453,7 +455,12 @@ class FakeOpenAI:
             return Reply(400, {"error": "prompt required"})  # sd.cpp's shape, not OpenAI's
         width, height = (int(v) for v in str(payload.get("size", "512x512")).split("x"))
         image, _ = _picture(prompt, width, height, "png", False)
-        item = {"b64_json": base64.b64encode(image).decode()}
+        item: dict[str, Any] = {"b64_json": base64.b64encode(image).decode()}
+        if self.imagen_report:
+            seed = payload.get("seed") or 4242  # seed 0 or none: the server picks one
+            item["imagen"] = {"id": "2026-11-28/x.png", "url": "/images/2026-11-28/x.png",
+                              "seed": int(seed), "cost_usd": 0.003, "backend": payload["model"],
+                              "model": "flux1-schnell", "latency_s": 1.5}  # fmt: skip
         return Reply(200, {"created": int(time.time()), "data": [item], "output_format": "png"})
 
     def _check_inputs(self, model: Model, images: list[Part], mask: Part | None) -> Reply | None:

@@ -87,7 +87,7 @@ def test_a_full_block_is_structured(pm, isolated_env):
         ("moderation: off", "moderation must be one of low, auto, got 'off'"),
         (
             "request_fields: {seeds: seed}",
-            "request_fields maps what a request carries to a body field; 'seeds' is not one of seed, steps, negative, cfg",
+            "request_fields maps what a request carries to a body field; 'seeds' is not one of seed, steps, negative, cfg, strength",
         ),
         ("request_fields: {seed: ''}", "request_fields.seed must name a body field"),
         ("usd_per_image: -1", "usd_per_image must be 0 or more, got -1.0"),

@@ -176,6 +176,11 @@ def test_a_server_without_edits_says_so(fake, make_backend):
         ({"model": "local-model"}, "text, 16 images, mask"),
         ({"model": "local-model", "input_images": 0}, "text"),
         ({"model": "local-model", "input_images": 2}, "text, 2 images, mask"),
+        (
+            {"model": "local-model", "request_fields": {"strength": "strength"}},
+            "text, 16 images, strength, mask",
+        ),
+        ({"model": "gpt-image-1", "input_images": 0, "request_fields": {"strength": "s"}}, "text"),
     ],
 )
 def test_capabilities(make_backend, settings, summary):
@@ -235,3 +240,27 @@ def test_estimates_before_the_call(make_backend, fake, settings, request_, expec
     if settings["model"] in ("gpt-image-1", "dall-e-3", "dall-e-2"):
         assert estimate.source.startswith("models.json, price of ")
     assert fake.requests == []  # no network
+
+
+def test_a_compatible_server_gets_the_strength_and_references(fake, make_backend):
+    fake.key, fake.compatible = None, True
+    backend = make_backend(
+        model="flux2-klein-edit",
+        api_key_env=None,
+        request_fields={"strength": "strength", "seed": "seed"},
+    )
+    first, second = image(), image(512, 512, role="reference")
+    backend.generate(
+        Request("x", seed=3, width=768, height=512, inputs=(first, second), strength=0.0),
+        Steps(),
+    )
+    (edit,) = fake.edits
+    assert edit.form == {
+        "model": "flux2-klein-edit",
+        "prompt": "x",
+        "size": "768x512",
+        "response_format": "b64_json",
+        "seed": "3",
+        "strength": "0.0",  # 0 is a strength, not "unset"
+    }
+    assert [f.data for f in edit.files("image[]")] == [first.data, second.data]

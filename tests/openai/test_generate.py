@@ -253,3 +253,13 @@ def test_a_session_writes_the_image_and_its_sidecar(fake, fake_time, key, config
     assert sidecar["backend"] == {"name": "oa", "type": "openai"}
     assert sidecar["metadata"]["usage"]["output_tokens"] == 1056
     assert fake.key not in generation.sidecar.read_text()
+
+
+def test_another_imagen_reports_the_seed_it_used_and_its_cost(fake, make_backend):
+    fake.key, fake.compatible, fake.imagen_report = None, True, True
+    backend = make_backend(model="flux-schnell-local", api_key_env=None)
+    result = backend.generate(Request("x"), Steps())
+    assert "seed" not in fake.generations[0].json  # not mapped: the server picks
+    assert result.seed == 4242 and result.cost_usd == 0.003
+    assert result.metadata["remote"]["backend"] == "flux-schnell-local"
+    assert result.metadata["cost_basis"] == "reported by the remote imagen"

@@ -44,6 +44,7 @@ def register_backends(register: RegisterBackend) -> None:
                     "seed": "seed",
                     "steps": "steps",
                     "negative": "negative_prompt",
+                    "strength": "strength",
                 },
             },
         },

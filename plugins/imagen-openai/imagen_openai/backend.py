@@ -61,7 +61,8 @@ class OpenAIBackend:
     def capabilities(self) -> Capabilities:
         """Text to image always; input images and a mask through /images/edits where
         the model has it (gpt-image: 16 and a mask, dall-e-2: 1 and a mask, dall-e-3:
-        none); no img2img strength (the API has none)."""
+        none); no img2img strength (OpenAI's API has none) unless request_fields
+        maps it for a compatible server."""
         images = self.config.input_images
         if images is None:
             edits = self.family.edits
@@ -69,7 +70,9 @@ class OpenAIBackend:
             mask = edits is not None and edits.mask
         else:
             mask = images > 0
-        return Capabilities(text_to_image=True, images=images, strength=False, mask=mask)
+        # A compatible server may take a strength (imagen serve does) when mapped.
+        strength = images > 0 and "strength" in self.config.request_fields
+        return Capabilities(text_to_image=True, images=images, strength=strength, mask=mask)
 
     def estimate(self, request: Request) -> Estimate:
         """The price of one image of ``request`` from the table, before the call."""
@@ -153,9 +156,10 @@ class OpenAIBackend:
         cost = self._cost(answer.body, sent, request)
         metadata = _metadata(answer, sent, cost, family)
         metadata["endpoint"] = endpoint
+        seed, cost = _imagen_report(answer.body, sent.seed, cost, metadata)
         return Result(
             image=image,
-            seed=sent.seed,
+            seed=seed,
             model=config.model,
             mime_type=mime_type,
             cost_usd=cost.usd,
@@ -239,6 +243,25 @@ class OpenAIBackend:
             prompt=request.prompt,
             images=len(request.images),
         )
+
+
+def _imagen_report(body: Any, seed: int, cost: Cost, metadata: dict[str, Any]) -> tuple[int, Cost]:
+    """Another imagen (``imagen serve``) reports what it did in ``data[0].imagen``:
+    the seed it used (it picks one for seed 0) and its cost. Both are taken; the
+    rest goes into the metadata as ``remote``."""
+    first = body["data"][0] if isinstance(body, dict) else {}
+    report = first.get("imagen") if isinstance(first, dict) else None
+    if not isinstance(report, dict):
+        return seed, cost
+    metadata["remote"] = report
+    used = report.get("seed")
+    if isinstance(used, int) and not isinstance(used, bool) and used > 0:
+        seed = used
+    usd = report.get("cost_usd")
+    if cost.usd is None and isinstance(usd, (int, float)) and not isinstance(usd, bool):
+        cost = Cost(float(usd), "reported by the remote imagen", "computed", "the remote imagen")
+        metadata["cost_basis"] = cost.basis
+    return seed, cost
 
 
 def sniff(data: bytes) -> str | None:

@@ -21,7 +21,7 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _KEY_PREFIXES = ("sk-",)
 # What a request carries that no OpenAI model takes; request_fields names the body
 # field a compatible server reads each from.
-REQUEST_FIELDS = ("seed", "steps", "negative", "cfg")
+REQUEST_FIELDS = ("seed", "steps", "negative", "cfg", "strength")
 BACKGROUNDS = ("transparent", "opaque", "auto")
 OUTPUT_FORMATS = ("png", "jpeg", "webp")
 MODERATIONS = ("low", "auto")
@@ -189,7 +189,7 @@ class OpenAIConfig:
         attrs.Factory(dict),
         converter=_copy_fields,
         validator=_request_fields,
-        help="send the request's seed/steps/negative/cfg as these body fields (compatible servers)",
+        help="send the request's seed/steps/negative/cfg/strength as these fields (other servers)",
     )
     input_images: int | None = setting(
         None,

@@ -19,7 +19,13 @@ if TYPE_CHECKING:
 
 # Seeds are picked below 2**31: servers that take one (imagen serve, LocalAI) may cap it there.
 SEED_LIMIT = 2**31
-_WORDS = {"seed": "--seed", "steps": "--steps", "negative": "--negative", "cfg": "cfg"}
+_WORDS = {
+    "seed": "--seed",
+    "steps": "--steps",
+    "negative": "--negative",
+    "cfg": "cfg",
+    "strength": "--strength",
+}
 
 
 @attrs.frozen
@@ -69,13 +75,14 @@ def plan(config: OpenAIConfig, family: Family, request: Request, *, edit: bool) 
         "steps": request.steps or None,
         "negative": request.negative or None,
         "cfg": request.extra.get("cfg"),
+        "strength": request.strength,
     }
     if "seed" in fields:
         # Seed 0 means "pick one": picked here and sent, so the Result reports it.
         seed = request.seed or random.SystemRandom().randrange(1, SEED_LIMIT)
         values["seed"] = seed
     for name, value in values.items():
-        if not value:
+        if value is None or (name != "strength" and not value):
             continue
         if name in fields:
             body[fields[name]] = value

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -118,12 +119,13 @@ def test_the_sidecar_records_the_size_made_not_the_size_asked(
         "imagen: openai: gpt-image-1 makes 1024x1024, 1536x1024, 1024x1536: 1920x1080 is sent "
         "as 1536x1024\n"
     )
-    path = output_dir / out.strip().splitlines()[-1].split(output_dir.name + "/", 1)[-1]
-    sidecar = json.loads(next(output_dir.rglob("*.json")).read_text())
+    path = Path(out.strip())
+    assert path.suffix == ".png" and size_of(path.read_bytes()) == (1536, 1024)
+    sidecar = json.loads(path.with_suffix(".json").read_text())
     assert (sidecar["width"], sidecar["height"]) == (1536, 1024)
     assert (sidecar["request"]["width"], sidecar["request"]["height"]) == (1920, 1080)
     assert sidecar["metadata"]["size_sent"] == "1536x1024"
-    assert sidecar["cost_usd"] > 0 and path.suffix == ".png"
+    assert sidecar["cost_usd"] > 0
 
 
 def test_what_the_model_cannot_take_is_warned_never_dropped_silently(fake, make_backend, capsys):

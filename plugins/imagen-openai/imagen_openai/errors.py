@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from imagen_core import BackendError
+from imagen_openai.client import one_line
 
 if TYPE_CHECKING:
     from imagen_openai.client import Answer, OpenAIClient
@@ -41,7 +42,7 @@ def failure(
 ) -> BackendError:
     service, status, code = client.service, answer.status, answer.code
     error = answer.error
-    detail = client.scrub(_one_line(str(error.get("message") or answer.text or ""))) or (
+    detail = client.scrub(one_line(str(error.get("message") or answer.text or ""))) or (
         "no detail given"
     )
     param = error.get("param") or None
@@ -129,8 +130,3 @@ def _moderation(
     if asked.moderation_settable:
         text += ", or set moderation: low in the backend's block"
     return text
-
-
-def _one_line(text: str, limit: int = 400) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."

@@ -265,3 +265,24 @@ def test_another_imagen_reports_the_seed_it_used_and_its_cost(fake, make_backend
     assert result.seed == 4242 and result.cost_usd == 0.003
     assert result.metadata["remote"]["backend"] == "flux-schnell-local"
     assert result.metadata["cost_basis"] == "reported by the remote imagen"
+
+
+def test_compare_runs_it_beside_a_local_backend(fake, fake_time, key, configure, capsys):
+    from imagen_core import compare
+    from imagen_core.comparison import device_of
+
+    configure(model="dall-e-2")
+    result = compare(Request("a fox", width=256, height=256), ["oa", "mock"], parallel=True)
+    assert [o.ok for o in result.outcomes] == [True, True], [o.error for o in result.outcomes]
+    assert device_of(Session(), "oa") is None  # no device: it runs beside the others
+    assert fake.generations[0].json["size"] == "256x256"
+    assert result.outcomes[0].generation.result.cost_usd == 0.016
+
+
+def test_the_type_works_by_name_with_its_defaults(isolated_env):
+    # No block at all: `--backend openai` is gpt-image-1 on api.openai.com.
+    instance, backend = Session().backend("openai")
+    assert instance.type == "openai"
+    assert backend.config.model == "gpt-image-1"
+    assert backend.config.base_url == "https://api.openai.com/v1"
+    assert backend.service == "OpenAI"

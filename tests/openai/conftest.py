@@ -1,9 +1,9 @@
-"""Fixtures for imagen-openai: the fake OpenAI server, a clock that never waits,
-the plugin registered on the test's plugin manager, and the key set."""
+"""Fixtures for imagen-openai: the fake OpenAI server, a clock that never waits
+(tests/fake_http.py), the plugin registered on the test's plugin manager, and
+the key set."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,39 +17,9 @@ from imagen_core.plugins import ImagenPluginManager
 from imagen_openai.backend import OpenAIBackend
 from imagen_openai.config import OpenAIConfig
 from imagen_openai.pacing import Pacing
+from tests.fake_http import FakeTime
 from tests.helpers import registered, write_config
 from tests.openai.fake_openai import FakeOpenAI
-
-
-class FakeTime:
-    """``sleep`` records the wait and moves the clock on without waiting; ``wait``
-    (for an answer) waits a few real milliseconds for it, then counts its slice as
-    passed on the clock. A test may make the Nth sleep or wait raise (Ctrl-C)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-        self.waits = 0
-        self.on_sleep: Callable[[int], None] | None = None
-        self.on_wait: Callable[[int], None] | None = None
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(round(seconds, 6))
-        self.now += seconds
-        if self.on_sleep is not None:
-            self.on_sleep(len(self.sleeps))
-
-    def clock(self) -> float:
-        return self.now
-
-    def wait(self, event: threading.Event, seconds: float) -> bool:
-        if event.wait(0.02):
-            return True
-        self.waits += 1
-        self.now += seconds
-        if self.on_wait is not None:
-            self.on_wait(self.waits)
-        return False
 
 
 @pytest.fixture
@@ -102,16 +72,6 @@ def configure(isolated_env: Path, fake: FakeOpenAI) -> Callable[..., Path]:
         return write_config(isolated_env, text)
 
     return write
-
-
-class Steps:
-    """A Progress that records every call."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[int, int, str]] = []
-
-    def __call__(self, done: int, total: int, message: str = "") -> None:
-        self.calls.append((done, total, message))
 
 
 @pytest.fixture

@@ -29,10 +29,12 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from PIL import Image
+
+from tests import fake_http
+from tests.fake_http import HUNG_UP, FakeHTTPServer, Reply
 
 KEY = "sk-proj-Fake0123456789KeyNeverToBeSeen4567890abcdEFGH"
 FORBIDDEN = "FORBIDDEN"  # a prompt with this word is refused by the "safety system"
@@ -98,17 +100,9 @@ class Part:
     content_type: str
 
 
-@dataclass
-class Recorded:
-    method: str
-    path: str
-    headers: dict[str, str]  # names lower-cased
-    body: bytes
+@dataclass(repr=False)  # the method and path, as fake_http's
+class Recorded(fake_http.Recorded):
     parts: list[Part] = field(default_factory=list)  # a multipart form, parsed
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.body)
 
     @property
     def form(self) -> dict[str, str]:
@@ -117,18 +111,6 @@ class Recorded:
 
     def files(self, name: str) -> list[Part]:
         return [p for p in self.parts if p.name == name and p.filename is not None]
-
-    def __repr__(self) -> str:
-        return f"{self.method} {self.path}"
-
-
-@dataclass
-class Reply:
-    """A scripted answer: status, JSON (or bytes) body, headers."""
-
-    status: int
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 def error(status: int, message: str, type_: str, param: str | None = None, code: str | None = None,
@@ -157,8 +139,9 @@ def rate_limited(retry_after: str | None = "2") -> Reply:
     )
 
 
-class FakeOpenAI:
+class FakeOpenAI(FakeHTTPServer):
     def __init__(self, *, key: str | None = KEY) -> None:
+        super().__init__()
         self.key = key  # None: a compatible server that takes any (or no) key
         self.requests: list[Recorded] = []
         self.hangups = 0
@@ -175,23 +158,11 @@ class FakeOpenAI:
         self._held.set()
         self.holding = threading.Event()  # set while a generation is being held
         self._files: dict[str, tuple[bytes, str]] = {}
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        self._server.daemon_threads = True
-        self.port = self._server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}"
         self.base_url = f"{self.url}/v1"
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-
-    def start(self) -> FakeOpenAI:
-        self._thread.start()
-        return self
 
     def stop(self) -> None:
         self.release()
-        self._server.shutdown()
-        self._server.server_close()
+        super().stop()
 
     # ------------------------------------------------------------ test API
 
@@ -218,16 +189,24 @@ class FakeOpenAI:
     def downloads(self) -> list[Recorded]:
         return [r for r in self.requests if r.path.startswith("/files/")]
 
+    def extra_headers(self, target: str, reply: Reply) -> dict[str, str]:
+        """What OpenAI sends with every API answer (the SDK reads x-request-id)."""
+        if not target.startswith("/v1/"):
+            return {}
+        extra = {
+            "x-request-id": f"req_{secrets.token_hex(16)}",
+            "openai-version": "2020-10-01",
+            "openai-organization": "org-fake",
+        }
+        if "x-ratelimit-limit-requests" not in {k.lower() for k in reply.headers}:
+            extra["x-ratelimit-limit-requests"] = "5"
+            extra["x-ratelimit-remaining-requests"] = "4"
+            extra["x-ratelimit-reset-requests"] = "12s"
+        return extra
+
     # ------------------------------------------------------------ routes
 
-    def handle(
-        self,
-        method: str,
-        path: str,
-        headers: dict[str, str],
-        body: bytes,
-        connection: socket.socket,
-    ) -> Reply:
+    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
         route = _route(method, path)
         with self._lock:
             recorded = Recorded(method, path, headers, body)
@@ -261,10 +240,10 @@ class FakeOpenAI:
         if not self._held.is_set() and route in ("generations", "edits"):
             self.holding.set()
             while not self._held.wait(0.02):
-                if _hung_up(connection):
+                if _hung_up(self.local.connection):
                     with self._lock:
                         self.hangups += 1
-                    return Reply(499, None)
+                    return Reply(HUNG_UP)
             self.holding.clear()
         if route == "generations":
             return self._generate(body)
@@ -575,49 +554,3 @@ def _hung_up(connection: socket.socket) -> bool:
         return bool(readable) and connection.recv(1, socket.MSG_PEEK) == b""
     except OSError:
         return True
-
-
-def _handler(fake: FakeOpenAI) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, as requests' Session expects
-        wbufsize = 64 * 1024
-        disable_nagle_algorithm = True
-
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            reply = fake.handle(self.command, self.path, headers, body, self.connection)
-            if reply.status == 499:  # the client went away: nothing to answer
-                self.close_connection = True
-                return
-            if isinstance(reply.body, bytes):
-                payload = reply.body
-                kind = "application/octet-stream"
-            else:
-                payload = json.dumps(reply.body).encode()
-                kind = "application/json"
-            self.send_response(reply.status)
-            names = {k.lower() for k in reply.headers}
-            if "content-type" not in names:
-                self.send_header("Content-Type", kind)
-            if self.path.startswith("/v1/"):
-                self.send_header("x-request-id", f"req_{secrets.token_hex(16)}")
-                self.send_header("openai-version", "2020-10-01")
-                self.send_header("openai-organization", "org-fake")
-                if "x-ratelimit-limit-requests" not in names:
-                    self.send_header("x-ratelimit-limit-requests", "5")
-                    self.send_header("x-ratelimit-remaining-requests", "4")
-                    self.send_header("x-ratelimit-reset-requests", "12s")
-            for name, value in reply.headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        do_GET = do_POST = _serve
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # quiet: pytest shows failures, not the access log
-
-    return Handler

@@ -13,7 +13,7 @@ import pytest
 from imagen_core import BackendError, Request, Session
 from imagen_core.cli import main
 from imagen_core.worker import Worker, WorkerOptions
-from tests.openai.conftest import Steps
+from tests.fake_http import Steps
 
 
 def ctrl_c_at_wait(fake_time, number: int) -> None:

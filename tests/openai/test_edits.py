@@ -12,7 +12,7 @@ from PIL import Image
 
 from imagen_core import Estimate, ImageInput, Request, Session, Unsupported
 from imagen_openai.inputs import form_fields, openai_mask
-from tests.openai.conftest import Steps
+from tests.fake_http import Steps
 from tests.openai.fake_openai import IMAGE_INPUT_TOKENS, error
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from imagen_core import BackendError, Request
 from imagen_core.cli import main
-from tests.openai.conftest import Steps
+from tests.fake_http import Steps
 from tests.openai.fake_openai import Reply, error
 
 
@@ -226,8 +226,8 @@ def test_an_answer_that_is_not_an_image(cli, fake, key):
     code, _, err = cli()
     assert code == 1
     assert one_line(err) == (
-        f"imagen: the server at http://127.0.0.1:{fake.port}'s answer is not a PNG, JPEG or WebP "
-        "image (declared nothing); is model an image model?\n"
+        f"imagen: the server at http://127.0.0.1:{fake.port}'s answer is not an image (declared "
+        "nothing); is model an image model?\n"
     )
 
 

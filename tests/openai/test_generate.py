@@ -13,7 +13,7 @@ from PIL import Image
 
 from imagen_core import Request, Session
 from imagen_core.cli import main
-from tests.openai.conftest import Steps
+from tests.fake_http import Steps
 
 
 def size_of(data: bytes) -> tuple[int, int]:

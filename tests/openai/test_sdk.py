@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from imagen_core import ImageInput, Request
-from tests.openai.conftest import Steps
+from tests.fake_http import Steps
 from tests.openai.fake_openai import rate_limited
 
 openai = pytest.importorskip("openai")

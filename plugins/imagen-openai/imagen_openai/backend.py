@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from imagen_core import BackendError, Capabilities, Estimate, Result, require_env, warn
+from imagen_core.remote import decode_data_url, one_line, safe_input, sniff
 from imagen_openai import inputs
 from imagen_openai.catalog import Catalog, Family, catalog
-from imagen_openai.client import Answer, OpenAIClient, OutOfTime, one_line
+from imagen_openai.client import Answer, OpenAIClient, OutOfTime
 from imagen_openai.errors import Asked, failure
 from imagen_openai.pacing import Pacing
-from imagen_openai.plan import Plan, plan, safe_body
+from imagen_openai.plan import Plan, plan
 from imagen_openai.pricing import Cost, before, from_usage
 
 if TYPE_CHECKING:
@@ -181,11 +182,11 @@ class OpenAIBackend:
         b64 = first.get("b64_json")
         url = first.get("url")
         if isinstance(b64, str) and b64:
-            if b64.startswith("data:"):  # some servers send a data: URL here
-                header, _, b64 = b64.partition(",")
-                declared = header[5:].split(";")[0] or None
             try:
-                image = base64.b64decode(b64, validate=True)
+                if b64.startswith("data:"):  # some servers send a data: URL here
+                    image, declared = decode_data_url(b64)
+                else:
+                    image = base64.b64decode(b64, validate=True)
             except (binascii.Error, ValueError):
                 raise BackendError(
                     f"{self.service} answered with b64_json that is not base64; check base_url"
@@ -200,7 +201,7 @@ class OpenAIBackend:
         mime_type = sniff(image)
         if mime_type is None:
             raise BackendError(
-                f"{self.service}'s answer is not a PNG, JPEG or WebP image (declared "
+                f"{self.service}'s answer is not an image (declared "
                 f"{declared or 'nothing'}); is model an image model?"
             )
         return image, mime_type
@@ -264,16 +265,6 @@ def _imagen_report(body: Any, seed: int, cost: Cost, metadata: dict[str, Any]) -
     return seed, cost
 
 
-def sniff(data: bytes) -> str | None:
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
-
-
 def _metadata(answer: Answer, sent: Plan, cost: Cost, family: Family) -> dict[str, Any]:
     body = answer.body if isinstance(answer.body, dict) else {}
     first = body.get("data", [{}])[0]
@@ -281,7 +272,7 @@ def _metadata(answer: Answer, sent: Plan, cost: Cost, family: Family) -> dict[st
         "request_id": answer.request_id,
         "family": family.name,
         "size_sent": sent.size,
-        "sent": safe_body(sent.body),
+        "sent": safe_input(sent.body),
     }
     for key in ("quality", "background", "output_format", "size"):
         if isinstance(body.get(key), str):

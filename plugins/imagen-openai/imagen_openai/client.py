@@ -20,7 +20,6 @@ shows, and server text is scrubbed of it before it reaches a message.
 from __future__ import annotations
 
 import functools
-import re
 import socket
 import threading
 from typing import TYPE_CHECKING, Any
@@ -29,6 +28,14 @@ from urllib.parse import urlsplit
 import attrs
 
 from imagen_core import BackendError
+from imagen_core.remote import (
+    json_body,
+    maybe_sent,
+    network_reason,
+    one_line,
+    send_retrying,
+    user_agent,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -102,7 +109,7 @@ class OpenAIClient:
         self._connections: list[Any] = []
         self._lock = threading.Lock()
         self._session = requests.Session()
-        self._session.headers["User-Agent"] = _user_agent()
+        self._session.headers["User-Agent"] = user_agent("imagen-openai")
         adapter = _tracking_adapter(self._track)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
@@ -169,48 +176,34 @@ class OpenAIClient:
         import requests
 
         headers = self._api_headers if headers is None else headers
-        attempt = 0
-        while True:
+        sends = 0
+
+        def send() -> requests.Response:
+            nonlocal sends
+            self.retried, sends = sends, sends + 1
             remaining = self.deadline - self.pacing.clock()
             # A backstop for the helper thread: the waiting thread keeps the deadline.
             timeout = (CONNECT_TIMEOUT_S, max(1.0, min(timeout_s or remaining, remaining) + 5.0))
             try:
-                response = self._interruptible(
+                return self._interruptible(
                     functools.partial(
                         self._session.request, method, url, headers=headers, timeout=timeout, **body
                     )
                 )
             except requests.RequestException as exc:
-                if not _never_sent(exc):
+                if maybe_sent(exc):  # not retried: the image may have been made and billed
                     raise BackendError(self._broken(url, doing, exc, method)) from None
-                if attempt >= self.pacing.retries:
-                    raise BackendError(self._unreachable(url, doing, exc)) from None
-                delay = self.pacing.retry_delay(attempt, None)
-                last: BackendError | Answer = BackendError(self._unreachable(url, doing, exc))
-            else:
-                answer = _read(response, raw=raw)
-                if not self._retry(answer) or attempt >= self.pacing.retries:
-                    return answer
-                from imagen_openai.pacing import retry_after_s
+                raise
 
-                delay = self.pacing.retry_delay(attempt, retry_after_s(answer.headers))
-                last = answer
-            if self.pacing.clock() + delay > self.deadline:
-                # No time left to wait: the last answer stands.
-                if isinstance(last, BackendError):
-                    raise last
-                return last
-            self.pacing.sleep(delay)
-            attempt += 1
-            self.retried = attempt
-
-    def _retry(self, answer: Answer) -> bool:
-        should = answer.headers.get("x-should-retry", "").strip().lower()
-        if should in ("true", "false"):
-            return should == "true"
-        if answer.code in _NOT_RETRIED_CODES:
-            return False
-        return answer.status in _RETRIED or answer.status >= 500
+        response = send_retrying(
+            send,
+            retry_when=_retry,
+            retry_network=True,  # only what never left: send() raised the rest
+            pacing=self.pacing,
+            until=self.deadline,
+            unreachable=lambda exc: BackendError(self._unreachable(url, doing, exc)),
+        )
+        return _read(response, raw=raw)
 
     def _interruptible(self, call: Callable[[], requests.Response]) -> requests.Response:
         """Run ``call`` in a helper thread; wait for it in slices. On Ctrl-C, a
@@ -273,15 +266,29 @@ class OpenAIClient:
 
     def _unreachable(self, url: str, doing: str, exc: Exception) -> str:
         return self.scrub(
-            f"{self._place(url)} is not reachable while {doing} ({_network_reason(exc)}); "
+            f"{self._place(url)} is not reachable while {doing} ({network_reason(exc)}); "
             "check the network, or base_url in the backend's block"
         )
 
     def _broken(self, url: str, doing: str, exc: Exception, method: str) -> str:
-        text = f"the connection to {self._place(url)} broke while {doing} ({_network_reason(exc)})"
+        text = f"the connection to {self._place(url)} broke while {doing} ({network_reason(exc)})"
         if method == "POST":
             text += "; not retried, as the image may have been made and billed"
         return self.scrub(text)
+
+
+def _retry(response: requests.Response) -> bool:
+    """Whether the SDK would send this again: ``x-should-retry`` decides when given,
+    else 408, 409, 429 and 5xx, but never a used-up quota."""
+    should = response.headers.get("x-should-retry", "").strip().lower()
+    if should in ("true", "false"):
+        return should == "true"
+    if response.status_code == 429:
+        body = json_body(response)
+        error = body.get("error") if isinstance(body, dict) else None
+        if isinstance(error, dict) and error.get("code") in _NOT_RETRIED_CODES:
+            return False
+    return response.status_code in _RETRIED or response.status_code >= 500
 
 
 def _read(response: requests.Response, *, raw: bool) -> Answer:
@@ -328,50 +335,6 @@ def _tracking_adapter(track: Callable[[Any], None]) -> Any:
     return Adapter(max_retries=0)
 
 
-def _user_agent() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return f"imagen-openai/{version('imagen-openai')}"
-    except PackageNotFoundError:  # running from a source tree
-        return "imagen-openai"
-
-
-def _never_sent(exc: Exception) -> bool:
-    """Whether a request that failed this way never reached the server: the
-    connection was never made (refused, unknown host, connect timeout)."""
-    import requests
-
-    if isinstance(exc, requests.ConnectTimeout):
-        return True
-    if not isinstance(exc, requests.ConnectionError) or isinstance(exc, requests.ReadTimeout):
-        return False
-    text = str(exc)
-    return any(
-        sign in text
-        for sign in ("NewConnectionError", "NameResolutionError", "Failed to resolve", "refused")
-    )
-
-
-def _network_reason(exc: Exception) -> str:
-    """A few words for a network error: requests' own text is a paragraph."""
-    import requests
-
-    if isinstance(exc, requests.Timeout):
-        return "no answer in time"
-    errno = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", str(exc))
-    if errno:
-        return errno[1].strip().lower()
-    if isinstance(exc, requests.ConnectionError):
-        return "connection failed"
-    return type(exc).__name__
-
-
 def _short(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
-
-
-def one_line(text: str, limit: int = 400) -> str:
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."

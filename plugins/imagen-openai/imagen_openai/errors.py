@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from imagen_core import BackendError
-from imagen_openai.client import one_line
+from imagen_core.remote import one_line
 
 if TYPE_CHECKING:
     from imagen_openai.client import Answer, OpenAIClient

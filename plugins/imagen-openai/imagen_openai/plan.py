@@ -5,7 +5,6 @@ sent (for warnings: nothing is dropped silently)."""
 from __future__ import annotations
 
 import random
-import re
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -115,16 +114,3 @@ def _seed_sent(body: dict[str, Any], field: str | None, picked: int) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and value > 0:
         return value
     return picked
-
-
-_SECRET_KEY = re.compile(r"token|secret|password|passwd|api_?key|credential|auth", re.I)
-
-
-def safe_body(body: dict[str, Any]) -> dict[str, Any]:
-    """The body as kept in the sidecar: no prompt (the sidecar has it as prompt_sent),
-    secret-looking values masked."""
-    return {
-        key: "***" if _SECRET_KEY.search(key) else value
-        for key, value in body.items()
-        if key != "prompt"
-    }

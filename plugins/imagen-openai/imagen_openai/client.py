@@ -13,8 +13,9 @@ says the quota is used up (retrying cannot help). A network error is retried
 only when the request never left (connection refused, unknown host): a
 connection lost after sending may have cost an image.
 
-The key lives only in the session's headers: it is in no attribute a repr
-shows, and server text is scrubbed of it before it reaches a message.
+The key is kept only to be sent (to base_url's host, never to an image URL's
+other host) and scrubbed: no repr shows it, and server text is scrubbed of it
+before it reaches a message.
 """
 
 from __future__ import annotations

@@ -286,3 +286,23 @@ def test_the_type_works_by_name_with_its_defaults(isolated_env):
     assert backend.config.model == "gpt-image-1"
     assert backend.config.base_url == "https://api.openai.com/v1"
     assert backend.service == "OpenAI"
+
+
+def test_dry_run_and_max_cost_use_the_estimate_and_send_nothing(
+    capsys, fake, fake_time, key, configure, output_dir
+):
+    configure(model="dall-e-3", extra="quality: hd")
+    with pytest.raises(SystemExit) as info:
+        main(["generate", "a fox", "--size", "1792x1024", "--dry-run"])
+    out, _ = capsys.readouterr()
+    assert info.value.code == 0
+    lines = out.splitlines()
+    assert lines[0] == "dry run: nothing was generated"
+    assert lines[1].split()[:5] == ["oa", "dall-e-3", "$0.12", "per", "image"]
+    assert "(models.json, price of 2025, https://openai.com/api/pricing)" in lines[1]
+    with pytest.raises(SystemExit) as info:
+        main(["generate", "a fox", "--size", "1792x1024", "--max-cost", "0.10"])
+    _, err = capsys.readouterr()
+    assert info.value.code == 2 and "$0.1200" in err
+    assert fake.requests == []
+    assert not output_dir.exists() or not any(output_dir.rglob("*.*"))

@@ -51,6 +51,7 @@ def test_gpt_image_sends_exactly_one_json_request(fake, make_backend):
     text_tokens = meta["usage"]["input_tokens_details"]["text_tokens"]
     # usage x the table: text $5/1M, output $40/1M.
     assert result.cost_usd == pytest.approx(round((text_tokens * 5 + 272 * 40) / 1e6, 6))
+    assert result.cost_basis == "computed"  # the table times the usage reported
     assert meta["cost_basis"].startswith(
         f"usage: {text_tokens} text + 0 image input tokens, 272 output tokens at 5/10/40 USD "
         "per 1M (models.json, price of 2025-05, https://openai.com/api/pricing)"
@@ -168,7 +169,7 @@ def test_request_fields_send_them_to_a_compatible_server(fake, make_backend, cap
         "negative_prompt": "blur",
         "guidance": 3.5,
     }
-    assert result.seed == 7 and result.cost_usd is None
+    assert result.seed == 7 and result.cost_usd is None and result.cost_basis is None
     assert result.metadata["cost_basis"] == "no price known"
     assert capsys.readouterr().err == ""  # nothing dropped, no price expected
 
@@ -263,6 +264,7 @@ def test_another_imagen_reports_the_seed_it_used_and_its_cost(fake, make_backend
     result = backend.generate(Request("x"), Steps())
     assert "seed" not in fake.generations[0].json  # not mapped: the server picks
     assert result.seed == 4242 and result.cost_usd == 0.003
+    assert result.cost_basis == "billed"  # as the other imagen reported it
     assert result.metadata["remote"]["backend"] == "flux-schnell-local"
     assert result.metadata["cost_basis"] == "reported by the remote imagen"
 

@@ -164,6 +164,7 @@ class OpenAIBackend:
             model=config.model,
             mime_type=mime_type,
             cost_usd=cost.usd,
+            cost_basis=cost.kind if cost.usd is not None and cost.kind != "unknown" else None,
             metadata=metadata,
         )
 
@@ -260,7 +261,7 @@ def _imagen_report(body: Any, seed: int, cost: Cost, metadata: dict[str, Any]) -
         seed = used
     usd = report.get("cost_usd")
     if cost.usd is None and isinstance(usd, (int, float)) and not isinstance(usd, bool):
-        cost = Cost(float(usd), "reported by the remote imagen", "computed", "the remote imagen")
+        cost = Cost(float(usd), "reported by the remote imagen", "billed", "the remote imagen")
         metadata["cost_basis"] = cost.basis
     return seed, cost
 

@@ -25,7 +25,10 @@ CHARS_PER_TOKEN = 4  # English text, roughly (o200k_base); the text part is cent
 class Cost:
     usd: float | None
     basis: str  # for the sidecar: how the figure was made
-    kind: str = "unknown"  # "computed" | "estimated" | "unknown"
+    # "computed" (the table and what was made or will be), "estimated" (the table
+    # and a guess: quality auto, input images), "billed" (the server reported it),
+    # "unknown": Result.cost_basis and Estimate.basis.
+    kind: str = "unknown"
     source: str = ""
 
 

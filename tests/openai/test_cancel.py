@@ -118,3 +118,16 @@ def test_a_job_canceled_while_its_image_is_made_hangs_up(
     assert queue.get(job.id).status == "canceled"
     assert len(lines) == 1 and " canceled " in lines[0]
     assert not list((output_dir / "jobs").glob("*"))
+
+
+def test_credentials_in_base_url_never_reach_a_warning(fake, fake_time, make_backend, capsys):
+    fake.key = None  # a server behind basic auth, which requests sends from the URL
+    fake.hold()
+    ctrl_c_at_wait(fake_time, 1)
+    backend = make_backend(
+        base_url=f"http://user:s3cret@127.0.0.1:{fake.port}/v1", api_key_env=None
+    )
+    with pytest.raises(KeyboardInterrupt):
+        backend.generate(Request("x"), Steps())
+    err = capsys.readouterr().err
+    assert "s3cret" not in err and f"the server at http://127.0.0.1:{fake.port} was" in err

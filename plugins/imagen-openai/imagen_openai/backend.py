@@ -57,7 +57,8 @@ class OpenAIBackend:
         if self.config.is_openai:
             return "OpenAI"
         parts = urlsplit(self.config.base_url)
-        return f"the server at {parts.scheme}://{parts.netloc}"
+        host = parts.netloc.rpartition("@")[2]  # never user:password@ in a message
+        return f"the server at {parts.scheme}://{host}"
 
     def capabilities(self) -> Capabilities:
         """Text to image always; input images and a mask through /images/edits where

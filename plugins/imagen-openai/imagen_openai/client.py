@@ -260,7 +260,7 @@ class OpenAIClient:
     def _place(self, url: str) -> str:
         """The server named with its address: ``OpenAI at https://api.openai.com``."""
         parts = urlsplit(url)
-        address = f"{parts.scheme}://{parts.netloc}"
+        address = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
         if parts.netloc != urlsplit(self.base_url).netloc:
             return f"the image host {address}"
         return f"{self.service} at {address}" if self.service == "OpenAI" else self.service

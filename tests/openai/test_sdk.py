@@ -9,14 +9,13 @@ from __future__ import annotations
 import base64
 import io
 
+import openai
 import pytest
 from PIL import Image
 
 from imagen_core import ImageInput, Request
 from tests.fake_http import Steps
 from tests.openai.fake_openai import rate_limited
-
-openai = pytest.importorskip("openai")
 
 
 @pytest.fixture

@@ -36,16 +36,24 @@ CREATE TABLE IF NOT EXISTS usage (
     prompt_sha256 TEXT NOT NULL,      -- never the prompt itself
     caller        TEXT NOT NULL,
     status        TEXT NOT NULL,      -- ok | failed
-    error         TEXT
+    error         TEXT,
+    inputs        INTEGER NOT NULL DEFAULT 0  -- input images given (edit, references, mask)
 );
 CREATE INDEX IF NOT EXISTS usage_created_at ON usage (created_at);
 """
 # The table's columns are the usage row's fields, in order: one list to keep.
 COLUMNS = tuple(field.name for field in attrs.fields(UsageRow))
+# Columns of the ledger only (not of the usage rows other sinks send).
+LEDGER_COLUMNS = (*COLUMNS, "inputs")
+# Added to ledgers made before the column existed (SCHEMA_VERSION 1).
+MIGRATIONS = {"inputs": "ALTER TABLE usage ADD COLUMN inputs INTEGER NOT NULL DEFAULT 0"}
 
 BUSY_TIMEOUT_S = 5.0
-SCHEMA_VERSION = 1
-INSERT = f"INSERT INTO usage ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+SCHEMA_VERSION = 2
+INSERT = (
+    f"INSERT INTO usage ({', '.join(LEDGER_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(LEDGER_COLUMNS))})"
+)
 
 
 def _create(db: sqlite3.Connection) -> None:
@@ -82,6 +90,20 @@ def typical_seconds(path: Path | None, backend: str, runs: int = 20) -> float | 
     except sqlite3.Error:  # no table yet, a locked file: no history to go on
         return None
     return statistics.median(row[0] for row in found) if found else None
+def _migrate(db: sqlite3.Connection) -> None:
+    """Add the columns an older ledger lacks; its rows stay as they are. Only
+    ADD COLUMN, which rewrites nothing, so writers of either version go on."""
+    import sqlite3
+
+    have = {row[1] for row in db.execute("PRAGMA table_info(usage)")}
+    for column, statement in MIGRATIONS.items():
+        if column not in have:
+            try:
+                db.execute(statement)
+            except sqlite3.OperationalError as exc:
+                if "duplicate column name" not in str(exc):  # another process was first
+                    raise
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
 
 
 def default_path() -> Path:
@@ -133,7 +155,7 @@ class Ledger:
         from imagen_core.sqlite_locks import when_unlocked
 
         values = UsageRow.of(generation, caller()).as_dict()
-        row = [values[c] for c in COLUMNS]
+        row = [values[c] for c in COLUMNS] + [len(generation.request.inputs)]
         try:
             when_unlocked(lambda: self._insert(row), timeout_s=BUSY_TIMEOUT_S)
         except (OSError, sqlite3.Error) as exc:
@@ -148,9 +170,12 @@ class Ledger:
             try:
                 db.execute(INSERT, row)
             except sqlite3.OperationalError as exc:
-                if "no such table" not in str(exc):
+                if "no such table" in str(exc):
+                    _create(db)  # a file left empty (created, then interrupted)
+                elif "has no column named" in str(exc):
+                    _migrate(db)  # a ledger of an older imagen
+                else:
                     raise
-                _create(db)  # a file left empty (created, then interrupted)
                 db.execute(INSERT, row)
         finally:
             db.close()

@@ -290,3 +290,70 @@ def test_one_unreadable_row_is_skipped_and_reported_once(isolated_env, capsys):
     assert len(list(ledger.rows(since=None, until=None))) == 1
     err = capsys.readouterr().err
     assert err.count("skipped 1 unreadable row") == 1, err
+# ------------------------------------------------------------------ input images
+
+OLD_SCHEMA = """
+CREATE TABLE usage (
+    id INTEGER PRIMARY KEY, created_at TEXT NOT NULL, backend TEXT NOT NULL,
+    backend_type TEXT NOT NULL, model TEXT, latency_s REAL, cost_usd REAL,
+    prompt_sha256 TEXT NOT NULL, caller TEXT NOT NULL, status TEXT NOT NULL, error TEXT
+);
+PRAGMA user_version=1;
+INSERT INTO usage VALUES (1, '2026-11-01T10:00:00+00:00', 'mock', 'mock', 'm', 0.1, 0.0,
+                          'abc', 'bob', 'ok', NULL);
+"""
+
+
+def png_bytes(size=(8, 8), color=(200, 30, 30)) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_a_row_counts_the_input_images(isolated_env):
+    from imagen_core import ImageInput
+
+    write_config(isolated_env, "")
+    image = ImageInput.from_bytes(png_bytes())
+    reference = ImageInput.from_bytes(png_bytes(color=(0, 0, 255)), role="reference")
+    generate(Request("plain", width=8, height=8))
+    generate(Request("edit", width=8, height=8, inputs=[image, reference]))
+    assert [row["inputs"] for row in ledger_rows(default_path())] == [0, 2]
+
+
+def test_a_ledger_of_an_older_imagen_gains_the_inputs_column_and_keeps_its_rows(isolated_env):
+    from imagen_core import ImageInput
+
+    write_config(isolated_env, "")
+    path = default_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path)
+    db.executescript(OLD_SCHEMA)
+    db.close()
+    generate(Request("edit", width=8, height=8, inputs=[ImageInput.from_bytes(png_bytes())]))
+    old, new = ledger_rows(path)
+    assert (old["caller"], old["inputs"]) == ("bob", 0)
+    assert (new["prompt_sha256"], new["inputs"]) == (Request("edit").prompt_sha256, 1)
+    version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
+    assert version == 2
+    rows = list(Ledger(LedgerConfig(path=path)).rows(since=None, until=None))
+    assert [row.caller for row in rows] == ["bob", caller()]
+
+
+def test_two_processes_migrating_at_once_both_write(isolated_env, tmp_path):
+    path = tmp_path / "usage.db"
+    db = sqlite3.connect(path)
+    db.executescript(OLD_SCHEMA)
+    db.close()
+    code = (
+        "import sys; from pathlib import Path; from imagen_core.ledger import _migrate;"
+        "import sqlite3; db = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None);"
+        "_migrate(db)"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(path)]) for _ in range(4)]
+    assert [p.wait(timeout=60) for p in procs] == [0] * 4
+    assert [row["inputs"] for row in ledger_rows(path)] == [0]

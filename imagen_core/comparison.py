@@ -36,6 +36,7 @@ ProgressFactory = Callable[[int, int, str], "Progress"]
 COMPARE_FOLDER = "{date}/{time}-{slug}-compare"
 SHEET_NAME = "contact-sheet.png"
 SIDECAR_NAME = "compare.json"
+INPUT_NAME = "input"  # input.png: the image every backend was given
 
 
 @attrs.frozen
@@ -64,6 +65,7 @@ class Comparison:
     outcomes: tuple[Outcome, ...]
     sheet: Path | None = None
     sidecar: Path | None = None
+    input: Path | None = None  # the input image, written beside the results
 
     @property
     def ok(self) -> bool:
@@ -88,9 +90,13 @@ def compare(
 
     One failing backend does not stop the others; each failure is an Outcome with
     its error. Raises UsageError before generating anything when a backend name
-    is unknown or listed twice."""
+    is unknown or listed twice, and Unsupported when one that can be built cannot
+    take the request's input images. Every backend gets the same inputs; the
+    image to edit is written beside the results as ``input.<ext>`` and is the
+    sheet's first tile."""
     session = session or Session(config)
     names = _check_names(session, backends)
+    _check_capabilities(session, request, names)
     if request.seed == 0:  # one seed for all, so that the comparison is fair
         # Below 2**31: the smallest limit among the APIs compared (some take int32 seeds).
         request = attrs.evolve(request, seed=random.SystemRandom().randrange(1, 2**31))
@@ -123,7 +129,7 @@ def compare(
     else:
         outcomes = [run(i, name) for i, name in enumerate(names, 1)]
 
-    comparison = Comparison(folder, request, tuple(outcomes))
+    comparison = Comparison(folder, request, tuple(outcomes), input=_write_input(folder, request))
     sheet = _write_sheet(comparison, session)
     comparison = attrs.evolve(comparison, sheet=sheet)
     if session.config.output.sidecar if sidecar is None else sidecar:
@@ -142,6 +148,19 @@ def _check_names(session: Session, backends: Sequence[str]) -> list[str]:
     for name in names:
         session.config.backend(name, session.registry)  # unknown -> UsageError, now
     return names
+
+
+def _check_capabilities(session: Session, request: Request, names: list[str]) -> None:
+    """Refuse, before anything runs, a comparison a backend could not take part in.
+    A backend that cannot even start is left to fail in its own tile."""
+    if not request.inputs and request.strength is None:
+        return
+    for name in names:
+        try:
+            _, backend = session.backend(name)
+        except ImagenError:
+            continue
+        session.check_capabilities(request, name, backend)
 
 
 def _new_folder(
@@ -218,10 +237,41 @@ def _type_of(session: Session, name: str) -> str:
     return instance.type if instance else name  # a registered type used by its name
 
 
-def _write_sheet(comparison: Comparison, session: Session) -> Path:
+def _write_input(folder: Path, request: Request) -> Path | None:
+    """The image every backend started from, beside their results."""
+    image = request.image or (request.references[0] if request.references else None)
+    if image is None:
+        return None
+    return write_new(folder / f"{INPUT_NAME}.{image.extension}", image.data)
+
+
+def input_details(request: Request) -> tuple[str, ...]:
+    """The label lines under the input tile: what it is, and the other inputs."""
+    first = request.image or request.references[0]
+    kind = "image to edit" if request.image is not None else "reference"
+    details = [f"{kind} · {first.width}x{first.height}"]
+    others = []
+    references = len(request.references) - (request.image is None)
+    if references:
+        others.append(f"+{references} reference" + ("s" if references > 1 else ""))
+    if request.mask is not None:
+        others.append("mask")
+    if request.strength is not None:
+        others.append(f"strength {request.strength:g}")
+    if others:
+        details.append(" · ".join(others))
+    return tuple(details)
+
+
+def _write_sheet(comparison: Comparison, session: Session, given: Path | None = None) -> Path:
     from imagen_core.contact_sheet import Tile, sheet_png
 
-    tiles = [
+    tiles = (
+        []
+        if given is None
+        else [Tile(title="input", details=input_details(comparison.request), image=given)]
+    )
+    tiles += [
         Tile(
             title=outcome.backend,
             details=tile_details(outcome, _type_of(session, outcome.backend)),
@@ -248,9 +298,12 @@ def _write_sidecar(session: Session, comparison: Comparison, parallel: bool) -> 
             "steps": request.steps,
             "style": request.style,
             "negative": request.negative,
+            "strength": request.strength,
             "parallel": parallel,
         },
+        "inputs": [item.describe() for item in request.inputs],
         "contact_sheet": comparison.sheet.name if comparison.sheet else None,
+        "input_image": comparison.input.name if comparison.input else None,
         "backends": [_outcome_entry(session, outcome) for outcome in comparison.outcomes],
     }
     data = json.dumps(body, indent=2, default=str).encode() + b"\n"

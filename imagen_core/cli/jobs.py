@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import attrs
 import click
@@ -21,6 +22,10 @@ from imagen_core.cli.options import (
     price_check,
     request_options,
 )
+
+if TYPE_CHECKING:
+    from imagen_core.models import Request
+    from imagen_core.pipeline import Session
 
 
 @click.command(cls=PlainHelp)
@@ -46,11 +51,14 @@ from imagen_core.cli.options import (
 def submit(
     backend: str | None,
     prompt: tuple[str, ...],
-    size: tuple[int, int],
+    size: tuple[int, int] | None,
     seed: int,
     steps: int,
     style: str | None,
     negative: str,
+    images: tuple[str, ...],
+    mask: str | None,
+    strength: float | None,
     max_attempts: int,
     wait_: bool,
     dry_run: bool,
@@ -63,9 +71,12 @@ def submit(
     from imagen_core.pipeline import apply_style
 
     session = open_session(config_path)
-    request = make_request(prompt, size, seed, steps, style, negative)
+    request = make_request(
+        prompt, size, seed, steps, style, negative, images=images, mask=mask, strength=strength
+    )
     name = session.config.backend(backend, session.registry).name  # unknown: usage error now
     apply_style(request, session.config.styles)  # unknown style: usage error now
+    _check_capabilities(session, request, name)
     priced = attrs.evolve(request, backend=name)
     if price_check(session, [priced], dry_run, None):
         return
@@ -87,6 +98,19 @@ def submit(
         error = f": {current.error}" if current and current.error else ""
         raise SystemExit(fail(f"job {job.id} {status}{error}", 1))
     click.echo(current.result_path)
+
+
+def _check_capabilities(session: Session, request: Request, name: str) -> None:
+    """A backend that cannot take the request's inputs is a usage error now, not
+    a failed job later, when it can be built here (a backend whose token only
+    the workers have is checked by them)."""
+    from imagen_core.errors import ImagenError
+
+    try:
+        _, built = session.backend(name)
+    except ImagenError:
+        return
+    session.check_capabilities(request, name, built)
 
 
 @click.group(cls=PlainHelpGroup, invoke_without_command=True)

@@ -341,15 +341,16 @@ class SQLiteQueue:
         """UPDATE a running job only if ``worker`` owns it; True when it did.
         ``collect``: the job may have ended, so delete its unneeded images."""
         with self._tx() as db:
-            cursor = db.execute(
+            # Returns whether the job has images (most have none: no collection).
+            row = db.execute(
                 f"UPDATE jobs SET {assignments}, updated_at = ?"
-                " WHERE id = ? AND worker = ? AND status = 'running'",
+                " WHERE id = ? AND worker = ? AND status = 'running'"
+                " RETURNING instr(request, '\"inputs\"') > 0",
                 [*values, _now(), job_id, worker],
-            )
-            owned = cursor.rowcount == 1
-            if owned and collect:
+            ).fetchone()
+            if row is not None and row[0] and collect:
                 db.execute(COLLECT, (job_id,))
-            return owned
+            return row is not None
 
     def heartbeat(self, job_id: str, worker: str, *, lease_s: float) -> bool:
         return self._update_owned(job_id, worker, "lease_until = ?", [time.time() + lease_s])

@@ -167,3 +167,15 @@ def test_the_sweep_takes_old_images_no_job_needs(queue, sql, schema):
     sql(f"UPDATE {schema}.inputs SET stored_at = now() - interval '2 hours'")
     assert queue.sweep_inputs() == 1
     assert stored(sql, schema) == [image.sha256]  # a queued job needs it
+
+
+def test_a_collection_that_fails_is_a_warning_and_the_job_is_done(queue, capsys):
+    image = ImageInput.from_bytes(png())
+    job = queue.submit(Request("x", inputs=[image]), backend="mock")
+    queue.claim("w", backends=None, lease_s=60)
+    queue._sql.lock_inputs = b"SELECT no_such_function(%s)"
+    assert queue.complete(job.id, "w", result_path="/x.png", metadata={}) is True
+    assert queue.get(job.id).status == "done"
+    err = capsys.readouterr().err
+    assert err.startswith("imagen: queue: could not delete the input images of an ended job: ")
+    assert queue.input(image.sha256) == image.data  # left for the sweep

@@ -269,3 +269,25 @@ def test_a_job_whose_image_is_missing_fails_alone(tmp_path):
         f"invalid request: its image input {image.sha256[:12]}… is not stored with the "
         "queue (a job must be inserted after its input images, see docs/worker.md)"
     )
+
+
+def test_a_stored_image_that_is_not_what_its_hash_says_fails_its_job(tmp_path):
+    import sqlite3
+
+    from imagen_core import ImageInput
+
+    path = tmp_path / "jobs.db"
+    queue = SQLiteQueue(SQLiteQueueConfig(path=path))
+    image = ImageInput.from_bytes(_png())
+    job = queue.submit(Request("a", inputs=[image]), backend="mock")
+    db = sqlite3.connect(path)
+    db.execute("UPDATE inputs SET data = ?", (_png((0, 0, 0)),))
+    db.commit()
+    db.close()
+    assert queue.claim("w", backends=None, lease_s=60) is None
+    failed = queue.get(job.id)
+    assert failed.status == "failed"
+    assert (
+        failed.error
+        == f"invalid request: the stored input {image.sha256[:12]}… does not match its hash"
+    )

@@ -248,7 +248,11 @@ def test_backends_shows_what_each_accepts_and_costs(capsys, text_only):
         "strength": True,
         "mask": True,
     }
-    assert by_name["mock"]["estimate"] == {"usd": 0.0, "basis": "free", "source": "imagen-mock"}
+    assert by_name["mock"]["estimate"] == {
+        "usd": 0.0,
+        "basis": "free",
+        "source": "the mock backend",
+    }
     assert by_name["plain"]["accepts"] == "text" and by_name["plain"]["price"] is None
     assert by_name["plain"]["estimate"]["basis"] == "unknown"
     code, out, _ = run(capsys, "backends")

@@ -198,7 +198,7 @@ class Queue(Protocol):
     def get(self, job_id: str) -> Job | None:
         """The job; its ``inputs`` name its images (``request.inputs`` is empty)."""
 
-    def input(self, sha256: str) -> bytes | None:
+    def input_bytes(self, sha256: str) -> bytes | None:
         """The bytes of a stored input image (of a queued or running job), or None."""
 
     def list(self, *, status: str | None = None, limit: int = 100) -> list[Job]:

@@ -400,7 +400,7 @@ class SQLiteQueue:
             row = self._connect().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return self._job(row, strict=False) if row else None
 
-    def input(self, sha256: str) -> bytes | None:
+    def input_bytes(self, sha256: str) -> bytes | None:
         with self._lock, self._failing_clearly():
             found = _read(self._connect(), [sha256])
         return found.get(sha256)

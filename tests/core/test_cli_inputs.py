@@ -260,3 +260,15 @@ def test_backends_shows_what_each_accepts_and_costs(capsys, text_only):
     lines = {line[3:].split()[0]: line for line in out.splitlines() if "accepts" in line}
     assert "accepts text, 4 images, strength, mask · free" in lines["mock"]
     assert "textonly     accepts text  (" in lines["plain"]
+
+
+def test_again_finds_an_input_gone_from_disk_in_the_job_queue(capsys, photo, isolated_env):
+    write_config(isolated_env, "queue: {type: sqlite}\n")
+    code, out, _ = run(capsys, "generate", "x", "--image", photo, "--strength", "0")
+    made = out.strip()
+    code, _, _ = run(capsys, "submit", "y", "--image", photo)  # queued: its image is kept
+    assert code == 0
+    Path(photo).unlink()
+    code, out, err = run(capsys, "again", made)
+    assert code == 0, err
+    assert pixels(out.strip()) == {RED}

@@ -126,7 +126,7 @@ def test_the_documented_insert_of_an_image_and_its_job_works_for_a_web_app(postg
             [image] = job.request.inputs
             assert (image.data, image.role, image.source) == (data, "image", "upload.png")
             queue.complete(job.id, "w", result_path="/x.png", metadata={})
-        assert queue.input(image.sha256) is None
+        assert queue.input_bytes(image.sha256) is None
 
 
 def test_submitting_an_image_while_its_last_job_ends_never_loses_it(make_queue, queue):
@@ -151,7 +151,7 @@ def test_submitting_an_image_while_its_last_job_ends_never_loses_it(make_queue, 
     for thread in threads:
         thread.join(timeout=120)
     assert failures == []
-    assert queue.input(image.sha256) is None  # every job ended: nothing kept
+    assert queue.input_bytes(image.sha256) is None  # every job ended: nothing kept
     assert queue.list(status="failed") == []
 
 
@@ -178,4 +178,4 @@ def test_a_collection_that_fails_is_a_warning_and_the_job_is_done(queue, capsys)
     assert queue.get(job.id).status == "done"
     err = capsys.readouterr().err
     assert err.startswith("imagen: queue: could not delete the input images of an ended job: ")
-    assert queue.input(image.sha256) == image.data  # left for the sweep
+    assert queue.input_bytes(image.sha256) == image.data  # left for the sweep

@@ -171,8 +171,8 @@ class QueueContract:
             (i.data, i.role, i.source) for i in (image, reference, mask)
         ]
         assert claimed.request.strength == 0.4
-        assert queue.input(image.sha256) == image.data
-        assert queue.input("0" * 64) is None
+        assert queue.input_bytes(image.sha256) == image.data
+        assert queue.input_bytes("0" * 64) is None
 
     def test_an_input_lives_while_a_job_needs_it(self, queue):
         image, _, _ = inputs()
@@ -180,19 +180,21 @@ class QueueContract:
         b = queue.submit(Request("b", inputs=[image]), backend="mock", max_attempts=2)
         assert queue.claim("w", backends=None, lease_s=60).id == a.id
         assert queue.complete(a.id, "w", result_path="/a.png", metadata={})
-        assert queue.input(image.sha256) == image.data  # b still needs it
+        assert queue.input_bytes(image.sha256) == image.data  # b still needs it
         assert queue.claim("w", backends=None, lease_s=60).id == b.id
         assert queue.fail(b.id, "w", error="busy")  # queued again: still needed
-        assert queue.input(image.sha256) == image.data
+        assert queue.input_bytes(image.sha256) == image.data
         assert queue.claim("w", backends=None, lease_s=60).request.inputs[0].data == image.data
         assert queue.fail(b.id, "w", error="busy again")  # failed for good
-        assert queue.input(image.sha256) is None
+        assert queue.input_bytes(image.sha256) is None
 
     def test_a_canceled_job_leaves_no_input_behind(self, queue):
         image, reference, _ = inputs()
         job = queue.submit(Request("a", inputs=[image, reference]), backend="mock")
         queue.cancel(job.id)
-        assert queue.input(image.sha256) is None and queue.input(reference.sha256) is None
+        assert (
+            queue.input_bytes(image.sha256) is None and queue.input_bytes(reference.sha256) is None
+        )
         assert queue.get(job.id).inputs[1].sha256 == reference.sha256  # the record stays
 
     def test_a_job_whose_worker_died_finds_its_inputs_again(self, queue):
@@ -211,7 +213,7 @@ class QueueContract:
         assert queue.claim("w", backends=None, lease_s=60) is None
         assert queue.get(poison.id).status == "failed"
         self.collect(queue)
-        assert queue.input(image.sha256) is None
+        assert queue.input_bytes(image.sha256) is None
 
     def collect(self, queue) -> None:
         """What the queue type does to delete images of jobs failed by a claim
@@ -268,7 +270,7 @@ class QueueContract:
         assert done.attempts == 2
         with Image.open(done.result_path) as made:  # strength 0: the input, untouched
             assert made.convert("RGB").getcolors() == [(64, (250, 40, 10))]
-        assert queue.input(image.sha256) is None
+        assert queue.input_bytes(image.sha256) is None
 
 
 def inputs():

@@ -297,7 +297,7 @@ class PostgresQueue:
         self._collect_hashes([ref.sha256 for ref in job.inputs])
         return job
 
-    def input(self, sha256: str) -> bytes | None:
+    def input_bytes(self, sha256: str) -> bytes | None:
         row = self._one(self._sql.read_input, (sha256,))
         return None if row is None else bytes(row[0])
 

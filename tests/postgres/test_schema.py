@@ -173,6 +173,9 @@ VALID = [
     f'{{"sha256": "{"c" * 64}", "role": "mask"}}]}}',
     f'{{"prompt": "a fox", "inputs": [{{"sha256": "{"a" * 64}", "role": "reference"}}, '
     f'{{"sha256": "{"b" * 64}", "role": "reference"}}]}}',
+    # the mask may come anywhere, the image first among the others
+    f'{{"prompt": "a fox", "inputs": [{{"sha256": "{"a" * 64}", "role": "mask"}}, '
+    f'{{"sha256": "{"b" * 64}"}}, {{"sha256": "{"c" * 64}", "role": "reference"}}]}}',
 ]
 INVALID = [
     "{}",

@@ -69,7 +69,7 @@ as $$
                      or count(*) filter (where role = 'image') = 1)
                 -- the image comes first among the image and the references
                 and coalesce(min(n) filter (where role = 'image'), 0)
-                    <= coalesce(min(n) filter (where role = 'reference'), 1)
+                    < coalesce(min(n) filter (where role = 'reference'), 2147483647)
             from (
                 select coalesce(e ->> 'role', 'image') as role, n
                 from jsonb_array_elements(a) with ordinality as t(e, n)

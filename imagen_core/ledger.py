@@ -90,6 +90,8 @@ def typical_seconds(path: Path | None, backend: str, runs: int = 20) -> float | 
     except sqlite3.Error:  # no table yet, a locked file: no history to go on
         return None
     return statistics.median(row[0] for row in found) if found else None
+
+
 def _migrate(db: sqlite3.Connection) -> None:
     """Add the columns an older ledger lacks; its rows stay as they are. Only
     ADD COLUMN, which rewrites nothing, so writers of either version go on."""

@@ -290,6 +290,8 @@ def test_one_unreadable_row_is_skipped_and_reported_once(isolated_env, capsys):
     assert len(list(ledger.rows(since=None, until=None))) == 1
     err = capsys.readouterr().err
     assert err.count("skipped 1 unreadable row") == 1, err
+
+
 # ------------------------------------------------------------------ input images
 
 OLD_SCHEMA = """

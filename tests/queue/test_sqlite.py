@@ -139,6 +139,8 @@ def test_a_request_that_is_not_utf8_fails_alone(tmp_path):
     assert len(queue.list()) == 2
     assert queue.claim("w1", backends=None, lease_s=30).id == good.id
     assert queue.get(poison).status == "failed"
+
+
 # ------------------------------------------------------------------ input images
 
 

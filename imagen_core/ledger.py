@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS usage (
     caller        TEXT NOT NULL,
     status        TEXT NOT NULL,      -- ok | failed
     error         TEXT,
-    inputs        INTEGER NOT NULL DEFAULT 0  -- input images given (edit, references, mask)
+    inputs        INTEGER NOT NULL DEFAULT 0, -- input images given (edit, references, mask)
+    cost_basis    TEXT                -- billed | computed | estimated; NULL when unknown
 );
 CREATE INDEX IF NOT EXISTS usage_created_at ON usage (created_at);
 """
@@ -45,11 +46,14 @@ CREATE INDEX IF NOT EXISTS usage_created_at ON usage (created_at);
 COLUMNS = tuple(field.name for field in attrs.fields(UsageRow))
 # Columns of the ledger only (not of the usage rows other sinks send).
 LEDGER_COLUMNS = (*COLUMNS, "inputs")
-# Added to ledgers made before the column existed (SCHEMA_VERSION 1).
-MIGRATIONS = {"inputs": "ALTER TABLE usage ADD COLUMN inputs INTEGER NOT NULL DEFAULT 0"}
+# Added to ledgers made before each column existed (SCHEMA_VERSION 1 and 2).
+MIGRATIONS = {
+    "inputs": "ALTER TABLE usage ADD COLUMN inputs INTEGER NOT NULL DEFAULT 0",
+    "cost_basis": "ALTER TABLE usage ADD COLUMN cost_basis TEXT",
+}
 
 BUSY_TIMEOUT_S = 5.0
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 INSERT = (
     f"INSERT INTO usage ({', '.join(LEDGER_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(LEDGER_COLUMNS))})"

@@ -190,7 +190,9 @@ def table(rows: Sequence[Sequence[str]]) -> str:
 
 
 def usage_report(groups: list[WeekGroup]) -> str:
-    rows = [("week", "backend", "model", "caller", "images", "failed", "cost", "mean latency")]
+    rows = [
+        ("week", "backend", "model", "caller", "images", "failed", "cost", "basis", "mean latency")
+    ]
     for g in groups:
         latency = f"{g.mean_latency_s:.2f}s" if g.mean_latency_s is not None else "-"
         rows.append(
@@ -202,6 +204,7 @@ def usage_report(groups: list[WeekGroup]) -> str:
                 str(g.count),
                 str(g.failed),
                 format_cost(g.cost_usd) if g.cost_usd is not None else "unknown",
+                g.cost_basis or "-",
                 latency,
             )
         )
@@ -224,7 +227,9 @@ def usage_rows(rows: list[UsageRow]) -> str:
                 r.caller,
                 r.status if not r.error else f"{r.status}: {r.error}",
                 f"{r.latency_s:.2f}s" if r.latency_s is not None else "-",
-                format_cost(r.cost_usd) if r.cost_usd is not None else "unknown",
+                format_cost(r.cost_usd) + (f" ({r.cost_basis})" if r.cost_basis else "")
+                if r.cost_usd is not None
+                else "unknown",
                 r.prompt_sha256[:12],
             )
         )

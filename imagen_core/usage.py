@@ -30,6 +30,7 @@ class UsageRow:
     caller: str
     status: str  # "ok" | "failed"
     error: str | None = None
+    cost_basis: str | None = None  # "billed" | "computed" | "estimated"; None when unknown
 
     @classmethod
     def of(cls, generation: Generation, caller: str) -> UsageRow:
@@ -45,6 +46,7 @@ class UsageRow:
             caller=caller,
             status="ok" if generation.ok else "failed",
             error=generation.error,
+            cost_basis=result.cost_basis if result else None,
         )
 
     def as_dict(self) -> dict[str, Any]:

@@ -23,6 +23,7 @@ class WeekGroup:
     failed: int
     cost_usd: float | None  # None when no row of the group had a known cost
     mean_latency_s: float | None
+    cost_basis: str | None = None  # how the costs are known: "computed", "billed+estimated", ...
 
     def as_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -53,6 +54,8 @@ def by_week(rows: Iterable[UsageRow]) -> list[WeekGroup]:
                 failed=sum(r.status != "ok" for r in members),
                 cost_usd=round(sum(costs), 6) if costs else None,
                 mean_latency_s=round(sum(latencies) / len(latencies), 3) if latencies else None,
+                cost_basis="+".join(sorted({r.cost_basis for r in members if r.cost_basis}))
+                or None,
             )
         )
     return sorted(out, key=lambda g: (g.week, g.backend, g.model or "", g.caller))

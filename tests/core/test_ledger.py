@@ -341,7 +341,7 @@ def test_a_ledger_of_an_older_imagen_gains_the_inputs_column_and_keeps_its_rows(
     assert (old["caller"], old["inputs"]) == ("bob", 0)
     assert (new["prompt_sha256"], new["inputs"]) == (Request("edit").prompt_sha256, 1)
     version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
-    assert version == 2
+    assert version == 3
     rows = list(Ledger(LedgerConfig(path=path)).rows(since=None, until=None))
     assert [row.caller for row in rows] == ["bob", caller()]
 

@@ -26,6 +26,7 @@ import attrs
 
 from imagen_core import naming
 from imagen_core._version import __version__
+from imagen_core.errors import UsageError
 from imagen_core.grid import record as rec
 from imagen_core.grid.engine import Job, run_jobs
 from imagen_core.grid.plan import MAX_CELLS, ROLES, Plan, estimates, make_plan
@@ -348,6 +349,12 @@ def _new_folder(
 ) -> Path:
     if output_dir is not None:
         folder = Path(output_dir).expanduser()
+        for name in (rec.RECORD_NAME, rec.PENDING_NAME):
+            if (folder / name).exists():
+                raise UsageError(
+                    f"--output-dir {folder} holds a grid run already ({name}); "
+                    "give a new folder, or leave --output-dir out for a fresh one"
+                )
         folder.mkdir(parents=True, exist_ok=True)
         return folder
     now = dt.datetime.now()

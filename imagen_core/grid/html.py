@@ -87,7 +87,12 @@ function controls() {
     state.cols = v; render();
   }, false));
   box.append(el('label', { for: 'rows' }, 'rows'), pick('rows', state.rows, (v) => {
-    if (v === state.cols) state.cols = state.rows === -1 ? (v + 1) % axes.length : state.rows;
+    if (v === state.cols) {  // swap; with one row before, columns take another axis
+      const other = axes.findIndex((_, i) => i !== v);
+      if (state.rows >= 0) state.cols = state.rows;
+      else if (other >= 0) state.cols = other;
+      else v = -1;  // one axis: it stays the columns
+    }
     state.rows = v; render();
   }, true));
   axes.forEach((a, i) => {

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import attrs
@@ -569,3 +570,31 @@ def test_the_page_in_a_browser_swaps_axes_zooms_and_asks_for_nothing_outside(con
         finally:
             browser.close()
     assert errors == [] and outside == []
+
+
+def test_parallel_cells_overlap_across_devices_never_on_one(isolated_env, pm, tmp_path):
+    from tests.core.test_compare import Gate, GatePlugin
+
+    write_config(
+        isolated_env,
+        """
+backends:
+  gpu0-flux: {type: gate, device: gpu0, meet: true}
+  gpu0-sd35: {type: gate, device: gpu0}
+  cloud-replicate: {type: gate, meet: true}
+""",
+    )
+    Gate.active.clear()
+    Gate.overlap_on_device.clear()
+    Gate.barrier = threading.Barrier(2, timeout=10)
+    with registered(pm, GatePlugin(), "gate"):
+        run = run_grid(
+            Request("x", width=8, height=8),
+            [parse_axis("seed=1,2"), parse_axis("backend=gpu0-flux,gpu0-sd35,cloud-replicate")],
+            output_dir=tmp_path / "p",
+            parallel=True,
+        )
+    # flux and cloud cells wait for each other at a barrier: they ran at once.
+    assert [c.status for c in run.record.cells] == ["ok"] * 6, [c.error for c in run.record.cells]
+    assert Gate.overlap_on_device == []
+    assert json.loads(run.record_path.read_text())["parallel"] is True

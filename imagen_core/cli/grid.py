@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from imagen_core.pipeline import Session
 
 
+def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    return None if value is None else parse_size(ctx, param, value)
+
+
 @click.command(cls=PlainHelp)
 @click.argument("prompt", nargs=-1)
 @click.option("--x", "x_axis", metavar="AXIS=VALUES", help="The columns, e.g. seed=1..4.")
@@ -29,10 +33,9 @@ if TYPE_CHECKING:
 @click.option(
     "--size",
     metavar="WxH",
-    default="1024x1024",
-    show_default=True,
-    callback=parse_size,
-    help="WIDTHxHEIGHT, each 1–8192.",
+    default=None,
+    callback=_size,
+    help="WIDTHxHEIGHT, each 1–8192.  [default: 1024x1024; with --image, its size]",
 )
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="One seed for all; 0 picks one."
@@ -40,6 +43,21 @@ if TYPE_CHECKING:
 @click.option("--steps", type=click.IntRange(min=0), default=0, show_default=True)
 @click.option("--style", metavar="NAME", help="A style from imagen.yaml wrapping the prompt.")
 @click.option("--negative", default="", help="What to avoid (ignored by backends without it).")
+@click.option(
+    "--image",
+    "-i",
+    "images",
+    metavar="PATH",
+    multiple=True,
+    help="An input image for every cell: the first is the image to edit (or the init "
+    "image), further ones are references. Repeatable.",
+)
+@click.option("--mask", metavar="PATH", help="Inpaint mask (white = repaint) for every cell.")
+@click.option(
+    "--strength",
+    type=click.FloatRange(0, 1),
+    help="How far from the input image to go (0..1); a strength axis varies it.",
+)
 @click.option(
     "--dry-run", is_flag=True, help="Check and list the cells and their cost; run nothing."
 )
@@ -72,11 +90,14 @@ def grid(
     y_axis: str | None,
     z_axis: str | None,
     backend: str | None,
-    size: tuple[int, int],
+    size: tuple[int, int] | None,
     seed: int,
     steps: int,
     style: str | None,
     negative: str,
+    images: tuple[str, ...],
+    mask: str | None,
+    strength: float | None,
     dry_run: bool,
     parallel: bool,
     use_queue: bool,
@@ -109,7 +130,7 @@ def grid(
     """
     from imagen_core.errors import UsageError
     from imagen_core.grid import parse_axis, plan, run_grid, wait_grid
-    from imagen_core.models import Request
+    from imagen_core.models import ImageInput, Request
 
     session = open_session(config_path)
     if wait_run is not None:
@@ -132,6 +153,16 @@ def grid(
         for option, spec in (("--x", x_axis), ("--y", y_axis), ("--z", z_axis))
         if spec is not None
     ]
+    if mask is not None and not images:
+        raise UsageError("--mask needs the image it applies to: give --image")
+    inputs = [
+        ImageInput.from_path(path, role="image" if i == 0 else "reference")
+        for i, path in enumerate(images)
+    ]
+    if mask is not None:
+        inputs.append(ImageInput.from_path(mask, role="mask"))
+    if size is None:
+        size = (inputs[0].width, inputs[0].height) if inputs else (1024, 1024)
     request = Request(
         prompt=prompt_text(prompt),
         negative=negative,
@@ -141,6 +172,8 @@ def grid(
         steps=steps,
         style=style,
         backend=backend,
+        inputs=tuple(inputs),
+        strength=strength,
     )
     if dry_run:
         checked = plan(request, axes, session=session, max_cells=max_cells)

@@ -87,6 +87,7 @@ class GridRecord:
     status: str = "done"  # queued | done
     sheets: list[str] = attrs.field(factory=list)
     html: str | None = None
+    input_image: str | None = None  # the image every cell started from, copied here
     info_line: bool = True
     format: int = FORMAT
     kind: str = "grid"

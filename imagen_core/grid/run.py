@@ -106,6 +106,8 @@ def run_grid(
     session = session or Session(config)
     checked = plan(request, axes, session=session, max_cells=max_cells)
     folder = _new_folder(session, checked.base, output_dir)
+    given = checked.base.image or next(iter(checked.base.references), None)
+    input_image = write_new(folder / f"input.{given.extension}", given.data) if given else None
     priced = estimates(session, checked)
     cells = [
         rec.CellRecord(
@@ -142,6 +144,7 @@ def run_grid(
         ],
         cells=cells,
         status="queued" if queue else "done",
+        input_image=input_image.name if input_image else None,
         info_line=info_line,
     )
     if queue:

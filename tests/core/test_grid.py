@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import ClassVar
 
 import attrs
 import pytest
@@ -598,3 +599,71 @@ backends:
     assert [c.status for c in run.record.cells] == ["ok"] * 6, [c.error for c in run.record.cells]
     assert Gate.overlap_on_device == []
     assert json.loads(run.record_path.read_text())["parallel"] is True
+
+
+class Img2Img:
+    """Takes one image and a strength; reports what it was given."""
+
+    seen: ClassVar[list[tuple[int, float | None]]] = []
+
+    def __init__(self, config):
+        pass
+
+    def capabilities(self):
+        from imagen_core.models import Capabilities
+
+        return Capabilities(images=1, strength=True)
+
+    def generate(self, request, progress):
+        from imagen_mock.picture import render_png
+
+        Img2Img.seen.append((len(request.images), request.strength))
+        return Result(render_png("x", 1, 8, 8), seed=request.seed or 1, model="img2img")
+
+
+class Img2ImgPlugin:
+    @hookimpl
+    def register_backends(self, register):
+        register("img2img", Img2Img, config=Empty)
+
+
+def test_a_strength_axis_over_an_input_image(isolated_env, pm, capsys, tmp_path):
+    write_config(
+        isolated_env,
+        CONFIG.replace("styles:", "  edit: {type: img2img}\n  plain: {type: textonly}\nstyles:"),
+    )
+    source = tmp_path / "in.png"
+    Image.new("RGB", (40, 24), (200, 10, 10)).save(source)
+    Img2Img.seen.clear()
+    with registered(pm, Img2ImgPlugin(), "img2img"), registered(pm, TextOnlyPlugin(), "textonly"):
+        code, _, err = run_cli(
+            capsys,
+            "grid",
+            "a fox",
+            "-b",
+            "edit",
+            "--image",
+            str(source),
+            "--x",
+            "strength=0.25..0.75:0.25",
+            "--output-dir",
+            str(tmp_path / "run"),
+        )
+        assert code == 0, err
+        assert sorted(Img2Img.seen) == [(1, 0.25), (1, 0.5), (1, 0.75)]
+        data = json.loads((tmp_path / "run" / "grid.json").read_text())
+        assert data["input_image"] == "input.png"
+        assert (tmp_path / "run" / "input.png").read_bytes() == source.read_bytes()
+        assert data["base"]["width"] == 40 and data["base"]["height"] == 24  # the image's size
+        assert data["base"]["inputs"][0]["role"] == "image"
+        # A backend that takes no input image is refused before anything runs.
+        code, _, err = run_cli(
+            capsys, "grid", "a fox", "--image", str(source), "--x", "backend=edit,plain"
+        )
+        assert code == 2 and "cell (backend=plain): backend 'plain' cannot take input images" in err
+    code, _, err = run_cli(capsys, "grid", "a fox", "--mask", str(source), "--x", "seed=1")
+    assert code == 2 and "--mask needs the image it applies to" in err
+    code, _, err = run_cli(
+        capsys, "grid", "a fox", "--image", str(tmp_path / "no.png"), "--x", "seed=1"
+    )
+    assert code == 2 and "cannot read input image" in err

@@ -18,16 +18,14 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 from pathlib import Path
 
-from contact_sheet import ensure_montage, timed  # bench/contact_sheet.py, beside this file
+from contact_sheet import ensure_montage, measure, report  # bench/contact_sheet.py, beside this
 from run import compile_bytecode  # bench/run.py, beside this file
 
 BIN = Path(sys.executable).parent
-TARGET = 1.0
 SIDE = 8
 TILE = 320  # what imagen_core.grid.sheet.tile_for(8) picks
 SEEDS = list(range(1, SIDE + 1))
@@ -110,24 +108,12 @@ def main() -> int:
         *files,
         "montage-grid.png",
     ]
-    timed(baseline, env, work), timed(subject, env, work)  # warm the page cache
-    base, subj = [], []
-    for _ in range(args.runs):
-        base.append(timed(baseline, env, work))
-        subj.append(timed(subject, env, work))
-    b, s = statistics.median(base), statistics.median(subj)
-    ratio = s / b
-    ok = ratio <= TARGET
+    b, s = measure(baseline, subject, env, work, args.runs)
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(work / "imagen-grid.png", args.keep / "grid-imagen.png")
         shutil.copyfile(work / "montage-grid.png", args.keep / "grid-montage.png")
-    name = f"grid sheet, 64 x 1024x1024 -> {SIDE}x{SIDE} x {TILE}"
-    print(f"{'benchmark':<44} {'montage':>10} {'imagen':>10} {'ratio':>7} {'target':>7}")
-    print(
-        f"{name:<44} {b * 1000:>8.1f}ms {s * 1000:>8.1f}ms "
-        f"{ratio:>6.2f}x {TARGET:>6.1f}x {'ok' if ok else 'MISSED'}"
-    )
+    ok = report(f"grid sheet, 64 x 1024x1024 -> {SIDE}x{SIDE} x {TILE}", b, s)
     for label, path in (("imagen", "imagen-grid.png"), ("montage", "montage-grid.png")):
         print(f"  {label} sheet: {(work / path).stat().st_size / 1e6:.2f} MB")
     shutil.rmtree(work, ignore_errors=True)

@@ -22,7 +22,7 @@ import attrs
 from imagen_core import naming
 from imagen_core._version import __version__
 from imagen_core.errors import UsageError
-from imagen_core.grid.engine import Job, run_jobs
+from imagen_core.grid.engine import Job, new_folder, run_jobs
 from imagen_core.grid.engine import device_of as device_of  # where callers found it
 from imagen_core.models import Generation, Request
 from imagen_core.pipeline import Session, write_new
@@ -157,24 +157,7 @@ def _check_capabilities(session: Session, request: Request, names: list[str]) ->
 def _new_folder(
     session: Session, request: Request, output_dir: str | os.PathLike[str] | None
 ) -> Path:
-    if output_dir is not None:
-        folder = Path(output_dir).expanduser()
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
-    now = dt.datetime.now()
-    fields = {
-        "date": now.strftime("%Y-%m-%d"),
-        "time": now.strftime("%H%M%S"),
-        "slug": naming.slugify(request.prompt),
-    }
-    base = naming.resolve(session.config.output.dir, COMPARE_FOLDER, fields)
-    for candidate in naming.candidates(base):
-        try:
-            candidate.mkdir(parents=True)
-            return candidate
-        except FileExistsError:
-            continue
-    raise AssertionError("unreachable")  # pragma: no cover
+    return new_folder(session, COMPARE_FOLDER, request.prompt, output_dir)
 
 
 def tile_details(outcome: Outcome, backend_type: str) -> tuple[str, ...]:

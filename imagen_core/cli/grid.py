@@ -5,9 +5,10 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
+import attrs
 import click
 
-from imagen_core.cli.options import PlainHelp, common, fail, open_session, parse_size, prompt_text
+from imagen_core.cli.options import PlainHelp, common, fail, make_request, open_session, parse_size
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -130,7 +131,7 @@ def grid(
     """
     from imagen_core.errors import UsageError
     from imagen_core.grid import parse_axis, plan, run_grid, wait_grid
-    from imagen_core.models import ImageInput, Request
+    from imagen_core.models import ImageInput
 
     session = open_session(config_path)
     if wait_run is not None:
@@ -163,15 +164,8 @@ def grid(
         inputs.append(ImageInput.from_path(mask, role="mask"))
     if size is None:
         size = (inputs[0].width, inputs[0].height) if inputs else (1024, 1024)
-    request = Request(
-        prompt=prompt_text(prompt),
-        negative=negative,
-        width=size[0],
-        height=size[1],
-        seed=seed,
-        steps=steps,
-        style=style,
-        backend=backend,
+    request = attrs.evolve(
+        make_request(prompt, size, seed, steps, style, negative, backend),
         inputs=tuple(inputs),
         strength=strength,
     )

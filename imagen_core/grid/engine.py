@@ -10,16 +10,19 @@ gets a lane of its own.
 
 from __future__ import annotations
 
+import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import attrs
 
+from imagen_core import naming
 from imagen_core.errors import ImagenError, describe
 from imagen_core.models import Generation, Request
 
 if TYPE_CHECKING:
+    import os
     from collections.abc import Callable, Sequence
 
     from imagen_core.models import Progress
@@ -111,3 +114,28 @@ def run_jobs(
             for finished in pool.map(run_lane, lanes.values()):
                 done.update(finished)
     return [done[index] for index in range(total)]
+
+
+def new_folder(
+    session: Session, template: str, prompt: str, output_dir: str | os.PathLike[str] | None
+) -> Path:
+    """The run's folder: ``output_dir`` (made if missing), else a new one from
+    ``template`` (``{date}``, ``{time}``, ``{slug}``) under output.dir, never reused."""
+    if output_dir is not None:
+        folder = Path(output_dir).expanduser()
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    now = dt.datetime.now()
+    fields = {
+        "date": now.strftime("%Y-%m-%d"),
+        "time": now.strftime("%H%M%S"),
+        "slug": naming.slugify(prompt),
+    }
+    base = naming.resolve(session.config.output.dir, template, fields)
+    for candidate in naming.candidates(base):
+        try:
+            candidate.mkdir(parents=True)
+            return candidate
+        except FileExistsError:
+            continue
+    raise AssertionError("unreachable")  # pragma: no cover

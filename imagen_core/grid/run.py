@@ -28,7 +28,7 @@ from imagen_core import naming
 from imagen_core._version import __version__
 from imagen_core.errors import UsageError
 from imagen_core.grid import record as rec
-from imagen_core.grid.engine import Job, run_jobs
+from imagen_core.grid.engine import Job, new_folder, run_jobs
 from imagen_core.grid.plan import MAX_CELLS, ROLES, Plan, estimates, make_plan
 from imagen_core.pipeline import Session, write_new
 from imagen_core.queue import FINAL
@@ -351,26 +351,10 @@ def _new_folder(
     session: Session, request: Request, output_dir: str | os.PathLike[str] | None
 ) -> Path:
     if output_dir is not None:
-        folder = Path(output_dir).expanduser()
         for name in (rec.RECORD_NAME, rec.PENDING_NAME):
-            if (folder / name).exists():
+            if (Path(output_dir).expanduser() / name).exists():
                 raise UsageError(
-                    f"--output-dir {folder} holds a grid run already ({name}); "
+                    f"--output-dir {output_dir} holds a grid run already ({name}); "
                     "give a new folder, or leave --output-dir out for a fresh one"
                 )
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
-    now = dt.datetime.now()
-    fields = {
-        "date": now.strftime("%Y-%m-%d"),
-        "time": now.strftime("%H%M%S"),
-        "slug": naming.slugify(request.prompt),
-    }
-    base = naming.resolve(session.config.output.dir, GRID_FOLDER, fields)
-    for candidate in naming.candidates(base):
-        try:
-            candidate.mkdir(parents=True)
-            return candidate
-        except FileExistsError:
-            continue
-    raise AssertionError("unreachable")  # pragma: no cover
+    return new_folder(session, GRID_FOLDER, request.prompt, output_dir)

@@ -137,7 +137,7 @@ def grid(
     if wait_run is not None:
         if prompt or x_axis or use_queue or dry_run:
             raise UsageError("--wait RUN takes no prompt, axes, --queue or --dry-run")
-        _report(_waiting(lambda: wait_grid(wait_run, session=session, preview=preview), wait_run))
+        _report(_waiting(lambda: wait_grid(wait_run, session=session, preview=preview), [wait_run]))
         return
     if not prompt:
         raise UsageError('give a PROMPT, e.g. imagen grid "a fox" --x seed=1..4')
@@ -175,6 +175,15 @@ def grid(
         return
     from imagen_core.terminal import StepProgress
 
+    where: list[str] = []
+
+    def queued(pending: GridRun) -> None:
+        where.append(str(pending.folder))
+        sys.stderr.write(
+            f"imagen: {len(pending.record.cells)} jobs queued for {pending.folder}; "
+            "waiting for workers (Ctrl-C stops waiting, not the jobs)\n"
+        )
+
     def run() -> GridRun:
         return run_grid(
             request,
@@ -190,20 +199,24 @@ def grid(
             cloud=False if no_cloud else None,
             preview=preview,
             progress_for=lambda i, n, label: StepProgress.for_terminal(f"{i}/{n} {label}"),
+            submitted=queued if not detach else None,
         )
 
     if use_queue and not detach:
-        _report(_waiting(run, None))
+        _report(_waiting(run, where))
     else:
         _report(run())
 
 
-def _waiting(work: Callable[[], GridRun], run_folder: str | None) -> GridRun:
-    """``work`` (which waits for queued jobs); Ctrl-C says how to come back."""
+def _waiting(work: Callable[[], GridRun], folder: list[str]) -> GridRun:
+    """``work`` (which waits for queued jobs); Ctrl-C says how to come back.
+    ``folder`` holds the run's folder once it is known."""
     try:
         return work()
     except KeyboardInterrupt:
-        where = run_folder or "the run's folder"
+        if not folder:  # interrupted before anything was queued
+            raise
+        where = folder[0]
         sys.stderr.write(
             f"imagen: stopped waiting; the jobs keep running. Assemble later: "
             f"imagen grid --wait {where}\n"

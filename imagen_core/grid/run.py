@@ -16,6 +16,7 @@ a job whose image cannot be read is a failed tile saying so.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 import shutil
 import time
@@ -101,8 +102,10 @@ def run_grid(
     preview: bool | None = None,
     progress_for: Callable[[int, int, str], Progress] | None = None,
     poll_s: float = 0.5,
+    submitted: Callable[[GridRun], None] | None = None,
 ) -> GridRun:
-    """Plan, check and run a grid; see the module's doc."""
+    """Plan, check and run a grid; see the module's doc. With ``queue``,
+    ``submitted`` is called with the waiting run once every job is queued."""
     session = session or Session(config)
     checked = plan(request, axes, session=session, max_cells=max_cells)
     folder = _new_folder(session, checked.base, output_dir)
@@ -150,20 +153,22 @@ def run_grid(
     if queue:
         jobs = session.queue()
         try:
-            submitted = []
+            queued: list[rec.CellRecord] = []
             for cell, record_cell in zip(checked.cells, cells, strict=True):
                 job = jobs.submit(
                     cell.request, backend=record_cell.backend, max_attempts=max_attempts
                 )
-                submitted.append(attrs.evolve(record_cell, status="queued", job=job.id))
+                queued.append(attrs.evolve(record_cell, status="queued", job=job.id))
         finally:
             jobs.close()
-        record = attrs.evolve(record, cells=submitted)
+        record = attrs.evolve(record, cells=queued)
         path = rec.replace(folder / rec.PENDING_NAME, rec.to_json(record))
         pending = GridRun(folder, record, path)
-        return (
-            wait_grid(folder, session=session, poll_s=poll_s, preview=preview) if wait else pending
-        )
+        if submitted is not None:
+            submitted(pending)
+        if not wait:
+            return pending
+        return wait_grid(folder, session=session, poll_s=poll_s, preview=preview)
 
     want_sidecar = session.config.output.sidecar if sidecar is None else sidecar
     done = run_jobs(
@@ -266,7 +271,12 @@ def _collect(folder: Path, cell: rec.CellRecord, job: Any) -> rec.CellRecord:
     given = meta.get("sidecar")
     if isinstance(given, str) and Path(given).is_file():
         sidecar = image.with_suffix(".json")
-        shutil.copyfile(given, sidecar)
+        try:  # the worker's sidecar, naming the image by its name here
+            body = json.loads(Path(given).read_text())
+            body["image"] = image.name
+            write_new(sidecar, json.dumps(body, indent=2, default=str).encode() + b"\n")
+        except (OSError, ValueError, TypeError):
+            shutil.copyfile(given, sidecar)
     return attrs.evolve(
         cell,
         status="ok",

@@ -468,6 +468,8 @@ def test_a_queued_grid_is_rendered_by_a_worker_and_assembled(configured, capsys,
             assert (folder / cell["sidecar"]).is_file() and cell["seed"] == int(
                 cell["values"]["seed"]
             )
+            sidecar = json.loads((folder / cell["sidecar"]).read_text())
+            assert sidecar["image"] == cell["image"]  # renamed with the image
         else:
             assert cell["status"] == "failed" and "CUDA out of memory" in cell["error"]
     assert (folder / "grid.png").is_file() and (folder / "grid.html").is_file()
@@ -507,6 +509,7 @@ def test_the_first_command_waits_for_the_workers(configured, tmp_path):
             grid.kill()
     assert grid.returncode == 0, err
     assert "2 of 2 cells made an image" in out
+    assert f"imagen: 2 jobs queued for {folder}; waiting for workers" in err
     assert json.loads((folder / "grid.json").read_text())["status"] == "done"
 
 

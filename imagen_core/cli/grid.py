@@ -41,7 +41,13 @@ def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> tupl
 @click.option(
     "--seed", type=int, default=0, show_default=True, help="One seed for all; 0 picks one."
 )
-@click.option("--steps", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option(
+    "--steps",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="0 uses each backend's default.",
+)
 @click.option("--style", metavar="NAME", help="A style from imagen.yaml wrapping the prompt.")
 @click.option("--negative", default="", help="What to avoid (ignored by backends without it).")
 @click.option(

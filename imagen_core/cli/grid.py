@@ -8,7 +8,16 @@ from typing import TYPE_CHECKING
 import attrs
 import click
 
-from imagen_core.cli.options import PlainHelp, common, fail, make_request, open_session, parse_size
+from imagen_core.cli.options import (
+    PlainHelp,
+    common,
+    cost_options,
+    fail,
+    make_request,
+    open_session,
+    parse_size,
+    price_check,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -65,9 +74,6 @@ def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> tupl
     type=click.FloatRange(0, 1),
     help="How far from the input image to go (0..1); a strength axis varies it.",
 )
-@click.option(
-    "--dry-run", is_flag=True, help="Check and list the cells and their cost; run nothing."
-)
 @click.option("--parallel", is_flag=True, help="Run cells on different devices at the same time.")
 @click.option("--queue", "use_queue", is_flag=True, help="Run the cells as jobs on the queue.")
 @click.option(
@@ -90,6 +96,7 @@ def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> tupl
 @click.option("--no-sidecar", is_flag=True, help="No sidecar per cell (grid.json is written).")
 @click.option("--preview/--no-preview", default=None, help="Force or suppress the sheet preview.")
 @click.option("--no-cloud", is_flag=True, help="Skip cloud sinks for this run.")
+@cost_options
 @common
 def grid(
     prompt: tuple[str, ...],
@@ -105,7 +112,6 @@ def grid(
     images: tuple[str, ...],
     mask: str | None,
     strength: float | None,
-    dry_run: bool,
     parallel: bool,
     use_queue: bool,
     detach: bool,
@@ -116,6 +122,8 @@ def grid(
     no_sidecar: bool,
     preview: bool | None,
     no_cloud: bool,
+    dry_run: bool,
+    max_cost: float | None,
     config_path: str | None,
 ) -> None:
     """Run one PROMPT across up to three axes; write every cell, sheets and a page.
@@ -175,10 +183,16 @@ def grid(
         inputs=tuple(inputs),
         strength=strength,
     )
+    checked = plan(request, axes, session=session, max_cells=max_cells)
     if dry_run:
-        checked = plan(request, axes, session=session, max_cells=max_cells)
         click.echo(_dry_run_table(session, checked))
         return
+    if max_cost is not None:
+        cells = [cell.request for cell in checked.cells]
+        if len(cells) == 1:
+            session.check_max_cost(cells[0], max_cost)
+        else:
+            price_check(session, cells, False, max_cost)
     from imagen_core.terminal import StepProgress
 
     where: list[str] = []

@@ -22,7 +22,7 @@ import attrs
 from imagen_core import naming
 from imagen_core.errors import ImagenError, UsageError
 from imagen_core.grid.axes import Axis
-from imagen_core.models import Estimate, Request, estimate_of
+from imagen_core.models import Estimate, Request
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -170,8 +170,7 @@ def estimates(session: Session, plan: Plan) -> list[Estimate]:
     found = []
     for cell in plan.cells:
         try:
-            _, backend = session.backend(cell.request.backend)
-            found.append(estimate_of(backend, cell.request))
+            found.append(session.estimate(cell.request))
         except Exception:  # an estimate is advice: never a reason to stop
             found.append(Estimate())
     return found

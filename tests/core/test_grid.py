@@ -670,3 +670,22 @@ def test_a_strength_axis_over_an_input_image(isolated_env, pm, capsys, tmp_path)
         capsys, "grid", "a fox", "--image", str(tmp_path / "no.png"), "--x", "seed=1"
     )
     assert code == 2 and "cannot read input image" in err
+
+
+def test_max_cost_holds_the_whole_grid(configured, capsys, tmp_path):
+    args = [
+        "grid",
+        "a fox",
+        "--x",
+        "seed=1..3",
+        "-b",
+        "mock-b",
+        "--output-dir",
+        str(tmp_path / "r"),
+    ]
+    code, _, err = run_cli(capsys, *args, "--max-cost", "0.02")
+    assert code == 2 and "--max-cost $0.0200: this call is estimated at $0.0300" in err
+    assert not (tmp_path / "r").exists()
+    code, out, err = run_cli(capsys, *args, "--max-cost", "0.03", "--size", "16x16")
+    assert code == 0, err
+    assert "3 of 3 cells made an image · $0.03" in out

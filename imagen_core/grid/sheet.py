@@ -84,13 +84,15 @@ def render_grid_sheet(
     if rows < 1 or cols < 1 or len(cells) != rows or any(len(row) != cols for row in cells):
         raise ValueError(f"cells must be {rows} rows of {cols} columns")
     side = tile or tile_for(cols)
-    style = _Style.for_tiles(side, 1 if info else 0)
+    style = _Style.for_tiles(side, 0)  # its fonts and spacing, for the error text
     head_font = _font(max(18, round(side * 0.07)))
     label_font = _font(max(16, round(side * 0.06)))
     head_h = _line_height(head_font)
     label_h = _line_height(label_font)
     gap, pad = style.gap, style.pad
-    band = style.band if info else 0
+    # The info line: 16 px at 320 px tiles (8 columns), never under 15 px.
+    info_font = _font(max(15, round(side * 0.05)))
+    band = pad + _line_height(info_font) + pad if info else 0
     left = max(side // 2, 200)  # the row headers' column
     header_lines = 2
     top = pad + head_h + pad + head_h + header_lines * label_h + pad
@@ -150,8 +152,8 @@ def render_grid_sheet(
             top_y = y + (side - image.height) // 2
             sheet.paste(image, (left_x, top_y), image if image.mode == "RGBA" else None)
         if info and cell.info:
-            line = _fit_line(_drawable(cell.info), style.detail_font, side)
-            draw.text((x, y + side + pad), line, font=style.detail_font, fill=_DETAIL)
+            line = _fit_line(_drawable(cell.info), info_font, side)
+            draw.text((x, y + side + pad), line, font=info_font, fill=_DETAIL)
     return sheet
 
 

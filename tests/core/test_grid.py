@@ -689,3 +689,35 @@ def test_max_cost_holds_the_whole_grid(configured, capsys, tmp_path):
     code, out, err = run_cli(capsys, *args, "--max-cost", "0.03", "--size", "16x16")
     assert code == 0, err
     assert "3 of 3 cells made an image · $0.03" in out
+
+
+def test_waiting_on_canceled_jobs_missing_images_and_broken_records(configured, capsys, tmp_path):
+    from imagen_core.worker import Worker, WorkerOptions
+
+    folder = tmp_path / "run"
+    pending = run_grid(
+        Request("a fox", width=16, height=16),
+        [parse_axis("seed=1,2,3")],
+        output_dir=folder,
+        queue=True,
+        wait=False,
+    )
+    session = Session()
+    queue = session.queue()
+    first, second, _third = (cell.job for cell in pending.record.cells)
+    queue.cancel(first)
+    Worker(session, queue, WorkerOptions(once=True), log=lambda _line: None).run()
+    Path(queue.get(second).result_path).unlink()  # a worker elsewhere, no shared folder
+    run = wait_grid(folder)
+    statuses = [(cell.status, cell.error) for cell in run.record.cells]
+    assert statuses[0] == ("failed", "job canceled")
+    assert statuses[1][0] == "failed" and "cannot be read here" in statuses[1][1]
+    assert statuses[2] == ("ok", None)
+    # A folder whose record is broken, or no run at all: exit 2, saying which.
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "grid-jobs.json").write_text("{not json")
+    code, _, err = run_cli(capsys, "grid", "--wait", str(broken))
+    assert code == 2 and "grid-jobs.json cannot be read as a grid record" in err
+    code, _, err = run_cli(capsys, "grid", "--wait", str(tmp_path))
+    assert code == 2 and "is not a grid run (no grid.json or grid-jobs.json in it)" in err

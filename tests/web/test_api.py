@@ -396,3 +396,19 @@ def test_a_grid_run_is_one_entry_and_its_page_runs_only_its_own_script(client, s
     # Only a grid run's page is served: not any html, not outside output.dir.
     assert client.get("/images/nowhere/grid.html").status_code == 404
     assert client.get("/images/../grid.html").status_code == 404
+
+
+def test_a_hostile_grid_json_is_an_entry_without_500s(client, session, output_dir):
+    folder = output_dir / "2026-11-28" / "000000-x-grid"
+    folder.mkdir(parents=True)
+    (folder / "grid.json").write_text(
+        '{"kind": "grid", "prompt": "x", "sheets": "grid.png", "axes": [1, {"role": 2}],'
+        ' "totals": {"cost_usd": NaN, "latency_s": "slow"}, "base": [], "html": "../x.html"}'
+    )
+    response = client.get("/v1/images")
+    assert response.status_code == 200
+    (entry,) = response.json()["images"]
+    assert entry["kind"] == "grid" and entry["url"] is None and entry["page"] is None
+    assert entry["cost_usd"] is None and entry["latency_s"] is None
+    assert entry["axes"] == []
+    assert client.get("/images/2026-11-28/000000-x-grid/grid.html").status_code == 404

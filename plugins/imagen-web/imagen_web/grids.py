@@ -35,39 +35,52 @@ _INLINE = re.compile(r"<(style|script)>(.*?)</\1>", re.S)
 
 def grid_entry(rel: str, folder: Path, data: dict[str, Any], mtime_ns: int) -> Entry | None:
     """The gallery entry of the grid run in ``folder``, or None if not one."""
-    from imagen_web.images_index import Entry, _created, _dict, _file_in, _int, image_url
+    from imagen_web.images_index import (
+        Entry,
+        _created,
+        _dict,
+        _file_in,
+        _int,
+        _str,
+        finite_number,
+        image_url,
+    )
 
     if not rel or data.get("kind") != "grid" or not isinstance(data.get("prompt"), str):
         return None
-    sheets = [name for name in data.get("sheets") or [] if _file_in(folder, name)]
+    listed = data.get("sheets")
+    sheets = [name for name in listed if _file_in(folder, name)] if isinstance(listed, list) else []
     page = _file_in(folder, data.get("html"))
     created, created_text = _created(data, mtime_ns)
     base = _dict(data.get("base"))
     totals = _dict(data.get("totals"))
-    axes = [a for a in data.get("axes") or [] if isinstance(a, dict)]
-    cost = totals.get("cost_usd")
-    latency = totals.get("latency_s")
+    given = data.get("axes")
+    axes = [
+        a
+        for a in (given if isinstance(given, list) else [])
+        if isinstance(a, dict) and _str(a.get("role")) and _str(a.get("name"))
+    ]
     body = {
         "id": rel,
         "kind": "grid",
         "url": image_url(f"{rel}/{sheets[0]}") if sheets else None,
         "page": image_url(f"{rel}/{page}") if page else None,
         "sheets": [image_url(f"{rel}/{name}") for name in sheets],
-        "axes": [f"{a.get('role')}: {a.get('name')}" for a in axes],
+        "axes": [f"{a['role']}: {a['name']}" for a in axes],
         "cells": _int(totals.get("cells")),
         "created": created_text,
         "prompt": data["prompt"],
-        "style": base.get("style") if isinstance(base.get("style"), str) else None,
-        "negative": base.get("negative") if isinstance(base.get("negative"), str) else None,
-        "backend": base.get("backend") if isinstance(base.get("backend"), str) else None,
+        "style": _str(base.get("style")),
+        "negative": _str(base.get("negative")),
+        "backend": _str(base.get("backend")),
         "backend_type": None,
         "model": None,
         "seed": _int(base.get("seed")),
         "width": _int(base.get("width")),
         "height": _int(base.get("height")),
         "steps": _int(base.get("steps")),
-        "latency_s": float(latency) if isinstance(latency, (int, float)) else None,
-        "cost_usd": float(cost) if isinstance(cost, (int, float)) else None,
+        "latency_s": finite_number(totals.get("latency_s")),
+        "cost_usd": finite_number(totals.get("cost_usd")),
         "job": None,
     }
     return Entry((created, mtime_ns, rel), body)

@@ -46,7 +46,8 @@ td { padding: 3px; vertical-align: top; }
 #zoom { position: fixed; inset: 0; background: rgba(0,0,0,.88); display: none;
   align-items: center; justify-content: center; gap: 20px; padding: 20px; }
 #zoom.open { display: flex; }
-#zoom img { max-width: 75vw; max-height: 92vh; object-fit: contain; }
+#zoom img { width: min(75vw, 92vh); height: min(75vw, 92vh); object-fit: contain;
+  image-rendering: auto; }
 #zoom dl { max-width: 22vw; overflow-wrap: anywhere; }
 #zoom dt { color: var(--dim); } #zoom dd { margin: 0 0 6px; }
 a { color: #8cbeff; }
@@ -63,7 +64,8 @@ const el = (tag, attrs, ...kids) => {
   for (const kid of kids) node.append(kid);
   return node;
 };
-const money = (c) => c.cost_usd == null ? 'cost unknown' : (c.cost_usd === 0 ? 'free' : '$' + c.cost_usd.toFixed(4));
+const usd = (v) => '$' + v.toFixed(4).replace(/0+$/, '').replace(/\\.$/, '');
+const money = (c) => c.cost_usd == null ? 'cost unknown' : (c.cost_usd === 0 ? 'free' : usd(c.cost_usd));
 const info = (c) => c.status === 'ok'
   ? [c.backend, c.latency_s == null ? null : c.latency_s.toFixed(2) + ' s', money(c)].filter(Boolean).join(' · ')
   : c.backend + ' · ' + c.status;
@@ -148,10 +150,12 @@ function zoom(cell) {
   const dl = el('dl');
   const add = (k, v) => { if (v != null && v !== '') dl.append(el('dt', {}, k), el('dd', {}, String(v))); };
   Object.entries(cell.values).forEach(([k, v]) => add(k, v));
-  add('backend', cell.backend); add('model', cell.model); add('seed', cell.seed);
+  if (!('backend' in cell.values)) add('backend', cell.backend);
+  add('model', cell.model);
+  if (!('seed' in cell.values)) add('seed', cell.seed);
   add('time', cell.latency_s == null ? null : cell.latency_s.toFixed(2) + ' s');
   add('cost', cell.status === 'ok' ? money(cell) : null);
-  add('estimate', cell.estimate_usd == null ? null : '$' + cell.estimate_usd.toFixed(4));
+  add('estimate', cell.estimate_usd == null ? null : usd(cell.estimate_usd));
   add('error', cell.error);
   if (cell.image) dl.append(el('dd', {}, el('a', { href: cell.image, target: '_blank' }, 'open the full image')));
   if (cell.sidecar) dl.append(el('dd', {}, el('a', { href: cell.sidecar, target: '_blank' }, 'sidecar')));

@@ -80,6 +80,13 @@ def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> tupl
     "--detach", is_flag=True, help="With --queue: submit and exit; assemble later with --wait."
 )
 @click.option(
+    "--max-attempts",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="With --queue: tries per cell before it fails.",
+)
+@click.option(
     "--wait", "wait_run", metavar="RUN", help="Wait for a queued grid's jobs and assemble it."
 )
 @click.option(
@@ -115,6 +122,7 @@ def grid(
     parallel: bool,
     use_queue: bool,
     detach: bool,
+    max_attempts: int,
     wait_run: str | None,
     max_cells: int,
     output_dir: str | None,
@@ -214,6 +222,7 @@ def grid(
             queue=use_queue,
             wait=not detach,
             max_cells=max_cells,
+            max_attempts=max_attempts,
             info_line=not no_info,
             sidecar=False if no_sidecar else None,
             cloud=False if no_cloud else None,

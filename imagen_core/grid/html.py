@@ -51,6 +51,7 @@ td { padding: 3px; vertical-align: top; }
 #zoom dl { max-width: 22vw; overflow-wrap: anywhere; }
 #zoom dt { color: var(--dim); } #zoom dd { margin: 0 0 6px; }
 a { color: #8cbeff; }
+img.input { height: 48px; vertical-align: middle; border: 1px solid #444; }
 """
 
 _SCRIPT = """
@@ -179,6 +180,12 @@ def page(record: GridRecord, sheets: Sequence[str]) -> str:
     summary = f"{totals['ok']} of {totals['cells']} cells"
     if totals["cost_usd"]:
         summary += f" · ${totals['cost_usd']:.4f}"
+    given = ""
+    if record.input_image:
+        name = html.escape(record.input_image, quote=True)
+        given = (
+            f' · input: <a href="{name}"><img class="input" src="{name}" alt="the input image"></a>'
+        )
     links = " ".join(
         f'<a href="{html.escape(name, quote=True)}">{html.escape(name)}</a>' for name in sheets
     )
@@ -189,7 +196,7 @@ def page(record: GridRecord, sheets: Sequence[str]) -> str:
         f"<title>grid: {html.escape(record.prompt)}</title>"
         f"<style>{_STYLE}</style></head><body>"
         f"<header><h1>{html.escape(record.prompt)}</h1>"
-        f'<p><span class="summary">{html.escape(summary)}</span> · sheets: {links}</p>'
+        f'<p><span class="summary">{html.escape(summary)}</span> · sheets: {links}{given}</p>'
         '<div class="controls" id="controls"></div></header>'
         '<main id="cells"></main><div id="zoom"></div>'
         f'<script type="application/json" id="grid-data">{embedded}</script>'

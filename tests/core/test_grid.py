@@ -657,6 +657,8 @@ def test_a_strength_axis_over_an_input_image(isolated_env, pm, capsys, tmp_path)
         data = json.loads((tmp_path / "run" / "grid.json").read_text())
         assert data["input_image"] == "input.png"
         assert (tmp_path / "run" / "input.png").read_bytes() == source.read_bytes()
+        page = (tmp_path / "run" / "grid.html").read_text()
+        assert '<img class="input" src="input.png"' in page
         assert data["base"]["width"] == 40 and data["base"]["height"] == 24  # the image's size
         assert data["base"]["inputs"][0]["role"] == "image"
         # A backend that takes no input image is refused before anything runs.

@@ -27,7 +27,7 @@ import attrs
 
 from imagen_core import naming
 from imagen_core._version import __version__
-from imagen_core.errors import UsageError
+from imagen_core.errors import UsageError, describe
 from imagen_core.grid import record as rec
 from imagen_core.grid.engine import Job, new_folder, run_jobs
 from imagen_core.grid.plan import MAX_CELLS, ROLES, Plan, estimates, make_plan
@@ -152,13 +152,21 @@ def run_grid(
     )
     if queue:
         jobs = session.queue()
+        queued: list[rec.CellRecord] = []
+        problem: str | None = None
         try:
-            queued: list[rec.CellRecord] = []
             for cell, record_cell in zip(checked.cells, cells, strict=True):
-                job = jobs.submit(
-                    cell.request, backend=record_cell.backend, max_attempts=max_attempts
-                )
-                queued.append(attrs.evolve(record_cell, status="queued", job=job.id))
+                if problem is None:
+                    try:
+                        job = jobs.submit(
+                            cell.request, backend=record_cell.backend, max_attempts=max_attempts
+                        )
+                    except Exception as exc:  # the queue went away: the rest are failed tiles
+                        problem = f"not queued: {describe(exc)}"
+                    else:
+                        queued.append(attrs.evolve(record_cell, status="queued", job=job.id))
+                        continue
+                queued.append(attrs.evolve(record_cell, status="failed", error=problem))
         finally:
             jobs.close()
         record = attrs.evolve(record, cells=queued)

@@ -723,3 +723,35 @@ def test_waiting_on_canceled_jobs_missing_images_and_broken_records(configured, 
     assert code == 2 and "grid-jobs.json cannot be read as a grid record" in err
     code, _, err = run_cli(capsys, "grid", "--wait", str(tmp_path))
     assert code == 2 and "is not a grid run (no grid.json or grid-jobs.json in it)" in err
+
+
+def test_a_queue_that_fails_midway_leaves_failed_tiles_not_lost_jobs(
+    configured, tmp_path, monkeypatch
+):
+    from imagen_core.errors import ImagenError
+    from imagen_core.sqlite_queue import SQLiteQueue
+
+    calls = []
+    real = SQLiteQueue.submit
+
+    def flaky(self, request, **options):
+        calls.append(request.seed)
+        if len(calls) == 2:
+            raise ImagenError("database is restarting")
+        return real(self, request, **options)
+
+    monkeypatch.setattr(SQLiteQueue, "submit", flaky)
+    run = run_grid(
+        Request("a fox", width=16, height=16),
+        [parse_axis("seed=1,2,3")],
+        output_dir=tmp_path / "run",
+        queue=True,
+        wait=False,
+    )
+    assert calls == [1, 2]  # no submission after the queue failed
+    first, second, third = run.record.cells
+    assert first.status == "queued" and first.job
+    assert (second.status, second.error) == ("failed", "not queued: database is restarting")
+    assert third.error == second.error and third.job is None
+    recorded = json.loads((tmp_path / "run" / "grid-jobs.json").read_text())
+    assert [c["status"] for c in recorded["cells"]] == ["queued", "failed", "failed"]

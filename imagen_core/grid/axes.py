@@ -28,6 +28,17 @@ from imagen_core.models import MAX_SEED, MAX_SIDE, Request
 
 BUILTIN = ("backend", "seed", "steps", "size", "style", "negative", "strength", "prompt", "sr")
 NUMERIC = ("seed", "steps", "strength")
+# Names people write for a built-in axis; sent to the backend only as extra.NAME.
+MEANT = {
+    "width": "size",
+    "height": "size",
+    "model": "backend",
+    "models": "backend",
+    "negative_prompt": "negative",
+    "denoise": "strength",
+    "denoising_strength": "strength",
+    "search_replace": "sr",
+}
 MAX_VALUES = 1000  # one axis; a range that long is a typo (seed=1..100000)
 _EXTRA_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _RANGE = re.compile(r"\s*(-?[0-9.]+)\s*\.\.\s*(-?[0-9.]+)\s*(?::\s*(-?[0-9.]+)\s*)?")
@@ -87,7 +98,8 @@ def parse_axis(spec: str, *, option: str = "--x") -> Axis:
     if name.startswith("extra."):
         name, extra = name[len("extra.") :], True
     elif name not in BUILTIN:
-        near = difflib.get_close_matches(name.lower(), BUILTIN, n=1, cutoff=0.75)
+        near = [MEANT[name.lower()]] if name.lower() in MEANT else []
+        near = near or difflib.get_close_matches(name.lower(), BUILTIN, n=1, cutoff=0.75)
         if near:
             raise UsageError(
                 f"{option}: unknown axis {name!r}; did you mean {near[0]}? "

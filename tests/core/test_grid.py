@@ -89,6 +89,8 @@ def test_labels_and_extra_keys():
         ("seed", "write NAME=VALUES"),
         ("seeds=1,2", "unknown axis 'seeds'; did you mean seed?"),
         ("stpes=1,2", "did you mean steps?"),
+        ("width=512,768", "unknown axis 'width'; did you mean size?"),
+        ("model=a,b", "did you mean backend?"),
         ("seed=", "no values"),
         ("seed=a,b", "'a' is not a whole number or a range"),
         ("seed=1.5", "1.5 is not a whole number"),

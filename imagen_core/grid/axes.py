@@ -57,10 +57,6 @@ class Axis:
     labels: tuple[str, ...]
     extra: bool = False  # a Request.extra key
 
-    @property
-    def title(self) -> str:
-        return self.name
-
     def apply(self, request: Request, index: int) -> Request:
         """``request`` with this axis at its ``index``-th value."""
         value = self.values[index]

@@ -15,7 +15,7 @@ number (every backend that reads it says so).
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -180,7 +180,3 @@ def total(found: Sequence[Estimate]) -> tuple[float, bool]:
     """The sum of the known prices, and whether every price was known."""
     known = [e.usd for e in found if e.usd is not None]
     return round(sum(known), 6), len(known) == len(found)
-
-
-def cell_values(cell: Cell) -> dict[str, Any]:
-    return dict(cell.labels)

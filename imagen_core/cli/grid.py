@@ -152,7 +152,7 @@ def grid(
     image, 1 when none did.
     """
     from imagen_core.errors import UsageError
-    from imagen_core.grid import parse_axis, plan, run_grid, wait_grid
+    from imagen_core.grid import parse_axis, plan_grid, run_grid, wait_grid
     from imagen_core.models import ImageInput
 
     session = open_session(config_path)
@@ -191,7 +191,7 @@ def grid(
         inputs=tuple(inputs),
         strength=strength,
     )
-    checked = plan(request, axes, session=session, max_cells=max_cells)
+    checked = plan_grid(request, axes, session=session, max_cells=max_cells)
     if dry_run:
         click.echo(_dry_run_table(session, checked))
         return

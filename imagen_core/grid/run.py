@@ -65,7 +65,7 @@ class GridRun:
         return self.record.status == "queued"
 
 
-def plan(
+def plan_grid(
     request: Request,
     axes: Sequence[Axis],
     *,
@@ -107,7 +107,7 @@ def run_grid(
     """Plan, check and run a grid; see the module's doc. With ``queue``,
     ``submitted`` is called with the waiting run once every job is queued."""
     session = session or Session(config)
-    checked = plan(request, axes, session=session, max_cells=max_cells)
+    checked = plan_grid(request, axes, session=session, max_cells=max_cells)
     folder = _new_folder(session, checked.base, output_dir)
     given = checked.base.image or next(iter(checked.base.references), None)
     input_image = write_new(folder / f"input.{given.extension}", given.data) if given else None

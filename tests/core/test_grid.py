@@ -19,7 +19,7 @@ from PIL import Image
 from imagen_core import Request, Session, hookimpl
 from imagen_core.cli import main
 from imagen_core.errors import UsageError
-from imagen_core.grid import parse_axis, plan, run_grid, wait_grid
+from imagen_core.grid import parse_axis, plan_grid, run_grid, wait_grid
 from imagen_core.grid.sheet import SheetCell, render_grid_sheet
 from imagen_core.models import Result
 from tests.helpers import registered, write_config
@@ -170,15 +170,15 @@ def test_every_cell_is_checked_before_anything_runs(isolated_env, pm, tmp_path, 
 
 
 def test_one_seed_for_every_cell_unless_an_axis_sets_it(configured):
-    checked = plan(Request("fox"), [parse_axis("backend=mock-a,mock-b")])
+    checked = plan_grid(Request("fox"), [parse_axis("backend=mock-a,mock-b")])
     seeds = {cell.request.seed for cell in checked.cells}
     assert len(seeds) == 1 and 0 not in seeds
-    checked = plan(Request("fox"), [parse_axis("seed=0,7")])
+    checked = plan_grid(Request("fox"), [parse_axis("seed=0,7")])
     assert [cell.request.seed for cell in checked.cells] == [0, 7]
 
 
 def test_axes_change_the_requests(configured):
-    checked = plan(
+    checked = plan_grid(
         Request("a red fox", seed=3),
         [parse_axis("sr=red,blue"), parse_axis("size=64x32,32x64"), parse_axis("cfg=2,3.5")],
     )

@@ -21,7 +21,7 @@ import attrs
 
 from imagen_core import naming
 from imagen_core._version import __version__
-from imagen_core.errors import UsageError
+from imagen_core.errors import ImagenError, UsageError
 from imagen_core.grid.engine import Job, new_folder, run_jobs
 from imagen_core.grid.engine import device_of as device_of  # where callers found it
 from imagen_core.models import Generation, Request

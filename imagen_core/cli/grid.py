@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING
 
-import attrs
 import click
 
 from imagen_core.cli.options import (
@@ -153,7 +152,6 @@ def grid(
     """
     from imagen_core.errors import UsageError
     from imagen_core.grid import parse_axis, plan_grid, run_grid, wait_grid
-    from imagen_core.models import ImageInput
 
     session = open_session(config_path)
     if wait_run is not None:
@@ -178,17 +176,17 @@ def grid(
     ]
     if mask is not None and not images:
         raise UsageError("--mask needs the image it applies to: give --image")
-    inputs = [
-        ImageInput.from_path(path, role="image" if i == 0 else "reference")
-        for i, path in enumerate(images)
-    ]
-    if mask is not None:
-        inputs.append(ImageInput.from_path(mask, role="mask"))
-    if size is None:
-        size = (inputs[0].width, inputs[0].height) if inputs else (1024, 1024)
-    request = attrs.evolve(
-        make_request(prompt, size, seed, steps, style, negative, backend),
-        inputs=tuple(inputs),
+    # The inputs are read and checked here, as generate and compare do ('-' is stdin).
+    request = make_request(
+        prompt,
+        size,
+        seed,
+        steps,
+        style,
+        negative,
+        backend,
+        images=images,
+        mask=mask,
         strength=strength,
     )
     checked = plan_grid(request, axes, session=session, max_cells=max_cells)

@@ -94,6 +94,30 @@ def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> float:
     return time.perf_counter() - start
 
 
+def measure(
+    baseline: list[str], subject: list[str], env: dict[str, str], work: Path, runs: int
+) -> tuple[float, float]:
+    """Medians of ``runs`` interleaved runs of each, after one to warm the page cache."""
+    timed(baseline, env, work), timed(subject, env, work)
+    base, subj = [], []
+    for _ in range(runs):
+        base.append(timed(baseline, env, work))
+        subj.append(timed(subject, env, work))
+    return statistics.median(base), statistics.median(subj)
+
+
+def report(name: str, b: float, s: float) -> bool:
+    """Print the row of a montage benchmark; True when the target is met."""
+    ratio = s / b
+    ok = ratio <= TARGET
+    print(f"{'benchmark':<44} {'montage':>10} {'imagen':>10} {'ratio':>7} {'target':>7}")
+    print(
+        f"{name:<44} {b * 1000:>8.1f}ms {s * 1000:>8.1f}ms "
+        f"{ratio:>6.2f}x {TARGET:>6.1f}x {'ok' if ok else 'MISSED'}"
+    )
+    return ok
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=9, help="runs per command (median taken)")
@@ -130,24 +154,12 @@ def main() -> int:
         *files,
         "montage-sheet.png",
     ]
-    timed(baseline, env, work), timed(subject, env, work)  # warm the page cache
-    base, subj = [], []
-    for _ in range(args.runs):
-        base.append(timed(baseline, env, work))
-        subj.append(timed(subject, env, work))
-    b, s = statistics.median(base), statistics.median(subj)
-    ratio = s / b
-    ok = ratio <= TARGET
+    b, s = measure(baseline, subject, env, work, args.runs)
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(work / "imagen-sheet.png", args.keep / "sheet-imagen.png")
         shutil.copyfile(work / "montage-sheet.png", args.keep / "sheet-montage.png")
-    name = "contact sheet, 8 x 1024x1024 -> 4x2 x 512"
-    print(f"{'benchmark':<44} {'montage':>10} {'imagen':>10} {'ratio':>7} {'target':>7}")
-    print(
-        f"{name:<44} {b * 1000:>8.1f}ms {s * 1000:>8.1f}ms "
-        f"{ratio:>6.2f}x {TARGET:>6.1f}x {'ok' if ok else 'MISSED'}"
-    )
+    ok = report("contact sheet, 8 x 1024x1024 -> 4x2 x 512", b, s)
     for label, path in (("imagen", "imagen-sheet.png"), ("montage", "montage-sheet.png")):
         print(f"  {label} sheet: {(work / path).stat().st_size / 1e6:.2f} MB")
     return 0 if ok else 1

@@ -1,4 +1,4 @@
-"""The gallery's index: every image sidecar and compare run under ``output.dir``,
+"""The gallery's index: every image sidecar, compare and grid run under ``output.dir``,
 newest first, paged by an opaque cursor.
 
 Why an in-memory index kept fresh by directory mtimes (and not a SQLite file):
@@ -49,6 +49,7 @@ from urllib.parse import quote
 import attrs
 
 from imagen_core.comparison import SIDECAR_NAME
+from imagen_core.grid.record import RECORD_NAME as GRID_SIDECAR
 from imagen_core.worker import JOBS_FOLDER
 
 # What imagen_core writes: a compare run's sidecar, and the worker's folder.
@@ -175,6 +176,8 @@ class ImagesIndex:
                         names.append(item.name)
         except OSError:
             pass
+        if GRID_SIDECAR in names:  # a grid run is one entry: its cells are not listed
+            names = [GRID_SIDECAR]
         before = known.sidecars if known else {}
         sidecars: dict[str, str] = {}
         for name in names:
@@ -227,6 +230,10 @@ class ImagesIndex:
             return None
         if name == COMPARE_SIDECAR:
             return _compare_entry(rel, folder, data, mtime_ns)
+        if name == GRID_SIDECAR:
+            from imagen_web.grids import grid_entry
+
+            return grid_entry(rel, folder, data, mtime_ns)
         return _image_entry(rel, folder, data, mtime_ns, root=self.root)
 
 

@@ -93,10 +93,10 @@ _FORM_PROPERTIES: dict[str, Any] = {
 
 _ENTRY_PROPERTIES: dict[str, Any] = {
     "id": {"type": "string", "description": "path relative to output.dir"},
-    "kind": {"enum": ["image", "compare"]},
+    "kind": {"enum": ["image", "compare", "grid"]},
     "url": {
         "type": ["string", "null"],
-        "description": "the image (a compare run: its contact sheet)",
+        "description": "the image (a compare run: its contact sheet; a grid run: its first sheet)",
     },
     "created": {"type": "string"},
     "prompt": {"type": "string"},
@@ -121,6 +121,10 @@ _ENTRY_PROPERTIES: dict[str, Any] = {
     "tiles": {"type": "array", "items": _ref("Tile")},
     "inputs": {"type": "array", "items": _ref("Input")},
     "strength": NULLABLE_NUM,
+    "page": {"type": ["string", "null"], "description": "a grid run: its grid.html"},
+    "sheets": {"type": "array", "items": {"type": "string"}, "description": "a grid run"},
+    "axes": {"type": "array", "items": {"type": "string"}, "description": "a grid run"},
+    "cells": {"type": ["integer", "null"], "description": "a grid run: how many cells"},
 }
 
 SCHEMAS: dict[str, Any] = {

@@ -233,13 +233,13 @@ class SQLiteQueue:
             [result_path, json.dumps(metadata, default=str)],
         )
 
-    def fail(self, job_id: str, worker: str, *, error: str) -> bool:
+    def fail(self, job_id: str, worker: str, *, error: str, retry: bool = True) -> bool:
         return self._update_owned(
             job_id,
             worker,
-            "status = CASE WHEN attempts < max_attempts THEN 'queued' ELSE 'failed' END,"
+            "status = CASE WHEN ? AND attempts < max_attempts THEN 'queued' ELSE 'failed' END,"
             " error = ?, worker = NULL, lease_until = NULL",
-            [error],
+            [retry, error],
         )
 
     def release(self, job_id: str, worker: str) -> bool:
@@ -264,6 +264,13 @@ class SQLiteQueue:
         with self._lock, self._failing_clearly():
             row = self._connect().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return self._job(row) if row else None
+
+    def match(self, prefix: str, *, limit: int) -> list[str]:
+        # Ids are lowercase UUIDs: a range on the primary key, not a scan.
+        query = "SELECT id FROM jobs WHERE id >= ? AND id < ? ORDER BY created_at DESC LIMIT ?"
+        with self._lock, self._failing_clearly():
+            rows = self._connect().execute(query, (prefix, prefix + "\uffff", limit)).fetchall()
+        return [row["id"] for row in rows]
 
     def list(self, *, status: str | None = None, limit: int = 100) -> list[Job]:
         query, params = "SELECT * FROM jobs", []

@@ -124,6 +124,10 @@ class Statements:
             "WHERE id = %s AND status IN ('queued', 'running') RETURNING {columns}"
         )
         self.get = compose("SELECT {columns} FROM {jobs} WHERE id = %s")
+        # Short ids: few jobs are ever looked up this way, a scan is fine.
+        self.match = compose(
+            "SELECT id FROM {jobs} WHERE id::text LIKE %s ORDER BY seq DESC LIMIT %s"
+        )
         self.list_all = compose("SELECT {columns} FROM {jobs} ORDER BY seq DESC LIMIT %s")
         self.list_status = compose(
             "SELECT {columns} FROM {jobs} WHERE status = %s ORDER BY seq DESC LIMIT %s"
@@ -210,9 +214,16 @@ class PostgresQueue:
         params = (result_path, metadata_json(metadata), key, worker)
         return key is not None and self._rowcount(self._sql.complete, params) == 1
 
-    def fail(self, job_id: str, worker: str, *, error: str) -> bool:
+    def fail(self, job_id: str, worker: str, *, error: str, retry: bool = True) -> bool:
         key = _uuid(job_id)
-        return key is not None and self._rowcount(self._sql.fail, (error, key, worker)) == 1
+        statement = self._sql.fail if retry else self._sql.give_up
+        return key is not None and self._rowcount(statement, (error, key, worker)) == 1
+
+    def match(self, prefix: str, *, limit: int) -> builtins.list[str]:
+        if not prefix or not all(c in "0123456789abcdef-" for c in prefix.lower()):
+            return []
+        rows = self._all(self._sql.match, (prefix.lower() + "%", limit))
+        return [str(row[0]) for row in rows]
 
     def release(self, job_id: str, worker: str) -> bool:
         key = _uuid(job_id)

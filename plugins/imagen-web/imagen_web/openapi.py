@@ -268,6 +268,7 @@ PATHS: dict[str, Any] = {
             "parameters": [_JOB_ID],
             "responses": {
                 "200": _json("the job", _ref("Job")),
+                "400": _error("the short id is the start of several jobs' ids"),
                 "404": _error("no such job"),
                 "503": _error("the queue cannot be reached"),
             },
@@ -278,6 +279,7 @@ PATHS: dict[str, Any] = {
             "parameters": [_JOB_ID],
             "responses": {
                 "200": _json("canceled", _ref("Job")),
+                "400": _error("the short id is the start of several jobs' ids"),
                 "404": _error("no such job"),
                 "409": _error("the job is already finished"),
                 "503": _error("the queue cannot be reached"),

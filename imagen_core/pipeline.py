@@ -316,8 +316,15 @@ class Session:
         )
         started = time.perf_counter()
         try:
-            with cancel.cancelable() if cancel is not None else contextlib.nullcontext():
-                result = backend.generate(sent, progress or no_progress)
+            try:
+                with cancel.cancelable() if cancel is not None else contextlib.nullcontext():
+                    result = backend.generate(sent, progress or no_progress)
+            finally:
+                # A progress line with close() (the CLI's bar) is erased when the
+                # backend is done: a warning or a hint after it gets a clean line.
+                close = getattr(progress, "close", None)
+                if callable(close):
+                    close()
             if not isinstance(result, Result) or not result.image:
                 raise BackendError(f"backend {instance.name!r} returned no image ({result!r})")
         except KeyboardInterrupt:

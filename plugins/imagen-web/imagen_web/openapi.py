@@ -11,7 +11,7 @@ import copy
 from typing import Any
 
 from imagen_core._version import __version__
-from imagen_web.bodies import MAX_PROMPT_CHARS
+from imagen_core.models import MAX_PROMPT_CHARS
 
 MAX_SEED = 2**64 - 1
 

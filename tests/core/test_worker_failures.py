@@ -349,3 +349,36 @@ def test_cancelling_a_finished_job_exits_1(isolated_env, capsys):
     assert code == 1 and out == ""
     assert err.strip() == f"imagen: job {job.id} is already done; nothing to cancel"
     assert queue.get(job.id).status == "done"
+
+
+def test_on_a_terminal_the_worker_shows_the_running_jobs_steps(isolated_env):
+    import pty
+
+    write_config(
+        isolated_env,
+        "queue: {type: sqlite, poll_s: 0.02}\nbackends:\n  mock: {type: mock, latency_s: 0.2}\n",
+    )
+    queue = Session().queue()
+    job = queue.submit(Request("x", width=8, height=8, steps=4), backend="mock")
+    main_fd, child_fd = pty.openpty()
+    env = {**os.environ, "IMAGEN_LOAD_PLUGINS": "imagen-mock"}
+    code = "from imagen_core.cli import main; main(['worker', '--once'])"
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=child_fd)
+    os.close(child_fd)
+    seen = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(main_fd, 4096)
+            except OSError:  # the worker exited: the terminal is gone
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.close(main_fd)
+        assert proc.wait(timeout=60) == 0
+    text = seen.decode()
+    assert f"job {job.id[:8]} mock 4/4" in text  # the status line
+    assert f"\r\x1b[Kjob {job.id[:8]} mock done" in text  # the job line erases it first
+    assert queue.get(job.id).status == "done"

@@ -206,7 +206,7 @@ def test_cli_submit_wait_and_jobs(session, capsys, monkeypatch):
 def test_kill_9_fault_test_every_job_done_exactly_once(isolated_env, output_dir, tmp_path):
     write_config(
         isolated_env,
-        "queue: {type: sqlite, poll_s: 0.02}\nbackends:\n  mock: {type: mock, latency_s: 0.04}\n",
+        "queue: {type: sqlite, poll_s: 0.02}\nbackends:\n  mock: {type: mock, latency_s: 0.1}\n",
     )
     session = Session()
     queue = session.queue()
@@ -235,18 +235,34 @@ def test_kill_9_fault_test_every_job_done_exactly_once(isolated_env, output_dir,
 
     workers = [start() for _ in range(4)]
     rng = random.Random(7)
-    kills = 0
-    deadline = time.monotonic() + 120
+    kills = hits = 0
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
-        if all(j.status == "done" for j in queue.list(limit=500)):
+        jobs = queue.list(limit=500)
+        if all(j.status == "done" for j in jobs):
             break
-        time.sleep(rng.uniform(0.05, 0.4))
-        if kills < 12:
-            victim = rng.randrange(len(workers))
+        # Kill a worker while it runs a job, by construction: a job seen running,
+        # the process its worker id names (host:pid:tag).
+        alive = {w.pid: i for i, w in enumerate(workers)}
+        running = [
+            (j, alive[pid])
+            for j in jobs
+            if j.status == "running"
+            and j.worker
+            and (pid := int(j.worker.rsplit(":", 2)[1])) in alive
+        ]
+        if hits < 4 and kills < 40 and running:
+            job, victim = rng.choice(running)
             workers[victim].send_signal(signal.SIGKILL)
             workers[victim].wait()
             kills += 1
             workers[victim] = start()
+            # On a busy machine the job may have ended between the look and the
+            # kill: count the kills that found it still running, and go on
+            # until four did (its row cannot change before its lease runs out).
+            after = queue.get(job.id)
+            hits += after.status == "running" and after.worker == job.worker
+        time.sleep(0.02)
     for w in workers:
         w.send_signal(signal.SIGTERM)
     for w in workers:
@@ -255,6 +271,7 @@ def test_kill_9_fault_test_every_job_done_exactly_once(isolated_env, output_dir,
     jobs = queue.list(limit=500)
     assert {j.id for j in jobs} == ids
     assert Counter(j.status for j in jobs) == {"done": 200}
+    assert hits >= 4, f"only {hits} of {kills} kills hit a running job"
     assert any(j.attempts > 1 for j in jobs), "no kill hit a running job: the test proved nothing"
     images = sorted(p.name for p in (output_dir / "jobs").glob("*.png"))
     assert images == sorted(f"{i}.png" for i in ids)  # exactly one image per job

@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS usage (
     cost_usd      REAL,               -- estimate; NULL when unknown
     prompt_sha256 TEXT NOT NULL,      -- never the prompt itself
     caller        TEXT NOT NULL,
-    status        TEXT NOT NULL,      -- ok | failed
+    status        TEXT NOT NULL,      -- ok | failed | interrupted
     error         TEXT,
     inputs        INTEGER NOT NULL DEFAULT 0, -- input images given (edit, references, mask)
     cost_basis    TEXT                -- billed | computed | estimated; NULL when unknown
@@ -129,9 +129,18 @@ class LedgerConfig:
     )
 
 
+INTERRUPTED = "interrupted before the image was written"
+
+
+def _key(generation: Generation) -> tuple[object, ...]:
+    return (generation.started_at, generation.request.prompt_sha256, generation.backend)
+
+
 class Ledger:
     def __init__(self, config: LedgerConfig) -> None:
         self.path = config.path or default_path()
+        # Rows written by ``begin`` that ``send`` completes, by generation.
+        self._pending: dict[tuple[object, ...], int] = {}
 
     def _connect(self) -> sqlite3.Connection:
         import sqlite3
@@ -154,27 +163,48 @@ class Ledger:
             raise
         return db
 
+    def begin(self, generation: Generation) -> None:
+        """The row of an image about to be written, saying "interrupted" until
+        ``send`` completes it: a process killed in between leaves a true record."""
+        row_id = self._write(attrs.evolve(generation, error=INTERRUPTED), status="interrupted")
+        if row_id is not None:
+            self._pending[_key(generation)] = row_id
+
     def send(self, generation: Generation) -> None:
+        self._write(generation, pending=self._pending.pop(_key(generation), None))
+
+    def _write(
+        self, generation: Generation, *, status: str | None = None, pending: int | None = None
+    ) -> int | None:
         import sqlite3
 
         from imagen_core.identity import caller
         from imagen_core.sqlite_locks import when_unlocked
 
         values = UsageRow.of(generation, caller()).as_dict()
+        if status is not None:
+            values["status"] = status
         row = [values[c] for c in COLUMNS] + [len(generation.request.inputs)]
         try:
-            when_unlocked(lambda: self._insert(row), timeout_s=BUSY_TIMEOUT_S)
+            return when_unlocked(lambda: self._insert(row, pending), timeout_s=BUSY_TIMEOUT_S)
         except (OSError, sqlite3.Error) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
             raise LedgerError(f"cannot write {self.path}: {reason}") from None
 
-    def _insert(self, row: list[object]) -> None:
+    def _insert(self, row: list[object], pending: int | None = None) -> int | None:
         import sqlite3
 
         db = self._connect()
         try:
+            if pending is not None:
+                assignments = ", ".join(f"{c} = ?" for c in LEDGER_COLUMNS)
+                updated = db.execute(
+                    f"UPDATE usage SET {assignments} WHERE id = ?", [*row, pending]
+                )
+                if updated.rowcount == 1:
+                    return pending
             try:
-                db.execute(INSERT, row)
+                return db.execute(INSERT, row).lastrowid
             except sqlite3.OperationalError as exc:
                 if "no such table" in str(exc):
                     _create(db)  # a file left empty (created, then interrupted)
@@ -182,7 +212,7 @@ class Ledger:
                     _migrate(db)  # a ledger of an older imagen
                 else:
                     raise
-                db.execute(INSERT, row)
+                return db.execute(INSERT, row).lastrowid
         finally:
             db.close()
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
-from imagen_core.errors import InvalidRequest
+from imagen_core.errors import InvalidRequest, UsageError
 from imagen_core.models import INPUT_ROLES, ImageInput, Request
 
 if TYPE_CHECKING:
@@ -183,9 +183,10 @@ class Queue(Protocol):
     ) -> bool:
         """Mark done; False (and no change) when ``worker`` does not own the job."""
 
-    def fail(self, job_id: str, worker: str, *, error: str) -> bool:
-        """Record the error; the job is queued again while attempts remain, else
-        failed. False (and no change) when ``worker`` does not own the job."""
+    def fail(self, job_id: str, worker: str, *, error: str, retry: bool = True) -> bool:
+        """Record the error; the job is queued again while attempts remain (and
+        ``retry``: the failure may pass), else failed. False (and no change)
+        when ``worker`` does not own the job."""
 
     def release(self, job_id: str, worker: str) -> bool:
         """Give a running job back to the queue (a worker shutting down) without
@@ -201,6 +202,10 @@ class Queue(Protocol):
     def input_bytes(self, sha256: str) -> bytes | None:
         """The bytes of a stored input image (of a queued or running job), or None."""
 
+    def match(self, prefix: str, *, limit: int) -> list[str]:
+        """The ids starting with ``prefix`` (at most ``limit``, newest first), for
+        short ids like git's: ``imagen jobs show 955ed53b``."""
+
     def list(self, *, status: str | None = None, limit: int = 100) -> list[Job]:
         """Newest first."""
 
@@ -210,3 +215,31 @@ class Queue(Protocol):
         others may just sleep."""
 
     def close(self) -> None: ...
+
+
+class AmbiguousJobId(UsageError):
+    """A short job id that more than one job's id starts with."""
+
+    def __init__(self, prefix: str, ids: list[str]) -> None:
+        self.prefix, self.ids = prefix, ids
+        shown = ", ".join(ids[:MATCHES_SHOWN]) + (", ..." if len(ids) > MATCHES_SHOWN else "")
+        super().__init__(f"job id {prefix!r} is ambiguous; it starts {shown}: give more of it")
+
+
+MATCHES_SHOWN = 10
+
+
+def find_job(queue: Queue, job_id: str) -> Job | None:
+    """The job whose id is ``job_id`` or, failing that, the one job whose id
+    starts with it (any unique prefix, as git takes). None when no id matches;
+    AmbiguousJobId when several do. A queue type without ``match`` takes full
+    ids only."""
+    job = queue.get(job_id)
+    text = job_id.strip().lower()
+    match = getattr(queue, "match", None)
+    if job is not None or not text or match is None:
+        return job
+    ids = list(match(text, limit=MATCHES_SHOWN + 1))
+    if len(ids) > 1:
+        raise AmbiguousJobId(job_id, ids)
+    return queue.get(ids[0]) if ids else None

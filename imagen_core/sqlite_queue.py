@@ -366,13 +366,13 @@ class SQLiteQueue:
             collect=True,
         )
 
-    def fail(self, job_id: str, worker: str, *, error: str) -> bool:
+    def fail(self, job_id: str, worker: str, *, error: str, retry: bool = True) -> bool:
         return self._update_owned(
             job_id,
             worker,
-            "status = CASE WHEN attempts < max_attempts THEN 'queued' ELSE 'failed' END,"
+            "status = CASE WHEN ? AND attempts < max_attempts THEN 'queued' ELSE 'failed' END,"
             " error = ?, worker = NULL, lease_until = NULL",
-            [error],
+            [retry, error],
             collect=True,
         )
 
@@ -404,6 +404,13 @@ class SQLiteQueue:
         with self._lock, self._failing_clearly():
             found = _read(self._connect(), [sha256])
         return found.get(sha256)
+
+    def match(self, prefix: str, *, limit: int) -> list[str]:
+        # Ids are lowercase UUIDs: a range on the primary key, not a scan.
+        query = "SELECT id FROM jobs WHERE id >= ? AND id < ? ORDER BY created_at DESC LIMIT ?"
+        with self._lock, self._failing_clearly():
+            rows = self._connect().execute(query, (prefix, prefix + "\uffff", limit)).fetchall()
+        return [row["id"] for row in rows]
 
     def list(self, *, status: str | None = None, limit: int = 100) -> list[Job]:
         query, params = "SELECT * FROM jobs", []

@@ -212,12 +212,17 @@ def usage_report(groups: list[WeekGroup]) -> str:
     failed = sum(g.failed for g in groups)
     cost = sum(g.cost_usd or 0.0 for g in groups)
     noun = "image" if total == 1 else "images"
-    footer = f"total: {total} {noun}, {failed} failed, ${cost:.4f} estimated cost"
+    # As the rows say it: "free", "$0.065" (no "$0.0000" under rows saying free).
+    footer = f"total: {total} {noun}, {failed} failed, estimated cost {format_cost(cost)}"
     return (table(rows) + "\n" if groups else "no usage recorded in that period\n") + footer
 
 
 def usage_rows(rows: list[UsageRow]) -> str:
-    lines = [("time (UTC)", "backend", "model", "caller", "status", "latency", "cost", "prompt")]
+    # The error goes last: the last column is not padded, so one long error
+    # does not make every row as wide as itself.
+    lines = [
+        ("time (UTC)", "backend", "model", "caller", "status", "latency", "cost", "prompt", "error")
+    ]
     for r in rows:
         lines.append(
             (
@@ -225,12 +230,13 @@ def usage_rows(rows: list[UsageRow]) -> str:
                 r.backend,
                 r.model or "-",
                 r.caller,
-                r.status if not r.error else f"{r.status}: {r.error}",
+                r.status,
                 f"{r.latency_s:.2f}s" if r.latency_s is not None else "-",
                 format_cost(r.cost_usd) + (f" ({r.cost_basis})" if r.cost_basis else "")
                 if r.cost_usd is not None
                 else "unknown",
                 r.prompt_sha256[:12],
+                r.error or "",
             )
         )
     return table(lines) if rows else "no usage recorded in that period"

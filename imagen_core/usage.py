@@ -28,7 +28,7 @@ class UsageRow:
     cost_usd: float | None
     prompt_sha256: str
     caller: str
-    status: str  # "ok" | "failed"
+    status: str  # "ok" | "failed" | "interrupted" (killed while writing the image)
     error: str | None = None
     cost_basis: str | None = None  # "billed" | "computed" | "estimated"; None when unknown
 

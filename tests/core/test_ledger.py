@@ -225,7 +225,7 @@ def test_usage_command_filters_and_formats(isolated_env, capsys):
     assert lines[0].split()[:4] == ["week", "backend", "model", "caller"]
     assert lines[1].split()[:6] == ["2026-W18", "flux", "flux-dev", "alice", "1", "0"]
     assert lines[2].split()[:6] == ["2026-W19", "flux", "flux-dev", "alice", "1", "0"]
-    assert lines[-1] == "total: 2 images, 0 failed, $0.0650 estimated cost"
+    assert lines[-1] == "total: 2 images, 0 failed, estimated cost $0.065"
     code, out, _ = run(capsys, "usage", "--json")
     assert [g["count"] for g in json.loads(out)] == [2, 1]
 

@@ -151,6 +151,51 @@ class QueueContract:
         queue.wait(0.2)
         assert time.monotonic() - start < 5
 
+    def test_fail_without_retry_fails_at_once(self, queue):
+        job = queue.submit(Request("x"), backend="mock", max_attempts=3)
+        queue.claim("w1", backends=None, lease_s=60)
+        assert queue.fail(job.id, "w1", error="HTTP 400: bad prompt", retry=False)
+        failed = queue.get(job.id)
+        assert (failed.status, failed.attempts, failed.error) == (
+            "failed",
+            1,
+            "HTTP 400: bad prompt",
+        )
+        assert queue.claim("w1", backends=None, lease_s=60) is None
+
+    def test_match_finds_ids_by_their_start(self, queue):
+        jobs = [queue.submit(Request(f"p{i}"), backend="mock") for i in range(40)]
+        target = jobs[7].id
+        assert queue.match(target[:8], limit=5) == [target]
+        assert queue.match(target, limit=5) == [target]
+        assert queue.match("zz", limit=5) == []
+        # Forty random ids: some first hex digit is shared by two or more.
+        by_first: dict[str, list[str]] = {}
+        for job in jobs:
+            by_first.setdefault(job.id[0], []).append(job.id)
+        shared = max(by_first.values(), key=len)
+        assert sorted(queue.match(shared[0][0], limit=50)) == sorted(shared)
+        assert len(queue.match(shared[0][0], limit=1)) == 1
+
+    def test_find_job_takes_a_unique_prefix_and_names_the_ambiguous(self, queue):
+        from imagen_core.errors import UsageError
+        from imagen_core.queue import AmbiguousJobId, find_job
+
+        jobs = [queue.submit(Request(f"p{i}"), backend="mock") for i in range(40)]
+        one = jobs[3]
+        assert find_job(queue, one.id).id == one.id
+        assert find_job(queue, one.id[:12]).id == one.id
+        assert find_job(queue, one.id[:12].upper()).id == one.id
+        assert find_job(queue, "ffffffff-no") is None
+        # Forty ids, sixteen hex digits: some first digit is shared.
+        shared = max(
+            ([j.id for j in jobs if j.id[0] == digit] for digit in "0123456789abcdef"), key=len
+        )
+        with pytest.raises(AmbiguousJobId) as info:
+            find_job(queue, shared[0][0])
+        assert isinstance(info.value, UsageError)
+        assert all(job_id in str(info.value) for job_id in shared[:10])
+
     # ------------------------------------------------------------ input images
 
     def test_inputs_travel_with_the_job_as_hashes(self, queue):

@@ -187,6 +187,9 @@ def test_cancel_a_queued_job_but_not_a_finished_one(client, session):
         "code": "job_finished",
         "message": f"job {done['id']} is already done",
     }
+    short = client.post("/v1/jobs", json=small()).json()["id"][:8]
+    assert client.get(f"/v1/jobs/{short}").json()["id"].startswith(short)
+    assert client.delete(f"/v1/jobs/{short}").json()["status"] == "canceled"
     for method in (client.get, client.delete):
         missing = method("/v1/jobs/not-a-job")
         assert missing.status_code == 404

@@ -164,6 +164,10 @@ class Statements:
             "WHERE id = %s AND status IN ('queued', 'running') RETURNING {columns}"
         )
         self.get = compose("SELECT {columns} FROM {jobs} WHERE id = %s")
+        # Short ids: few jobs are ever looked up this way, a scan is fine.
+        self.match = compose(
+            "SELECT id FROM {jobs} WHERE id::text LIKE %s ORDER BY seq DESC LIMIT %s"
+        )
         self.list_all = compose("SELECT {columns} FROM {jobs} ORDER BY seq DESC LIMIT %s")
         self.list_status = compose(
             "SELECT {columns} FROM {jobs} WHERE status = %s ORDER BY seq DESC LIMIT %s"
@@ -274,13 +278,20 @@ class PostgresQueue:
         self._collect(ended)
         return ended is not None
 
-    def fail(self, job_id: str, worker: str, *, error: str) -> bool:
+    def fail(self, job_id: str, worker: str, *, error: str, retry: bool = True) -> bool:
         key = _uuid(job_id)
         if key is None:
             return False
-        ended = self._one(self._sql.fail, (error, key, worker))
+        statement = self._sql.fail if retry else self._sql.give_up
+        ended = self._one(statement, (error, key, worker))
         self._collect(ended)
         return ended is not None
+
+    def match(self, prefix: str, *, limit: int) -> builtins.list[str]:
+        if not prefix or not all(c in "0123456789abcdef-" for c in prefix.lower()):
+            return []
+        rows = self._all(self._sql.match, (prefix.lower() + "%", limit))
+        return [str(row[0]) for row in rows]
 
     def release(self, job_id: str, worker: str) -> bool:
         key = _uuid(job_id)

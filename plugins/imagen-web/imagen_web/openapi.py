@@ -11,7 +11,7 @@ import copy
 from typing import Any
 
 from imagen_core._version import __version__
-from imagen_web.bodies import MAX_PROMPT_CHARS
+from imagen_core.models import MAX_PROMPT_CHARS
 
 MAX_SEED = 2**64 - 1
 
@@ -345,6 +345,7 @@ PATHS: dict[str, Any] = {
             "parameters": [_JOB_ID],
             "responses": {
                 "200": _json("the job", _ref("Job")),
+                "400": _error("the short id is the start of several jobs' ids"),
                 "404": _error("no such job"),
                 "503": _error("the queue cannot be reached"),
             },
@@ -355,6 +356,7 @@ PATHS: dict[str, Any] = {
             "parameters": [_JOB_ID],
             "responses": {
                 "200": _json("canceled", _ref("Job")),
+                "400": _error("the short id is the start of several jobs' ids"),
                 "404": _error("no such job"),
                 "409": _error("the job is already finished"),
                 "503": _error("the queue cannot be reached"),

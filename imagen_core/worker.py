@@ -14,6 +14,7 @@ job in flight when the worker is told to stop a second time.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import socket
@@ -373,6 +374,13 @@ class Worker:
         give back, without counting the attempt, a job whose server is down."""
         error = describe(exc)
         try:
+            resets = _budget_resets(exc)
+            if resets is not None:
+                # on_exceed: wait -- the job keeps its place until the period resets.
+                self._hold(job.backend, resets)
+                self.queue.release(job.id, self.id)
+                self._log(job, "waiting", took, f"{error}; back in the queue until then")
+                return
             if is_unavailable(exc):
                 pause = self._mark_down(job, error)
                 self.queue.release(job.id, self.id)
@@ -386,6 +394,12 @@ class Worker:
             retry = True
         status = f"retrying ({job.attempts}/{job.max_attempts})" if retry else "failed"
         self._log(job, status, took, error)
+
+    def _hold(self, backend: str, until: dt.datetime) -> None:
+        """Claim nothing for ``backend`` until ``until`` (a budget's reset)."""
+        pause = max(1.0, (until - dt.datetime.now(dt.timezone.utc)).total_seconds())
+        with self._lock:
+            self._down[backend] = (time.monotonic() + pause, pause)
 
     def _finish(self, job: Job) -> None:
         self._clear_status()
@@ -469,3 +483,13 @@ def install_signals(worker: Worker) -> Signals:
     signals.install()
     signals.attach(worker)
     return signals
+
+
+def _budget_resets(exc: BaseException) -> dt.datetime | None:
+    """When a job refused by an ``on_exceed: wait`` budget may run again; None
+    for any other failure (a refusing budget fails the job like any usage error)."""
+    from imagen_core.budgets import BudgetExceeded
+
+    if isinstance(exc, BudgetExceeded) and exc.wait:
+        return exc.status.resets
+    return None

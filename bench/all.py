@@ -24,6 +24,7 @@ SCRIPTS = (
     "usage",
     "jobs",
     "contact_sheet",
+    "grid",
     "comfyui",
     "worker",
     "postgres_queue",

@@ -95,6 +95,31 @@ def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> float:
     return time.perf_counter() - start
 
 
+def measure(
+    baseline: list[str], subject: list[str], env: dict[str, str], work: Path, runs: int
+) -> tuple[float, float]:
+    """Medians of ``runs`` interleaved runs of each, after one to warm the page cache."""
+    timed(baseline, env, work), timed(subject, env, work)
+    base, subj = [], []
+    for _ in range(runs):
+        base.append(timed(baseline, env, work))
+        subj.append(timed(subject, env, work))
+    return statistics.median(base), statistics.median(subj)
+
+
+def report(bench: str, name: str, b: float, s: float) -> int:
+    """Record and print the figure of a montage benchmark; 1 when the target is missed."""
+    figures = Figures(bench)
+    figures.add(
+        f"{name} (vs montage)",
+        s / b,
+        at_most=TARGET,
+        baseline=f"{b * 1000:.1f} ms",
+        measured=f"{s * 1000:.1f} ms",
+    )
+    return figures.report()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=9, help="runs per command (median taken)")
@@ -131,28 +156,14 @@ def main() -> int:
         *files,
         "montage-sheet.png",
     ]
-    timed(baseline, env, work), timed(subject, env, work)  # warm the page cache
-    base, subj = [], []
-    for _ in range(args.runs):
-        base.append(timed(baseline, env, work))
-        subj.append(timed(subject, env, work))
-    b, s = statistics.median(base), statistics.median(subj)
-    ratio = s / b
+    b, s = measure(baseline, subject, env, work, args.runs)
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(work / "imagen-sheet.png", args.keep / "sheet-imagen.png")
         shutil.copyfile(work / "montage-sheet.png", args.keep / "sheet-montage.png")
     for label, path in (("imagen", "imagen-sheet.png"), ("montage", "montage-sheet.png")):
         print(f"  {label} sheet: {(work / path).stat().st_size / 1e6:.2f} MB")
-    figures = Figures("contact_sheet")
-    figures.add(
-        "contact sheet, 8 x 1024x1024 -> 4x2 x 512 (vs montage)",
-        ratio,
-        at_most=TARGET,
-        baseline=f"{b * 1000:.1f} ms",
-        measured=f"{s * 1000:.1f} ms",
-    )
-    return figures.report()
+    return report("contact_sheet", "contact sheet, 8 x 1024x1024 -> 4x2 x 512", b, s)
 
 
 if __name__ == "__main__":

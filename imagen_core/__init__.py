@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from imagen_core.config import Config, load, require_env, setting
     from imagen_core.errors import (
         BackendError,
+        BackendUnavailable,
         ConfigError,
         ImagenError,
         InvalidInput,
@@ -72,12 +73,14 @@ _EXPORTS = {
     "MissingEnvError": "imagen_core.errors",
     "PluginError": "imagen_core.errors",
     "BackendError": "imagen_core.errors",
+    "BackendUnavailable": "imagen_core.errors",
     "OutputError": "imagen_core.errors",
 }
 
 __all__ = [
     "Backend",
     "BackendError",
+    "BackendUnavailable",
     "Capabilities",
     "Comparison",
     "Config",

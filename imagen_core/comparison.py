@@ -4,7 +4,9 @@ Backends run one after another by default: on one GPU, running them at once
 would run out of memory. ``parallel=True`` runs at once only backends that do
 not share a device (the ``device:`` label of their blocks, else the device the
 backend reports, e.g. a ComfyUI server's host:port); a backend with neither, a
-cloud API, gets a lane of its own.
+cloud API, gets a lane of its own. A comparison is a grid with one ``backend``
+axis: its backends run through ``imagen_core.grid.engine``, as grid cells do;
+it keeps its own files (compare.json, contact-sheet.png).
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,9 @@ import attrs
 
 from imagen_core import naming
 from imagen_core._version import __version__
-from imagen_core.errors import ImagenError, UsageError, describe
+from imagen_core.errors import ImagenError, UsageError
+from imagen_core.grid.engine import Job, new_folder, run_jobs
+from imagen_core.grid.engine import device_of as device_of  # where callers found it
 from imagen_core.models import Generation, Request
 from imagen_core.pipeline import Session, write_new
 
@@ -36,6 +39,7 @@ ProgressFactory = Callable[[int, int, str], "Progress"]
 COMPARE_FOLDER = "{date}/{time}-{slug}-compare"
 SHEET_NAME = "contact-sheet.png"
 SIDECAR_NAME = "compare.json"
+INPUT_NAME = "input"  # input.png: the image every backend was given
 
 
 @attrs.frozen
@@ -64,6 +68,7 @@ class Comparison:
     outcomes: tuple[Outcome, ...]
     sheet: Path | None = None
     sidecar: Path | None = None
+    input: Path | None = None  # the input image, written beside the results
 
     @property
     def ok(self) -> bool:
@@ -88,42 +93,34 @@ def compare(
 
     One failing backend does not stop the others; each failure is an Outcome with
     its error. Raises UsageError before generating anything when a backend name
-    is unknown or listed twice."""
+    is unknown or listed twice, and Unsupported when one that can be built cannot
+    take the request's input images. Every backend gets the same inputs; the
+    image to edit is written beside the results as ``input.<ext>`` and is the
+    sheet's first tile."""
     session = session or Session(config)
     names = _check_names(session, backends)
+    _check_capabilities(session, request, names)
     if request.seed == 0:  # one seed for all, so that the comparison is fair
         # Below 2**31: the smallest limit among the APIs compared (some take int32 seeds).
         request = attrs.evolve(request, seed=random.SystemRandom().randrange(1, 2**31))
     folder = _new_folder(session, request, output_dir)
     preview_mode = session.preview_mode(preview)
 
-    def run(index: int, name: str) -> Outcome:
-        progress = progress_for(index, len(names), name) if progress_for else None
-        try:
-            generation = session.generate(
-                attrs.evolve(request, backend=name),
-                output=folder / naming.path_safe(name),  # the image's own suffix is added
-                sidecar=False,
-                preview=False,
-                cloud=cloud,
-                progress=progress,
-            )
-        except ImagenError as exc:
-            return Outcome(name, error=str(exc))
-        except Exception as exc:  # one broken backend must not end the comparison
-            return Outcome(name, error=describe(exc))
-        finally:
-            close = getattr(progress, "close", None)
-            if close is not None:
-                close()
-        return Outcome(name, generation)
+    # A comparison is a grid with one backend axis: the same runner.
+    jobs = [
+        Job(
+            attrs.evolve(request, backend=name),
+            output=folder / naming.path_safe(name),  # the image's own suffix is added
+            label=name,
+        )
+        for name in names
+    ]
+    done = run_jobs(
+        session, jobs, parallel=parallel, sidecar=False, cloud=cloud, progress_for=progress_for
+    )
+    outcomes = [Outcome(name, d.generation, d.error) for name, d in zip(names, done, strict=True)]
 
-    if parallel:
-        outcomes = _run_by_device(session, names, run)
-    else:
-        outcomes = [run(i, name) for i, name in enumerate(names, 1)]
-
-    comparison = Comparison(folder, request, tuple(outcomes))
+    comparison = Comparison(folder, request, tuple(outcomes), input=_write_input(folder, request))
     sheet = _write_sheet(comparison, session)
     comparison = attrs.evolve(comparison, sheet=sheet)
     if session.config.output.sidecar if sidecar is None else sidecar:
@@ -144,62 +141,23 @@ def _check_names(session: Session, backends: Sequence[str]) -> list[str]:
     return names
 
 
+def _check_capabilities(session: Session, request: Request, names: list[str]) -> None:
+    """Refuse, before anything runs, a comparison a backend could not take part in.
+    A backend that cannot even start is left to fail in its own tile."""
+    if not request.inputs and request.strength is None:
+        return
+    for name in names:
+        try:
+            _, backend = session.backend(name)
+        except ImagenError:
+            continue
+        session.check_capabilities(request, name, backend)
+
+
 def _new_folder(
     session: Session, request: Request, output_dir: str | os.PathLike[str] | None
 ) -> Path:
-    if output_dir is not None:
-        folder = Path(output_dir).expanduser()
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
-    now = dt.datetime.now()
-    fields = {
-        "date": now.strftime("%Y-%m-%d"),
-        "time": now.strftime("%H%M%S"),
-        "slug": naming.slugify(request.prompt),
-    }
-    base = naming.resolve(session.config.output.dir, COMPARE_FOLDER, fields)
-    for candidate in naming.candidates(base):
-        try:
-            candidate.mkdir(parents=True)
-            return candidate
-        except FileExistsError:
-            continue
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-def device_of(session: Session, name: str) -> str | None:
-    """The device a backend runs on: its block's ``device:``, else what the
-    backend reports as ``device``, else None (a device of its own)."""
-    instance, backend = session.backend(name)
-    if instance.device:
-        return instance.device
-    reported = getattr(backend, "device", None)
-    return str(reported) if reported else None
-
-
-def _run_by_device(
-    session: Session, names: list[str], run: Callable[[int, str], Outcome]
-) -> list[Outcome]:
-    lanes: dict[str, list[tuple[int, str]]] = {}
-    early: dict[str, Outcome] = {}
-    session.sinks()  # built here, not raced for by the lanes
-    for index, name in enumerate(names, 1):
-        try:
-            key = device_of(session, name) or f"own:{name}"
-        except ImagenError as exc:  # the backend cannot even start
-            early[name] = Outcome(name, error=str(exc))
-            continue
-        lanes.setdefault(key, []).append((index, name))
-
-    def run_lane(lane: list[tuple[int, str]]) -> list[Outcome]:
-        return [run(index, name) for index, name in lane]
-
-    done: dict[str, Outcome] = dict(early)
-    if lanes:
-        with ThreadPoolExecutor(max_workers=len(lanes), thread_name_prefix="compare") as pool:
-            for lane_outcomes in pool.map(run_lane, lanes.values()):
-                done.update((outcome.backend, outcome) for outcome in lane_outcomes)
-    return [done[name] for name in names]
+    return new_folder(session, COMPARE_FOLDER, request.prompt, output_dir)
 
 
 def tile_details(outcome: Outcome, backend_type: str) -> tuple[str, ...]:
@@ -218,10 +176,41 @@ def _type_of(session: Session, name: str) -> str:
     return instance.type if instance else name  # a registered type used by its name
 
 
-def _write_sheet(comparison: Comparison, session: Session) -> Path:
+def _write_input(folder: Path, request: Request) -> Path | None:
+    """The image every backend started from, beside their results."""
+    image = request.image or (request.references[0] if request.references else None)
+    if image is None:
+        return None
+    return write_new(folder / f"{INPUT_NAME}.{image.extension}", image.data)
+
+
+def input_details(request: Request) -> tuple[str, ...]:
+    """The label lines under the input tile: what it is, and the other inputs."""
+    first = request.image or request.references[0]
+    kind = "image to edit" if request.image is not None else "reference"
+    details = [f"{kind} · {first.width}x{first.height}"]
+    others = []
+    references = len(request.references) - (request.image is None)
+    if references:
+        others.append(f"+{references} reference" + ("s" if references > 1 else ""))
+    if request.mask is not None:
+        others.append("mask")
+    if request.strength is not None:
+        others.append(f"strength {request.strength:g}")
+    if others:
+        details.append(" · ".join(others))
+    return tuple(details)
+
+
+def _write_sheet(comparison: Comparison, session: Session, given: Path | None = None) -> Path:
     from imagen_core.contact_sheet import Tile, sheet_png
 
-    tiles = [
+    tiles = (
+        []
+        if given is None
+        else [Tile(title="input", details=input_details(comparison.request), image=given)]
+    )
+    tiles += [
         Tile(
             title=outcome.backend,
             details=tile_details(outcome, _type_of(session, outcome.backend)),
@@ -248,9 +237,12 @@ def _write_sidecar(session: Session, comparison: Comparison, parallel: bool) -> 
             "steps": request.steps,
             "style": request.style,
             "negative": request.negative,
+            "strength": request.strength,
             "parallel": parallel,
         },
+        "inputs": [item.describe() for item in request.inputs],
         "contact_sheet": comparison.sheet.name if comparison.sheet else None,
+        "input_image": comparison.input.name if comparison.input else None,
         "backends": [_outcome_entry(session, outcome) for outcome in comparison.outcomes],
     }
     data = json.dumps(body, indent=2, default=str).encode() + b"\n"

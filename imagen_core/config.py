@@ -189,6 +189,11 @@ class Config:
 
     def backend(self, name: str | None, registry: Registry) -> Instance:
         """The instance ``name`` (None = default_backend) ready to build."""
+        if name is not None and not name.strip():
+            raise UsageError(
+                "the backend name is empty: name one (see `imagen backends`), "
+                "or leave --backend out for the default"
+            )
         name = name or self.default_backend
         instance = self.backends.get(name)
         if instance is None and name in registry.backends:
@@ -202,11 +207,7 @@ class Config:
             instance = Instance(name, name, reg.config())
         if instance is None:
             known = sorted(set(self.backends) | set(registry.backends))
-            hint = _did_you_mean(name, known) or (
-                f" (if a plugin provides it, install it: pip install imagen-{name})"
-                if _NAME_LIKE_TYPE.match(name)
-                else ""
-            )
+            hint = _did_you_mean(name, known) or _plugin_hint(name)
             raise UsageError(
                 f"unknown backend {name!r}{hint}; configured are "
                 f"{', '.join(known) or 'none'} (see `imagen backends`)"
@@ -447,6 +448,22 @@ def converter() -> cattrs.Converter:
     if _converter is None:
         _converter = make_converter()
     return _converter
+
+
+def _plugin_hint(name: str) -> str:
+    """Why no plugin provides backend ``name``: disabled, not loaded, or not installed."""
+    if not _NAME_LIKE_TYPE.match(name):
+        return ""
+    disabled = {p.strip() for p in os.environ.get("IMAGEN_DISABLE_PLUGINS", "").split(",")}
+    if name in disabled:
+        return f" (its plugin is disabled: IMAGEN_DISABLE_PLUGINS names {name!r})"
+    loaded = os.environ.get("IMAGEN_LOAD_PLUGINS")
+    if loaded is not None:
+        return (
+            f" (IMAGEN_LOAD_PLUGINS={loaded!r} loads only those plugins: add imagen-{name} "
+            "if it is installed)"
+        )
+    return f" (if a plugin provides it, install it: pip install imagen-{name})"
 
 
 def _did_you_mean(word: str, choices: Any) -> str:

@@ -29,12 +29,17 @@ KNOWN_PLUGINS = {
     "comfyui": ("imagen-comfyui", "a local ComfyUI server: FLUX, SD3.5, ..."),
     "replicate": ("imagen-replicate", "Replicate's cloud API, priced per image"),
     "fal": ("imagen-fal", "fal.ai's queue API: FLUX, Kontext, nano-banana, Seedream"),
+    "openai": ("imagen-openai", "OpenAI's Images API and servers that speak it"),
 }
 # A block to show, commented out, for a known plugin that is not installed.
-KNOWN_EXAMPLES = {
+KNOWN_EXAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
     "fal": (
         "flux-schnell-fal",
         {"model": "fal-ai/flux/schnell", "api_key_env": "FAL_KEY", "timeout_s": 300},
+    ),
+    "openai": (
+        "gpt-image",
+        {"model": "gpt-image-1", "quality": "medium", "api_key_env": "OPENAI_API_KEY"},
     ),
 }
 

@@ -82,7 +82,26 @@ class PluginError(UsageError):
 
 
 class BackendError(ImagenError):
-    """A backend could not produce an image (a dead server, a refused token, ...)."""
+    """A backend could not produce an image (a dead server, a refused token, ...).
+
+    ``transient`` says whether the same request may succeed later (a 5xx, a 429,
+    a timeout): the worker retries only those. Anything else (a 4xx, a refused
+    token, a bad workflow) fails its job at once. Backends pass
+    ``transient=True``, or use ``transient_status(code)`` for an HTTP answer."""
+
+    transient = False
+
+    def __init__(self, message: str = "", *, transient: bool | None = None) -> None:
+        super().__init__(message)
+        if transient is not None:
+            self.transient = transient
+
+
+class BackendUnavailable(BackendError):
+    """The backend's server cannot be reached (refused, no route, DNS): it may be
+    back later. The worker stops claiming that backend's jobs until it is."""
+
+    transient = True
 
 
 class OutputError(ImagenError):
@@ -96,3 +115,68 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, ImagenError):
         return text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def transient_status(status: int) -> bool:
+    """Whether an HTTP answer with ``status`` may be different later: 408, 429 and
+    5xx; any other 4xx is the request's fault and will be refused again."""
+    return status in (408, 425, 429) or status >= 500
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failed generation is worth trying again: a transient
+    BackendError, or a connection error or timeout anywhere in its causes.
+    Usage and config errors (a missing token, an unknown style, a bad
+    workflow) and output errors (the image was made: never pay twice) are not."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, BackendError) and seen.transient:
+            return True
+        if isinstance(seen, (UsageError, OutputError)):
+            return False
+        if isinstance(seen, (ConnectionError, TimeoutError)):
+            return True
+        if type(seen).__name__ in _TRANSIENT_NAMES:  # requests', httpx', urllib3's
+            return True
+        status = getattr(getattr(seen, "response", None), "status_code", None)
+        if isinstance(status, int):  # an HTTP client's status error
+            return transient_status(status)
+        seen = _cause(seen)
+    return False
+
+
+_TRANSIENT_NAMES = frozenset(
+    {
+        "ConnectionError",
+        "ConnectError",
+        "Timeout",
+        "ConnectTimeout",
+        "ReadTimeout",
+        "TimeoutException",
+        "ChunkedEncodingError",
+        "ProtocolError",
+        "RemoteDisconnected",
+        "RemoteProtocolError",
+    }
+)
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether a failure says the backend's server cannot be reached at all."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, BackendUnavailable):
+            return True
+        if isinstance(seen, ConnectionRefusedError):
+            return True
+        if type(seen).__name__ in ("ConnectionError", "ConnectError") and not isinstance(
+            seen, BackendError
+        ):  # requests', httpx' "cannot connect"
+            return True
+        seen = _cause(seen)
+    return False
+
+
+def _cause(exc: BaseException) -> BaseException | None:
+    """What ``exc`` was raised from; its context only when not hidden (``from None``)."""
+    return exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)

@@ -36,17 +36,29 @@ CREATE TABLE IF NOT EXISTS usage (
     cost_usd      REAL,               -- estimate; NULL when unknown
     prompt_sha256 TEXT NOT NULL,      -- never the prompt itself
     caller        TEXT NOT NULL,
-    status        TEXT NOT NULL,      -- ok | failed
-    error         TEXT
+    status        TEXT NOT NULL,      -- ok | failed | interrupted
+    error         TEXT,
+    inputs        INTEGER NOT NULL DEFAULT 0, -- input images given (edit, references, mask)
+    cost_basis    TEXT                -- billed | computed | estimated; NULL when unknown
 );
 CREATE INDEX IF NOT EXISTS usage_created_at ON usage (created_at);
 """
 # The table's columns are the usage row's fields, in order: one list to keep.
 COLUMNS = tuple(field.name for field in attrs.fields(UsageRow))
+# Columns of the ledger only (not of the usage rows other sinks send).
+LEDGER_COLUMNS = (*COLUMNS, "inputs")
+# Added to ledgers made before each column existed (SCHEMA_VERSION 1 and 2).
+MIGRATIONS = {
+    "inputs": "ALTER TABLE usage ADD COLUMN inputs INTEGER NOT NULL DEFAULT 0",
+    "cost_basis": "ALTER TABLE usage ADD COLUMN cost_basis TEXT",
+}
 
 BUSY_TIMEOUT_S = 5.0
-SCHEMA_VERSION = 1
-INSERT = f"INSERT INTO usage ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+SCHEMA_VERSION = 3
+INSERT = (
+    f"INSERT INTO usage ({', '.join(LEDGER_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(LEDGER_COLUMNS))})"
+)
 
 
 def _create(db: sqlite3.Connection) -> None:
@@ -85,6 +97,22 @@ def typical_seconds(path: Path | None, backend: str, runs: int = 20) -> float | 
     return statistics.median(row[0] for row in found) if found else None
 
 
+def _migrate(db: sqlite3.Connection) -> None:
+    """Add the columns an older ledger lacks; its rows stay as they are. Only
+    ADD COLUMN, which rewrites nothing, so writers of either version go on."""
+    import sqlite3
+
+    have = {row[1] for row in db.execute("PRAGMA table_info(usage)")}
+    for column, statement in MIGRATIONS.items():
+        if column not in have:
+            try:
+                db.execute(statement)
+            except sqlite3.OperationalError as exc:
+                if "duplicate column name" not in str(exc):  # another process was first
+                    raise
+    db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+
 def default_path() -> Path:
     return data_file("usage.db")
 
@@ -102,9 +130,18 @@ class LedgerConfig:
     )
 
 
+INTERRUPTED = "interrupted before the image was written"
+
+
+def _key(generation: Generation) -> tuple[object, ...]:
+    return (generation.started_at, generation.request.prompt_sha256, generation.backend)
+
+
 class Ledger:
     def __init__(self, config: LedgerConfig) -> None:
         self.path = config.path or default_path()
+        # Rows written by ``begin`` that ``send`` completes, by generation.
+        self._pending: dict[tuple[object, ...], int] = {}
 
     def _connect(self) -> sqlite3.Connection:
         import sqlite3
@@ -127,32 +164,56 @@ class Ledger:
             raise
         return db
 
+    def begin(self, generation: Generation) -> None:
+        """The row of an image about to be written, saying "interrupted" until
+        ``send`` completes it: a process killed in between leaves a true record."""
+        row_id = self._write(attrs.evolve(generation, error=INTERRUPTED), status="interrupted")
+        if row_id is not None:
+            self._pending[_key(generation)] = row_id
+
     def send(self, generation: Generation) -> None:
+        self._write(generation, pending=self._pending.pop(_key(generation), None))
+
+    def _write(
+        self, generation: Generation, *, status: str | None = None, pending: int | None = None
+    ) -> int | None:
         import sqlite3
 
         from imagen_core.identity import caller
         from imagen_core.sqlite_locks import when_unlocked
 
         values = UsageRow.of(generation, caller()).as_dict()
-        row = [values[c] for c in COLUMNS]
+        if status is not None:
+            values["status"] = status
+        row = [values[c] for c in COLUMNS] + [len(generation.request.inputs)]
         try:
-            when_unlocked(lambda: self._insert(row), timeout_s=BUSY_TIMEOUT_S)
+            return when_unlocked(lambda: self._insert(row, pending), timeout_s=BUSY_TIMEOUT_S)
         except (OSError, sqlite3.Error) as exc:
             reason = getattr(exc, "strerror", None) or str(exc)
             raise LedgerError(f"cannot write {self.path}: {reason}") from None
 
-    def _insert(self, row: list[object]) -> None:
+    def _insert(self, row: list[object], pending: int | None = None) -> int | None:
         import sqlite3
 
         db = self._connect()
         try:
+            if pending is not None:
+                assignments = ", ".join(f"{c} = ?" for c in LEDGER_COLUMNS)
+                updated = db.execute(
+                    f"UPDATE usage SET {assignments} WHERE id = ?", [*row, pending]
+                )
+                if updated.rowcount == 1:
+                    return pending
             try:
-                db.execute(INSERT, row)
+                return db.execute(INSERT, row).lastrowid
             except sqlite3.OperationalError as exc:
-                if "no such table" not in str(exc):
+                if "no such table" in str(exc):
+                    _create(db)  # a file left empty (created, then interrupted)
+                elif "has no column named" in str(exc):
+                    _migrate(db)  # a ledger of an older imagen
+                else:
                     raise
-                _create(db)  # a file left empty (created, then interrupted)
-                db.execute(INSERT, row)
+                return db.execute(INSERT, row).lastrowid
         finally:
             db.close()
 
@@ -225,7 +286,7 @@ class Ledger:
         query = (
             "SELECT substr(created_at, 1, 10), backend, model, caller, count(*),"
             " total(status != 'ok'), total(cost_usd), count(cost_usd),"
-            " total(latency_s), count(latency_s)"
+            " total(latency_s), count(latency_s), group_concat(DISTINCT cost_basis)"
             f" FROM usage{where} GROUP BY 1, 2, 3, 4"
         )
         db = self._connect()
@@ -236,9 +297,9 @@ class Ledger:
             nonlocal skipped
             for record in cursor:
                 try:
-                    day, backend, model, caller = (
+                    day, backend, model, caller, basis = (
                         value.decode() if isinstance(value, bytes) else value
-                        for value in record[:4]
+                        for value in (*record[:4], record[10])
                     )
                     dt.date.fromisoformat(day)
                     if not (isinstance(backend, str) and isinstance(caller, str)):
@@ -246,7 +307,7 @@ class Ledger:
                 except (ValueError, TypeError, AttributeError):
                     skipped += record[4]
                     continue
-                count, failed, cost, costs, latency, latencies = record[4:]
+                count, failed, cost, costs, latency, latencies = record[4:10]
                 yield (
                     day,
                     backend,
@@ -258,6 +319,7 @@ class Ledger:
                     costs,
                     latency,
                     latencies,
+                    basis,
                 )
 
         try:

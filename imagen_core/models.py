@@ -36,10 +36,29 @@ def _int_in(name: str, low: int, high: int) -> Any:
     return check
 
 
+# The longest prompt (and negative prompt) imagen takes, in characters: the
+# same for the CLI, the library and the web API.
+MAX_PROMPT_CHARS = 4000
+
+
 def _prompt(_instance: object, _attribute: attrs.Attribute[str], value: object) -> None:
     if not isinstance(value, str) or not value.strip():
         raise InvalidRequest("the prompt is empty: give a prompt describing the image")
     _unicode(_instance, _attribute, value)
+    _not_too_long("prompt", value)
+
+
+def _negative(instance: object, attribute: attrs.Attribute[str], value: object) -> None:
+    _unicode(instance, attribute, value)
+    assert isinstance(value, str)
+    _not_too_long("negative prompt", value)
+
+
+def _not_too_long(what: str, value: str) -> None:
+    if len(value) > MAX_PROMPT_CHARS:
+        raise InvalidRequest(
+            f"the {what} is {len(value)} characters long; the limit is {MAX_PROMPT_CHARS}"
+        )
 
 
 def _unicode(_instance: object, attribute: attrs.Attribute[str], value: object) -> None:
@@ -217,7 +236,7 @@ class Request:
     input image to go."""
 
     prompt: str = attrs.field(validator=_prompt)
-    negative: str = attrs.field(default="", validator=_unicode)
+    negative: str = attrs.field(default="", validator=_negative)
     width: int = attrs.field(default=1024, validator=_int_in("width", 1, MAX_SIDE))
     height: int = attrs.field(default=1024, validator=_int_in("height", 1, MAX_SIDE))
     seed: int = attrs.field(default=0, validator=_int_in("seed", 0, MAX_SEED))

@@ -48,6 +48,14 @@ def template_problem(template: str) -> str | None:
         return "must be a path relative to output.dir, not an absolute path"
     if ".." in pure.parts:
         return "must not contain '..': names stay inside output.dir"
+    if template.endswith(("/", "\\")):
+        return "ends with '/': name the file too, e.g. '{date}/{slug}.{ext}'"
+    longest = max(len(part.encode()) for part in PurePosixPath(render(template, _LONGEST)).parts)
+    if longest > NAME_MAX:
+        return (
+            f"can make a file or folder name {longest} bytes long (a {SLUG_MAX}-character "
+            f"slug, a 20-digit seed); file systems take {NAME_MAX}: shorten it"
+        )
     return None
 
 
@@ -74,6 +82,18 @@ def known_placeholders(pm: ImagenPluginManager) -> list[str]:
 def unknown_placeholders(template: str, known: list[str]) -> list[str]:
     """The ``{placeholders}`` of ``template`` not in ``known``: they stay literal."""
     return [name for name in dict.fromkeys(_PLACEHOLDER.findall(template)) if name not in known]
+
+
+# The longest value each built-in placeholder takes (``{backend}``: a long name).
+NAME_MAX = 255
+_LONGEST = {
+    "date": "2026-12-31",
+    "time": "235959",
+    "slug": "x" * SLUG_MAX,
+    "seed": "1" * 20,
+    "backend": "b" * 32,
+    "ext": "webp",
+}
 
 
 def path_safe(value: Any) -> str:

@@ -295,7 +295,7 @@ class Session:
         )
         preview_mode = self.preview_mode(preview)
         folder, file = _explicit_output(output)
-        _check_writable(file.parent if file else folder or out.dir)
+        _check_writable(file.parent if file else folder or out.dir, output is not None)
         for _instance, sink in self.sinks():
             check = getattr(sink, "check", None)
             if check is not None:
@@ -317,8 +317,15 @@ class Session:
         )
         started = time.perf_counter()
         try:
-            with cancel.cancelable() if cancel is not None else contextlib.nullcontext():
-                result = backend.generate(sent, progress or no_progress)
+            try:
+                with cancel.cancelable() if cancel is not None else contextlib.nullcontext():
+                    result = backend.generate(sent, progress or no_progress)
+            finally:
+                # A progress line with close() (the CLI's bar) is erased when the
+                # backend is done: a warning or a hint after it gets a clean line.
+                close = getattr(progress, "close", None)
+                if callable(close):
+                    close()
             if not isinstance(result, Result) or not result.image:
                 raise BackendError(f"backend {instance.name!r} returned no image ({result!r})")
         except KeyboardInterrupt:
@@ -342,29 +349,38 @@ class Session:
             ),
             _rate(instance, backend),
         )
-        target = self._target(request, result, folder, file)
-        result = _convert_for(target, result)
-        if out.metadata if metadata is None else metadata:
-            result = self._embed(attrs.evolve(record, result=result), target)
         want_sidecar = out.sidecar if sidecar is None else sidecar
-        companions = (".json",) if want_sidecar else ()
+        made = attrs.evolve(record, result=result)
+        reported: set[str] = set()
+        target: Path | None = None
         try:
-            path = write_new(target, result.image, companions=companions)
+            target = self._target(request, result, folder, file)
+            result = _convert_for(target, result)
+            if out.metadata if metadata is None else metadata:
+                result = self._embed(attrs.evolve(record, result=result), target)
+            made = attrs.evolve(record, result=result)
+            # The record goes first (a ledger row saying "interrupted"), then the
+            # sidecar, then the image: whatever kills us, an image at its final
+            # name has both, and its row says what happened.
+            reported = self._begin(made)
+            path, sidecar_path, sidecar_problem = write_with_sidecar(
+                target, result.image, (lambda p: _sidecar_body(made, p)) if want_sidecar else None
+            )
         except OutputError as exc:
             # The image exists (and may have been paid for): never lose it.
-            rescued = _rescue(target, result.image)
-            self._send(attrs.evolve(record, result=result, error=str(exc)))
-            raise OutputError(f"{exc}; the image was saved to {rescued} instead") from None
-        record = attrs.evolve(record, result=result, path=path)
-        if want_sidecar:
-            import json
-
-            body = json.dumps(sidecar_dict(record), indent=2, default=str).encode() + b"\n"
             try:
-                record = attrs.evolve(record, sidecar=write_new(path.with_suffix(".json"), body))
-            except OutputError as exc:
-                self.warn(f"sidecar: {exc}")
-        self._send(record)
+                rescued = _rescue(made, target)
+            except OutputError as again:
+                message = f"{exc}; saving it to the rescue folder failed too: {again}"
+                self._send(attrs.evolve(made, error=f"{message}; the image is lost"), reported)
+                raise OutputError(f"{message}; the image is lost") from None
+            message = f"{exc}; the image was saved to {rescued} instead"
+            self._send(attrs.evolve(made, error=message), reported)
+            raise OutputError(message) from None
+        record = attrs.evolve(made, path=path, sidecar=sidecar_path)
+        if sidecar_problem:
+            self.warn(f"sidecar: {sidecar_problem}")
+        self._send(record, reported)
         self.preview(path, request, preview_mode)
         return record
 
@@ -432,7 +448,10 @@ class Session:
         fields: dict[str, Any] = {}
         for extra in reversed(self._naming_fields(request, result)):
             fields.update(extra or {})
-        return naming.resolve(folder or self.config.output.dir, self.config.output.naming, fields)
+        target = naming.resolve(folder or self.config.output.dir, self.config.output.naming, fields)
+        if target.suffix.lower() not in _FORMATS:  # a template without {ext}
+            target = target.with_name(f"{target.name}.{result.extension}")
+        return target
 
     def _naming_fields(self, request: Request, result: Result) -> list[dict[str, Any]]:
         """Every plugin's naming fields. One that raises is warned about (once)
@@ -462,13 +481,33 @@ class Session:
             found += value
         return found
 
-    def _send(self, record: Generation) -> None:
+    def _begin(self, record: Generation) -> set[str]:
+        """Tell the sinks that can keep a pending record (the ledger) that an image
+        is about to be written: if the process dies now, the record says so.
+        Returns the sinks that failed (and were reported)."""
+        failed = set()
+        with self._lock:
+            for instance, sink in self.sinks():
+                begin = getattr(sink, "begin", None)
+                if begin is None:
+                    continue
+                try:
+                    begin(record)
+                except Exception as exc:  # sinks are best-effort by contract
+                    self.warn(f"{instance.name}: {describe(exc)}")
+                    failed.add(instance.name)
+        return failed
+
+    def _send(self, record: Generation, reported: set[str] | frozenset[str] = frozenset()) -> None:
+        """Hand ``record`` to every sink; a failure is one warning (none for the
+        sinks in ``reported``, whose ``begin`` failed and was reported)."""
         with self._lock:
             for instance, sink in self.sinks():
                 try:
                     sink.send(record)
                 except Exception as exc:  # sinks are best-effort by contract
-                    self.warn(f"{instance.name}: {describe(exc)}")
+                    if instance.name not in reported:
+                        self.warn(f"{instance.name}: {describe(exc)}")
 
     def preview_mode(self, flag: bool | None = None) -> str:
         """output.preview, then IMAGEN_PREVIEW, then the flag (``--preview``)."""
@@ -535,6 +574,12 @@ def _explicit_output(output: str | os.PathLike[str] | None) -> tuple[Path | None
         return None, None
     text = os.fspath(output)
     path = Path(text).expanduser()
+    too_long = [part for part in path.parts if len(os.fsencode(part)) > naming.NAME_MAX]
+    if too_long:
+        raise UsageError(
+            f"--output: the name {too_long[0][:40]}... is {len(os.fsencode(too_long[0]))} "
+            f"bytes long; file systems take {naming.NAME_MAX}: give a shorter one"
+        )
     # Path() drops a trailing slash, so look at the text: "out/" is a folder to be.
     if text.endswith(("/", os.sep)) or path.is_dir():
         return path, None
@@ -546,20 +591,17 @@ def _explicit_output(output: str | os.PathLike[str] | None) -> tuple[Path | None
     return None, path
 
 
-def _check_writable(folder: Path) -> None:
+def _check_writable(folder: Path, explicit: bool = False) -> None:
     """Fail before generating (and paying) when the image could not be written."""
+    fix = "pass another --output" if explicit else "set output.dir in imagen.yaml or pass --output"
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(
-            f"cannot create output folder {folder}: {exc.strerror or exc}; "
-            "set output.dir in imagen.yaml or pass --output"
+            f"cannot create output folder {folder}: {exc.strerror or exc}; {fix}"
         ) from None
     if not os.access(folder, os.W_OK | os.X_OK):
-        raise OutputError(
-            f"output folder {folder} is not writable; set output.dir in imagen.yaml "
-            "or pass --output"
-        )
+        raise OutputError(f"output folder {folder} is not writable; {fix}")
 
 
 _FORMATS = {
@@ -586,6 +628,75 @@ def _convert_for(target: Path, result: Result) -> Result:
     return attrs.evolve(result, image=buffer.getvalue(), mime_type=wanted[1])
 
 
+# A temporary file older than this was left by a process that died mid-write
+# (writing one takes seconds): the next write to its folder removes it.
+STALE_PART_S = 3600.0
+SWEEP_EVERY_S = 600.0
+_swept: dict[Path, float] = {}
+
+
+def _sweep(folder: Path) -> None:
+    """Remove the ``.imagen-*.part`` files a dead process left in ``folder``
+    (at most every SWEEP_EVERY_S per folder: a folder of many images is not
+    listed for each one)."""
+    now = time.monotonic()
+    if now - _swept.get(folder, -SWEEP_EVERY_S) < SWEEP_EVERY_S:
+        return
+    _swept[folder] = now
+    cutoff = time.time() - STALE_PART_S
+    try:
+        leftovers = list(folder.glob(".imagen-*.part"))
+    except OSError:
+        return
+    for part in leftovers:
+        with contextlib.suppress(OSError):
+            if part.stat().st_mtime < cutoff:
+                part.unlink()
+
+
+def _temp(folder: Path, data: bytes) -> Path:
+    """``data`` in a new hidden temporary file of ``folder``, synced to disk."""
+    # Not tempfile.mkstemp: its files are mode 0600, and the image must get the
+    # permissions the umask gives any new file.
+    tmp = folder / f".imagen-{os.getpid()}-{os.urandom(6).hex()}.part"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def _place(tmp: Path, candidate: Path) -> bool:
+    """Link ``tmp`` at ``candidate``; False when the name is taken."""
+    try:
+        os.link(tmp, candidate)
+        return True
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
+            raise
+        # No hard links here (some network and FAT filesystems).
+        if candidate.exists():
+            return False
+        tmp.replace(candidate)
+        return True
+
+
+def _cannot_write(path: Path, exc: OSError) -> OutputError:
+    if exc.errno == errno.ENAMETOOLONG:
+        return OutputError(
+            f"cannot write {path}: the name is too long ({len(path.name.encode())} bytes; "
+            "file systems take 255); shorten --output or output.naming"
+        )
+    return OutputError(f"cannot write {path}: {exc.strerror or exc}")
+
+
 def write_new(path: Path, data: bytes, *, companions: tuple[str, ...] = ()) -> Path:
     """Write ``data`` at ``path`` or, if taken, at ``stem-N.suffix``; return where.
 
@@ -596,48 +707,86 @@ def write_new(path: Path, data: bytes, *, companions: tuple[str, ...] = ()) -> P
     The bytes go to a temporary file in the same folder first and are then linked
     into place, so the final name holds the whole file or nothing, and an existing
     file is never replaced (``os.link`` fails if the name exists)."""
-    # Not tempfile.mkstemp: its files are mode 0600, and the image must get the
-    # permissions the umask gives any new file.
-    tmp = path.parent / f".imagen-{os.getpid()}-{os.urandom(6).hex()}.part"
+    written, _, _ = _write(path, data, None, companions)
+    return written
+
+
+def write_with_sidecar(
+    path: Path, data: bytes, sidecar: Callable[[Path], bytes] | None
+) -> tuple[Path, Path | None, str | None]:
+    """``write_new`` for an image and its JSON sidecar (``sidecar(image_path)``
+    gives its bytes). The sidecar is linked into place before the image, so an
+    image at its final name always has its sidecar. Returns the image path, the
+    sidecar path (None when not asked or not writable) and why the sidecar could
+    not be written."""
+    return _write(path, data, sidecar, (".json",) if sidecar else ())
+
+
+def _write(
+    path: Path,
+    data: bytes,
+    sidecar: Callable[[Path], bytes] | None,
+    companions: tuple[str, ...],
+) -> tuple[Path, Path | None, str | None]:
+    tmp: Path | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        _sweep(path.parent)
+        tmp = _temp(path.parent, data)
+        problem: str | None = None
         for candidate in naming.candidates(path):
             if any(candidate.with_suffix(suffix).exists() for suffix in companions):
                 continue
-            try:
-                os.link(tmp, candidate)
-                return candidate
-            except FileExistsError:
-                continue
-            except OSError as exc:
-                if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EXDEV, errno.EMLINK):
-                    raise
-                # No hard links here (some network and FAT filesystems).
-                if candidate.exists():
+            side: Path | None = None
+            if sidecar is not None and problem is None:
+                side = candidate.with_suffix(".json")
+                try:
+                    side_tmp = _temp(path.parent, sidecar(candidate))
+                    try:
+                        placed = _place(side_tmp, side)
+                    finally:
+                        side_tmp.unlink(missing_ok=True)
+                except OSError as exc:
+                    problem = str(_cannot_write(side, exc))
+                    side, placed = None, True
+                if not placed:
                     continue
-                tmp.replace(candidate)
-                return candidate
+            try:
+                if _place(tmp, candidate):
+                    return candidate, side, problem
+            except BaseException:
+                if side is not None:  # no sidecar without its image
+                    side.unlink(missing_ok=True)
+                raise
+            if side is not None:  # the image's name was taken meanwhile
+                side.unlink(missing_ok=True)
         raise AssertionError("unreachable")  # pragma: no cover
     except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise _cannot_write(path, exc) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
 
 
-def _rescue(target: Path, data: bytes) -> Path:
-    """Write the image bytes where they can always go: the system's temp folder."""
+def _rescue(record: Generation, target: Path | None) -> Path:
+    """Write the image bytes where they can always go: the system's temp folder,
+    ``imagen-rescued/``, under the target's name when it is short and plain,
+    else ``<time>-<hash>.<ext>`` (the target's name may be what failed)."""
+    import hashlib
+    import re
     import tempfile
 
-    folder = Path(tempfile.gettempdir()) / "imagen-rescued"
-    return write_new(folder / target.name, data)
+    assert record.result is not None
+    data = record.result.image
+    if target is not None and re.fullmatch(r"[\w.-]{1,100}", target.name, re.ASCII):
+        name = target.name
+    else:
+        suffix = target.suffix.lower() if target is not None else ""
+        name = (
+            f"{record.started_at:%Y%m%d-%H%M%S}-{hashlib.sha256(data).hexdigest()[:8]}"
+            f"{suffix if suffix in _FORMATS else '.' + record.result.extension}"
+        )
+    return write_new(Path(tempfile.gettempdir()) / "imagen-rescued" / name, data)
 
 
 def image_size(data: bytes) -> tuple[int, int] | None:
@@ -654,6 +803,13 @@ def image_size(data: bytes) -> tuple[int, int] | None:
             return int(width), int(height)
     except (UnidentifiedImageError, OSError, ValueError):
         return None
+
+
+def _sidecar_body(record: Generation, path: Path) -> bytes:
+    import json
+
+    body = sidecar_dict(attrs.evolve(record, path=path))
+    return json.dumps(body, indent=2, default=str).encode() + b"\n"
 
 
 def sidecar_dict(record: Generation) -> dict[str, Any]:

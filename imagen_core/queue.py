@@ -8,22 +8,120 @@ moves the lease, no job runs twice at the same time.
 
 Statuses: queued -> running -> done | failed | canceled. ``fail`` re-queues a
 job until it has been attempted ``max_attempts`` times.
+
+Input images travel with the job: ``submit`` stores each one beside the jobs,
+once per sha256 (the job holds only ``InputRef``s: hash, role, source), and
+``claim`` gives the worker the Request with its images again. A stored image is
+deleted once no queued or running job refers to it any more.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
-from imagen_core.models import Request
+from imagen_core.errors import InvalidRequest, UsageError
+from imagen_core.models import INPUT_ROLES, ImageInput, Request
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
 STATUSES = ("queued", "running", "done", "failed", "canceled")
 FINAL = ("done", "failed", "canceled")
+LIVE = ("queued", "running")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _sha256(_instance: object, _attribute: attrs.Attribute[str], value: object) -> None:
+    if not isinstance(value, str) or not _SHA256.fullmatch(value):
+        raise InvalidRequest(f"an input's sha256 is 64 lower-case hex digits, got {value!r:.80}")
+
+
+def _ref_role(_instance: object, _attribute: attrs.Attribute[str], value: object) -> None:
+    if value not in INPUT_ROLES:
+        raise InvalidRequest(f"an input's role is one of {', '.join(INPUT_ROLES)}, got {value!r}")
+
+
+def _ref_source(_instance: object, _attribute: attrs.Attribute[str | None], value: object) -> None:
+    if value is not None and not isinstance(value, str):
+        raise InvalidRequest(f"an input's source is a path or null, got {value!r:.80}")
+
+
+@attrs.frozen
+class InputRef:
+    """An input image as a job row holds it: the hash of its stored bytes, its
+    role, and the path it came from (for the sidecar)."""
+
+    sha256: str = attrs.field(validator=_sha256)
+    role: str = attrs.field(default="image", validator=_ref_role)
+    source: str | None = attrs.field(default=None, validator=_ref_source)
+
+    @classmethod
+    def of(cls, item: ImageInput) -> InputRef:
+        return cls(item.sha256, item.role, item.source)
+
+    @classmethod
+    def parse(cls, data: object) -> InputRef:
+        """From a job row's JSON; InvalidRequest when it is not an input."""
+        if not isinstance(data, dict) or not {"sha256"} <= set(data) <= {
+            "sha256",
+            "role",
+            "source",
+        }:
+            raise InvalidRequest(
+                f"an input is {{sha256, role, source}}, got {data!r:.120} in the job's request"
+            )
+        return cls(**data)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"sha256": self.sha256, "role": self.role, "source": self.source}
+
+
+def request_record(request: Request) -> dict[str, Any]:
+    """The Request as a job row stores it (JSON data): every field, the inputs
+    as InputRefs (their bytes are stored once each, beside the jobs)."""
+    data = attrs.asdict(request, filter=lambda field, _value: field.name != "inputs")
+    if request.inputs:
+        data["inputs"] = [InputRef.of(item).as_dict() for item in request.inputs]
+    return data
+
+
+def split_record(data: dict[str, Any]) -> tuple[dict[str, Any], tuple[InputRef, ...]]:
+    """A stored request's fields without ``inputs``, and its InputRefs."""
+    fields = dict(data)
+    given = fields.pop("inputs", None)
+    if given is None:
+        given = []
+    if not isinstance(given, list):
+        raise InvalidRequest(f"a request's inputs are a list, got {given!r:.120}")
+    return fields, tuple(InputRef.parse(item) for item in given)
+
+
+def with_inputs(
+    request: Request, refs: Sequence[InputRef], read: Callable[[Sequence[str]], dict[str, bytes]]
+) -> Request:
+    """``request`` with the images ``refs`` name, their bytes from ``read``
+    (hashes -> bytes of those stored). InvalidRequest when one is missing or
+    not what its hash says: no attempt of that job could ever run."""
+    if not refs:
+        return request
+    stored = read(sorted({ref.sha256 for ref in refs}))
+    inputs = []
+    for ref in refs:
+        data = stored.get(ref.sha256)
+        if data is None:
+            raise InvalidRequest(
+                f"its {ref.role} input {ref.sha256[:12]}… is not stored with the queue "
+                "(a job must be inserted after its input images, see docs/worker.md)"
+            )
+        item = ImageInput.from_bytes(data, role=ref.role, source=ref.source)
+        if item.sha256 != ref.sha256:
+            raise InvalidRequest(f"the stored input {ref.sha256[:12]}… does not match its hash")
+        inputs.append(item)
+    return attrs.evolve(request, inputs=inputs)
 
 
 @attrs.frozen
@@ -41,9 +139,17 @@ class Job:
     result_path: str | None = None
     error: str | None = None
     metadata: dict[str, Any] = attrs.field(factory=dict)
+    # The input images, as the row holds them. ``request.inputs`` has their
+    # bytes only in a claimed job (the worker needs them; listings do not).
+    inputs: tuple[InputRef, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
-        data = attrs.asdict(self)
+        data = attrs.asdict(self, recurse=False)
+        data["request"] = attrs.asdict(
+            self.request, filter=lambda field, _value: field.name != "inputs"
+        )
+        data["inputs"] = [ref.as_dict() for ref in self.inputs]
+        data["metadata"] = dict(self.metadata)
         for key in ("created_at", "updated_at", "lease_until"):
             if data[key] is not None:
                 data[key] = data[key].isoformat(timespec="seconds")
@@ -58,13 +164,15 @@ class Queue(Protocol):
         """Create or migrate the storage; idempotent (``imagen queue init``)."""
 
     def submit(self, request: Request, *, backend: str, max_attempts: int = 3) -> Job:
-        """Add a queued job and return it (its id is new)."""
+        """Add a queued job and return it (its id is new). The request's input
+        images are stored with it, in the same transaction, once per sha256."""
 
     def claim(self, worker: str, *, backends: Sequence[str] | None, lease_s: float) -> Job | None:
         """Take the oldest job that is queued, or running with an expired lease,
         whose backend is in ``backends`` (None = any); it becomes running, owned
         by ``worker`` until now + ``lease_s``, with ``attempts`` + 1. None when
-        there is nothing to do."""
+        there is nothing to do. The job's ``request.inputs`` hold the images'
+        bytes; a job whose images are not stored fails for good instead."""
 
     def heartbeat(self, job_id: str, worker: str, *, lease_s: float) -> bool:
         """Extend the lease. False when ``worker`` no longer owns the job
@@ -75,9 +183,10 @@ class Queue(Protocol):
     ) -> bool:
         """Mark done; False (and no change) when ``worker`` does not own the job."""
 
-    def fail(self, job_id: str, worker: str, *, error: str) -> bool:
-        """Record the error; the job is queued again while attempts remain, else
-        failed. False (and no change) when ``worker`` does not own the job."""
+    def fail(self, job_id: str, worker: str, *, error: str, retry: bool = True) -> bool:
+        """Record the error; the job is queued again while attempts remain (and
+        ``retry``: the failure may pass), else failed. False (and no change)
+        when ``worker`` does not own the job."""
 
     def release(self, job_id: str, worker: str) -> bool:
         """Give a running job back to the queue (a worker shutting down) without
@@ -87,7 +196,15 @@ class Queue(Protocol):
         """Cancel a queued or running job (a running one's worker sees its next
         heartbeat fail). Returns the job, None when there is no such id."""
 
-    def get(self, job_id: str) -> Job | None: ...
+    def get(self, job_id: str) -> Job | None:
+        """The job; its ``inputs`` name its images (``request.inputs`` is empty)."""
+
+    def input_bytes(self, sha256: str) -> bytes | None:
+        """The bytes of a stored input image (of a queued or running job), or None."""
+
+    def match(self, prefix: str, *, limit: int) -> list[str]:
+        """The ids starting with ``prefix`` (at most ``limit``, newest first), for
+        short ids like git's: ``imagen jobs show 955ed53b``."""
 
     def list(self, *, status: str | None = None, limit: int = 100) -> list[Job]:
         """Newest first."""
@@ -98,3 +215,31 @@ class Queue(Protocol):
         others may just sleep."""
 
     def close(self) -> None: ...
+
+
+class AmbiguousJobId(UsageError):
+    """A short job id that more than one job's id starts with."""
+
+    def __init__(self, prefix: str, ids: list[str]) -> None:
+        self.prefix, self.ids = prefix, ids
+        shown = ", ".join(ids[:MATCHES_SHOWN]) + (", ..." if len(ids) > MATCHES_SHOWN else "")
+        super().__init__(f"job id {prefix!r} is ambiguous; it starts {shown}: give more of it")
+
+
+MATCHES_SHOWN = 10
+
+
+def find_job(queue: Queue, job_id: str) -> Job | None:
+    """The job whose id is ``job_id`` or, failing that, the one job whose id
+    starts with it (any unique prefix, as git takes). None when no id matches;
+    AmbiguousJobId when several do. A queue type without ``match`` takes full
+    ids only."""
+    job = queue.get(job_id)
+    text = job_id.strip().lower()
+    match = getattr(queue, "match", None)
+    if job is not None or not text or match is None:
+        return job
+    ids = list(match(text, limit=MATCHES_SHOWN + 1))
+    if len(ids) > 1:
+        raise AmbiguousJobId(job_id, ids)
+    return queue.get(ids[0]) if ids else None

@@ -126,8 +126,15 @@ _IN_SECONDS = re.compile(r"\bin ~?(\d+(?:\.\d+)?)\s*s(?:ec(?:ond)?s?)?\b", re.I)
 
 
 def retry_after_s(headers: Mapping[str, str], body: Any) -> float | None:
-    """Seconds the server asks us to wait: the Retry-After header (seconds or an
-    HTTP date), else ``retry_after`` in the JSON body, else the detail text."""
+    """Seconds the server asks us to wait: ``retry-after-ms`` (OpenAI's, which its
+    SDK reads first), the Retry-After header (seconds or an HTTP date), else
+    ``retry_after`` in the JSON body, else the detail text."""
+    value = headers.get("retry-after-ms")
+    if value:
+        try:
+            return max(0.0, float(value) / 1000)
+        except ValueError:
+            pass
     value = headers.get("Retry-After")
     if value:
         value = value.strip()

@@ -3,6 +3,11 @@
 Claims run in ``BEGIN IMMEDIATE`` transactions (one writer at a time, others wait
 on the busy timeout), so two workers never take the same job. Leases are unix
 times from this machine's clock: every worker of a SQLite queue shares it.
+
+Input images live in the table ``inputs`` of the same file, one row per sha256;
+a job's request holds their hashes. Whatever ends a job (done, failed, canceled)
+deletes, in the same transaction, its images that no queued or running job
+refers to any more.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import attrs
 from imagen_core.config import data_file, optional_path, setting
 from imagen_core.errors import ImagenError, InvalidRequest
 from imagen_core.models import Request
-from imagen_core.queue import Job
+from imagen_core.queue import InputRef, Job, request_record, split_record, with_inputs
 
 if TYPE_CHECKING:
     import sqlite3
@@ -49,7 +54,31 @@ CREATE INDEX IF NOT EXISTS jobs_claim ON jobs (status, created_at);
 -- the whole table (482 ms at 100,000 jobs). Built once, on the first connection,
 -- in a file that lacks it.
 CREATE INDEX IF NOT EXISTS jobs_created ON jobs (created_at);
+CREATE TABLE IF NOT EXISTS inputs (
+    sha256    TEXT PRIMARY KEY,             -- hex sha256 of data
+    data      BLOB NOT NULL,                -- the image file's bytes (PNG, JPEG, WebP)
+    stored_at TEXT NOT NULL                 -- UTC ISO 8601, last stored
+);
 """
+
+STORE_INPUT = (
+    "INSERT INTO inputs (sha256, data, stored_at) VALUES (?, ?, ?)"
+    " ON CONFLICT (sha256) DO UPDATE SET stored_at = excluded.stored_at"
+)
+# The input hashes of live jobs (a row that is not JSON, written by hand, has none).
+_LIVE_HASHES = (
+    "SELECT CASE WHEN e.type = 'object' THEN json_extract(e.value, '$.sha256') END"
+    " FROM jobs l, json_each(CASE WHEN json_valid(l.request) THEN l.request ELSE '{}' END,"
+    " '$.inputs') e WHERE l.status IN ('queued', 'running')"
+)
+# Delete the images of job ? that no live job refers to (the job itself may be live:
+# then nothing goes).
+COLLECT = (
+    "DELETE FROM inputs WHERE sha256 IN ("
+    "SELECT CASE WHEN e.type = 'object' THEN json_extract(e.value, '$.sha256') END"
+    " FROM jobs j, json_each(CASE WHEN json_valid(j.request) THEN j.request ELSE '{}' END,"
+    f" '$.inputs') e WHERE j.id = ?) AND sha256 NOT IN ({_LIVE_HASHES})"
+)
 
 
 # A job whose worker died on every attempt (killed, out of memory, machine gone)
@@ -60,6 +89,7 @@ EXHAUSTED = (
     " || attempts || ' attempts; if the job itself brings workers down (out of memory?),"
     " submit it smaller, else submit it again'"
     " WHERE status = 'running' AND lease_until < ? AND attempts >= max_attempts"
+    " RETURNING id"
 )
 
 
@@ -102,8 +132,9 @@ class SQLiteQueueConfig:
     poll_s: float = setting(0.5, help="how often an idle worker looks for new jobs, seconds")
 
 
-def _request(text: str, backend: str) -> Request:
-    """The Request stored in a row; InvalidRequest when it is not one."""
+def _request(text: str, backend: str) -> tuple[Request, tuple[InputRef, ...]]:
+    """The Request stored in a row (without its images' bytes) and its inputs;
+    InvalidRequest when it is not one."""
     try:
         data = json.loads(text)
     except (TypeError, ValueError) as exc:
@@ -116,8 +147,9 @@ def _request(text: str, backend: str) -> Request:
         raise InvalidRequest(
             f"unknown field(s) {', '.join(unknown)} (written by another imagen version?)"
         )
+    fields, refs = split_record(data)
     try:
-        return Request(**{**data, "backend": backend})
+        return Request(**{**fields, "backend": backend}), refs
     except TypeError as exc:
         raise InvalidRequest(f"not an imagen request: {exc}") from None
 
@@ -140,6 +172,13 @@ def _metadata(text: str) -> dict[str, Any]:
 
 
 REQUEST_FIELDS = frozenset(field.name for field in attrs.fields(Request))
+
+
+def _read(db: sqlite3.Connection, hashes: Sequence[str]) -> dict[str, bytes]:
+    """The stored images of ``hashes`` (those that are there)."""
+    marks = ", ".join("?" * len(hashes))
+    rows = db.execute(f"SELECT sha256, data FROM inputs WHERE sha256 IN ({marks})", list(hashes))
+    return {sha256: bytes(data) for sha256, data in rows}
 
 
 def _now() -> str:
@@ -217,8 +256,9 @@ class SQLiteQueue:
         placeholder prompt and the reason as its error."""
         lease = row["lease_until"]
         error = row["error"]
+        refs: tuple[InputRef, ...] = ()
         try:
-            request = _request(row["request"], row["backend"])
+            request, refs = _request(row["request"], row["backend"])
         except InvalidRequest as exc:
             if strict:
                 raise
@@ -227,6 +267,7 @@ class SQLiteQueue:
         return Job(
             id=row["id"],
             request=request,
+            inputs=refs,
             backend=row["backend"],
             status=row["status"],
             attempts=row["attempts"],
@@ -247,9 +288,14 @@ class SQLiteQueue:
 
     def submit(self, request: Request, *, backend: str, max_attempts: int = 3) -> Job:
         job_id = str(uuid.uuid4())
-        body = json.dumps(attrs.asdict(attrs.evolve(request, backend=backend)))
+        body = json.dumps(request_record(attrs.evolve(request, backend=backend)))
         now = _now()
+        images = {item.sha256: item.data for item in request.inputs}
         with self._tx() as db:
+            # The images first, in the same transaction: a job never refers to
+            # an image that is not there, and no collection runs in between.
+            for sha256, data in images.items():
+                db.execute(STORE_INPUT, (sha256, data, now))
             db.execute(
                 "INSERT INTO jobs (id, request, backend, status, max_attempts, created_at,"
                 " updated_at) VALUES (?, ?, ?, 'queued', ?, ?, ?)",
@@ -263,7 +309,8 @@ class SQLiteQueue:
         extra = list(backends or ())
         now, stamp = time.time(), _now()
         with self._tx() as db:
-            db.execute(EXHAUSTED, (stamp, now))
+            for (exhausted,) in db.execute(EXHAUSTED, (stamp, now)).fetchall():
+                db.execute(COLLECT, (exhausted,))
             while True:
                 taken = db.execute(
                     _claim_sql(len(extra)), [worker, now + lease_s, stamp, now, *extra, *extra]
@@ -271,25 +318,43 @@ class SQLiteQueue:
                 if taken is None:
                     return None
                 try:
-                    return self._job(taken)
+                    job = self._job(taken)
+                    request = with_inputs(job.request, job.inputs, lambda h: _read(db, h))
                 except InvalidRequest as exc:
-                    # No attempt could ever run it: fail it for good, alone, and
+                    # No attempt could ever run it (a request another version wrote,
+                    # its images gone or never stored): fail it for good, alone, and
                     # look for the next job (the PostgreSQL queue does the same).
                     db.execute(
                         "UPDATE jobs SET status = 'failed', error = ?, lease_until = NULL,"
                         " updated_at = ? WHERE id = ?",
                         (f"invalid request: {exc}", stamp, taken["id"]),
                     )
+                    db.execute(COLLECT, (taken["id"],))
+                    continue
+                return attrs.evolve(job, request=request)
 
-    def _update_owned(self, job_id: str, worker: str, assignments: str, values: list[Any]) -> bool:
-        """UPDATE a running job only if ``worker`` owns it; True when it did."""
+    def _update_owned(
+        self,
+        job_id: str,
+        worker: str,
+        assignments: str,
+        values: list[Any],
+        *,
+        collect: bool = False,
+    ) -> bool:
+        """UPDATE a running job only if ``worker`` owns it; True when it did.
+        ``collect``: the job may have ended, so delete its unneeded images."""
         with self._tx() as db:
-            cursor = db.execute(
+            # Returns whether the job has images (most have none: no collection).
+            row = db.execute(
                 f"UPDATE jobs SET {assignments}, updated_at = ?"
-                " WHERE id = ? AND worker = ? AND status = 'running'",
+                " WHERE id = ? AND worker = ? AND status = 'running'"
+                " RETURNING instr(request, '\"inputs\"') > 0",
                 [*values, _now(), job_id, worker],
-            )
-            return cursor.rowcount == 1
+            ).fetchone()
+            if row is not None and row[0] and collect:
+                db.execute(COLLECT, (job_id,))
+            return row is not None
 
     def heartbeat(self, job_id: str, worker: str, *, lease_s: float) -> bool:
         return self._update_owned(job_id, worker, "lease_until = ?", [time.time() + lease_s])
@@ -302,15 +367,17 @@ class SQLiteQueue:
             worker,
             "status = 'done', result_path = ?, metadata = ?, error = NULL, lease_until = NULL",
             [result_path, json.dumps(metadata, default=str)],
+            collect=True,
         )
 
-    def fail(self, job_id: str, worker: str, *, error: str) -> bool:
+    def fail(self, job_id: str, worker: str, *, error: str, retry: bool = True) -> bool:
         return self._update_owned(
             job_id,
             worker,
-            "status = CASE WHEN attempts < max_attempts THEN 'queued' ELSE 'failed' END,"
+            "status = CASE WHEN ? AND attempts < max_attempts THEN 'queued' ELSE 'failed' END,"
             " error = ?, worker = NULL, lease_until = NULL",
-            [error],
+            [retry, error],
+            collect=True,
         )
 
     def release(self, job_id: str, worker: str) -> bool:
@@ -328,6 +395,7 @@ class SQLiteQueue:
                 " WHERE id = ? AND status IN ('queued', 'running')",
                 (_now(), job_id),
             )
+            db.execute(COLLECT, (job_id,))
             row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
             return self._job(row, strict=False) if row else None
 
@@ -335,6 +403,18 @@ class SQLiteQueue:
         with self._lock, self._failing_clearly():
             row = self._connect().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return self._job(row, strict=False) if row else None
+
+    def input_bytes(self, sha256: str) -> bytes | None:
+        with self._lock, self._failing_clearly():
+            found = _read(self._connect(), [sha256])
+        return found.get(sha256)
+
+    def match(self, prefix: str, *, limit: int) -> list[str]:
+        # Ids are lowercase UUIDs: a range on the primary key, not a scan.
+        query = "SELECT id FROM jobs WHERE id >= ? AND id < ? ORDER BY created_at DESC LIMIT ?"
+        with self._lock, self._failing_clearly():
+            rows = self._connect().execute(query, (prefix, prefix + "\uffff", limit)).fetchall()
+        return [row["id"] for row in rows]
 
     def list(self, *, status: str | None = None, limit: int = 100) -> list[Job]:
         query, params = "SELECT * FROM jobs", []

@@ -190,7 +190,9 @@ def table(rows: Sequence[Sequence[str]]) -> str:
 
 
 def usage_report(groups: list[WeekGroup]) -> str:
-    rows = [("week", "backend", "model", "caller", "images", "failed", "cost", "mean latency")]
+    rows = [
+        ("week", "backend", "model", "caller", "images", "failed", "cost", "basis", "mean latency")
+    ]
     for g in groups:
         latency = f"{g.mean_latency_s:.2f}s" if g.mean_latency_s is not None else "-"
         rows.append(
@@ -202,6 +204,7 @@ def usage_report(groups: list[WeekGroup]) -> str:
                 str(g.count),
                 str(g.failed),
                 format_cost(g.cost_usd) if g.cost_usd is not None else "unknown",
+                g.cost_basis or "-",
                 latency,
             )
         )
@@ -209,13 +212,15 @@ def usage_report(groups: list[WeekGroup]) -> str:
     failed = sum(g.failed for g in groups)
     cost = sum(g.cost_usd or 0.0 for g in groups)
     noun = "image" if total == 1 else "images"
-    footer = f"total: {total} {noun}, {failed} failed, ${cost:.4f} estimated cost"
+    # As the rows say it: "free", "$0.065" (no "$0.0000" under rows saying free).
+    footer = f"total: {total} {noun}, {failed} failed, estimated cost {format_cost(cost)}"
     return (table(rows) + "\n" if groups else "no usage recorded in that period\n") + footer
 
 
 # Columns of ``imagen usage --raw``: fixed widths, so that lines can be printed as the
-# rows are read (a longer value pushes the rest of its line along).
-_RAW_WIDTHS = (19, 12, 20, 12, 8, 8, 9)
+# rows are read (a longer value pushes the rest of its line along). The error goes
+# last and is not padded, so one long error does not widen every line.
+_RAW_WIDTHS = (19, 10, 14, 10, 11, 7, 16, 12)
 
 
 def usage_lines(rows: Iterable[UsageRow]) -> Iterator[str]:
@@ -223,9 +228,19 @@ def usage_lines(rows: Iterable[UsageRow]) -> Iterator[str]:
 
     def line(cells: tuple[str, ...]) -> str:
         padded = [cell.ljust(width) for cell, width in zip(cells, _RAW_WIDTHS, strict=False)]
-        return "  ".join([*padded, cells[-1]])
+        return "  ".join([*padded, cells[-1]]).rstrip()
 
-    header = ("time (UTC)", "backend", "model", "caller", "status", "latency", "cost", "prompt")
+    header = (
+        "time (UTC)",
+        "backend",
+        "model",
+        "caller",
+        "status",
+        "latency",
+        "cost",
+        "prompt",
+        "error",
+    )
     empty = True
     for r in rows:
         if empty:
@@ -237,10 +252,13 @@ def usage_lines(rows: Iterable[UsageRow]) -> Iterator[str]:
                 r.backend,
                 r.model or "-",
                 r.caller,
-                r.status if not r.error else f"{r.status}: {r.error}",
+                r.status,
                 f"{r.latency_s:.2f}s" if r.latency_s is not None else "-",
-                format_cost(r.cost_usd) if r.cost_usd is not None else "unknown",
+                format_cost(r.cost_usd) + (f" ({r.cost_basis})" if r.cost_basis else "")
+                if r.cost_usd is not None
+                else "unknown",
                 r.prompt_sha256[:12],
+                r.error or "",
             )
         )
     if empty:

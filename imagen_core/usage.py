@@ -29,8 +29,9 @@ class UsageRow:
     cost_usd: float | None
     prompt_sha256: str
     caller: str
-    status: str  # "ok" | "failed"
+    status: str  # "ok" | "failed" | "interrupted" (killed while writing the image)
     error: str | None = None
+    cost_basis: str | None = None  # "billed" | "computed" | "estimated"; None when unknown
 
     @classmethod
     def of(cls, generation: Generation, caller: str) -> UsageRow:
@@ -46,6 +47,7 @@ class UsageRow:
             caller=caller,
             status="ok" if generation.ok else "failed",
             error=generation.error,
+            cost_basis=result.cost_basis if result else None,
         )
 
     def as_dict(self) -> dict[str, Any]:

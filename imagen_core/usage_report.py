@@ -23,6 +23,7 @@ class WeekGroup:
     failed: int
     cost_usd: float | None  # None when no row of the group had a known cost
     mean_latency_s: float | None
+    cost_basis: str | None = None  # how the costs are known: "computed", "billed+estimated", ...
 
     def as_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -43,6 +44,7 @@ class _Tally:
     costs: int = 0  # rows with a known cost
     latency: float = 0.0
     latencies: int = 0
+    bases: set[str] = attrs.Factory(set)  # the distinct cost bases of the rows
 
     def add(self, other: _Tally) -> None:
         self.count += other.count
@@ -51,13 +53,14 @@ class _Tally:
         self.costs += other.costs
         self.latency += other.latency
         self.latencies += other.latencies
+        self.bases |= other.bases
 
 
 GroupKey = tuple[str, str, str | None, str]  # week, backend, model, caller
 # A day's sums for one backend, model and caller: (day "YYYY-MM-DD" in UTC, backend,
 # model, caller, count, failed, sum of known costs, how many known, sum of known
-# latencies, how many known).
-DayTally = tuple[str, str, str | None, str, int, int, float, int, float, int]
+# latencies, how many known, the distinct cost bases joined by "," or None).
+DayTally = tuple[str, str, str | None, str, int, int, float, int, float, int, str | None]
 
 
 def _groups(tallies: dict[GroupKey, _Tally]) -> list[WeekGroup]:
@@ -71,6 +74,7 @@ def _groups(tallies: dict[GroupKey, _Tally]) -> list[WeekGroup]:
             failed=t.failed,
             cost_usd=round(t.cost, 6) if t.costs else None,
             mean_latency_s=round(t.latency / t.latencies, 3) if t.latencies else None,
+            cost_basis="+".join(sorted(t.bases)) or None,
         )
         for (week, backend, model, caller), t in tallies.items()
     ]
@@ -95,6 +99,8 @@ def by_week(rows: Iterable[UsageRow]) -> list[WeekGroup]:
         if row.latency_s is not None:
             tally.latency += row.latency_s
             tally.latencies += 1
+        if row.cost_basis:
+            tally.bases.add(row.cost_basis)
     return _groups(tallies)
 
 
@@ -104,7 +110,7 @@ def by_week_from_days(days: Iterable[DayTally]) -> list[WeekGroup]:
 
     weeks: dict[str, str] = {}
     tallies: dict[GroupKey, _Tally] = {}
-    for day, backend, model, caller, count, failed, cost, costs, latency, latencies in days:
+    for day, backend, model, caller, count, failed, cost, costs, latency, latencies, basis in days:
         week = weeks.get(day)
         if week is None:
             week = weeks[day] = iso_week(dt.date.fromisoformat(day))
@@ -112,5 +118,6 @@ def by_week_from_days(days: Iterable[DayTally]) -> list[WeekGroup]:
         tally = tallies.get(key)
         if tally is None:
             tally = tallies[key] = _Tally()
-        tally.add(_Tally(count, failed, cost, costs, latency, latencies))
+        bases = {b for b in basis.split(",") if b} if basis else set()
+        tally.add(_Tally(count, failed, cost, costs, latency, latencies, bases))
     return _groups(tallies)

@@ -14,6 +14,7 @@ job in flight when the worker is told to stop a second time.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import socket
@@ -27,22 +28,33 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from imagen_core.cancel import CancelScope
-from imagen_core.errors import ImagenError, describe
+from imagen_core.errors import ImagenError, describe, is_transient, is_unavailable
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
+    from imagen_core.models import Progress
     from imagen_core.pipeline import Session
     from imagen_core.queue import Job, Queue
 
 JOBS_FOLDER = "jobs"
 
 
+# A backend whose server cannot be reached is not claimed for; it is tried again
+# after a pause that doubles from the first to the last.
+DOWN_FIRST_S = 2.0
+DOWN_MAX_S = 60.0
+# The default concurrency follows the backends' max_in_flight, up to this.
+MAX_DEFAULT_CONCURRENCY = 8
+# ``once`` gives up (exit 1) after this many failed claims in a row.
+ONCE_CLAIM_TRIES = 3
+
+
 @attrs.frozen
 class WorkerOptions:
     backends: tuple[str, ...] | None = None  # None: any backend
-    concurrency: int = 1
+    concurrency: int | None = None  # None: the backends' max_in_flight, summed
     once: bool = False  # exit when the queue has nothing left for this worker
     max_jobs: int | None = None
     lease_s: float = 60.0
@@ -69,7 +81,10 @@ class Worker:
         self.queue = queue
         self.options = options
         self.id = worker_id()
-        self.log_line = log or (lambda line: print(line, file=sys.stderr, flush=True))
+        self.log_line = log or self._print
+        # Re-entrant: the signal handler runs in the main thread, which may be
+        # holding either lock when the signal comes.
+        self._print_lock = threading.RLock()
         self.stopping = threading.Event()
         self.aborting = False
         self.abandoned = False  # job threads still ran when the grace ran out
@@ -78,7 +93,44 @@ class Worker:
         self._scopes: dict[str, CancelScope] = {}
         self._lost: set[str] = set()
         self._per_backend: dict[str, int] = {}
-        self._lock = threading.Lock()
+        # Backends whose server is down: (claim again after, current pause).
+        self._down: dict[str, tuple[float, float]] = {}
+        self._lock = threading.RLock()
+        self.concurrency = options.concurrency or self.default_concurrency()
+        # On a terminal (and with the default log), a status line shows the
+        # steps of the job that last made progress; job lines print above it.
+        self.tty = log is None and not options.json_logs and sys.stderr.isatty()
+        self._status = ""
+
+    def _print(self, line: str) -> None:
+        with self._print_lock:
+            if self.tty and self._status:
+                sys.stderr.write("\r\x1b[K")
+            sys.stderr.write(line + "\n")
+            if self.tty and self._status:
+                sys.stderr.write(self._status)
+            sys.stderr.flush()
+
+    def _progress(self, job: Job) -> Progress:
+        def show(done: int, total: int, message: str = "") -> None:
+            status = f"job {job.id[:8]} {job.backend} {done}/{total}" + (
+                f" {message}" if message else ""
+            )
+            with self._print_lock:
+                self._status = status[:200]
+                sys.stderr.write("\r\x1b[K" + self._status)
+                sys.stderr.flush()
+
+        return show
+
+    def _clear_status(self) -> None:
+        if not self.tty:
+            return
+        with self._print_lock:
+            if self._status:
+                sys.stderr.write("\r\x1b[K")
+                sys.stderr.flush()
+                self._status = ""
 
     # ------------------------------------------------------------ capacity
     def max_in_flight(self, backend: str) -> int:
@@ -91,9 +143,26 @@ class Worker:
         value = instance.max_in_flight or getattr(built, "max_in_flight", None) or 1
         return max(1, int(value))
 
+    def served(self) -> list[str]:
+        """The backends this worker takes jobs for: ``--backends``, else the
+        configured ones and the default."""
+        if self.options.backends is not None:
+            return list(self.options.backends)
+        config = self.session.config
+        return list(dict.fromkeys([*config.backends, config.default_backend]))
+
+    def default_concurrency(self) -> int:
+        """Enough jobs at once to keep every served backend as busy as its
+        ``max_in_flight`` allows (ComfyUI: 2, so its own queue holds the next
+        prompt while one renders)."""
+        total = sum(self.max_in_flight(name) for name in self.served())
+        return max(1, min(MAX_DEFAULT_CONCURRENCY, total))
+
     def _eligible(self) -> list[str] | None:
+        now = time.monotonic()
         with self._lock:
             busy = {b for b, n in self._per_backend.items() if n >= self.max_in_flight(b)}
+            busy |= {b for b, (until, _pause) in self._down.items() if until > now}
         if self.options.backends is not None:
             return [b for b in self.options.backends if b not in busy]
         if not busy:
@@ -101,20 +170,54 @@ class Worker:
         known = set(self.session.config.backends) | set(self.session.registry.backends)
         return sorted(known - busy)
 
+    def _mark_down(self, job: Job, error: str) -> float:
+        """Stop claiming for ``job``'s backend for a while; say so the first time."""
+        with self._lock:
+            first = job.backend not in self._down
+            pause = DOWN_FIRST_S if first else min(DOWN_MAX_S, self._down[job.backend][1] * 2)
+            self._down[job.backend] = (time.monotonic() + pause, pause)
+        if first:
+            self.log_line(
+                f"imagen: worker: backend {job.backend!r} is unreachable ({error}); not taking "
+                "its jobs until it answers again (checking with backoff)"
+            )
+        return pause
+
+    def _mark_up(self, backend: str) -> None:
+        with self._lock:
+            was_down = self._down.pop(backend, None) is not None
+        if was_down:
+            self.log_line(f"imagen: worker: backend {backend!r} answers again")
+
     # ------------------------------------------------------------ running
+    def banner(self) -> str:
+        """The line the worker starts with: what it serves, from where, how wide."""
+        instance = self.session.config.queue(self.session.registry)
+        where = getattr(self.queue, "path", None)
+        queue = f"{instance.type} queue" + (f" {where}" if where else "")
+        served = ", ".join(self.served()) if self.options.backends else "any backend"
+        chosen = "" if self.options.concurrency else " (the backends' max_in_flight)"
+        return (
+            f"imagen: worker {self.id} on the {queue}; backends: {served}; "
+            f"concurrency {self.concurrency}{chosen}"
+        )
+
     def run(self) -> int:
-        """Work until stopped, ``once`` found nothing, or ``max_jobs`` were taken."""
+        """Work until stopped, ``once`` found nothing, or ``max_jobs`` were taken.
+        Returns the exit code: 1 when ``once`` could not reach the queue."""
         opts = self.options
         taken = 0
+        code = 0
+        blips = 0  # claims failed in a row
         beat = threading.Thread(target=self._heartbeats, daemon=True, name="heartbeat")
         beat.start()
         futures: set[Future[None]] = set()
-        pool = ThreadPoolExecutor(max_workers=opts.concurrency, thread_name_prefix="job")
+        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="job")
         try:
             while not self.stopping.is_set():
                 if opts.max_jobs is not None and taken >= opts.max_jobs:
                     break
-                if len(futures) >= opts.concurrency:
+                if len(futures) >= self.concurrency:
                     _, futures = wait(futures, timeout=1.0, return_when=FIRST_COMPLETED)
                     continue
                 eligible = self._eligible()
@@ -125,14 +228,22 @@ class Worker:
                         else None
                     )
                 except ImagenError as exc:  # the queue is briefly unreachable
+                    blips += 1
+                    if opts.once and blips >= ONCE_CLAIM_TRIES:
+                        self.log_line(f"imagen: worker: cannot claim: {exc}; --once gives up")
+                        code = 1
+                        break
                     self.log_line(f"imagen: worker: cannot claim: {exc} (retrying)")
-                    self.stopping.wait(min(5.0, opts.idle_wait_s))
+                    self.stopping.wait(min(5.0, opts.idle_wait_s) * blips)
                     continue
+                blips = 0
                 if job is None:
-                    if opts.once and not futures:
+                    if opts.once and not futures and not self._waiting_for_down():
                         break
                     if futures:
                         _, futures = wait(futures, timeout=0.2, return_when=FIRST_COMPLETED)
+                    elif self._waiting_for_down():
+                        self.stopping.wait(min(opts.idle_wait_s, self._next_check()))
                     else:
                         self.queue.wait(opts.idle_wait_s)
                     continue
@@ -146,7 +257,18 @@ class Worker:
         finally:
             self.stopping.set()
             pool.shutdown(wait=not self.abandoned, cancel_futures=True)
-        return 0
+        return code
+
+    def _waiting_for_down(self) -> bool:
+        """``once`` does not exit while a served backend is down only for now:
+        its jobs are there, waiting for the next check."""
+        return False
+
+    def _next_check(self) -> float:
+        now = time.monotonic()
+        with self._lock:
+            untils = [until - now for until, _pause in self._down.values()]
+        return max(0.01, min(untils, default=DOWN_FIRST_S))
 
     def _drain(self, futures: set[Future[None]]) -> None:
         """Wait for the jobs in flight; after ``abort`` only for the grace period."""
@@ -211,6 +333,7 @@ class Worker:
                 output=self._output(job),
                 preview=False,
                 cancel=self._scopes[job.id],
+                progress=self._progress(job) if self.tty else None,
             )
         except KeyboardInterrupt:  # Canceled: the backend has stopped its remote work
             if not self.aborting:  # abort() already logged the job as released
@@ -218,14 +341,10 @@ class Worker:
             self._finish(job)
             return
         except Exception as exc:  # a job's failure must never stop the worker
-            error = describe(exc)
-            try:
-                self.queue.fail(job.id, self.id, error=error)
-            except ImagenError:  # the lease runs out and the job is tried again
-                pass
-            self._log(job, "failed", time.monotonic() - started, error)
+            self._failed(job, exc, time.monotonic() - started)
             self._finish(job)
             return
+        self._mark_up(job.backend)
         assert record.path is not None and record.result is not None
         lost = job.id in self._lost
         result = record.result
@@ -249,7 +368,41 @@ class Worker:
             self._log(job, "done", time.monotonic() - started, str(record.path))
         self._finish(job)
 
+    def _failed(self, job: Job, exc: Exception, took: float) -> None:
+        """Retry what may pass (a 5xx, a timeout), fail the rest at once (a 4xx,
+        a missing token, an image made but not written: never pay twice), and
+        give back, without counting the attempt, a job whose server is down."""
+        error = describe(exc)
+        try:
+            resets = _budget_resets(exc)
+            if resets is not None:
+                # on_exceed: wait -- the job keeps its place until the period resets.
+                self._hold(job.backend, resets)
+                self.queue.release(job.id, self.id)
+                self._log(job, "waiting", took, f"{error}; back in the queue until then")
+                return
+            if is_unavailable(exc):
+                pause = self._mark_down(job, error)
+                self.queue.release(job.id, self.id)
+                self._log(
+                    job, "waiting", took, f"{error}; back in the queue, next check in {pause:g} s"
+                )
+                return
+            retry = is_transient(exc) and job.attempts < job.max_attempts
+            self.queue.fail(job.id, self.id, error=error, retry=retry)
+        except ImagenError:  # the lease runs out and the job is tried again
+            retry = True
+        status = f"retrying ({job.attempts}/{job.max_attempts})" if retry else "failed"
+        self._log(job, status, took, error)
+
+    def _hold(self, backend: str, until: dt.datetime) -> None:
+        """Claim nothing for ``backend`` until ``until`` (a budget's reset)."""
+        pause = max(1.0, (until - dt.datetime.now(dt.timezone.utc)).total_seconds())
+        with self._lock:
+            self._down[backend] = (time.monotonic() + pause, pause)
+
     def _finish(self, job: Job) -> None:
+        self._clear_status()
         with self._lock:
             self._inflight.pop(job.id, None)
             self._scopes.pop(job.id, None)
@@ -277,21 +430,66 @@ class Worker:
         self.log_line(line)
 
 
-def install_signals(worker: Worker) -> Any:
-    """First SIGTERM/SIGINT: stop claiming, finish the jobs in flight, exit 0.
-    Second: give the jobs in flight back to the queue, cancel them on their
-    backends, exit 0. Third: exit 0 at once."""
-    import signal
+class Signals:
+    """SIGTERM/SIGINT for the worker, installed before anything else so that a
+    signal while the worker starts up stops it cleanly (exit 0), not with 143.
 
-    def handle(signum: int, _frame: Any) -> None:
+    First: stop claiming, finish the jobs in flight, exit 0. Second: give the
+    jobs in flight back to the queue, cancel them on their backends, exit 0.
+    Third: exit 0 at once."""
+
+    def __init__(self) -> None:
+        self.worker: Worker | None = None
+        self.early = False  # a signal came before the worker existed
+
+    def install(self) -> None:
+        import signal
+
+        signal.signal(signal.SIGTERM, self.handle)
+        signal.signal(signal.SIGINT, self.handle)
+
+    def attach(self, worker: Worker) -> None:
+        self.worker = worker
+        if self.early:
+            worker.stopping.set()
+
+    def handle(self, _signum: int, _frame: Any) -> None:
+        worker = self.worker
+        if worker is None:
+            if self.early:
+                os._exit(0)
+            self.early = True
+            sys.stderr.write("imagen: worker: stopping before it started\n")
+            return
+        in_flight = len(worker._inflight)
         if not worker.stopping.is_set():
             worker.stopping.set()
-            worker.log_line("imagen: worker: finishing the jobs in flight (again to stop now)")
+            worker.log_line(
+                f"imagen: worker: finishing the jobs in flight ({in_flight}; again to stop now)"
+                if in_flight
+                else "imagen: worker: stopping (no job in flight)"
+            )
         elif not worker.aborting:
-            worker.log_line("imagen: worker: canceling the jobs in flight (again to exit now)")
+            if in_flight:
+                worker.log_line("imagen: worker: canceling the jobs in flight (again to exit now)")
             worker.abort()
         else:
             os._exit(0)  # the jobs are back in the queue already
 
-    previous = (signal.signal(signal.SIGTERM, handle), signal.signal(signal.SIGINT, handle))
-    return previous
+
+def install_signals(worker: Worker) -> Signals:
+    """``Signals`` installed and attached to ``worker`` (see Signals)."""
+    signals = Signals()
+    signals.install()
+    signals.attach(worker)
+    return signals
+
+
+def _budget_resets(exc: BaseException) -> dt.datetime | None:
+    """When a job refused by an ``on_exceed: wait`` budget may run again; None
+    for any other failure (a refusing budget fails the job like any usage error)."""
+    from imagen_core.budgets import BudgetExceeded
+
+    if isinstance(exc, BudgetExceeded) and exc.wait:
+        return exc.status.resets
+    return None

@@ -33,6 +33,9 @@ class Recorded:
         return f"{self.method} {self.path}"
 
 
+HUNG_UP = 0  # the status of a Reply that answers nothing: the client has gone
+
+
 @dataclass
 class Reply:
     """A scripted answer: status, JSON (or bytes) body, headers."""
@@ -46,6 +49,9 @@ class FakeHTTPServer:
     """A threaded HTTP server on a free port of 127.0.0.1, calling ``handle``."""
 
     def __init__(self) -> None:
+        # The connection of the request being handled, per handler thread: a fake
+        # that holds an answer watches it to notice the client hang up.
+        self.local = threading.local()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
@@ -82,7 +88,11 @@ def _handler(fake: FakeHTTPServer) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else b""
             headers = {k.lower(): v for k, v in self.headers.items()}
+            fake.local.connection = self.connection
             reply = fake.handle(self.command, self.path, headers, body)
+            if reply.status == HUNG_UP:  # the client went away: nothing to answer
+                self.close_connection = True
+                return
             if isinstance(reply.body, bytes):
                 payload, kind = reply.body, "application/octet-stream"
             else:
@@ -107,12 +117,25 @@ def _handler(fake: FakeHTTPServer) -> type[BaseHTTPRequestHandler]:
 
 class FakeTime:
     """``sleep`` records the wait and moves the clock on, without waiting; a test
-    may make the Nth sleep raise (Ctrl-C while the backend waits)."""
+    may make the Nth sleep raise (Ctrl-C while the backend waits). ``wait`` (for
+    an answer on an event) waits a few real milliseconds for it, then counts its
+    slice as passed on the clock; the Nth wait may raise too."""
 
     def __init__(self) -> None:
         self.now = 1000.0
         self.sleeps: list[float] = []
+        self.waits = 0
         self.on_sleep: Callable[[int], None] | None = None
+        self.on_wait: Callable[[int], None] | None = None
+
+    def wait(self, event: threading.Event, seconds: float) -> bool:
+        if event.wait(0.02):
+            return True
+        self.waits += 1
+        self.now += seconds
+        if self.on_wait is not None:
+            self.on_wait(self.waits)
+        return False
 
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(round(seconds, 6))

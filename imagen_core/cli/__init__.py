@@ -44,6 +44,11 @@ COMMANDS: dict[str, Builtin] = {
         "compare",
         "Run one PROMPT on several backends; write each image and a contact sheet.",
     ),
+    "grid": Builtin(
+        "grid",
+        "grid",
+        "Run one PROMPT across up to three axes; write every cell, sheets and a page.",
+    ),
     "info": Builtin(
         "info", "info", "Show how each image was made: prompt, seed, model, size, and more."
     ),

@@ -44,11 +44,14 @@ from imagen_core.cli.options import (
 def compare(
     prompt: tuple[str, ...],
     models: str,
-    size: tuple[int, int],
+    size: tuple[int, int] | None,
     seed: int,
     steps: int,
     style: str | None,
     negative: str,
+    images: tuple[str, ...],
+    mask: str | None,
+    strength: float | None,
     output_dir: str | None,
     parallel: bool,
     no_sidecar: bool,
@@ -67,7 +70,9 @@ def compare(
     from imagen_core.comparison import compare as run_compare
     from imagen_core.terminal import StepProgress, comparison_table
 
-    request = make_request(prompt, size, seed, steps, style, negative)
+    request = make_request(
+        prompt, size, seed, steps, style, negative, images=images, mask=mask, strength=strength
+    )
     session = open_session(config_path)
     names = models.split(",")
     each = [attrs.evolve(request, backend=name) for name in names]

@@ -42,11 +42,14 @@ from imagen_core.cli.options import (
 def generate(
     prompt: tuple[str, ...],
     backend: str | None,
-    size: tuple[int, int],
+    size: tuple[int, int] | None,
     seed: int,
     steps: int,
     style: str | None,
     negative: str,
+    images: tuple[str, ...],
+    mask: str | None,
+    strength: float | None,
     output: str | None,
     no_sidecar: bool,
     no_metadata: bool,
@@ -62,7 +65,18 @@ def generate(
     """
     from imagen_core.terminal import StepProgress, summary_line
 
-    request = make_request(prompt, size, seed, steps, style, negative, backend)
+    request = make_request(
+        prompt,
+        size,
+        seed,
+        steps,
+        style,
+        negative,
+        backend,
+        images=images,
+        mask=mask,
+        strength=strength,
+    )
     session = open_session(config_path)
     instance = session.config.backend(backend, session.registry)
     if price_check(session, [request], dry_run, None):

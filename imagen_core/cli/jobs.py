@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import attrs
 import click
@@ -21,6 +22,11 @@ from imagen_core.cli.options import (
     price_check,
     request_options,
 )
+
+if TYPE_CHECKING:
+    from imagen_core.models import Request
+    from imagen_core.pipeline import Session
+    from imagen_core.queue import Job, Queue
 
 
 @click.command(cls=PlainHelp)
@@ -46,11 +52,14 @@ from imagen_core.cli.options import (
 def submit(
     backend: str | None,
     prompt: tuple[str, ...],
-    size: tuple[int, int],
+    size: tuple[int, int] | None,
     seed: int,
     steps: int,
     style: str | None,
     negative: str,
+    images: tuple[str, ...],
+    mask: str | None,
+    strength: float | None,
     max_attempts: int,
     wait_: bool,
     dry_run: bool,
@@ -63,9 +72,12 @@ def submit(
     from imagen_core.pipeline import apply_style
 
     session = open_session(config_path)
-    request = make_request(prompt, size, seed, steps, style, negative)
+    request = make_request(
+        prompt, size, seed, steps, style, negative, images=images, mask=mask, strength=strength
+    )
     name = session.config.backend(backend, session.registry).name  # unknown: usage error now
     apply_style(request, session.config.styles)  # unknown style: usage error now
+    _check_capabilities(session, request, name)
     priced = attrs.evolve(request, backend=name)
     if price_check(session, [priced], dry_run, None):
         return
@@ -87,6 +99,19 @@ def submit(
         error = f": {current.error}" if current and current.error else ""
         raise SystemExit(fail(f"job {job.id} {status}{error}", 1))
     click.echo(current.result_path)
+
+
+def _check_capabilities(session: Session, request: Request, name: str) -> None:
+    """A backend that cannot take the request's inputs is a usage error now, not
+    a failed job later, when it can be built here (a backend whose token only
+    the workers have is checked by them)."""
+    from imagen_core.errors import ImagenError
+
+    try:
+        _, built = session.backend(name)
+    except ImagenError:
+        return
+    session.check_capabilities(request, name, built)
 
 
 @click.group(cls=PlainHelpGroup, invoke_without_command=True)
@@ -131,26 +156,34 @@ def jobs(
 @click.argument("job_id")
 @click.pass_context
 def jobs_show(ctx: click.Context, job_id: str) -> None:
-    """Print one job as JSON."""
-    from imagen_core.errors import UsageError
-
-    job = open_session(ctx.obj).queue().get(job_id)
-    if job is None:
-        raise UsageError(f"no job {job_id!r} (see `imagen jobs`)")
-    echo_json(job.as_dict())
+    """Print one job as JSON. JOB_ID may be any unique start of the id."""
+    echo_json(_find(open_session(ctx.obj).queue(), job_id).as_dict())
 
 
 @jobs.command("cancel")
 @click.argument("job_id")
 @click.pass_context
 def jobs_cancel(ctx: click.Context, job_id: str) -> None:
-    """Cancel a queued or running job."""
-    from imagen_core.errors import UsageError
+    """Cancel a queued or running job (exit 1 if it is already done or failed).
+    JOB_ID may be any unique start of the id."""
+    queue = open_session(ctx.obj).queue()
+    found = _find(queue, job_id)
+    if found.status in ("done", "failed"):
+        raise SystemExit(fail(f"job {found.id} is already {found.status}; nothing to cancel", 1))
+    job = queue.cancel(found.id) or found
+    if job.status != "canceled":  # it ended meanwhile
+        raise SystemExit(fail(f"job {job.id} is already {job.status}; nothing to cancel", 1))
+    click.echo(f"{job.id} {job.status}")
 
-    job = open_session(ctx.obj).queue().cancel(job_id)
+
+def _find(queue: Queue, job_id: str) -> Job:
+    from imagen_core.errors import UsageError
+    from imagen_core.queue import find_job
+
+    job = find_job(queue, job_id)
     if job is None:
         raise UsageError(f"no job {job_id!r} (see `imagen jobs`)")
-    click.echo(f"{job.id} {job.status}")
+    return job
 
 
 @click.command(cls=PlainHelp)
@@ -160,9 +193,7 @@ def jobs_cancel(ctx: click.Context, job_id: str) -> None:
 @click.option(
     "--concurrency",
     type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Jobs run at once.",
+    help="Jobs run at once (default: the served backends' max_in_flight, summed, at most 8).",
 )
 @click.option("--once", is_flag=True, help="Exit when the queue has nothing left for this worker.")
 @click.option("--max-jobs", type=click.IntRange(min=1), help="Exit after taking this many jobs.")
@@ -178,7 +209,7 @@ def jobs_cancel(ctx: click.Context, job_id: str) -> None:
 @common
 def worker(
     backends: str | None,
-    concurrency: int,
+    concurrency: int | None,
     once: bool,
     max_jobs: int | None,
     lease_s: float,
@@ -187,13 +218,16 @@ def worker(
 ) -> None:
     """Run queued jobs through the same pipeline as `imagen generate`.
 
-    One line per job on stderr. Ctrl-C or SIGTERM: stop taking jobs and finish
-    those in flight; a second one gives them back to the queue, cancels them on
-    the backend (as Ctrl-C does in `imagen generate`) and exits; a third exits
-    at once.
+    One line at start (queue, backends, concurrency), then one per job on
+    stderr. Ctrl-C or SIGTERM: stop taking jobs and finish those in flight; a
+    second one gives them back to the queue, cancels them on the backend (as
+    Ctrl-C does in `imagen generate`) and exits; a third exits at once. With
+    --once, exit 1 if the queue cannot be reached.
     """
-    from imagen_core.worker import Worker, WorkerOptions, install_signals
+    from imagen_core.worker import Signals, Worker, WorkerOptions
 
+    signals = Signals()  # first: a SIGTERM while starting up still exits 0
+    signals.install()
     session = open_session(config_path)
     served = tuple(b.strip() for b in backends.split(",") if b.strip()) if backends else None
     for name in served or ():
@@ -208,16 +242,19 @@ def worker(
         json_logs=json_logs,
     )
     runner = Worker(session, queue, options)
-    install_signals(runner)
+    signals.attach(runner)
+    runner.log_line(runner.banner())
     try:
-        runner.run()
+        code = runner.run()
     finally:
         queue.close()
     if runner.abandoned:
         # A backend call ignored its cancellation: the interpreter would wait
         # for its thread at exit. Its job is already back in the queue.
         sys.stderr.flush()
-        os._exit(0)
+        os._exit(code)
+    if code:
+        raise SystemExit(code)
 
 
 @click.group("queue", cls=PlainHelpGroup)

@@ -102,9 +102,13 @@ class PlainHelpGroup(PlainHelp, click.Group):
 PlainHelpGroup.group_class = PlainHelpGroup
 
 
-def parse_size(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[int, int]:
+def parse_size(
+    _ctx: click.Context, _param: click.Parameter, value: str | None
+) -> tuple[int, int] | None:
     import re
 
+    if value is None:
+        return None
     match = re.fullmatch(r"\s*(\d{1,9})\s*[xX×]\s*(\d{1,9})\s*", value)
     if not match:
         raise click.BadParameter(f"{value!r} is not WIDTHxHEIGHT, e.g. 1024x768")
@@ -136,17 +140,34 @@ def _stdin_text() -> str:
         ) from None
 
 
+def parse_strength(_ctx: click.Context, _param: click.Parameter, value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not 0.0 <= number <= 1.0:  # NaN fails too
+        raise click.BadParameter(
+            f"{value!r} is not a number from 0 to 1 (0 keeps the input image, 1 ignores it)"
+        )
+    return number
+
+
+DEFAULT_SIZE = (1024, 1024)
+
+
 def request_options(*, seed_help: str, steps_help: str) -> Callable[[F], F]:
-    """PROMPT and the options that make a Request: shared by generate and compare."""
+    """PROMPT and the options that make a Request: shared by generate, compare
+    and submit."""
     options = [
         click.argument("prompt", nargs=-1, required=True),
         click.option(
             "--size",
             metavar="WxH",
-            default="1024x1024",
-            show_default=True,
+            default=None,
             callback=parse_size,
-            help="WIDTHxHEIGHT, each 1–8192.",
+            help="WIDTHxHEIGHT, each 1–8192.  [default: 1024x1024; with --image, its size]",
         ),
         click.option("--seed", type=int, default=0, show_default=True, help=seed_help),
         click.option(
@@ -157,6 +178,28 @@ def request_options(*, seed_help: str, steps_help: str) -> Callable[[F], F]:
         ),
         click.option(
             "--negative", default="", help="What to avoid (ignored by backends without it)."
+        ),
+        click.option(
+            "--image",
+            "-i",
+            "images",
+            metavar="PATH",
+            multiple=True,
+            help="An input image (PNG, JPEG, WebP): the first is the image to edit (or "
+            "the init image), further ones are references. '-' reads one from stdin "
+            "(its bytes, or the path a previous `imagen generate` printed). Repeatable.",
+        ),
+        click.option(
+            "--mask",
+            metavar="PATH",
+            help="Inpaint: white = repaint, black = keep; the size of the first --image.",
+        ),
+        click.option(
+            "--strength",
+            metavar="0..1",
+            callback=parse_strength,
+            help="How far from the input image to go (img2img denoise): 0 keeps it, "
+            "1 ignores it.  [default: the backend's]",
         ),
     ]
 
@@ -170,15 +213,32 @@ def request_options(*, seed_help: str, steps_help: str) -> Callable[[F], F]:
 
 def make_request(
     prompt: tuple[str, ...],
-    size: tuple[int, int],
+    size: tuple[int, int] | None,
     seed: int,
     steps: int,
     style: str | None,
     negative: str,
     backend: str | None = None,
+    *,
+    images: tuple[str, ...] = (),
+    mask: str | None = None,
+    strength: float | None = None,
 ) -> Request:
+    """The Request of the shared options; input images are read and checked
+    here, before any backend is built (InvalidInput names the file)."""
+    from imagen_core.errors import InvalidInput, UsageError
+    from imagen_core.inputs import STDIN, load_inputs
     from imagen_core.models import Request
 
+    if prompt == (STDIN,) and STDIN in (*images, mask):
+        raise UsageError(
+            "stdin can be read once: give the prompt as words when --image or --mask is '-'"
+        )
+    if strength is not None and not images:
+        raise InvalidInput("--strength needs an input image to start from: give --image")
+    inputs = load_inputs(images, mask)
+    if size is None:
+        size = (inputs[0].width, inputs[0].height) if inputs else DEFAULT_SIZE
     return Request(
         prompt=prompt_text(prompt),
         negative=negative,
@@ -188,6 +248,8 @@ def make_request(
         steps=steps,
         style=style,
         backend=backend,
+        inputs=inputs,
+        strength=strength,
     )
 
 

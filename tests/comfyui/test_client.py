@@ -104,6 +104,10 @@ def test_progress_reports_sampler_steps(comfy, configure):
     steps = [(d, t) for d, t, m in calls if m == "KSampler" and t]
     assert steps == [(1, 4), (2, 4), (3, 4), (4, 4)]
     assert calls[0] == (0, 0, "queued")
+    # The nodes after the sampler do not carry its step count.
+    after = calls[calls.index((4, 4, "KSampler")) + 1 :]
+    assert after and all((d, t) == (0, 0) for d, t, _m in after)
+    assert {m for _d, _t, m in after} >= {"VAEDecode"}
     # Binary preview frames came between the steps and were skipped.
     assert len([k for _, k in comfy.event_names("sent") if k == "preview"]) == 4
 

@@ -298,3 +298,35 @@ def test_a_backend_priced_by_the_second_costs_its_time(isolated_env, output_dir)
     assert "$1800.00/hour" in after.source
     plain = session.generate(Request("x", width=8, height=8)).result
     assert plain is not None and (plain.cost_usd, plain.cost_basis) == (0.0, "computed")
+
+
+@pytest.mark.parametrize("on_exceed", ["refuse", "wait"])
+def test_a_worker_job_over_budget_fails_or_waits_for_the_reset(
+    isolated_env, output_dir, on_exceed
+) -> None:
+    write_config(
+        isolated_env,
+        f"output: {{dir: '{output_dir}', preview: off}}\n"
+        "backends:\n  paid: {type: mock, cost_usd: 0.04}\n"
+        f"budgets:\n  - {{period: day, limit_usd: 0.05, on_exceed: {on_exceed}}}\n",
+    )
+    queue = Session().queue()
+    first = queue.submit(Request("one", width=8, height=8), backend="paid")
+    second = queue.submit(Request("two", width=8, height=8), backend="paid")
+    worker = run("worker", "--once", "--concurrency", "1", "--json")
+    assert worker.returncode == 0, worker.stderr
+    assert queue.get(first.id).status == "done"  # type: ignore[union-attr]
+    held = queue.get(second.id)
+    assert held is not None
+    if on_exceed == "refuse":
+        # A usage error: failed at once, with the budget's line, never retried.
+        assert (held.status, held.attempts) == ("failed", 1)
+        assert held.error is not None and held.error.startswith("over budget: the daily budget")
+    else:
+        # Back in the queue, its attempt not counted, for a worker after the reset.
+        assert (held.status, held.attempts) == ("queued", 0)
+        logs = [json.loads(line) for line in worker.stderr.splitlines() if line.startswith("{")]
+        assert any(entry["job"] == second.id and entry["status"] == "waiting" for entry in logs), (
+            worker.stderr
+        )
+    assert len(list(output_dir.rglob("*.png"))) == 1

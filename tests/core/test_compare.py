@@ -51,8 +51,10 @@ def test_compare_writes_one_png_per_backend_a_sheet_and_a_sidecar(configured, ou
         "steps": 0,
         "style": None,
         "negative": "",
+        "strength": None,
         "parallel": False,
     }
+    assert side["inputs"] == [] and side["input_image"] is None
     assert [b["status"] for b in side["backends"]] == ["ok", "ok", "failed"]
     assert side["backends"][1]["model"] == "other-model"
     assert side["backends"][0]["path"] == "mock-a.png"

@@ -225,7 +225,7 @@ def test_usage_command_filters_and_formats(isolated_env, capsys):
     assert lines[0].split()[:4] == ["week", "backend", "model", "caller"]
     assert lines[1].split()[:6] == ["2026-W18", "flux", "flux-dev", "alice", "1", "0"]
     assert lines[2].split()[:6] == ["2026-W19", "flux", "flux-dev", "alice", "1", "0"]
-    assert lines[-1] == "total: 2 images, 0 failed, $0.0650 estimated cost"
+    assert lines[-1] == "total: 2 images, 0 failed, estimated cost $0.065"
     code, out, _ = run(capsys, "usage", "--json")
     assert [g["count"] for g in json.loads(out)] == [2, 1]
 
@@ -307,13 +307,14 @@ def fill_ledger(count: int) -> list[UsageRow]:
             ["alice", "bob"][n % 2],
             "failed" if n % 6 == 0 else "ok",
             "boom" if n % 6 == 0 else None,
+            [None, "billed", "computed", "estimated", "billed"][n % 5],
         )
         for n in range(count)
     ]
     ledger = Ledger(LedgerConfig())
     for row in rows:
         values = row.as_dict()
-        ledger._insert([values[c] for c in COLUMNS])
+        ledger._insert([values[c] for c in COLUMNS] + [0])  # + inputs
     return rows
 
 
@@ -352,8 +353,77 @@ def test_raw_usage_streams_the_same_json_and_lines(isolated_env, capsys):
     assert lines[0].split()[:3] == ["time", "(UTC)", "backend"]
     assert len(lines) == 26
     assert lines[1].split()[:5] == ["2025-12-26", "22:00:00", "flux", "-", "alice"]
-    assert "failed: boom" in lines[1]
+    assert lines[1].split()[5:] == ["failed", "-", "free", "h", "boom"]
     code, out, _ = run(capsys, "usage", "--raw", "--json", "--since", "2030-01-01")
     assert (code, out) == (0, "[]\n")
     code, out, _ = run(capsys, "usage", "--raw", "--since", "2030-01-01")
     assert (code, out) == (0, "no usage recorded in that period\n")
+
+
+# ------------------------------------------------------------------ input images
+
+OLD_SCHEMA = """
+CREATE TABLE usage (
+    id INTEGER PRIMARY KEY, created_at TEXT NOT NULL, backend TEXT NOT NULL,
+    backend_type TEXT NOT NULL, model TEXT, latency_s REAL, cost_usd REAL,
+    prompt_sha256 TEXT NOT NULL, caller TEXT NOT NULL, status TEXT NOT NULL, error TEXT
+);
+PRAGMA user_version=1;
+INSERT INTO usage VALUES (1, '2026-11-01T10:00:00+00:00', 'mock', 'mock', 'm', 0.1, 0.0,
+                          'abc', 'bob', 'ok', NULL);
+"""
+
+
+def png_bytes(size=(8, 8), color=(200, 30, 30)) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_a_row_counts_the_input_images(isolated_env):
+    from imagen_core import ImageInput
+
+    write_config(isolated_env, "")
+    image = ImageInput.from_bytes(png_bytes())
+    reference = ImageInput.from_bytes(png_bytes(color=(0, 0, 255)), role="reference")
+    generate(Request("plain", width=8, height=8))
+    generate(Request("edit", width=8, height=8, inputs=[image, reference]))
+    assert [row["inputs"] for row in ledger_rows(default_path())] == [0, 2]
+
+
+def test_a_ledger_of_an_older_imagen_gains_the_inputs_column_and_keeps_its_rows(isolated_env):
+    from imagen_core import ImageInput
+
+    write_config(isolated_env, "")
+    path = default_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path)
+    db.executescript(OLD_SCHEMA)
+    db.close()
+    generate(Request("edit", width=8, height=8, inputs=[ImageInput.from_bytes(png_bytes())]))
+    old, new = ledger_rows(path)
+    assert (old["caller"], old["inputs"]) == ("bob", 0)
+    assert (new["prompt_sha256"], new["inputs"]) == (Request("edit").prompt_sha256, 1)
+    version = sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0]
+    assert version == 3
+    rows = list(Ledger(LedgerConfig(path=path)).rows(since=None, until=None))
+    assert [row.caller for row in rows] == ["bob", caller()]
+
+
+def test_two_processes_migrating_at_once_both_write(isolated_env, tmp_path):
+    path = tmp_path / "usage.db"
+    db = sqlite3.connect(path)
+    db.executescript(OLD_SCHEMA)
+    db.close()
+    code = (
+        "import sys; from pathlib import Path; from imagen_core.ledger import _migrate;"
+        "import sqlite3; db = sqlite3.connect(sys.argv[1], timeout=30, isolation_level=None);"
+        "_migrate(db)"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(path)]) for _ in range(4)]
+    assert [p.wait(timeout=60) for p in procs] == [0] * 4
+    assert [row["inputs"] for row in ledger_rows(path)] == [0]

@@ -165,6 +165,7 @@ def test_every_plugin_installs_with_its_data(fresh, tmp_path):
         "imagen-comfyui",
         "imagen-replicate",
         "imagen-fal",
+        "imagen-openai",
         "imagen-supabase",
         "imagen-mock",
         "imagen-web",
@@ -232,10 +233,42 @@ def test_the_supabase_wheel_ships_its_sql(wheels, fresh, tmp_path):
     assert "create table if not exists imagen.images" in sql
 
 
-def test_the_fal_wheel_installs_alone_beside_the_core(wheels, tmp_path_factory, tmp_path):
-    # Only imagen-core and imagen-fal (and their PyPI dependencies): the plugin
+# A cloud backend's wheel beside imagen-core's alone: the example `imagen config
+# init` shows, and a probe of its data files (families, prices) with what it prints.
+ALONE = {
+    "imagen-fal": (
+        "  flux-schnell-fal:\n    type: fal\n",
+        "from imagen_core import Request; from imagen_fal.backend import FalBackend; "
+        "from imagen_fal.config import FalConfig; "
+        "b = FalBackend(FalConfig(model='fal-ai/nano-banana')); "
+        "print(b.capabilities().summary(), b.estimate(Request('x')).usd)",
+        "text, 10 images 0.039",
+    ),
+    "imagen-replicate": (
+        "  flux-schnell-replicate:\n    type: replicate\n",
+        "from imagen_replicate.pricing import table; "
+        "print(table().prices['black-forest-labs/flux-schnell'].usd_per_image)",
+        "0.003",
+    ),
+    "imagen-openai": (
+        "  gpt-image:\n    type: openai\n",
+        "from imagen_core import Request; from imagen_openai.backend import OpenAIBackend; "
+        "from imagen_openai.config import OpenAIConfig; "
+        "b = OpenAIBackend(OpenAIConfig(model='dall-e-2')); "
+        "print(b.capabilities().summary(), b.estimate(Request('x', width=512, height=512)).usd)",
+        "text, 1 image, mask 0.018",
+    ),
+}
+
+
+@pytest.mark.parametrize("dist", sorted(ALONE))
+def test_a_cloud_backend_wheel_installs_alone_beside_the_core(
+    wheels, tmp_path_factory, tmp_path, dist
+):
+    # Only imagen-core and the plugin (and their PyPI dependencies): the plugin
     # needs no other plugin, and its data files come from its own wheel.
-    venv = tmp_path_factory.mktemp("fal-venv") / "env"
+    example, probe, printed = ALONE[dist]
+    venv = tmp_path_factory.mktemp("alone") / "env"
     sh(sys.executable, "-m", "venv", venv)
     sh(
         venv / "bin" / "python",
@@ -244,18 +277,18 @@ def test_the_fal_wheel_installs_alone_beside_the_core(wheels, tmp_path_factory, 
         "install",
         "-q",
         wheels["imagen_core"],
-        wheels["imagen_fal"],
+        wheels[dist.replace("-", "_")],
     )
     env = clean_env(tmp_path)
     listed = sh(venv / "bin" / "python", "-m", "pip", "list", "--format=freeze", env=env).stdout
     assert {line.split("==")[0] for line in listed.splitlines() if line.startswith("imagen")} == {
         "imagen-core",
-        "imagen-fal",
+        dist,
     }
     plugins = sh(venv / "bin" / "imagen", "plugins", env=env, cwd=tmp_path).stdout
-    assert f"imagen-fal {__version__}" in plugins and "FAILED" not in plugins
+    assert f"{dist} {__version__}" in plugins and "FAILED" not in plugins
     sample = sh(venv / "bin" / "imagen", "config", "init", env=env, cwd=tmp_path).stdout
-    assert "  flux-schnell-fal:\n    type: fal\n" in sample
+    assert example in sample
     (tmp_path / "imagen.yaml").write_text(sample)
     sh(
         venv / "bin" / "imagen",
@@ -266,15 +299,5 @@ def test_the_fal_wheel_installs_alone_beside_the_core(wheels, tmp_path_factory, 
         env=env,
         cwd=tmp_path,
     )
-    # The families and the price table load from the installed package.
-    priced = sh(
-        venv / "bin" / "python",
-        "-c",
-        "from imagen_core import Request; from imagen_fal.backend import FalBackend; "
-        "from imagen_fal.config import FalConfig; "
-        "b = FalBackend(FalConfig(model='fal-ai/nano-banana')); "
-        "print(b.capabilities().summary(), b.estimate(Request('x')).usd)",
-        env=env,
-        cwd=tmp_path,
-    ).stdout
-    assert priced.strip() == "text, 10 images 0.039"
+    out = sh(venv / "bin" / "python", "-c", probe, env=env, cwd=tmp_path).stdout
+    assert out.strip() == printed

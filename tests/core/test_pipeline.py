@@ -526,10 +526,19 @@ def test_a_backend_is_never_called_with_inputs_it_did_not_declare(pm, output_dir
             calls.append(request)
             return Result(image=request.image.data if request.image else b"", seed=1, model="e")
 
+    class Plain:  # declares nothing: text to image only
+        def __init__(self, _settings: object) -> None:
+            pass
+
+        def generate(self, request: Request, progress: object) -> Result:
+            calls.append(request)
+            return Result(image=b"x", seed=1, model="p")
+
     class Plugin:
         @hookimpl
         def register_backends(self, register) -> None:
             register("editor", Editor)
+            register("plain", Plain)
 
     pm.register(Plugin(), name="editor-plugin")
     buffer = io.BytesIO()
@@ -537,9 +546,10 @@ def test_a_backend_is_never_called_with_inputs_it_did_not_declare(pm, output_dir
     image = ImageInput.from_bytes(buffer.getvalue())
     session = Session()
     with pytest.raises(
-        Unsupported, match=r"backend 'mock' cannot take input images .*backends that can: editor"
+        Unsupported,
+        match=r"backend 'plain' cannot take input images .*backends that can: mock, editor$",
     ):
-        session.generate(Request("x", inputs=[image]))
+        session.generate(Request("x", backend="plain", inputs=[image]))
     with pytest.raises(Unsupported, match="'editor' cannot take a mask"):
         session.generate(Request("x", backend="editor", inputs=[image, image.with_role("mask")]))
     assert calls == []

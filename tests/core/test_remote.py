@@ -97,6 +97,8 @@ def test_one_line_joins_a_field_list():
         ({}, {"detail": "Request was throttled. Your rate limit resets in ~30s."}, 30.0),
         ({}, {"detail": "throttled"}, None),
         ({"Retry-After": "soon"}, "not json", None),
+        ({"retry-after-ms": "1500", "Retry-After": "9"}, None, 1.5),
+        ({"retry-after-ms": "later", "Retry-After": "9"}, None, 9.0),
     ],
 )
 def test_retry_after(headers, body, seconds):

@@ -73,12 +73,14 @@ def test_init_in_another_schema_touches_nothing_named_imagen(queue, sql, schema)
     assert [f["proname"] for f in functions] == [
         "json_whole_between",
         "notify_job",
+        "valid_inputs",
         "valid_request",
     ]
     notify = next(f["prosrc"] for f in functions if f["proname"] == "notify_job")
     assert f"'{schema}_jobs'" in notify
     valid = next(f["prosrc"] for f in functions if f["proname"] == "valid_request")
     assert f"{schema}.json_whole_between" in valid and "imagen." not in valid
+    assert f"{schema}.valid_inputs" in valid
 
 
 def test_the_table_has_the_documented_columns(queue, sql, schema):
@@ -162,6 +164,18 @@ VALID = [
     '{"prompt": "a fox", "seed": 0, "steps": 0, "style": null, "negative": ""}',
     '{"prompt": "a fox", "style": "blog", "extra": {"cfg": 3.5}, "backend": "ignored"}',
     '{"prompt": "a fox", "width": 1e3}',  # jsonb normalises it to 1000
+    '{"prompt": "a fox", "strength": 0.5}',
+    '{"prompt": "a fox", "strength": 0, "inputs": null}',
+    '{"prompt": "a fox", "strength": null, "inputs": []}',
+    f'{{"prompt": "a fox", "inputs": [{{"sha256": "{"a" * 64}"}}]}}',
+    f'{{"prompt": "a fox", "inputs": [{{"sha256": "{"a" * 64}", "role": "image", '
+    f'"source": "/x.png"}}, {{"sha256": "{"b" * 64}", "role": "reference", "source": null}}, '
+    f'{{"sha256": "{"c" * 64}", "role": "mask"}}]}}',
+    f'{{"prompt": "a fox", "inputs": [{{"sha256": "{"a" * 64}", "role": "reference"}}, '
+    f'{{"sha256": "{"b" * 64}", "role": "reference"}}]}}',
+    # the mask may come anywhere, the image first among the others
+    f'{{"prompt": "a fox", "inputs": [{{"sha256": "{"a" * 64}", "role": "mask"}}, '
+    f'{{"sha256": "{"b" * 64}"}}, {{"sha256": "{"c" * 64}", "role": "reference"}}]}}',
 ]
 INVALID = [
     "{}",
@@ -183,12 +197,46 @@ INVALID = [
     '{"prompt": "a fox", "negative": null}',
     '{"prompt": "a fox", "style": 3}',
     '{"prompt": "a fox", "extra": []}',
+    '{"prompt": "a fox", "strength": 1.5}',
+    '{"prompt": "a fox", "strength": -0.1}',
+    '{"prompt": "a fox", "strength": "0.5"}',
+    '{"prompt": "a fox", "strength": true}',
+    '{"prompt": "a fox", "inputs": {}}',
+    '{"prompt": "a fox", "inputs": ["abc"]}',
+    '{"prompt": "a fox", "inputs": [{"sha256": "ABC"}]}',
+    f'{{"prompt": "a fox", "inputs": [{{"sha256": "{"A" * 64}"}}]}}',
+    f'{{"prompt": "a fox", "inputs": [{{"sha256": "{"a" * 64}", "role": "thumbnail"}}]}}',
+    f'{{"prompt": "a fox", "inputs": [{{"sha256": "{"a" * 64}", "role": null}}]}}',
+    f'{{"prompt": "a fox", "inputs": [{{"sha256": "{"a" * 64}", "source": 3}}]}}',
+    f'{{"prompt": "a fox", "inputs": [{{"sha256": "{"a" * 64}", "bytes": "…"}}]}}',
+    f'{{"prompt": "a fox", "inputs": [{{"sha256": "{"a" * 64}"}}, {{"sha256": "{"b" * 64}"}}]}}',
+    f'{{"prompt": "a fox", "inputs": [{{"sha256": "{"a" * 64}", "role": "mask"}}]}}',
+    f'{{"prompt": "a fox", "inputs": [{{"sha256": "{"a" * 64}", "role": "reference"}}, '
+    f'{{"sha256": "{"b" * 64}", "role": "image"}}]}}',
+    f'{{"prompt": "a fox", "inputs": [{{"sha256": "{"a" * 64}"}}, '
+    f'{{"sha256": "{"b" * 64}", "role": "mask"}}, {{"sha256": "{"c" * 64}", "role": "mask"}}]}}',
 ]
-KEYS = {"prompt", "negative", "width", "height", "seed", "steps", "style", "extra", "backend"}
+KEYS = {
+    "prompt",
+    "negative",
+    "width",
+    "height",
+    "seed",
+    "steps",
+    "style",
+    "extra",
+    "backend",
+    "strength",
+    "inputs",
+}
 
 
 def python_accepts(data: object) -> bool:
-    """Whether a worker could run this request (what it reads back from jsonb)."""
+    """Whether a worker could run this request (what it reads back from jsonb),
+    its images standing in for the stored ones."""
+    from imagen_core.models import ImageInput
+    from imagen_core.queue import split_record
+
     if not isinstance(data, dict) or set(data) - KEYS:
         return False
     # Request does not check these three itself; the pipeline would choke on them.
@@ -199,10 +247,28 @@ def python_accepts(data: object) -> bool:
     if not isinstance(data.get("extra", {}), dict):
         return False
     try:
-        Request(**data)
+        fields, refs = split_record(data)
+        images = [
+            ImageInput(PNG, "image/png", 4, 4, role=r.role, source=r.source, sha256=r.sha256)
+            for r in refs
+        ]
+        Request(**fields, inputs=images)
     except (InvalidRequest, TypeError):
         return False
     return True
+
+
+def _png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+PNG = _png()
 
 
 @pytest.mark.parametrize("body", VALID + INVALID)
@@ -216,9 +282,13 @@ def test_the_table_and_request_agree_on_what_a_request_is(queue, sql, schema, bo
         assert exc.diag.constraint_name == "jobs_request_valid"
         stored = False
     assert stored == readable == (body in VALID)
-    if stored:
+    if stored and '"sha256"' not in body:
         job = queue.claim("w", backends=None, lease_s=60)
         assert job is not None and job.request.prompt == "a fox"
+    elif stored:  # its images were never stored: the job fails alone
+        assert queue.claim("w", backends=None, lease_s=60) is None
+        [failed] = queue.list(status="failed")
+        assert "input aaaaaaaaaaaa… is not stored with the queue" in failed.error
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 import time
 
+import attrs
 import pytest
 
 from imagen_core import Request
@@ -149,3 +150,189 @@ class QueueContract:
         start = time.monotonic()
         queue.wait(0.2)
         assert time.monotonic() - start < 5
+
+    def test_fail_without_retry_fails_at_once(self, queue):
+        job = queue.submit(Request("x"), backend="mock", max_attempts=3)
+        queue.claim("w1", backends=None, lease_s=60)
+        assert queue.fail(job.id, "w1", error="HTTP 400: bad prompt", retry=False)
+        failed = queue.get(job.id)
+        assert (failed.status, failed.attempts, failed.error) == (
+            "failed",
+            1,
+            "HTTP 400: bad prompt",
+        )
+        assert queue.claim("w1", backends=None, lease_s=60) is None
+
+    def test_match_finds_ids_by_their_start(self, queue):
+        jobs = [queue.submit(Request(f"p{i}"), backend="mock") for i in range(40)]
+        target = jobs[7].id
+        assert queue.match(target[:8], limit=5) == [target]
+        assert queue.match(target, limit=5) == [target]
+        assert queue.match("zz", limit=5) == []
+        # Forty random ids: some first hex digit is shared by two or more.
+        by_first: dict[str, list[str]] = {}
+        for job in jobs:
+            by_first.setdefault(job.id[0], []).append(job.id)
+        shared = max(by_first.values(), key=len)
+        assert sorted(queue.match(shared[0][0], limit=50)) == sorted(shared)
+        assert len(queue.match(shared[0][0], limit=1)) == 1
+
+    def test_find_job_takes_a_unique_prefix_and_names_the_ambiguous(self, queue):
+        from imagen_core.errors import UsageError
+        from imagen_core.queue import AmbiguousJobId, find_job
+
+        jobs = [queue.submit(Request(f"p{i}"), backend="mock") for i in range(40)]
+        one = jobs[3]
+        assert find_job(queue, one.id).id == one.id
+        assert find_job(queue, one.id[:12]).id == one.id
+        assert find_job(queue, one.id[:12].upper()).id == one.id
+        assert find_job(queue, "ffffffff-no") is None
+        # Forty ids, sixteen hex digits: some first digit is shared.
+        shared = max(
+            ([j.id for j in jobs if j.id[0] == digit] for digit in "0123456789abcdef"), key=len
+        )
+        with pytest.raises(AmbiguousJobId) as info:
+            find_job(queue, shared[0][0])
+        assert isinstance(info.value, UsageError)
+        assert all(job_id in str(info.value) for job_id in shared[:10])
+
+    # ------------------------------------------------------------ input images
+
+    def test_inputs_travel_with_the_job_as_hashes(self, queue):
+        image, reference, mask = inputs()
+        request = Request("edit", inputs=[image, reference, mask], strength=0.4)
+        job = queue.submit(request, backend="mock")
+        refs = [(i.sha256, i.role, i.source) for i in (image, reference, mask)]
+        for seen in (job, queue.get(job.id), queue.list()[0]):
+            assert [(r.sha256, r.role, r.source) for r in seen.inputs] == refs
+            assert seen.request.inputs == () and seen.request.strength == 0.4
+            assert seen.as_dict()["inputs"][0] == {
+                "sha256": image.sha256,
+                "role": "image",
+                "source": "/photos/cat.png",
+            }
+        claimed = queue.claim("w", backends=None, lease_s=60)
+        assert [(i.data, i.role, i.source) for i in claimed.request.inputs] == [
+            (i.data, i.role, i.source) for i in (image, reference, mask)
+        ]
+        assert claimed.request.strength == 0.4
+        assert queue.input_bytes(image.sha256) == image.data
+        assert queue.input_bytes("0" * 64) is None
+
+    def test_an_input_lives_while_a_job_needs_it(self, queue):
+        image, _, _ = inputs()
+        a = queue.submit(Request("a", inputs=[image]), backend="mock")
+        b = queue.submit(Request("b", inputs=[image]), backend="mock", max_attempts=2)
+        assert queue.claim("w", backends=None, lease_s=60).id == a.id
+        assert queue.complete(a.id, "w", result_path="/a.png", metadata={})
+        assert queue.input_bytes(image.sha256) == image.data  # b still needs it
+        assert queue.claim("w", backends=None, lease_s=60).id == b.id
+        assert queue.fail(b.id, "w", error="busy")  # queued again: still needed
+        assert queue.input_bytes(image.sha256) == image.data
+        assert queue.claim("w", backends=None, lease_s=60).request.inputs[0].data == image.data
+        assert queue.fail(b.id, "w", error="busy again")  # failed for good
+        assert queue.input_bytes(image.sha256) is None
+
+    def test_a_canceled_job_leaves_no_input_behind(self, queue):
+        image, reference, _ = inputs()
+        job = queue.submit(Request("a", inputs=[image, reference]), backend="mock")
+        queue.cancel(job.id)
+        assert (
+            queue.input_bytes(image.sha256) is None and queue.input_bytes(reference.sha256) is None
+        )
+        assert queue.get(job.id).inputs[1].sha256 == reference.sha256  # the record stays
+
+    def test_a_job_whose_worker_died_finds_its_inputs_again(self, queue):
+        image, _, _ = inputs()
+        job = queue.submit(Request("a", inputs=[image]), backend="mock")
+        queue.claim("dead", backends=None, lease_s=0.1)
+        time.sleep(0.15)
+        again = queue.claim("w", backends=None, lease_s=60)
+        assert again.id == job.id and again.request.inputs[0].data == image.data
+
+    def test_the_inputs_of_a_job_failed_by_dead_workers_go_too(self, queue):
+        image, _, _ = inputs()
+        poison = queue.submit(Request("a", inputs=[image]), backend="mock", max_attempts=1)
+        queue.claim("dead", backends=None, lease_s=0.1)
+        time.sleep(0.15)
+        assert queue.claim("w", backends=None, lease_s=60) is None
+        assert queue.get(poison.id).status == "failed"
+        self.collect(queue)
+        assert queue.input_bytes(image.sha256) is None
+
+    def collect(self, queue) -> None:
+        """What the queue type does to delete images of jobs failed by a claim
+        (nothing for a queue that deletes them at once)."""
+
+    @pytest.mark.slow
+    def test_a_worker_killed_mid_job_is_rerun_with_its_inputs(
+        self, queue, queue_block, isolated_env, tmp_path
+    ):
+        import os
+        import signal
+        import subprocess
+        import sys
+
+        from PIL import Image
+
+        from imagen_core import Session
+        from imagen_core.worker import Worker, WorkerOptions
+        from tests.helpers import write_config
+
+        image, _, _ = inputs()
+        job = queue.submit(
+            Request("edit", width=8, height=8, inputs=[image], strength=0.0), backend="mock"
+        )
+        slow = tmp_path / "slow.yaml"
+        slow.write_text(f"{queue_block}\nbackends:\n  mock: {{type: mock, latency_s: 600}}\n")
+        env = {
+            **os.environ,
+            "IMAGEN_CONFIG": str(slow),
+            "IMAGEN_LOAD_PLUGINS": "imagen-mock,imagen-postgres",
+        }
+        code = "from imagen_core.cli import main; main(['worker', '--lease', '1'])"
+        proc = subprocess.Popen(
+            [sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while queue.get(job.id).status != "running":
+                assert time.monotonic() < deadline and proc.poll() is None, proc.stderr
+                time.sleep(0.05)
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=30)
+            proc.stderr.close()
+        write_config(isolated_env, "backends:\n  mock: {type: mock}\n")
+        session = Session()
+        deadline = time.monotonic() + 60
+        while queue.get(job.id).status != "done":  # once the dead worker's lease runs out
+            assert time.monotonic() < deadline, queue.get(job.id)
+            options = WorkerOptions(once=True, idle_wait_s=0.05, lease_s=30)
+            Worker(session, queue, options, log=lambda _line: None).run()
+            time.sleep(0.1)
+        done = queue.get(job.id)
+        assert done.attempts == 2
+        with Image.open(done.result_path) as made:  # strength 0: the input, untouched
+            assert made.convert("RGB").getcolors() == [(64, (250, 40, 10))]
+        assert queue.input_bytes(image.sha256) is None
+
+
+def inputs():
+    """An image, a reference and a mask, as a person would give them."""
+    import io
+
+    from PIL import Image
+
+    from imagen_core import ImageInput
+
+    def png(color, mode="RGB") -> bytes:
+        buffer = io.BytesIO()
+        Image.new(mode, (8, 8), color).save(buffer, "PNG")
+        return buffer.getvalue()
+
+    return (
+        attrs.evolve(ImageInput.from_bytes(png((250, 40, 10))), source="/photos/cat.png"),
+        ImageInput.from_bytes(png((0, 0, 255)), role="reference"),
+        ImageInput.from_bytes(png(255, "L"), role="mask", source="/photos/mask.png"),
+    )

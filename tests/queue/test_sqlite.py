@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from imagen_core import Request
 from imagen_core.sqlite_queue import SQLiteQueue, SQLiteQueueConfig
 from tests.queue.contract import QueueContract
 
@@ -12,10 +15,15 @@ class TestSQLiteQueue(QueueContract):
         path = tmp_path / "jobs.db"
         return lambda: SQLiteQueue(SQLiteQueueConfig(path=path, poll_s=0.05))
 
+    @pytest.fixture
+    def queue_block(self, tmp_path):
+        return f"queue: {{type: sqlite, path: '{tmp_path / 'jobs.db'}', poll_s: 0.05}}"
+
 
 SUBMITTER = """
 import sys
 from pathlib import Path
+from imagen_core import Request
 from imagen_core import Request
 from imagen_core.sqlite_queue import SQLiteQueue, SQLiteQueueConfig
 queue = SQLiteQueue(SQLiteQueueConfig(path=Path(sys.argv[1])))
@@ -131,6 +139,160 @@ def test_a_request_that_is_not_utf8_fails_alone(tmp_path):
     assert len(queue.list()) == 2
     assert queue.claim("w1", backends=None, lease_s=30).id == good.id
     assert queue.get(poison).status == "failed"
+
+
+# ------------------------------------------------------------------ input images
+
+
+def _png(color=(10, 200, 30)) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), color).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _rows(path, query):
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    try:
+        return db.execute(query).fetchall()
+    finally:
+        db.close()
+
+
+def test_the_job_row_holds_hashes_and_an_image_is_stored_once(tmp_path):
+    from imagen_core import ImageInput
+
+    path = tmp_path / "jobs.db"
+    queue = SQLiteQueue(SQLiteQueueConfig(path=path))
+    image = ImageInput.from_bytes(_png())
+    for prompt in ("a", "b"):
+        queue.submit(Request(prompt, inputs=[image]), backend="mock")
+    assert _rows(path, "SELECT sha256, length(data) FROM inputs") == [
+        (image.sha256, len(image.data))
+    ]
+    requests = [row[0] for row in _rows(path, "SELECT request FROM jobs")]
+    assert all(image.sha256 in text and len(text) < 400 for text in requests)
+
+
+def test_a_queue_file_of_an_older_imagen_gains_the_inputs_table(tmp_path):
+    import sqlite3
+
+    from imagen_core import ImageInput
+
+    path = tmp_path / "jobs.db"
+    old = SQLITE_SCHEMA_BEFORE_INPUTS
+    db = sqlite3.connect(path)
+    db.executescript(old)
+    db.execute(
+        "INSERT INTO jobs (id, request, backend, status, created_at, updated_at)"
+        " VALUES ('old', '{\"prompt\": \"kept\"}', 'mock', 'queued', '2026-01-01', '2026-01-01')"
+    )
+    db.commit()
+    db.close()
+    queue = SQLiteQueue(SQLiteQueueConfig(path=path))
+    image = ImageInput.from_bytes(_png())
+    queue.submit(Request("edit", inputs=[image]), backend="mock")
+    assert queue.claim("w", backends=None, lease_s=60).request.prompt == "kept"
+    assert queue.claim("w", backends=None, lease_s=60).request.inputs[0].data == image.data
+
+
+SQLITE_SCHEMA_BEFORE_INPUTS = """
+CREATE TABLE jobs (
+    id TEXT PRIMARY KEY, request TEXT NOT NULL, backend TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('queued','running','done','failed','canceled')),
+    attempts INTEGER NOT NULL DEFAULT 0, max_attempts INTEGER NOT NULL DEFAULT 3,
+    created_at TEXT NOT NULL, updated_at TEXT NOT NULL, worker TEXT, lease_until REAL,
+    result_path TEXT, error TEXT, metadata TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX jobs_claim ON jobs (status, created_at);
+"""
+
+
+def documented_insert() -> str:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "worker.md").read_text()
+    block = text.split("<!-- tested: tests/queue/test_sqlite.py runs this block -->", 1)[1]
+    return block.split("```sql\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_documented_insert_of_an_image_and_its_job_works(tmp_path):
+    import datetime as dt
+    import hashlib
+    import sqlite3
+    import uuid
+
+    path = tmp_path / "jobs.db"
+    queue = SQLiteQueue(SQLiteQueueConfig(path=path))
+    queue.init()
+    data = _png((1, 2, 3))
+    params = {
+        "id": str(uuid.uuid4()),
+        "now": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "data": data,
+    }
+    db = sqlite3.connect(path, isolation_level=None)
+    for statement in documented_insert().split(";"):
+        if statement.strip():
+            db.execute(statement, {k: v for k, v in params.items() if f":{k}" in statement})
+    db.close()
+    job = queue.claim("w", backends=None, lease_s=60)
+    assert (job.id, job.request.prompt, job.request.strength) == (
+        params["id"],
+        "the same street at night",
+        0.6,
+    )
+    [image] = job.request.inputs
+    assert (image.data, image.role, image.source) == (data, "image", None)
+
+
+def test_a_job_whose_image_is_missing_fails_alone(tmp_path):
+    import sqlite3
+
+    from imagen_core import ImageInput
+
+    path = tmp_path / "jobs.db"
+    queue = SQLiteQueue(SQLiteQueueConfig(path=path))
+    image = ImageInput.from_bytes(_png())
+    broken = queue.submit(Request("a", inputs=[image]), backend="mock")
+    good = queue.submit(Request("b"), backend="mock")
+    db = sqlite3.connect(path)
+    db.execute("DELETE FROM inputs")
+    db.commit()
+    db.close()
+    assert queue.claim("w", backends=None, lease_s=60).id == good.id
+    failed = queue.get(broken.id)
+    assert failed.status == "failed"
+    assert failed.error == (
+        f"invalid request: its image input {image.sha256[:12]}… is not stored with the "
+        "queue (a job must be inserted after its input images, see docs/worker.md)"
+    )
+
+
+def test_a_stored_image_that_is_not_what_its_hash_says_fails_its_job(tmp_path):
+    import sqlite3
+
+    from imagen_core import ImageInput
+
+    path = tmp_path / "jobs.db"
+    queue = SQLiteQueue(SQLiteQueueConfig(path=path))
+    image = ImageInput.from_bytes(_png())
+    job = queue.submit(Request("a", inputs=[image]), backend="mock")
+    db = sqlite3.connect(path)
+    db.execute("UPDATE inputs SET data = ?", (_png((0, 0, 0)),))
+    db.commit()
+    db.close()
+    assert queue.claim("w", backends=None, lease_s=60) is None
+    failed = queue.get(job.id)
+    assert failed.status == "failed"
+    assert (
+        failed.error
+        == f"invalid request: the stored input {image.sha256[:12]}… does not match its hash"
+    )
 
 
 def test_an_existing_queue_file_gains_the_listing_index(tmp_path):

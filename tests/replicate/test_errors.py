@@ -217,6 +217,17 @@ def test_unreachable_api(capsys, fake_time, configure, token):
     assert fake_time.sleeps == []  # a create is never retried on a network error
 
 
+def test_unreachable_api_is_unavailable_to_the_worker(fake_time, configure, token):
+    from imagen_core import BackendUnavailable, Session
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    configure(base_url=f"http://127.0.0.1:{port}")
+    with pytest.raises(BackendUnavailable):
+        Session().generate(Request("a cat", backend="rep"))
+
+
 def test_an_answer_that_is_not_a_prediction(cli, fake, token):
     fake.fail("create", Reply(201, b"<html>captive portal</html>", {"Content-Type": "text/html"}))
     code, _, err = cli()

@@ -60,14 +60,18 @@ def test_create_throttled_too_long_gives_up_after_the_budget(fake, fake_time, ma
         "black-forest-labs/flux-schnell (HTTP 429: Request was throttled. Expected available "
         "in 1 second.), still after 5 retries; wait a minute and try again"
     )
+    # Nothing was made: the worker may run the job again later.
+    assert info.value.transient
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
 def test_create_is_never_retried_on_server_errors(fake, fake_time, make_backend, status):
     fake.fail("create", Reply(status, {"detail": "upstream trouble", "status": status}))
-    with pytest.raises(BackendError, match=f"HTTP {status}: upstream trouble"):
+    with pytest.raises(BackendError, match=f"HTTP {status}: upstream trouble") as info:
         make_backend().generate(Request("x", seed=1), Steps())
     assert len(fake.creates) == 1 and fake_time.sleeps == []
+    # The prediction may exist (and cost): the worker must not run it again either.
+    assert not info.value.transient
 
 
 def test_polls_are_retried_on_5xx_with_backoff(fake, fake_time, make_backend):

@@ -98,6 +98,7 @@ TABLES: dict[tuple[str, str], TableSpec] = {
             "caller",
             "status",
             "error",
+            "cost_basis",
         ),
         not_null=frozenset(
             {"created_at", "backend", "backend_type", "prompt_sha256", "caller", "status"}
@@ -479,12 +480,13 @@ class FakeSupabase:
         except ValueError as exc:
             return _pgrst(400, "22007", str(exc))
         for column, descending in reversed(order):
-            rows.sort(key=lambda r, c=column: _sort_key(r[c]), reverse=descending)
+            rows.sort(key=lambda r, c=column: _sort_key(r.get(c)), reverse=descending)
         total = len(rows)
         # Supabase's "Max rows": the page is cut without a word.
         count = min(limit if limit is not None else total, self.max_rows)
         page = rows[offset : offset + count]
-        body = [{c: _output(c, r[c]) for c in columns} for r in page]
+        # A column a stored row lacks reads as its null, as a nullable column does.
+        body = [{c: _output(c, r.get(c)) for c in columns} for r in page]
         exact = "count=exact" in request.headers.get("prefer", "")
         span = f"{offset}-{offset + len(page) - 1}" if page else "*"
         content_range = f"{span}/{total if exact else '*'}"
@@ -531,7 +533,7 @@ def _timestamp(text: str) -> dt.datetime:
 
 
 def _matches(row: dict[str, Any], column: str, op: str, operand: str) -> bool:
-    value = row[column]
+    value = row.get(column)
     if op == "is":
         return value is None if operand == "null" else str(value).lower() == operand
     if value is None:

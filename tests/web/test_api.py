@@ -187,6 +187,9 @@ def test_cancel_a_queued_job_but_not_a_finished_one(client, session):
         "code": "job_finished",
         "message": f"job {done['id']} is already done",
     }
+    short = client.post("/v1/jobs", json=small()).json()["id"][:8]
+    assert client.get(f"/v1/jobs/{short}").json()["id"].startswith(short)
+    assert client.delete(f"/v1/jobs/{short}").json()["status"] == "canceled"
     for method in (client.get, client.delete):
         missing = method("/v1/jobs/not-a-job")
         assert missing.status_code == 404
@@ -362,3 +365,53 @@ def test_images_are_served_whole(client, output_dir):
     with Image.open(io.BytesIO(client.get(body["url"]).content)) as image:
         assert image.size == (48, 24)
     assert Path(output_dir / body["id"]).stat().st_size > 0
+
+
+def test_a_grid_run_is_one_entry_and_its_page_runs_only_its_own_script(client, session):
+    import base64
+    import hashlib
+    import re
+
+    from imagen_core.grid import parse_axis, run_grid
+
+    run = run_grid(
+        Request("a grid", width=16, height=16),
+        [parse_axis("seed=1,2"), parse_axis("backend=mock,broken")],
+        session=session,
+    )
+    entries = client.get("/v1/images").json()["images"]
+    assert [e["kind"] for e in entries] == ["grid"]  # its cells are not entries
+    entry = entries[0]
+    assert entry["prompt"] == "a grid" and entry["cells"] == 4
+    assert entry["axes"] == ["x: seed", "y: backend"]
+    assert entry["url"].endswith("/grid.png") and entry["page"].endswith("/grid.html")
+    assert client.get(entry["url"]).content == run.sheets[0].read_bytes()
+    page = client.get(entry["page"])
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'none'" in policy and "img-src 'self'" in policy
+    script = re.findall(r"<script>(.*?)</script>", page.text, re.S)[0]
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    assert f"script-src 'sha256-{digest}';" in policy
+    # Its images resolve next to it, under /images/.
+    cell = next(c for c in run.record.cells if c.image)
+    assert client.get(entry["page"].rsplit("/", 1)[0] + "/" + cell.image).status_code == 200
+    # Only a grid run's page is served: not any html, not outside output.dir.
+    assert client.get("/images/nowhere/grid.html").status_code == 404
+    assert client.get("/images/../grid.html").status_code == 404
+
+
+def test_a_hostile_grid_json_is_an_entry_without_500s(client, session, output_dir):
+    folder = output_dir / "2026-11-28" / "000000-x-grid"
+    folder.mkdir(parents=True)
+    (folder / "grid.json").write_text(
+        '{"kind": "grid", "prompt": "x", "sheets": "grid.png", "axes": [1, {"role": 2}],'
+        ' "totals": {"cost_usd": NaN, "latency_s": "slow"}, "base": [], "html": "../x.html"}'
+    )
+    response = client.get("/v1/images")
+    assert response.status_code == 200
+    (entry,) = response.json()["images"]
+    assert entry["kind"] == "grid" and entry["url"] is None and entry["page"] is None
+    assert entry["cost_usd"] is None and entry["latency_s"] is None
+    assert entry["axes"] == []
+    assert client.get("/images/2026-11-28/000000-x-grid/grid.html").status_code == 404

@@ -139,6 +139,10 @@ class ComfyUIBackend:
 
     def _warn_ignored(self, request: Request, names: set[str]) -> None:
         name = self.workflow.name
+        from imagen_comfyui.workflows import missing_placeholders
+
+        for problem in missing_placeholders(names):
+            warn(f"comfyui: workflow {name} {problem}", once=f"comfyui-missing:{name}:{problem}")
         for asked, placeholder, flag in (
             (request.negative, "negative", "--negative"),
             (request.steps, "steps", "--steps"),

@@ -36,7 +36,7 @@ from imagen_comfyui.protocol import (
     outcome,
     queue_ids,
 )
-from imagen_core.errors import BackendError
+from imagen_core.errors import BackendError, BackendUnavailable, transient_status
 
 if TYPE_CHECKING:
     import requests
@@ -65,6 +65,9 @@ class ComfyUIClient:
     history_retry_interval_s = 0.005  # the first retry; doubled after each
     poll_interval_s = 0.25  # /history polling without a websocket
     watchdog_s = 5.0  # a silent socket: look at /history and /queue this often
+    # The longest wait in one socket read: a canceled job (Ctrl-C in a worker's
+    # thread) is noticed between two reads, so this bounds the cancel latency.
+    recv_slice_s = 0.25
     unreachable_s = 15.0  # connection errors while following: give up after this long
     cancel_timeout_s = 5.0
     view_attempts = 3  # /view answering 5xx or dropping: tries, 0.2 s then 0.4 s apart
@@ -181,7 +184,8 @@ class ComfyUIClient:
                 what = self.cancel(prompt_id)
                 raise BackendError(
                     f"ComfyUI at {self.shown} did not finish {label} within {timeout_s:g} s "
-                    f"(timeout_s){'; ' + what if what else ''}"
+                    f"(timeout_s){'; ' + what if what else ''}",
+                    transient=True,
                 ) from None
             except BaseException:
                 self.cancel(prompt_id)
@@ -244,7 +248,8 @@ class ComfyUIClient:
             raise BackendError(f"ComfyUI at {self.shown} rejected {label}: {reason}")
         if answer.status_code != 200:
             raise BackendError(
-                self._status_problem(answer.status_code, answer.text, "POST /prompt")
+                self._status_problem(answer.status_code, answer.text, "POST /prompt"),
+                transient=transient_status(answer.status_code),
             )
         data = _json_or_none(answer)
         if not isinstance(data, Mapping) or not isinstance(data.get("prompt_id"), str):
@@ -294,7 +299,7 @@ class ComfyUIClient:
                 if self._finished_anyway(follower.prompt_id):
                     return True
                 check_at = now + self.watchdog_s
-            socket.settimeout(max(0.001, min(deadline, check_at) - now))
+            socket.settimeout(max(0.001, min(deadline, check_at, now + self.recv_slice_s) - now))
             try:
                 frame = socket.recv()
             except websocket.WebSocketTimeoutException:
@@ -347,7 +352,8 @@ class ComfyUIClient:
                 if now - failing_since >= self.unreachable_s:
                     raise BackendError(
                         f"ComfyUI at {self.shown} stopped answering while running prompt "
-                        f"{prompt_id} (did it crash or restart?)"
+                        f"{prompt_id} (did it crash or restart?)",
+                        transient=True,
                     ) from None
             now = time.monotonic()
             if now >= deadline:
@@ -420,7 +426,8 @@ class ComfyUIClient:
                 if attempt == self.view_attempts:
                     raise BackendError(
                         f"cannot download {ref.filename} from ComfyUI at {self.shown}: "
-                        f"{errors.one_line(exc)}"
+                        f"{errors.one_line(exc)}",
+                        transient=True,
                     ) from None
             else:
                 if status == 200 and data:
@@ -439,7 +446,8 @@ class ComfyUIClient:
                 if status < 500 or attempt == self.view_attempts:
                     text = data.decode("utf-8", "replace")
                     raise BackendError(
-                        self._status_problem(status, text, f"GET /view ({ref.filename})")
+                        self._status_problem(status, text, f"GET /view ({ref.filename})"),
+                        transient=transient_status(status),
                     )
             time.sleep(self.view_retry_s * 2**attempt)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -486,7 +494,7 @@ class ComfyUIClient:
 
     # ------------------------------------------------------------ messages
     def unreachable(self) -> BackendError:
-        return BackendError(f"ComfyUI at {self.shown} is not reachable (is it running?)")
+        return BackendUnavailable(f"ComfyUI at {self.shown} is not reachable (is it running?)")
 
     def _status_problem(self, status: int, body: str, what: str) -> str:
         text = errors.one_line(body, 120) if body else "no body"
@@ -531,6 +539,8 @@ def _label(item: ImageInput) -> str:
 
 class _MaybeQueued(BackendError):
     """POST /prompt failed after the request went out: the prompt may be queued."""
+
+    transient = True
 
 
 def _never_sent(exc: BaseException) -> bool:

@@ -26,21 +26,32 @@ def workflows_command(paths: tuple[str, ...], as_json: bool) -> None:
 
     Give the paths of your own API-format workflows to check them the same way:
     each is parsed and its placeholders are listed (or the problem is named).
+    Every file is checked; the exit code is 2 when any of them has a problem.
     """
     from imagen_comfyui import workflows
     from imagen_comfyui.bundled import bundled_names
+    from imagen_core.errors import ImagenError
 
-    loaded = [workflows.load(spec) for spec in paths or bundled_names()]
+    loaded = []
+    failed = 0
+    for spec in paths or bundled_names():
+        try:
+            loaded.append(workflows.load(spec))
+        except ImagenError as exc:
+            failed += 1
+            click.echo(f"imagen: {exc}", err=True)
     if as_json:
         import json
 
         click.echo(json.dumps([_report(w) for w in loaded], indent=2))
-        return
-    for index, workflow in enumerate(loaded):
-        if index:
-            click.echo()
-        for line in _lines(workflow):
-            click.echo(line)
+    else:
+        for index, workflow in enumerate(loaded):
+            if index:
+                click.echo()
+            for line in _lines(workflow):
+                click.echo(line)
+    if failed:
+        raise SystemExit(2)
 
 
 def _report(workflow: Workflow) -> dict[str, Any]:
@@ -117,6 +128,10 @@ def _lines(workflow: Workflow) -> list[str]:
     if meta.size_multiple > 1:
         row("sizes", f"width and height in multiples of {meta.size_multiple}")
     row("output", ", ".join(f"node {n}" for n in workflow.output_nodes))
+    from imagen_comfyui.workflows import missing_placeholders
+
+    for index, problem in enumerate(missing_placeholders(workflow.names)):
+        row("warning" if index == 0 else "", problem)
     for index, model_file in enumerate(meta.files):
         row(
             "files" if index == 0 else "",

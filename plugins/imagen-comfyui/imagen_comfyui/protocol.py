@@ -115,7 +115,9 @@ class Follower:
         elif kind == "executing":
             if data.get("node") is None:
                 return True  # sent after the history entry is written
-            self.progress(self.done, self.total, self._class(data["node"]))
+            # A new node: the last one's steps are not its own.
+            self.done, self.total = 0, 0
+            self.progress(0, 0, self._class(data["node"]))
         elif kind == "progress":
             value, top = data.get("value"), data.get("max")
             if isinstance(value, int) and isinstance(top, int) and top > 0:

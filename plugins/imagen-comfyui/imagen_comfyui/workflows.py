@@ -433,3 +433,13 @@ def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
     elif isinstance(value, dict):
         for key, item in value.items():
             yield from _strings(item, f"{path}.{key}" if path else str(key))
+
+
+def missing_placeholders(names: Collection[str]) -> list[str]:
+    """What a workflow without the core placeholders silently ignores."""
+    problems = []
+    if "prompt" not in names:
+        problems.append("has no ${prompt}; the prompt is ignored")
+    if "width" not in names or "height" not in names:
+        problems.append("has no ${width} and ${height}; --size is ignored")
+    return problems

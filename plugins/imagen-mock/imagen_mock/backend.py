@@ -1,4 +1,5 @@
-"""The mock backend: seed handling, simulated latency with progress, failure on demand."""
+"""The mock backend: seed handling, simulated latency with progress, failure on demand,
+and input images used visibly (imagen_mock.edit): it takes every kind of input."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ import attrs
 
 from imagen_core.config import setting
 from imagen_core.errors import BackendError
-from imagen_core.models import Estimate, Request, Result
+from imagen_core.models import Capabilities, Estimate, Request, Result
 
 if TYPE_CHECKING:
     from imagen_core.models import Progress
 
 DEFAULT_STEPS = 8
+MAX_IMAGES = 4  # the image to edit and the references together
 
 
 def _non_negative(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
@@ -41,6 +43,9 @@ class MockBackend:
     def __init__(self, config: MockConfig) -> None:
         self.config = config
 
+    def capabilities(self) -> Capabilities:
+        return Capabilities(text_to_image=True, images=MAX_IMAGES, strength=True, mask=True)
+
     def estimate(self, request: Request) -> Estimate:
         if self.config.cost_usd == 0:
             return Estimate(usd=0.0, basis="free", source="the mock backend")
@@ -56,14 +61,44 @@ class MockBackend:
             progress(step, steps)
         if self.config.fail:
             raise BackendError(f"mock backend failed as configured: {self.config.fail}")
-        from imagen_mock.picture import render_png
+        metadata: dict[str, object] = {"steps": steps, "renderer": "imagen_mock.picture"}
+        if request.inputs:
+            image = _edited(request, seed)
+            if request.image is not None:
+                from imagen_mock.edit import strength_used
 
-        image = render_png(request.prompt, seed, request.width, request.height)
+                metadata["strength"] = strength_used(
+                    request.strength, mask=request.mask is not None
+                )
+        else:
+            from imagen_mock.picture import render_png
+
+            image = render_png(request.prompt, seed, request.width, request.height)
         return Result(
             image=image,
             seed=seed,
             model=self.config.model,
             mime_type="image/png",
             cost_usd=self.config.cost_usd,
-            metadata={"steps": steps, "renderer": "imagen_mock.picture"},
+            metadata=metadata,
         )
+
+
+def _edited(request: Request, seed: int) -> bytes:
+    """The picture with the request's inputs used (imagen_mock.edit), as PNG."""
+    import io
+
+    from imagen_mock.edit import apply_inputs
+    from imagen_mock.picture import render
+
+    picture = apply_inputs(
+        render(request.prompt, seed, request.width, request.height),
+        image=request.image.data if request.image else None,
+        mask=request.mask.data if request.mask else None,
+        references=[item.data for item in request.references],
+        strength=request.strength,
+    )
+    buffer = io.BytesIO()
+    buffer.name = "image.png"
+    picture.save(buffer)
+    return buffer.getvalue()

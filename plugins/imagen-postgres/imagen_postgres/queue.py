@@ -7,6 +7,13 @@ never get the same row. Leases are computed with the database's clock
 (``now()``), so workers on machines whose clocks disagree still agree on when a
 lease ran out. Ownership is "running and ``worker`` is me": a worker whose lease
 ran out but whose job nobody took yet may still finish it.
+
+Input images are rows of ``imagen.inputs`` (one per sha256), stored in the
+submit's transaction before the job. Whatever ends a job (done, failed,
+canceled) then deletes its images that no queued or running job needs: the
+rows are locked first and the check runs in a statement of its own, so it sees
+a job committed meanwhile by a submit of the same image (which waits on that
+lock, or re-inserts the row once it is gone).
 """
 
 from __future__ import annotations
@@ -15,15 +22,17 @@ import contextlib
 import datetime as dt
 import os
 import threading
+import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+import attrs
 import psycopg
 from psycopg import errors, pq, sql
 
 from imagen_core.errors import ImagenError, InvalidRequest, UsageError
 from imagen_core.notices import warn
-from imagen_core.queue import STATUSES, Job
+from imagen_core.queue import FINAL, STATUSES, Job, with_inputs
 from imagen_postgres import schema
 from imagen_postgres.connection import Connection, Database, QueueDatabaseError
 from imagen_postgres.listener import Listener
@@ -31,7 +40,7 @@ from imagen_postgres.rows import columns, metadata_json, request_json, to_job
 
 if TYPE_CHECKING:
     import builtins
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
     from imagen_core.models import Request
     from imagen_postgres.settings import PostgresQueueConfig
@@ -45,12 +54,14 @@ class Statements:
 
     def __init__(self, schema_name: str) -> None:
         jobs = sql.Identifier(schema_name, "jobs")
+        inputs = sql.Identifier(schema_name, "inputs")
 
         def compose(text: str) -> bytes:
             return (
                 sql.SQL(text)
                 .format(
                     jobs=jobs,
+                    inputs=inputs,
                     columns=sql.SQL(columns()),
                     returning=sql.SQL(columns("j")),
                 )
@@ -101,19 +112,48 @@ class Statements:
         # Parameters of the owned-job statements end with: id, worker.
         owned = " WHERE id = %s AND worker = %s AND status = 'running'"
         self.heartbeat = compose("UPDATE {jobs} SET lease_until = now() + %s::interval" + owned)
+        # Statements that may end a job return its status and input list (NULL
+        # for a job without images, which is all they then cost).
+        ended = " RETURNING status, request -> 'inputs'"
         self.complete = compose(
             "UPDATE {jobs} SET status = 'done', result_path = %s, metadata = %s::jsonb, "
-            "error = NULL, lease_until = NULL, updated_at = now()" + owned
+            "error = NULL, lease_until = NULL, updated_at = now()" + owned + ended
         )
         self.fail = compose(
             "UPDATE {jobs} SET "
             "status = CASE WHEN attempts < max_attempts THEN 'queued' ELSE 'failed' END, "
             "worker = CASE WHEN attempts < max_attempts THEN NULL ELSE worker END, "
-            "error = %s, lease_until = NULL, updated_at = now()" + owned
+            "error = %s, lease_until = NULL, updated_at = now()" + owned + ended
         )
         self.give_up = compose(
             "UPDATE {jobs} SET status = 'failed', error = %s, lease_until = NULL, "
-            "updated_at = now()" + owned
+            "updated_at = now()" + owned + ended
+        )
+        # Input images. Storing one that is there takes its row lock (DO UPDATE),
+        # which a collection of the same image waits for (see the module's doc).
+        self.store_input = compose(
+            "INSERT INTO {inputs} (sha256, data) VALUES (%s, %s) "
+            "ON CONFLICT (sha256) DO UPDATE SET stored_at = now()"
+        )
+        self.read_inputs = compose(
+            "SELECT sha256, data FROM {inputs} WHERE sha256 = ANY(%s::text[])"
+        )
+        self.read_input = compose("SELECT data FROM {inputs} WHERE sha256 = %s")
+        self.lock_inputs = compose(
+            "SELECT sha256 FROM {inputs} WHERE sha256 = ANY(%s::text[]) ORDER BY sha256 FOR UPDATE"
+        )
+        unneeded = (
+            " AND NOT EXISTS (SELECT 1 FROM {jobs} AS l WHERE l.status IN ('queued', 'running')"
+            " AND l.request -> 'inputs'"
+            " @> jsonb_build_array(jsonb_build_object('sha256', i.sha256)))"
+        )
+        self.collect = compose(
+            "DELETE FROM {inputs} AS i WHERE i.sha256 = ANY(%s::text[])" + unneeded
+        )
+        # Images left by what a collection cannot see: jobs failed inside a
+        # claim (their workers died), a web app's image whose job never came.
+        self.sweep = compose(
+            "DELETE FROM {inputs} AS i WHERE i.stored_at < now() - %s::interval" + unneeded
         )
         self.release = compose(
             "UPDATE {jobs} SET status = 'queued', attempts = greatest(attempts - 1, 0), "
@@ -124,10 +164,20 @@ class Statements:
             "WHERE id = %s AND status IN ('queued', 'running') RETURNING {columns}"
         )
         self.get = compose("SELECT {columns} FROM {jobs} WHERE id = %s")
+        # Short ids: few jobs are ever looked up this way, a scan is fine.
+        self.match = compose(
+            "SELECT id FROM {jobs} WHERE id::text LIKE %s ORDER BY seq DESC LIMIT %s"
+        )
         self.list_all = compose("SELECT {columns} FROM {jobs} ORDER BY seq DESC LIMIT %s")
         self.list_status = compose(
             "SELECT {columns} FROM {jobs} WHERE status = %s ORDER BY seq DESC LIMIT %s"
         )
+
+
+# Stored images older than this that no live job needs are swept (SWEEP_EVERY_S
+# at most, by a claim that found nothing to do).
+SWEEP_AGE_S = 3600.0
+SWEEP_EVERY_S = 600.0
 
 
 def _uuid(job_id: str) -> uuid.UUID | None:
@@ -150,6 +200,7 @@ class PostgresQueue:
         self._conn: Connection | None = None
         self._pid = os.getpid()
         self._listener = Listener(self._database.connect, schema.channel(config.schema))
+        self._swept = time.monotonic()
 
     def __repr__(self) -> str:
         return f"PostgresQueue(schema={self.config.schema!r}, dsn_env={self.config.dsn_env!r})"
@@ -171,7 +222,15 @@ class PostgresQueue:
             raise UsageError("a job needs a backend instance name")
         if max_attempts < 1:
             raise UsageError(f"max_attempts must be at least 1, got {max_attempts}")
-        row = self._one(self._sql.submit, (request_json(request), backend, max_attempts))
+        params = (request_json(request), backend, max_attempts)
+        if not request.inputs:
+            row = self._one(self._sql.submit, params)
+        else:
+            images = {item.sha256: item.data for item in request.inputs}
+            with self._transaction() as conn:
+                for sha256, data in sorted(images.items()):
+                    conn.execute(self._sql.store_input, (sha256, data))
+                row = conn.execute(self._sql.submit, params).fetchone()
         assert row is not None  # INSERT … RETURNING returns the row
         return to_job(row)
 
@@ -189,14 +248,20 @@ class PostgresQueue:
         while True:
             row = self._one(query, params)
             if row is None:
+                self._sweep_now_and_then()
                 return None
             try:
-                return to_job(row)
+                job = to_job(row)
+                return attrs.evolve(
+                    job, request=with_inputs(job.request, job.inputs, self._read_inputs)
+                )
             except InvalidRequest as exc:
-                # Only a prompt of exotic whitespace passes the table's CHECK and
-                # not Request: no attempt could ever run it, so fail it for good
+                # A prompt of exotic whitespace passes the table's CHECK and not
+                # Request; an image may be missing (a web app inserted the job
+                # without it). No attempt could ever run it, so fail it for good
                 # and look for the next job.
-                self._rowcount(self._sql.give_up, (f"invalid request: {exc}", row[0], worker))
+                ended = self._one(self._sql.give_up, (f"invalid request: {exc}", row[0], worker))
+                self._collect(ended)
 
     def heartbeat(self, job_id: str, worker: str, *, lease_s: float) -> bool:
         key = _uuid(job_id)
@@ -207,12 +272,26 @@ class PostgresQueue:
         self, job_id: str, worker: str, *, result_path: str, metadata: dict[str, Any]
     ) -> bool:
         key = _uuid(job_id)
-        params = (result_path, metadata_json(metadata), key, worker)
-        return key is not None and self._rowcount(self._sql.complete, params) == 1
+        if key is None:
+            return False
+        ended = self._one(self._sql.complete, (result_path, metadata_json(metadata), key, worker))
+        self._collect(ended)
+        return ended is not None
 
-    def fail(self, job_id: str, worker: str, *, error: str) -> bool:
+    def fail(self, job_id: str, worker: str, *, error: str, retry: bool = True) -> bool:
         key = _uuid(job_id)
-        return key is not None and self._rowcount(self._sql.fail, (error, key, worker)) == 1
+        if key is None:
+            return False
+        statement = self._sql.fail if retry else self._sql.give_up
+        ended = self._one(statement, (error, key, worker))
+        self._collect(ended)
+        return ended is not None
+
+    def match(self, prefix: str, *, limit: int) -> builtins.list[str]:
+        if not prefix or not all(c in "0123456789abcdef-" for c in prefix.lower()):
+            return []
+        rows = self._all(self._sql.match, (prefix.lower() + "%", limit))
+        return [str(row[0]) for row in rows]
 
     def release(self, job_id: str, worker: str) -> bool:
         key = _uuid(job_id)
@@ -225,7 +304,20 @@ class PostgresQueue:
         row = self._one(self._sql.cancel, (key,))
         if row is None:  # already final (returned as it is), or no such job
             return self.get(job_id)
-        return to_job(row, strict=False)
+        job = to_job(row, strict=False)
+        self._collect_hashes([ref.sha256 for ref in job.inputs])
+        return job
+
+    def input_bytes(self, sha256: str) -> bytes | None:
+        row = self._one(self._sql.read_input, (sha256,))
+        return None if row is None else bytes(row[0])
+
+    def sweep_inputs(self, older_than_s: float = SWEEP_AGE_S) -> int:
+        """Delete the stored images that no queued or running job needs and that
+        were stored more than ``older_than_s`` ago; how many went. Claims that
+        find nothing to do run it now and then (``SWEEP_EVERY_S``)."""
+        self._swept = time.monotonic()
+        return self._rowcount(self._sql.sweep, (dt.timedelta(seconds=older_than_s),))
 
     def get(self, job_id: str) -> Job | None:
         key = _uuid(job_id)
@@ -259,7 +351,53 @@ class PostgresQueue:
             if conn is not None and self._pid == os.getpid():
                 conn.close()
 
+    # ------------------------------------------------------------ input images
+
+    def _read_inputs(self, hashes: Sequence[str]) -> dict[str, bytes]:
+        return {
+            sha256: bytes(data)
+            for sha256, data in self._all(self._sql.read_inputs, (list(hashes),))
+        }
+
+    def _collect(self, ended: tuple[Any, ...] | None) -> None:
+        """After a statement that may have ended a job (its row: status, inputs)."""
+        if ended is None or ended[0] not in FINAL or not ended[1]:
+            return
+        hashes = [item["sha256"] for item in ended[1] if isinstance(item, dict)]
+        self._collect_hashes([h for h in hashes if isinstance(h, str)])
+
+    def _collect_hashes(self, hashes: builtins.list[str]) -> None:
+        """Delete those of ``hashes`` no live job needs. Best effort: the job has
+        ended whatever happens here, and a sweep takes what is left."""
+        if not hashes:
+            return
+        try:
+            with self._transaction() as conn:
+                conn.execute(self._sql.lock_inputs, (hashes,))
+                conn.execute(self._sql.collect, (hashes,))  # a new snapshot: sees new jobs
+        except ImagenError as exc:
+            warn(f"queue: could not delete the input images of an ended job: {exc}")
+
+    def _sweep_now_and_then(self) -> None:
+        if time.monotonic() - self._swept < SWEEP_EVERY_S:
+            return
+        try:
+            self.sweep_inputs()
+        except UsageError:  # a queue made before imagen.inputs: nothing to sweep
+            self._swept = time.monotonic()
+
     # ------------------------------------------------------------ plumbing
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        """One transaction on the statement connection (for this thread)."""
+        with self._lock:
+            try:
+                conn = self._connection()
+                with conn.transaction():
+                    yield conn
+            except psycopg.Error as exc:
+                raise self._translate(exc) from None
 
     def _one(self, query: bytes, params: tuple[Any, ...]) -> tuple[Any, ...] | None:
         with self._lock:
@@ -305,6 +443,11 @@ class PostgresQueue:
             # transaction: end it, or every later statement would be refused too.
             with contextlib.suppress(psycopg.Error):
                 conn.execute(b"ROLLBACK")
+        if isinstance(exc, errors.UndefinedTable) and "inputs" in str(exc):
+            return UsageError(
+                f"the input table {self.config.schema}.inputs does not exist: run "
+                "`imagen queue init` to add it (safe while workers run)"
+            )
         if isinstance(exc, errors.UndefinedTable):
             return UsageError(
                 f"the job table {self.config.schema}.jobs does not exist: "

@@ -4,7 +4,9 @@
 every other key optional with the Request's default), as a web app may write it.
 The ``backend`` column names the instance that runs the job, and a job's Request
 carries it as its ``backend`` (as the built-in sqlite queue's do); a
-``backend`` key inside ``request`` is accepted and ignored.
+``backend`` key inside ``request`` is accepted and ignored. ``inputs`` lists the
+job's input images as ``{sha256, role, source}``; their bytes are rows of
+``imagen.inputs``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 from imagen_core.errors import InvalidRequest, UsageError
 from imagen_core.models import Request
-from imagen_core.queue import Job
+from imagen_core.queue import InputRef, Job, split_record
 
 _FIELDS = (
     "id",
@@ -46,6 +48,10 @@ REQUEST_KEYS = ("prompt", "negative", "width", "height", "seed", "steps", "style
 
 def request_json(request: Request) -> str:
     data: dict[str, Any] = {key: getattr(request, key) for key in REQUEST_KEYS}
+    if request.strength is not None:
+        data["strength"] = request.strength
+    if request.inputs:
+        data["inputs"] = [InputRef.of(item).as_dict() for item in request.inputs]
     try:
         return json.dumps(data, allow_nan=False)
     except (TypeError, ValueError) as exc:
@@ -58,13 +64,15 @@ def metadata_json(metadata: dict[str, Any]) -> str:
     return json.dumps(metadata, default=str) if metadata else "{}"
 
 
-def to_request(data: Any, backend: str) -> Request:
-    """The Request of a row; InvalidRequest when it is not one (the table's CHECK
-    makes that rare: only a prompt of exotic whitespace passes it)."""
-    if not isinstance(data, dict) or set(data) - {*REQUEST_KEYS, "backend"}:
+def to_request(data: Any, backend: str) -> tuple[Request, tuple[InputRef, ...]]:
+    """The Request of a row (without its images' bytes) and its inputs;
+    InvalidRequest when it is not one (the table's CHECK makes that rare: only a
+    prompt of exotic whitespace passes it)."""
+    if not isinstance(data, dict) or set(data) - {*REQUEST_KEYS, "backend", "strength", "inputs"}:
         raise InvalidRequest(f"not an imagen request: {data!r:.200}")
+    fields, refs = split_record(data)
     try:
-        return Request(**{**data, "backend": backend})
+        return Request(**{**fields, "backend": backend}), refs
     except TypeError as exc:
         raise InvalidRequest(f"not an imagen request: {exc}") from None
 
@@ -92,8 +100,9 @@ def to_job(row: tuple[Any, ...], *, strict: bool = True) -> Job:
         error,
         metadata,
     ) = row
+    refs: tuple[InputRef, ...] = ()
     try:
-        request = to_request(data, backend)
+        request, refs = to_request(data, backend)
     except InvalidRequest as exc:
         if strict:
             raise
@@ -113,4 +122,5 @@ def to_job(row: tuple[Any, ...], *, strict: bool = True) -> Job:
         result_path=result_path,
         error=error,
         metadata=metadata or {},
+        inputs=refs,
     )

@@ -22,7 +22,8 @@ DEFAULT_SCHEMA = "imagen"
 # "imagen" as the schema of an object the file creates, as the schema itself
 # (``create schema if not exists imagen;``) or as the prefix of the channel.
 _NAMES = re.compile(
-    r"\bimagen(?=\.(?:jobs|json_whole_between|valid_request|notify_job)\b|_jobs\b|;)"
+    r"\bimagen(?=\.(?:jobs|inputs|json_whole_between|valid_inputs|valid_request|notify_job)\b"
+    r"|_jobs\b|;)"
 )
 
 

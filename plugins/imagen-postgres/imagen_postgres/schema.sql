@@ -1,6 +1,7 @@
 -- The job queue of imagen-postgres: the table imagen.jobs, its indexes, and the
 -- trigger that wakes idle workers (NOTIFY imagen_jobs) whenever a job becomes
--- queued, whoever inserted it: `imagen submit`, a script, or a web app's INSERT.
+-- queued, whoever inserted it: `imagen submit`, a script, or a web app's INSERT;
+-- and imagen.inputs, the input images of jobs, stored once per sha256.
 --
 -- `imagen queue init` applies this file; so can you, once per database:
 --     psql "$IMAGEN_DATABASE_URL" -v ON_ERROR_STOP=1 -f schema.sql
@@ -36,6 +37,47 @@ as $$
     end
 $$;
 
+-- A request's input images: absent, null, or a list of {sha256, role, source}
+-- (role "image" when absent; source a path or null), at most one "image", which
+-- comes before the references, and at most one "mask", which needs the image.
+-- Each sha256 names a row of imagen.inputs (inserted before the job).
+create or replace function imagen.valid_inputs(a jsonb)
+returns boolean
+language sql immutable
+as $$
+    select case
+        when a is null or jsonb_typeof(a) = 'null' then true
+        when jsonb_typeof(a) <> 'array' then false
+        when exists (
+            select 1 from jsonb_array_elements(a) e
+            where case
+                when jsonb_typeof(e) <> 'object' then true
+                when (e - array['sha256', 'role', 'source']) <> '{}'::jsonb then true
+                when jsonb_typeof(e -> 'sha256') is distinct from 'string' then true
+                when (e ->> 'sha256') !~ '^[0-9a-f]{64}$' then true
+                when e ? 'role' and (jsonb_typeof(e -> 'role') <> 'string'
+                    or (e ->> 'role') not in ('image', 'reference', 'mask')) then true
+                when e ? 'source' and jsonb_typeof(e -> 'source') not in ('string', 'null')
+                    then true
+                else false
+            end
+        ) then false
+        else (
+            select count(*) filter (where role = 'image') <= 1
+                and count(*) filter (where role = 'mask') <= 1
+                and (count(*) filter (where role = 'mask') = 0
+                     or count(*) filter (where role = 'image') = 1)
+                -- the image comes first among the image and the references
+                and coalesce(min(n) filter (where role = 'image'), 0)
+                    < coalesce(min(n) filter (where role = 'reference'), 2147483647)
+            from (
+                select coalesce(e ->> 'role', 'image') as role, n
+                from jsonb_array_elements(a) with ordinality as t(e, n)
+            ) as roles
+        )
+    end
+$$;
+
 -- A request as imagen's Request accepts it (imagen_core.models.Request; a test
 -- keeps the two in step): a web app that inserts a bad one gets the error at
 -- INSERT time, not a failed job later. Only prompt is required.
@@ -47,7 +89,8 @@ as $$
         when jsonb_typeof(r) is distinct from 'object' then false
         -- no keys besides these (a misspelt "widht" would otherwise be ignored)
         when (r - array['prompt', 'negative', 'width', 'height', 'seed', 'steps',
-                        'style', 'extra', 'backend']) <> '{}'::jsonb then false
+                        'style', 'extra', 'backend', 'inputs', 'strength']) <> '{}'::jsonb
+            then false
         when jsonb_typeof(r -> 'prompt') is distinct from 'string' then false
         when btrim(r ->> 'prompt', E' \t\n\r\f\v') = '' then false
         else coalesce(jsonb_typeof(r -> 'negative') = 'string', true)
@@ -58,6 +101,12 @@ as $$
             and imagen.json_whole_between(r -> 'height', 1, 8192)
             and imagen.json_whole_between(r -> 'seed', 0, 18446744073709551615)
             and imagen.json_whole_between(r -> 'steps', 0, 10000)
+            and case
+                when jsonb_typeof(r -> 'strength') = 'number'
+                    then (r ->> 'strength')::numeric between 0 and 1
+                else coalesce(jsonb_typeof(r -> 'strength') = 'null', true)
+            end
+            and imagen.valid_inputs(r -> 'inputs')
     end
 $$;
 
@@ -128,11 +177,43 @@ begin
     comment on table imagen.jobs is
         'imagen job queue (imagen-postgres). Insert (request, backend) to submit a job.';
     comment on column imagen.jobs.request is
-        'prompt (required), negative, width, height, seed, steps, style, extra';
+        'prompt (required), negative, width, height, seed, steps, style, extra, strength, inputs';
     comment on column imagen.jobs.backend is
         'backend instance of the workers'' imagen.yaml that runs the job';
     comment on column imagen.jobs.lease_until is
         'a running job whose lease passed is claimed again (its worker died), or failed once it has had max_attempts';
+end
+$block$;
+
+-- ------------------------------------------------------------------ imagen.inputs
+
+-- The input images of jobs, one row per image content: a job's request names
+-- them by sha256 in "inputs". Insert the image first, then the job, in one
+-- transaction (docs/worker.md shows it); whatever ends a job deletes its images
+-- that no queued or running job needs any more. Added by `imagen queue init` to
+-- a queue made before it existed: a new table, so the jobs are not touched.
+do $block$
+begin
+    if to_regclass('imagen.inputs') is not null then
+        return;
+    end if;
+
+    create table imagen.inputs (
+        sha256    text primary key
+                      constraint inputs_sha256_of_data check (sha256 = encode(sha256(data), 'hex')),
+        data      bytea not null
+                      constraint inputs_size check (octet_length(data) between 1 and 52428800),
+        stored_at timestamptz not null default now()
+    );
+
+    -- As for imagen.jobs: only the owner (the workers' role) and roles that
+    -- bypass row-level security see rows; a web app needs a grant and a policy.
+    alter table imagen.inputs enable row level security;
+
+    comment on table imagen.inputs is
+        'imagen job queue (imagen-postgres): input images of jobs by sha256; insert before the job.';
+    comment on column imagen.inputs.sha256 is
+        'encode(sha256(data), ''hex''): what a job''s request names in inputs[].sha256';
 end
 $block$;
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-from imagen_core import BackendError
+from imagen_core import BackendError, BackendUnavailable
 from imagen_core.remote import (
     json_body,
     maybe_sent,
@@ -229,7 +229,7 @@ class ReplicateClient:
             retry_network=retry_network,
             pacing=pacing or self.pacing,
             until=self.deadline if use_deadline else None,
-            unreachable=lambda exc: BackendError(self._unreachable(url, doing, exc, method)),
+            unreachable=lambda exc: self._network_error(url, doing, exc, method),
         )
 
     def _prediction_url(self, prediction_id: str) -> str:
@@ -268,6 +268,15 @@ class ReplicateClient:
         if not text:
             text = response.text or response.reason or ""
         return self._scrub(one_line(text)) or "no detail given"
+
+    def _network_error(self, url: str, doing: str, exc: Exception, method: str) -> BackendError:
+        """A network failure; BackendUnavailable (the worker waits for Replicate to
+        answer again) only when no prediction can exist: the create request never
+        left. After a prediction was made, running the job again would pay twice."""
+        text = self._unreachable(url, doing, exc, method)
+        if method == "POST" and doing.startswith("creating") and not maybe_sent(exc):
+            return BackendUnavailable(text)
+        return BackendError(text)
 
     def _unreachable(self, url: str, doing: str, exc: Exception, method: str) -> str:
         parts = urlsplit(url)
@@ -323,7 +332,9 @@ class ReplicateClient:
         if status == 429:
             return BackendError(
                 f"Replicate is rate limiting us while {doing} (HTTP 429: {detail}), still after "
-                f"{self.pacing.retries} retries; wait a minute and try again"
+                f"{self.pacing.retries} retries; wait a minute and try again",
+                # Refused before anything was made: safe to run again later.
+                transient=doing.startswith("creating"),
             )
         if status >= 500:
             return BackendError(

@@ -123,6 +123,7 @@ def usage_from(data: dict[str, Any]) -> UsageRow:
         caller=str(data["caller"]),
         status=str(data["status"]),
         error=None if data.get("error") is None else str(data["error"]),
+        cost_basis=None if data.get("cost_basis") is None else str(data["cost_basis"]),
     )
 
 

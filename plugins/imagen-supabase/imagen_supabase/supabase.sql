@@ -64,8 +64,13 @@ create table if not exists mai.imagen_usage (
     prompt_sha256  text not null check (prompt_sha256 ~ '^[0-9a-f]{64}$'),
     caller         text not null,                               -- IMAGEN_CALLER, MAI_FROM_ID, @mai-name, user
     status         text not null check (status in ('ok', 'failed')),
-    error          text
+    error          text,
+    cost_basis     text check (cost_basis in ('billed', 'computed', 'estimated'))
 );
+-- Tables made by an older imagen gain the column; safe to run on a live table
+-- (adding a nullable column rewrites nothing).
+alter table mai.imagen_usage add column if not exists cost_basis text
+    check (cost_basis in ('billed', 'computed', 'estimated'));
 
 -- imagen usage --source supabase filters on created_at and pages in (created_at, id) order.
 create index if not exists imagen_usage_created_at on mai.imagen_usage (created_at, id);

@@ -382,18 +382,31 @@ async def list_jobs(request: HttpRequest) -> JSONResponse:
     return JSONResponse({"jobs": [job_view(state, job) for job in found]})
 
 
-async def get_job(request: HttpRequest) -> JSONResponse:
-    state = _state(request)
-    job_id = request.path_params["job_id"]
-    job = await _queue_call(state, "get", job_id)
+async def _find_job(state: WebState, job_id: str) -> Any:
+    """The job of a full id or any unique start of one (as the CLI takes)."""
+    from imagen_core.errors import ImagenError
+    from imagen_core.queue import AmbiguousJobId, find_job
+
+    try:
+        job = await run_in_threadpool(find_job, state.queue(), job_id)
+    except AmbiguousJobId as exc:
+        raise ApiError(400, "ambiguous_id", str(exc)) from None
+    except ImagenError as exc:
+        raise ApiError(503, "queue_unavailable", f"the job queue: {exc}") from None
     if job is None:
         raise ApiError(404, "not_found", f"no job {job_id!r}")
+    return job
+
+
+async def get_job(request: HttpRequest) -> JSONResponse:
+    state = _state(request)
+    job = await _find_job(state, request.path_params["job_id"])
     return JSONResponse(job_view(state, job))
 
 
 async def cancel_job(request: HttpRequest) -> JSONResponse:
     state = _state(request)
-    job_id = request.path_params["job_id"]
+    job_id = (await _find_job(state, request.path_params["job_id"])).id
     job = await _queue_call(state, "cancel", job_id)
     if job is None:
         raise ApiError(404, "not_found", f"no job {job_id!r}")

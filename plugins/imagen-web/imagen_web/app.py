@@ -18,7 +18,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from imagen_web import api, openai_api
+from imagen_web import api, grids, openai_api
 from imagen_web.errors import ApiError
 from imagen_web.openai_api import OpenAIError, body_for, openai_body
 from imagen_web.security import MAX_BODY_BYTES, PAGE_CSP, BodyTooLarge, Guard, resolve_inside
@@ -88,6 +88,7 @@ def create_app(
             Route("/", gallery, methods=["GET"]),
             *api.routes(),
             *openai_api.routes(),
+            *grids.routes(),  # a grid run's page, before the images it shows
             Route("/images/{path:path}", image, methods=["GET", "HEAD"]),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
             *([Route("/mcp", mcp.app, methods=["GET", "POST", "DELETE"])] if mcp else []),

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
+from imagen_core.models import MAX_PROMPT_CHARS  # one limit for the CLI, library and API
 from imagen_web.errors import ApiError, invalid
 
 if TYPE_CHECKING:
@@ -15,7 +16,6 @@ if TYPE_CHECKING:
 
     from imagen_core.models import Request
 
-MAX_PROMPT_CHARS = 4000
 T = TypeVar("T")
 
 

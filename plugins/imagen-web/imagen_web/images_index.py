@@ -1,4 +1,4 @@
-"""The gallery's index: every image sidecar and compare run under ``output.dir``,
+"""The gallery's index: every image sidecar, compare and grid run under ``output.dir``,
 newest first, paged by an opaque cursor.
 
 Where it lives: an SQLite catalog beside the ledger
@@ -57,6 +57,7 @@ import attrs
 
 from imagen_core.comparison import SIDECAR_NAME
 from imagen_core.config import data_file
+from imagen_core.grid.record import RECORD_NAME as GRID_SIDECAR
 from imagen_core.worker import JOBS_FOLDER
 
 # What imagen_core writes: a compare run's sidecar, and the worker's folder.
@@ -296,6 +297,8 @@ class ImagesIndex:
                         names.add(item.name)
         except OSError:
             pass
+        if GRID_SIDECAR in names:  # a grid run is one entry: its cells are not listed
+            names = {GRID_SIDECAR}
         db = self._db
         before = dict(db.execute("SELECT sidecar, id FROM entries WHERE dir = ?", (rel,)))
         for name, entry_id in before.items():
@@ -340,6 +343,10 @@ class ImagesIndex:
             return None
         if name == COMPARE_SIDECAR:
             return _compare_entry(rel, folder, data, mtime_ns)
+        if name == GRID_SIDECAR:
+            from imagen_web.grids import grid_entry
+
+            return grid_entry(rel, folder, data, mtime_ns)
         return _image_entry(rel, folder, data, mtime_ns, root=self.root)
 
 

@@ -25,8 +25,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from imagen_core.cancel import CancelScope
+from imagen_core.models import MAX_PROMPT_CHARS
 from imagen_web.api import WebState, _cancel_when_gone, _generate
-from imagen_web.bodies import MAX_PROMPT_CHARS
 from imagen_web.errors import ApiError, scrub
 
 if TYPE_CHECKING:

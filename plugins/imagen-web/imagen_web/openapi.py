@@ -11,7 +11,7 @@ import copy
 from typing import Any
 
 from imagen_core._version import __version__
-from imagen_web.bodies import MAX_PROMPT_CHARS
+from imagen_core.models import MAX_PROMPT_CHARS
 
 MAX_SEED = 2**64 - 1
 
@@ -93,10 +93,10 @@ _FORM_PROPERTIES: dict[str, Any] = {
 
 _ENTRY_PROPERTIES: dict[str, Any] = {
     "id": {"type": "string", "description": "path relative to output.dir"},
-    "kind": {"enum": ["image", "compare"]},
+    "kind": {"enum": ["image", "compare", "grid"]},
     "url": {
         "type": ["string", "null"],
-        "description": "the image (a compare run: its contact sheet)",
+        "description": "the image (a compare run: its contact sheet; a grid run: its first sheet)",
     },
     "created": {"type": "string"},
     "prompt": {"type": "string"},
@@ -121,6 +121,10 @@ _ENTRY_PROPERTIES: dict[str, Any] = {
     "tiles": {"type": "array", "items": _ref("Tile")},
     "inputs": {"type": "array", "items": _ref("Input")},
     "strength": NULLABLE_NUM,
+    "page": {"type": ["string", "null"], "description": "a grid run: its grid.html"},
+    "sheets": {"type": "array", "items": {"type": "string"}, "description": "a grid run"},
+    "axes": {"type": "array", "items": {"type": "string"}, "description": "a grid run"},
+    "cells": {"type": ["integer", "null"], "description": "a grid run: how many cells"},
 }
 
 SCHEMAS: dict[str, Any] = {
@@ -341,6 +345,7 @@ PATHS: dict[str, Any] = {
             "parameters": [_JOB_ID],
             "responses": {
                 "200": _json("the job", _ref("Job")),
+                "400": _error("the short id is the start of several jobs' ids"),
                 "404": _error("no such job"),
                 "503": _error("the queue cannot be reached"),
             },
@@ -351,6 +356,7 @@ PATHS: dict[str, Any] = {
             "parameters": [_JOB_ID],
             "responses": {
                 "200": _json("canceled", _ref("Job")),
+                "400": _error("the short id is the start of several jobs' ids"),
                 "404": _error("no such job"),
                 "409": _error("the job is already finished"),
                 "503": _error("the queue cannot be reached"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from imagen_web.bodies import MAX_PROMPT_CHARS
+from imagen_core.models import MAX_PROMPT_CHARS
 from imagen_web.openai_api import IGNORED, MAX_N, MAX_USER_CHARS
 from imagen_web.openapi import MAX_SEED, _ref
 from imagen_web.uploads import MAX_IMAGES

@@ -361,7 +361,7 @@ function card(entry) {
   const frame = el("div", { class: "thumb" });
   frame.append(image);
   figure.append(frame);
-  if (entry.kind === "compare") figure.append(el("span", { class: "badge" }, "compare"));
+  if (entry.kind === "compare" || entry.kind === "grid") figure.append(el("span", { class: "badge" }, entry.kind));
   const meta = [entry.backend, entry.seed !== null ? `seed ${entry.seed}` : null,
                 formatLatency(entry.latency_s), formatCost(entry.cost_usd)].filter(Boolean).join(" · ");
   figure.append(el("div", { class: "meta" }, meta));
@@ -409,7 +409,8 @@ function showDetail(entry) {
   image.alt = entry.prompt;
   $("detail-prompt").textContent = entry.prompt;
   const fields = [
-    ["kind", entry.kind === "compare" ? "compare run" : "image"],
+    ["kind", entry.kind === "image" ? "image" : `${entry.kind} run`],
+    ["axes", entry.axes ? entry.axes.join(", ") : null],
     ["backend", entry.backend],
     ["model", entry.model],
     ["seed", entry.seed],
@@ -417,7 +418,7 @@ function showDetail(entry) {
     ["steps", entry.steps || null],
     ["style", entry.style],
     ["negative", entry.negative],
-    [entry.kind === "compare" ? "latency (all)" : "latency", formatLatency(entry.latency_s)],
+    [entry.kind === "image" ? "latency" : "latency (all)", formatLatency(entry.latency_s)],
     ["cost", formatCost(entry.cost_usd)],
     ["created", entry.created],
     ["job", entry.job],
@@ -428,6 +429,11 @@ function showDetail(entry) {
   for (const [name, value] of fields) {
     if (value === null || value === undefined || value === "") continue;
     list.append(el("dt", {}, name), el("dd", {}, String(value)));
+  }
+  if (entry.page) {
+    const item = el("dd");
+    item.append(el("a", { href: entry.page, target: "_blank", rel: "noopener" }, "open the grid page"));
+    list.append(el("dt", {}, "page"), item);
   }
   const made = $("detail-inputs");
   made.replaceChildren();

@@ -155,6 +155,7 @@ class Instance:
     enabled: bool = True
     device: str | None = None
     max_in_flight: int | None = None
+    usd_per_second: float | None = None
 
 
 @attrs.frozen
@@ -651,16 +652,31 @@ def _instance(
         got = _describe_value(in_flight)
         problems.add((*keys, "max_in_flight"), f"expected a whole number of 1 or more, got {got}")
         in_flight = None
+    rate = block.get("usd_per_second") if kind == "backend" else None
+    if rate is not None and (
+        isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < float("inf")
+    ):
+        got = _describe_value(rate)
+        problems.add((*keys, "usd_per_second"), f"expected a price of 0 or more USD, got {got}")
+        rate = None
     settings = {k: v for k, v in block.items() if k not in CORE_KEYS[kind]}
     structured = problems.structure(settings, reg.config, keys)
     if structured is None:
         return None
-    return Instance(name, type_name, structured, where, device=device, max_in_flight=in_flight)
+    return Instance(
+        name,
+        type_name,
+        structured,
+        where,
+        device=device,
+        max_in_flight=in_flight,
+        usd_per_second=None if rate is None else float(rate),
+    )
 
 
 # Keys every block may have, handled by the core and not passed to the plugin.
 CORE_KEYS = {
-    "backend": ("type", "device", "max_in_flight"),
+    "backend": ("type", "device", "max_in_flight", "usd_per_second"),
     "sink": ("type",),
     "queue": ("type",),
 }

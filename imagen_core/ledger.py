@@ -60,6 +60,30 @@ def ensure_schema(db: sqlite3.Connection) -> None:
         _create(db)
 
 
+def typical_seconds(path: Path | None, backend: str, runs: int = 20) -> float | None:
+    """The median time of the last ``runs`` good generations of ``backend``
+    (its execution time where one was recorded as latency), None when none."""
+    import sqlite3
+    import statistics
+
+    file = path or default_path()
+    if not file.exists():
+        return None
+    try:
+        db = sqlite3.connect(f"file:{file}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S)
+        try:
+            found = db.execute(
+                "SELECT latency_s FROM usage WHERE backend = ? AND status = 'ok' "
+                "AND latency_s IS NOT NULL ORDER BY id DESC LIMIT ?",
+                (backend, runs),
+            ).fetchall()
+        finally:
+            db.close()
+    except sqlite3.Error:  # no table yet, a locked file: no history to go on
+        return None
+    return statistics.median(row[0] for row in found) if found else None
+
+
 def default_path() -> Path:
     return data_file("usage.db")
 

@@ -240,6 +240,9 @@ class Request:
         return hashlib.sha256(self.prompt.encode()).hexdigest()
 
 
+COST_BASES = ("billed", "computed", "estimated")
+
+
 @attrs.frozen
 class Result:
     """What a backend made. ``seed`` is the seed actually used (never 0 when the
@@ -254,6 +257,12 @@ class Result:
     latency_s: float = 0.0
     cost_usd: float | None = None
     metadata: dict[str, Any] = attrs.field(factory=dict, converter=_copy)
+    # How cost_usd was known: "billed" (the service reported it), "computed" (a
+    # price table and what was produced: the default), "estimated" (a rate times
+    # the time it took).
+    cost_basis: str | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.in_(COST_BASES))
+    )
 
     @property
     def extension(self) -> str:

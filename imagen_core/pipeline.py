@@ -209,9 +209,26 @@ class Session:
                 self.budget_book().release(reservation)
 
     def estimate(self, request: Request) -> Estimate:
-        """The price of one image of ``request`` on its backend, before it runs."""
-        _, backend = self.backend(request.backend)
-        return estimate_of(backend, request)
+        """The price of one image of ``request`` on its backend, before it runs:
+        the backend's own estimate, or for a backend priced by the second (a local
+        GPU), the rate times the median of its last runs in the ledger."""
+        instance, backend = self.backend(request.backend)
+        estimate = estimate_of(backend, request)
+        rate = _rate(instance, backend)
+        if rate is None or (estimate.basis in ("computed", "estimated") and estimate.usd):
+            return estimate
+        from imagen_core.ledger import typical_seconds
+
+        ledgers = [i for i in self.config.active_sinks(self.registry) if i.type == "ledger"]
+        path = getattr(ledgers[0].settings, "path", None) if ledgers else None
+        seconds = typical_seconds(path, instance.name) if ledgers else None
+        if seconds is None:
+            return Estimate(None, "unknown", "a price per second, and no run recorded yet")
+        return Estimate(
+            round(rate * seconds, 6),
+            "estimated",
+            f"${rate * 3600:.2f}/hour x {seconds:.1f} s (the median of its last runs)",
+        )
 
     def budget_book(self) -> BudgetBook:
         """The budgets of imagen.yaml, kept in the ledger's file."""
@@ -315,11 +332,14 @@ class Session:
             if isinstance(exc, ImagenError):
                 raise exc from None
             raise BackendError(f"backend {instance.name!r} failed: {message}") from exc
-        result = attrs.evolve(
-            result,
-            backend=instance.name,
-            latency_s=round(time.perf_counter() - started, 4),
-            metadata={**result.metadata, "fingerprint": self._fingerprint(instance, result)},
+        result = _priced(
+            attrs.evolve(
+                result,
+                backend=instance.name,
+                latency_s=round(time.perf_counter() - started, 4),
+                metadata={**result.metadata, "fingerprint": self._fingerprint(instance, result)},
+            ),
+            _rate(instance, backend),
         )
         target = self._target(request, result, folder, file)
         result = _convert_for(target, result)
@@ -443,6 +463,26 @@ def generate(
 
 
 # ----------------------------------------------------------------- helpers
+
+
+def _rate(instance: Instance, backend: Any) -> float | None:
+    """USD per second of a backend priced by its time: the block's core key
+    ``usd_per_second``, else the backend's own (ComfyUI's ``gpu_usd_per_hour``)."""
+    if instance.usd_per_second is not None:
+        return instance.usd_per_second
+    rate = getattr(backend, "usd_per_second", None)
+    return float(rate) if isinstance(rate, (int, float)) and not isinstance(rate, bool) else None
+
+
+def _priced(result: Result, rate: float | None) -> Result:
+    """The result with its cost basis, and a cost from the rate when it has none."""
+    if rate is not None and not result.cost_usd:
+        ran = result.metadata.get("execution_s")
+        seconds = ran if isinstance(ran, (int, float)) and ran >= 0 else result.latency_s
+        return attrs.evolve(result, cost_usd=round(rate * seconds, 6), cost_basis="estimated")
+    if result.cost_usd is not None and result.cost_basis is None:
+        return attrs.evolve(result, cost_basis="computed")
+    return result
 
 
 def _build(factory: Callable[[Any], Any], instance: Instance, kind: str) -> Any:
@@ -611,5 +651,6 @@ def sidecar_dict(record: Generation) -> dict[str, Any]:
         "mime_type": result.mime_type,
         "latency_s": result.latency_s,
         "cost_usd": result.cost_usd,
+        "cost_basis": result.cost_basis,
         "metadata": result.metadata,
     }

@@ -633,13 +633,37 @@ class FakeComfyUI:
         record.update(answer=answer, size=len(data), written=not duplicate)
         return web.json_response(answer)
 
+    def system_stats_body(self) -> dict:
+        """What ComfyUI 0.3.64 answers on a CPU machine (comfyui-observed.md)."""
+        return {
+            "system": {
+                "os": "posix",
+                "ram_total": 25276514304,
+                "ram_free": 24418820096,
+                "comfyui_version": "0.3.64",
+                "required_frontend_version": "1.27.10",
+                "installed_templates_version": "0.1.95",
+                "required_templates_version": "0.1.95",
+                "python_version": "3.11.7 (main, May  9 2026, 07:35:25) [GCC 12.2.0]",
+                "pytorch_version": "2.13.0+cpu",
+                "embedded_python": False,
+                "argv": ["main.py", "--cpu", "--listen", "127.0.0.1", "--port", "8188"],
+            },
+            "devices": [
+                {
+                    "name": "cpu",
+                    "type": "cpu",
+                    "index": None,
+                    "vram_total": 25276514304,
+                    "vram_free": 24418820096,
+                    "torch_vram_total": 25276514304,
+                    "torch_vram_free": 24418820096,
+                }
+            ],
+        }
+
     async def get_system_stats(self, _request: web.Request) -> web.Response:
-        return web.json_response(
-            {
-                "system": {"os": "posix", "comfyui_version": "0.3.64", "python_version": "3.11"},
-                "devices": [{"name": "cpu", "type": "cpu", "index": None}],
-            }
-        )
+        return web.json_response(self.system_stats_body())
 
     # ------------------------------------------------------------- websocket
     async def websocket(self, request: web.Request) -> web.StreamResponse:

@@ -110,7 +110,7 @@ def test_ctrl_c_cancels_the_prompt_and_exits_130(comfy, configure, capsys):
         (
             "{type: comfyui, workflw: sd35-medium}",
             "backends.c.workflw: unknown key (did you mean 'workflow'?); known keys: url, "
-            "workflow, vars, defaults, timeout_s, output_node (CONFIG:2:22)",
+            "workflow, vars, defaults, timeout_s, gpu_usd_per_hour, output_node (CONFIG:2:22)",
         ),
         (
             "{type: comfyui, defaults: {stpes: 4}}",

@@ -266,3 +266,35 @@ def test_budgets_need_the_ledger(isolated_env) -> None:
     )
     with pytest.raises(UsageError, match="budgets: need the ledger sink"):
         Session().generate(Request("x", width=8, height=8))
+
+
+def test_a_backend_priced_by_the_second_costs_its_time(isolated_env, output_dir) -> None:
+    write_config(
+        isolated_env,
+        f"output: {{dir: '{output_dir}'}}\n"
+        "backends:\n  gpu: {type: mock, usd_per_second: 0.5, latency_s: 0.2}\n"
+        "  bad: {type: mock, usd_per_second: -1}\n",
+    )
+    with pytest.raises(
+        ConfigError, match=r"backends.bad.usd_per_second: expected a price of 0 or more USD, got -1"
+    ):
+        Session()
+    write_config(
+        isolated_env,
+        f"output: {{dir: '{output_dir}'}}\n"
+        "backends:\n  gpu: {type: mock, usd_per_second: 0.5, latency_s: 0.2}\n",
+    )
+    session = Session()
+    first = session.estimate(Request("x", backend="gpu"))
+    assert (first.usd, first.basis) == (None, "unknown")  # no run to go on yet
+    made = session.generate(Request("x", backend="gpu", width=8, height=8))
+    result = made.result
+    assert result is not None and result.cost_basis == "estimated"
+    assert result.cost_usd == round(0.5 * result.latency_s, 6) and result.latency_s >= 0.2
+    sidecar = json.loads(made.sidecar.read_text())  # type: ignore[union-attr]
+    assert (sidecar["cost_usd"], sidecar["cost_basis"]) == (result.cost_usd, "estimated")
+    after = session.estimate(Request("x", backend="gpu"))
+    assert after.basis == "estimated" and after.usd == round(0.5 * result.latency_s, 6)
+    assert "$1800.00/hour" in after.source
+    plain = session.generate(Request("x", width=8, height=8)).result
+    assert plain is not None and (plain.cost_usd, plain.cost_basis) == (0.0, "computed")

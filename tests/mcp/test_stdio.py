@@ -268,3 +268,19 @@ async def test_the_spend_guard_asks_before_a_call_over_the_limit(home: Path) -> 
         assert sorted((home / "out").rglob("*.png")) == before
         confirmed = await client.call_tool("generate_image", {**small, "confirm_spend": True})
         assert not confirmed.is_error and confirmed.structured_content["cost_usd"] == 0.25
+
+
+async def test_a_budget_refusal_is_a_tool_error_with_its_one_line(home: Path) -> None:
+    config = write_config(home, "budgets:\n  - {period: day, limit_usd: 0.05}\n")
+    text = config.read_text()
+    config.write_text(text.replace("  broken:", "  paid: {type: mock, cost_usd: 0.04}\n  broken:"))
+    small = {"prompt": "x", "backend": "paid", "size": "64x64"}
+    async with server(home, config) as client:
+        assert not (await client.call_tool("generate_image", small)).is_error
+        refused = await client.call_tool("generate_image", small)
+        assert refused.is_error
+        assert text_of(refused).startswith(
+            "over budget: the daily budget of $0.05 has $0.0400 spent and this run is "
+            "estimated at $0.0400; it resets "
+        )
+    assert len(list((home / "out").rglob("*.png"))) == 1

@@ -70,6 +70,34 @@ class ComfyUIBackend:
         every request against this before calling generate."""
         return self.workflow.capabilities()
 
+    def fingerprint(self) -> dict[str, Any]:
+        """What decides the pixels on this server: its ComfyUI and PyTorch
+        versions and device, the workflow's hash and the model files it loads."""
+        import hashlib
+        import json
+
+        stats = self.client.system_stats()
+        system: Any = stats.get("system")
+        system = system if isinstance(system, dict) else {}
+        devices: Any = stats.get("devices")
+        device = devices[0] if isinstance(devices, list) and devices else {}
+        device = device if isinstance(device, dict) else {}
+        graph = json.dumps(self.workflow.graph, sort_keys=True, separators=(",", ":"))
+        return {
+            "comfyui": system.get("comfyui_version"),
+            "pytorch": system.get("pytorch_version"),
+            "device": device.get("name"),
+            "workflow_sha256": hashlib.sha256(graph.encode()).hexdigest(),
+            "models": _model_files(self.workflow.graph),
+        }
+
+    @property
+    def usd_per_second(self) -> float | None:
+        """The GPU's price per second (``gpu_usd_per_hour``): the core prices each
+        image by its execution time with it (cost basis ``estimated``)."""
+        rate = self.config.gpu_usd_per_hour
+        return None if rate is None else rate / 3600
+
     @property
     def client(self) -> ComfyUIClient:
         if self._client is None:
@@ -199,8 +227,10 @@ class ComfyUIBackend:
             seed=seed,
             model=workflow.model,
             mime_type=mime_type,
-            cost_usd=0.0,
+            cost_usd=None if self.usd_per_second else 0.0,
             metadata={
+                "fingerprint": self.fingerprint(),
+                "execution_s": finished.execution_s,
                 "workflow": workflow.name,
                 "workflow_source": workflow.source,
                 "steps": steps,
@@ -220,6 +250,31 @@ class ComfyUIBackend:
                 ],
             },
         )
+
+
+_MODEL_INPUTS = (
+    "ckpt_name",
+    "unet_name",
+    "clip_name",
+    "clip_name1",
+    "clip_name2",
+    "vae_name",
+    "lora_name",
+    "model_name",
+    "control_net_name",
+)
+
+
+def _model_files(graph: dict[str, Any]) -> list[str]:
+    """The model files a graph loads (its loaders' file-name inputs)."""
+    names = set()
+    for node in graph.values():
+        inputs = node.get("inputs") if isinstance(node, dict) else None
+        for key in _MODEL_INPUTS:
+            value = inputs.get(key) if isinstance(inputs, dict) else None
+            if isinstance(value, str) and "${" not in value:
+                names.add(value)
+    return sorted(names)
 
 
 def _query(params: dict[str, str]) -> str:

@@ -72,6 +72,7 @@ class ComfyUIClient:
     upload_attempts = 3  # /upload/image answering 5xx or dropping (uploads are idempotent)
 
     def __init__(self, url: str) -> None:
+        self._stats: Mapping[str, Any] | None = None
         import requests
 
         self.url = url.rstrip("/")
@@ -370,6 +371,17 @@ class ComfyUIClient:
             f"prompt {prompt_id} is neither queued nor in the history of ComfyUI at "
             f"{self.shown}: it was deleted from the queue, or ComfyUI restarted"
         )
+
+    def system_stats(self) -> Mapping[str, Any]:
+        """``/system_stats`` (the server's versions and devices), asked once;
+        empty when the server does not answer it (it is only for the record)."""
+        if self._stats is None:
+            try:
+                found = self._get_json("/system_stats")
+            except Exception:  # an old server or a blip: the fingerprint is just shorter
+                found = {}
+            self._stats = found if isinstance(found, Mapping) else {}
+        return self._stats
 
     def _history(self, prompt_id: str) -> Mapping[str, Any] | None:
         """The history entry, or None while ComfyUI has none (queued, running, lagging)."""

@@ -38,6 +38,11 @@ def _workflow(_instance: object, _attribute: attrs.Attribute[str], value: str) -
         raise ValueError(problem)
 
 
+def _gpu_rate(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not (0 <= value < float("inf")):
+        raise ValueError(f"{attribute.name} must be 0 or more USD, got {value}")
+
+
 def _positive(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and value <= 0:
         raise ValueError(f"{attribute.name} must be more than 0, got {value}")
@@ -133,6 +138,12 @@ class ComfyUIConfig:
     )
     timeout_s: float = setting(
         600.0, validator=_positive, help="give up after this many seconds (the prompt is cancelled)"
+    )
+    gpu_usd_per_hour: float | None = setting(
+        None,
+        validator=_gpu_rate,
+        help="what an hour of this server's GPU costs you: each image then costs its "
+        "execution time (ComfyUI's own, not queue wait) times this",
     )
     output_node: str | None = setting(
         None, help="id of the node whose images to take when the workflow saves several"

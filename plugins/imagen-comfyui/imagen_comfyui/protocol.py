@@ -41,6 +41,9 @@ class Finished:
     prompt_id: str
     outputs: Mapping[str, Any]
     cached: frozenset[str]  # nodes answered from ComfyUI's cache (nothing ran for them)
+    # The server's own execution time (execution_success - execution_start), not
+    # the time the prompt waited in ComfyUI's queue; None when not reported.
+    execution_s: float | None = None
 
 
 def display_url(url: str) -> str:
@@ -136,9 +139,13 @@ def outcome(
     status = status if isinstance(status, Mapping) else {}
     messages = status.get("messages")
     seen = set(cached)
+    stamps: dict[str, float] = {}
     for item in messages if isinstance(messages, list) else []:
         if isinstance(item, list) and len(item) == 2 and isinstance(item[1], Mapping):
             name, data = item
+            stamp = data.get("timestamp")
+            if isinstance(stamp, (int, float)) and not isinstance(stamp, bool):
+                stamps[str(name)] = float(stamp)
             if name == "execution_error":
                 raise errors.PromptFailed(errors.execution_failed(data))
             if name == "execution_interrupted":
@@ -148,7 +155,11 @@ def outcome(
     if status.get("status_str") == "error":
         raise errors.PromptFailed(f"ComfyUI reports that prompt {prompt_id} failed")
     outputs = entry.get("outputs")
-    return Finished(prompt_id, outputs if isinstance(outputs, Mapping) else {}, frozenset(seen))
+    ran = None
+    if "execution_start" in stamps and "execution_success" in stamps:
+        ran = max(0.0, (stamps["execution_success"] - stamps["execution_start"]) / 1000)
+    outputs = outputs if isinstance(outputs, Mapping) else {}
+    return Finished(prompt_id, outputs, frozenset(seen), ran)
 
 
 def queue_ids(queue: Any, key: str) -> set[str]:

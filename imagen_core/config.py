@@ -25,6 +25,11 @@ if typing.TYPE_CHECKING:
     from imagen_core.registry import Registration, Registry
 
 CONFIG_NAME = "imagen.yaml"
+# No setting is a number beyond this (seconds, prices, ratios): .inf, .nan and
+# 1e300 are refused by `config validate` rather than overflowing at run time.
+MAX_NUMBER = 1e9
+# Values an alias may expand to (`&a [*b, *b, ...]` nested: a "billion laughs").
+MAX_VALUES = 100_000
 _NAME_LIKE_TYPE = re.compile(r"^[a-z0-9]+$")
 Mode = Literal["auto", "on", "off"]
 
@@ -230,6 +235,15 @@ class Located:
     def exists(self) -> bool:
         return self.path.exists()
 
+    def check(self) -> None:
+        """A file named by --config or $IMAGEN_CONFIG must exist (only the default
+        location may be absent, meaning the built-in defaults): ConfigError."""
+        if not self.exists and self.source in ("--config", "$IMAGEN_CONFIG"):
+            raise ConfigError(
+                f"config file {self.path} does not exist (named by {self.source}); "
+                "create one with `imagen config init > FILE`"
+            )
+
 
 def locate(explicit: str | os.PathLike[str] | None = None) -> Located:
     """``--config`` > ``$IMAGEN_CONFIG`` > ``$XDG_CONFIG_HOME/imagen.yaml`` > ``~/.config``."""
@@ -250,18 +264,29 @@ def load(
     With ``strict`` the deferred problems (uninstalled backend types) are errors too."""
     located = locate(explicit)
     if not located.exists:
-        if located.source in ("--config", "$IMAGEN_CONFIG"):
-            raise ConfigError(
-                f"config file {located.path} does not exist (named by {located.source}); "
-                "create one with `imagen config init > FILE`"
-            )
+        located.check()
         return from_mapping({}, registry)
     try:
-        text = located.path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or str(exc)
+        data = located.path.read_bytes()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
         raise ConfigError(f"cannot read config file {located.path}: {reason}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - data.rfind(b"\n", 0, exc.start)
+        raise ConfigError(
+            f"{located.path}:{line}:{column}: not UTF-8 text (byte "
+            f"{data[exc.start : exc.start + 1]!r}); save the file as UTF-8"
+        ) from None
     return from_text(text, registry, path=located.path, strict=strict)
+
+
+def _at(label: str, text: str, index: int) -> str:
+    """``label:line:column`` of a character index into ``text``."""
+    line = text.count("\n", 0, index) + 1
+    return f"{label}:{line}:{index - text.rfind(chr(10), 0, index)}"
 
 
 def from_text(
@@ -269,6 +294,7 @@ def from_text(
 ) -> Config:
     from ruamel.yaml import YAML
     from ruamel.yaml.error import MarkedYAMLError, YAMLError
+    from ruamel.yaml.reader import ReaderError
 
     label = str(path) if path else "<config>"
     try:
@@ -278,9 +304,62 @@ def from_text(
         where = f"{label}:{mark.line + 1}:{mark.column + 1}" if mark else label
         what = exc.problem or exc.context or "invalid YAML"
         raise ConfigError(f"{where}: YAML syntax error: {what}") from None
+    except ReaderError as exc:  # a character YAML does not allow (a control character)
+        where = _at(label, text, exc.position) if isinstance(exc.position, int) else label
+        raise ConfigError(
+            f"{where}: character {_codepoint(exc.character)} is not allowed in YAML; remove it "
+            "(write it as an escape such as \\x07 inside double quotes if you mean it)"
+        ) from None
     except YAMLError as exc:
         raise ConfigError(f"{label}: YAML error: {' '.join(str(exc).split())}") from None
+    except RecursionError:
+        raise ConfigError(f"{label}: YAML nested too deeply to read") from None
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        # An explicit tag whose constructor refuses the value (`!!int comfyui`).
+        raise ConfigError(_tag_problem(text, label, exc)) from None
     return from_mapping(data if data is not None else {}, registry, path=path, strict=strict)
+
+
+def _codepoint(character: object) -> str:
+    code = character if isinstance(character, int) else ord(str(character)[:1] or "?")
+    return f"U+{code:04X}"
+
+
+def _tag_problem(text: str, label: str, exc: BaseException) -> str:
+    """Where the value whose explicit tag failed is: compose the document (no
+    constructing) and construct its tagged scalars one at a time."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+    yaml = YAML(typ="rt", pure=True)
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    try:
+        root = yaml.compose(text)
+    except Exception:
+        return f"{label}: YAML error: {reason}"
+    stack = [root]
+    seen: set[int] = set()
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, MappingNode):
+            stack += [item for pair in reversed(node.value) for item in reversed(pair)]
+        elif isinstance(node, SequenceNode):
+            stack += list(reversed(node.value))
+        elif isinstance(node, ScalarNode):
+            try:
+                YAML(typ="rt", pure=True).constructor.construct_object(node, deep=True)
+            except Exception:
+                mark = node.start_mark
+                tag = str(getattr(node.tag, "value", node.tag))
+                tag = tag.replace("tag:yaml.org,2002:", "!!")
+                return (
+                    f"{label}:{mark.line + 1}:{mark.column + 1}: the tag {tag} cannot hold "
+                    f"{node.value!r}; remove the tag (imagen.yaml needs no tags)"
+                )
+    return f"{label}: YAML error: {reason}"
 
 
 # ---------------------------------------------------------------- structuring
@@ -334,9 +413,15 @@ def make_converter() -> cattrs.Converter:
         return isinstance(v, int) and not isinstance(v, bool)
 
     conv.register_structure_hook(int, _strict(int, is_int, "an integer"))
-    conv.register_structure_hook(
-        float, _strict(float, lambda v: is_int(v) or isinstance(v, float), "a number")
-    )
+
+    def number(value: Any, _type: Any) -> float:
+        if not (is_int(value) or isinstance(value, float)):
+            raise _Mismatch("a number", value)
+        if not abs(value) <= MAX_NUMBER:  # also NaN
+            raise _Mismatch("a number between -1e9 and 1e9", value)
+        return float(value)
+
+    conv.register_structure_hook(float, number)
     conv.register_structure_hook(str, _strict(str, lambda v: isinstance(v, str), "a string"))
     conv.register_structure_hook(bool, _strict(bool, lambda v: isinstance(v, bool), "true/false"))
     conv.register_structure_hook(Path, _strict(_expand, lambda v: isinstance(v, str), "a path"))
@@ -369,6 +454,9 @@ def _did_you_mean(word: str, choices: Any) -> str:
 
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+did_you_mean = _did_you_mean  # for the CLI's own hints
 
 
 def _required(cls: type) -> list[str]:
@@ -445,6 +533,9 @@ class _Problems:
         self.lines.append(f"{dotted}: {message}{self.where(keys, at_key=at_key)}")
 
     def structure(self, value: Any, cls: type, keys: tuple[Any, ...]) -> Any:
+        """``value`` structured into ``cls``, or None with every problem added:
+        an unknown key does not hide what the known keys say, and a validator
+        that fails does not hide the others (see ``_each_validator``)."""
         if not value and not _required(cls):
             return cls()  # nothing to structure: skip cattrs entirely
         from cattrs.errors import ClassValidationError, IterableValidationError
@@ -452,11 +543,72 @@ class _Problems:
         try:
             return converter().structure(_plain(value), cls)
         except (ClassValidationError, IterableValidationError) as exc:
-            for sub_keys, message in _errors(exc, keys):
+            errors = list(_errors(exc, keys))
+        except Exception as exc:  # a plugin's own converter
+            errors = [(keys, str(exc) or type(exc).__name__)]
+        unknown = {
+            sub_keys[-1]
+            for sub_keys, message in errors
+            if message.startswith("unknown key") and len(sub_keys) == len(keys) + 1
+        }
+        for sub_keys, message in errors:
+            if sub_keys != keys:
                 self.add(sub_keys, message, at_key=message.startswith("unknown key"))
-        except Exception as exc:  # a plugin's own validator or converter
-            self.add(keys, str(exc) or type(exc).__name__)
+        if unknown and isinstance(value, Mapping) and len(unknown) < len(value):
+            # What the known keys say too: cattrs stops at the unknown ones.
+            said = self.lines
+            self.lines = []
+            self.structure({k: v for k, v in value.items() if k not in unknown}, cls, keys)
+            self.lines = said + [line for line in self.lines if line not in said]
+            return None
+        at_block = [message for sub_keys, message in errors if sub_keys == keys]
+        if at_block and not self._each_validator(value, cls, keys):
+            for message in at_block:
+                self.add(keys, message)
         return None
+
+    def _each_validator(self, value: Any, cls: type, keys: tuple[Any, ...]) -> bool:
+        """Report what every field's validator says, not only the first that
+        raised (a bad ``url`` must not hide a bad ``workflow``): structure into a
+        copy of ``cls`` without validators, then run each one on its own. False
+        when that is not possible (the caller reports the first error)."""
+        try:
+            shadow = _unvalidated(cls)
+            instance: Any = converter().structure(_plain(value), shadow)
+        except Exception:
+            return False
+        said = False
+        for field in attrs.fields(cls):
+            if field.validator is None:
+                continue
+            try:
+                field.validator(instance, field, getattr(instance, field.name))
+            except Exception as exc:
+                self.add(keys, str(exc) or type(exc).__name__)
+                said = True
+        return said
+
+
+_shadows: dict[type, type] = {}
+
+
+def _unvalidated(cls: type) -> type:
+    """``cls`` without its validators (the same fields, types and converters)."""
+    shadow = _shadows.get(cls)
+    if shadow is None:
+        fields = attrs.fields(attrs.resolve_types(cls))
+        shadow = attrs.make_class(
+            f"{cls.__name__}Unvalidated",
+            {
+                f.name: attrs.field(
+                    default=f.default, converter=f.converter, type=f.type, alias=f.alias
+                )
+                for f in fields
+            },
+            frozen=True,
+        )
+        _shadows[cls] = shadow
+    return shadow
 
 
 TOP_LEVEL = (
@@ -482,6 +634,8 @@ def from_mapping(
     if not isinstance(data, Mapping):
         problems.add((), f"the file must be a mapping of keys, got {_describe_value(data)}")
         raise ConfigError(problems.lines)
+    _bounded(data, problems)  # before anything copies the tree
+    _no_nul(data, problems)
     for key in data:
         if key not in TOP_LEVEL:
             hint = _did_you_mean(key, TOP_LEVEL)
@@ -537,6 +691,11 @@ def from_mapping(
     if strict:
         blocks = (*backends.values(), *sinks.values(), *([queue] if queue else []))
         problems.lines += [i.problem for i in blocks if i.problem]
+        for section, instances in (("backends", backends), ("sinks", sinks)):
+            for name, instance in instances.items():
+                _deeper_checks(instance, (section, name), problems)
+        if queue is not None:
+            _deeper_checks(queue, ("queue",), problems)
     if problems.lines:
         raise ConfigError(problems.lines)
     return Config(
@@ -570,6 +729,96 @@ def _budgets(node: Any, problems: _Problems) -> tuple[Budget, ...]:
         if budget is not None:
             found.append(budget)
     return tuple(found)
+
+
+def _deeper_checks(instance: Instance, keys: tuple[str, ...], problems: _Problems) -> None:
+    """What a config class's ``problems()`` finds (files it names, their
+    contents): the checks too slow or too strict for every command, run by
+    ``imagen config validate``. Each problem is reported at the block."""
+    check = getattr(instance.settings, "problems", None)
+    if not callable(check):
+        return
+    try:
+        found = [str(problem) for problem in check()]
+    except Exception as exc:  # a plugin's bug: still a problem to show, not a crash
+        from imagen_core.errors import describe
+
+        found = [f"could not be checked: {describe(exc)}"]
+    for problem in found:
+        problems.add(keys, problem)
+
+
+def _children(node: Any) -> list[tuple[Any, Any]]:
+    if isinstance(node, Mapping):
+        return list(node.items())
+    if isinstance(node, list):
+        return list(enumerate(node))
+    return []
+
+
+def _bounded(data: Any, problems: _Problems) -> None:
+    """Refuse a tree whose aliases expand to more than MAX_VALUES values (or that
+    contains itself), naming the anchor's place. Each shared node is sized
+    once, so this costs the size of the file, not of its expansion."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[Any, bool]] = [(data, False)]
+    while stack:
+        node, finished = stack.pop()
+        if not isinstance(node, (Mapping, list)):
+            continue
+        if finished:
+            total = 1
+            for _key, child in _children(node):
+                if isinstance(child, (Mapping, list)):
+                    total += sizes[id(child)]
+                else:
+                    total += 1
+            sizes[id(node)] = min(total, MAX_VALUES + 1)
+            continue
+        if id(node) in sizes:
+            if sizes[id(node)] < 0:  # reached again while being sized: a cycle
+                sizes[id(node)] = MAX_VALUES + 1
+            continue
+        sizes[id(node)] = -1
+        stack.append((node, True))
+        stack += [(child, False) for _key, child in _children(node)]
+    if sizes.get(id(data), 0) <= MAX_VALUES:
+        return
+    keys: tuple[Any, ...] = ()
+    node = data
+    while True:  # down to the smallest block that is still too big
+        bigger = [
+            (key, child)
+            for key, child in _children(node)
+            if isinstance(child, (Mapping, list)) and sizes.get(id(child), 0) > MAX_VALUES
+        ]
+        if not bigger:
+            break
+        key, node = bigger[0]
+        keys = (*keys, key)
+    problems.add(
+        keys,
+        f"its aliases expand to more than {MAX_VALUES:,} values (or it contains itself); "
+        "write the values out instead of nesting anchors",
+    )
+    raise ConfigError(problems.lines)
+
+
+def _no_nul(data: Any, problems: _Problems) -> None:
+    """A NUL character passes YAML (``"\\0"``) but no path or URL can hold one."""
+    stack: list[tuple[tuple[Any, ...], Any]] = [((), data)]
+    while stack:
+        keys, node = stack.pop()
+        for key, child in _children(node):
+            if isinstance(key, str) and "\0" in key:
+                problems.add((*keys, key), "the key holds a NUL character; remove it", at_key=True)
+            if isinstance(child, str) and "\0" in child:
+                problems.add(
+                    (*keys, key),
+                    f"holds a NUL character at {child.index(chr(0)) + 1}; remove it",
+                )
+            elif isinstance(child, (Mapping, list)):
+                stack.append(((*keys, key), child))
 
 
 def _styles(node: Any, problems: _Problems) -> dict[str, str]:
@@ -618,7 +867,14 @@ def _instance(
     types = registry.of_kind(kind)
     where = problems.where(keys, at_key=True).strip(" ()")
     if block is False and kind == "sink":
-        return Instance(name, name, None, where, enabled=False)
+        problem = None
+        if name not in types:  # turning off what does not exist: a typo?
+            known = ", ".join(sorted(types)) or "none"
+            problem = (
+                f"{'.'.join(keys)}: no sink named {name!r}{_did_you_mean(name, types)} "
+                f"({where}); sinks are: {known}"
+            )
+        return Instance(name, name, None, where, problem, enabled=False)
     if block is None:
         block = {}
     if not isinstance(block, Mapping):

@@ -6,11 +6,31 @@ thing that is wrong and how to fix it. Nothing here imports anything heavy.
 
 from __future__ import annotations
 
+import re
+
+#: userinfo of a URL: ``scheme://alice:s3cret@host`` -> ``scheme://***@host``; the
+#: placeholder of examples and hints (``user:password``) is left as it is.
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)(?!user:password@)[^/\s@]+@")
+
+
+def redact(text: str) -> str:
+    """``text`` without the credentials of any URL in it (``http://u:pw@h`` ->
+    ``http://***@h``). Every error imagen makes passes through it: the text of
+    an ImagenError (its ``str``), and ``describe()`` for any other exception,
+    so a message can reach no file, log or answer with a password in it.
+    Plugins building error text from other sources call it too."""
+    return _USERINFO.sub(r"\1***@", text) if "@" in text else text
+
 
 class ImagenError(Exception):
-    """Base of all imagen errors: work that failed (exit code 1)."""
+    """Base of all imagen errors: work that failed (exit code 1).
+
+    Its text never holds the credentials of a URL (see ``redact``)."""
 
     exit_code = 1
+
+    def __str__(self) -> str:
+        return redact(super().__str__())
 
 
 class UsageError(ImagenError):
@@ -39,7 +59,8 @@ class ConfigError(UsageError):
     """
 
     def __init__(self, problems: list[str] | str) -> None:
-        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        given = [problems] if isinstance(problems, str) else list(problems)
+        self.problems = [redact(line) for line in given]
         super().__init__("\n".join(self.problems))
 
 
@@ -69,8 +90,9 @@ class OutputError(ImagenError):
 
 
 def describe(exc: BaseException) -> str:
-    """One line for an exception: imagen's own as they are, others with their type."""
-    text = " ".join(str(exc).split())
+    """One line for an exception: imagen's own as they are, others with their
+    type; credentials in URLs cut out either way."""
+    text = redact(" ".join(str(exc).split()))
     if isinstance(exc, ImagenError):
         return text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -156,6 +156,12 @@ class Ledger:
             db.close()
 
     def rows(self, *, since: dt.date | None, until: dt.date | None) -> Iterator[UsageRow]:
+        """The rows in [since, until]. A file without the table (left empty, or
+        being created by a first generation right now) is an empty ledger; a row
+        that cannot be read (text that is not UTF-8, a date that is not one) is
+        skipped and reported once, so one bad row never hides the others."""
+        import sqlite3
+
         from imagen_core.usage import bounds
 
         if not self.path.exists():
@@ -172,10 +178,41 @@ class Ledger:
         if where:
             query += " WHERE " + " AND ".join(where)
         db = self._connect()
+        db.text_factory = bytes  # decoded per row: one bad row must not stop the rest
+        skipped = 0
         try:
-            for record in db.execute(query + " ORDER BY created_at, id", params):
-                data = dict(zip(COLUMNS, record, strict=True))
-                data["created_at"] = dt.datetime.fromisoformat(data["created_at"])
-                yield UsageRow(**data)
+            try:
+                cursor = db.execute(query + " ORDER BY created_at, id", params)
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):
+                    return
+                raise
+            for record in cursor:
+                try:
+                    row = _row(record)
+                except (ValueError, TypeError):
+                    skipped += 1
+                    continue
+                yield row
         finally:
             db.close()
+            if skipped:
+                from imagen_core.notices import warn
+
+                warn(
+                    f"ledger {self.path}: skipped {skipped} unreadable row(s)",
+                    once=f"ledger-unreadable:{self.path}",
+                )
+
+
+def _row(record: tuple[object, ...]) -> UsageRow:
+    """A UsageRow from a raw row (text as bytes); ValueError when it is not one."""
+    data = {
+        column: value.decode() if isinstance(value, bytes) else value
+        for column, value in zip(COLUMNS, record, strict=True)
+    }
+    created = data["created_at"]
+    if not isinstance(created, str):
+        raise ValueError(f"created_at is not a date: {created!r}")
+    data["created_at"] = dt.datetime.fromisoformat(created)
+    return UsageRow(**data)  # type: ignore[arg-type]

@@ -39,6 +39,23 @@ def _int_in(name: str, low: int, high: int) -> Any:
 def _prompt(_instance: object, _attribute: attrs.Attribute[str], value: object) -> None:
     if not isinstance(value, str) or not value.strip():
         raise InvalidRequest("the prompt is empty: give a prompt describing the image")
+    _unicode(_instance, _attribute, value)
+
+
+def _unicode(_instance: object, attribute: attrs.Attribute[str], value: object) -> None:
+    """Text that UTF-8 cannot hold (a lone surrogate, as a JSON ``\\ud800`` or
+    undecodable bytes read with surrogateescape make) could be neither stored
+    nor sent: refuse it here, naming where it is."""
+    if not isinstance(value, str):
+        raise InvalidRequest(f"{attribute.name} must be text, got {type(value).__name__}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidRequest(
+            f"{attribute.name} is not valid text at character {exc.start + 1} "
+            f"({value[exc.start]!r}, a lone surrogate or undecodable byte): "
+            "send UTF-8 text"
+        ) from None
 
 
 def _copy(value: Mapping[str, Any]) -> dict[str, Any]:
@@ -200,7 +217,7 @@ class Request:
     input image to go."""
 
     prompt: str = attrs.field(validator=_prompt)
-    negative: str = ""
+    negative: str = attrs.field(default="", validator=_unicode)
     width: int = attrs.field(default=1024, validator=_int_in("width", 1, MAX_SIDE))
     height: int = attrs.field(default=1024, validator=_int_in("height", 1, MAX_SIDE))
     seed: int = attrs.field(default=0, validator=_int_in("seed", 0, MAX_SEED))

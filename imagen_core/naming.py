@@ -17,6 +17,8 @@ from imagen_core.errors import OutputError
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from imagen_core.plugins import ImagenPluginManager
+
 SLUG_MAX = 40
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -47,6 +49,31 @@ def template_problem(template: str) -> str | None:
     if ".." in pure.parts:
         return "must not contain '..': names stay inside output.dir"
     return None
+
+
+def known_placeholders(pm: ImagenPluginManager) -> list[str]:
+    """The names the plugins' ``naming_fields`` give (asked once with a sample
+    request; one that raises is left out: it is reported when it is used)."""
+    from imagen_core.models import Request, Result
+
+    request = Request("a sample prompt")
+    result = Result(image=b"", seed=1, model="sample", backend="sample")
+    impls = pm.hook.naming_fields.get_hookimpls()
+    known: dict[str, None] = {}
+    for impl in impls:
+        others = [other.plugin for other in impls if other is not impl]
+        try:
+            given = pm.subset_hook_caller("naming_fields", others)(request=request, result=result)
+        except Exception:
+            continue
+        for fields in given:
+            known.update(dict.fromkeys(fields or {}))
+    return list(known)
+
+
+def unknown_placeholders(template: str, known: list[str]) -> list[str]:
+    """The ``{placeholders}`` of ``template`` not in ``known``: they stay literal."""
+    return [name for name in dict.fromkeys(_PLACEHOLDER.findall(template)) if name not in known]
 
 
 def path_safe(value: Any) -> str:

@@ -102,6 +102,7 @@ class Session:
             config = config_mod.load(self.registry, config)
         self.config: Config = config
         self.warn = warn
+        self._warned: set[str] = set()  # what a once-only warning already said
         self._backends: dict[str, Any] = {}
         self._sinks: list[tuple[Instance, Any]] | None = None
         # compare --parallel generates from several threads: building and sinks
@@ -429,9 +430,37 @@ class Session:
                 else file.resolve().with_suffix(f".{result.extension}")
             )
         fields: dict[str, Any] = {}
-        for extra in reversed(self.pm.hook.naming_fields(request=request, result=result)):
+        for extra in reversed(self._naming_fields(request, result)):
             fields.update(extra or {})
         return naming.resolve(folder or self.config.output.dir, self.config.output.naming, fields)
+
+    def _naming_fields(self, request: Request, result: Result) -> list[dict[str, Any]]:
+        """Every plugin's naming fields. One that raises is warned about (once)
+        and left out: a plugin's bug must not cost the image."""
+        hook = self.pm.hook.naming_fields
+        try:
+            return list(hook(request=request, result=result))
+        except Exception:
+            pass  # find which plugin, and keep the others' fields
+        found: list[dict[str, Any]] = []
+        impls = hook.get_hookimpls()
+        for impl in reversed(impls):  # pluggy's call order: the last registered first
+            others = [other.plugin for other in impls if other is not impl]
+            try:
+                value = self.pm.subset_hook_caller("naming_fields", others)(
+                    request=request, result=result
+                )
+            except Exception as exc:
+                label = self.pm.describe(impl.plugin).label
+                if label not in self._warned:
+                    self._warned.add(label)
+                    self.warn(
+                        f"naming_fields of {label} failed: {describe(exc)} "
+                        "(its fields are left out)"
+                    )
+                continue
+            found += value
+        return found
 
     def _send(self, record: Generation) -> None:
         with self._lock:

@@ -17,17 +17,17 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pluggy
 
 from imagen_core import entrypoints, hookspecs
 from imagen_core._version import __version__
 from imagen_core.entrypoints import normalise
-from imagen_core.errors import describe
+from imagen_core.errors import PluginError, describe
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
     from types import ModuleType
 
 ENTRY_POINT_GROUP = "imagen"
@@ -66,6 +66,36 @@ class ImagenPluginManager(pluggy.PluginManager):
         self.add_hookspecs(hookspecs)
         self.info: dict[str, PluginInfo] = {}
         self.failures: list[PluginFailure] = []
+
+    def call_contained(
+        self, hook_name: str, plugin: object, purge: Callable[[], None], **kwargs: Any
+    ) -> None:
+        """One plugin's implementation of a ``register_*`` hook, contained: an
+        exception (but a PluginError, the user's to settle) undoes what it
+        registered (``purge``) and skips the plugin, reported once (``skip``),
+        as a plugin that fails to import is."""
+        impls = getattr(self.hook, hook_name).get_hookimpls()
+        others = [other.plugin for other in impls if other.plugin is not plugin]
+        caller = self.subset_hook_caller(hook_name, remove_plugins=others)
+        try:
+            caller(**kwargs)
+        except PluginError:
+            raise
+        except Exception as exc:
+            purge()
+            self.skip(plugin, f"{hook_name} raised {describe(exc)}")
+
+    def skip(self, plugin: object, error: str) -> None:
+        """Unregister a plugin whose hook failed, reporting it once as a failed
+        plugin (``imagen plugins`` lists it with the error)."""
+        info = self.describe(plugin)
+        self.unregister(plugin)
+        self.info.pop(info.name, None)
+        self.failures.append(PluginFailure(info.name, info.distribution, info.version, error))
+        hint = (
+            f", or `pip uninstall {info.distribution}`" if info.version and not info.builtin else ""
+        )
+        _warn(f"plugin {info.label} failed: {error} (skipped; fix it{hint})")
 
     def describe(self, plugin: object) -> PluginInfo:
         name = self.get_name(plugin) or repr(plugin)

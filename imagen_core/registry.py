@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
@@ -136,28 +137,70 @@ def _collector(kind: str, owner: str, into: dict[str, Registration]) -> Callable
 
 
 def _call_per_plugin(
-    pm: ImagenPluginManager, hook_name: str, kind: str, into: dict[str, Registration]
+    pm: ImagenPluginManager,
+    hook_name: str,
+    kind: str,
+    into: dict[str, Registration],
+    purge: Callable[[str], None],
 ) -> None:
     """Call a register hook one plugin at a time, so each registration knows its
     owner (a conflict then names both distributions). Going through
-    ``subset_hook_caller`` keeps tracing and hook monitoring working."""
+    ``subset_hook_caller`` keeps tracing and hook monitoring working.
+
+    A hook that raises (a lazy import of an SDK that is not installed, a bug) is
+    contained like a plugin that fails to import: reported once with its
+    distribution and version, the plugin skipped with whatever it registered
+    (``purge``), every command going on with the rest. A PluginError (two
+    plugins registering one name, a bad name) is the user's to settle and
+    passes through."""
     impls = getattr(pm.hook, hook_name).get_hookimpls()
     for impl in impls:
-        others = [other.plugin for other in impls if other is not impl]
-        caller = pm.subset_hook_caller(hook_name, remove_plugins=others)
-        caller(register=_collector(kind, pm.describe(impl.plugin).label, into))
+        owner = pm.describe(impl.plugin).label
+        register = _collector(kind, owner, into)
+        pm.call_contained(hook_name, impl.plugin, partial(purge, owner), register=register)
+
+
+KINDS = (("backend", "register_backends"), ("sink", "register_sinks"), ("queue", "register_queues"))
+
+
+def registered_by_plugin(pm: ImagenPluginManager) -> dict[str, dict[str, list[str]]]:
+    """What each plugin registers, by plugin name then kind: ``{"mock": {"backend":
+    ["mock"]}}``. Each plugin registers into a list of its own, so two plugins
+    registering one name both show it (that conflict is what this is for)."""
+    found: dict[str, dict[str, list[str]]] = {}
+    for kind, hook_name in KINDS:
+        for impl in list(getattr(pm.hook, hook_name).get_hookimpls()):
+            name = pm.get_name(impl.plugin) or repr(impl.plugin)
+            mine: dict[str, Registration] = {}
+            owner = pm.describe(impl.plugin).label
+            try:
+                register = _collector(kind, owner, mine)
+                pm.call_contained(hook_name, impl.plugin, mine.clear, register=register)
+            except PluginError:
+                pass  # a bad name: the commands that need the types report it
+            if pm.get_name(impl.plugin) is None:  # skipped: it failed
+                found.pop(name, None)
+            elif mine:
+                found.setdefault(name, {})[kind] = sorted(mine)
+    return found
 
 
 def collect(pm: ImagenPluginManager) -> Registry:
     """Ask every plugin to register its types. Cheap: nothing heavy is imported."""
     backends: dict[str, Registration] = {}
     sinks: dict[str, Registration] = {}
-    _call_per_plugin(pm, "register_backends", "backend", backends)
-    _call_per_plugin(pm, "register_sinks", "sink", sinks)
+    found: dict[str, Registration] = {}
+
+    def purge(owner: str) -> None:
+        for registered in (backends, sinks, found):
+            for name in [n for n, r in registered.items() if r.owner == owner]:
+                del registered[name]
+
+    _call_per_plugin(pm, "register_backends", "backend", backends, purge)
+    _call_per_plugin(pm, "register_sinks", "sink", sinks, purge)
 
     def queues() -> dict[str, Registration]:
-        found: dict[str, Registration] = {}
-        _call_per_plugin(pm, "register_queues", "queue", found)
+        _call_per_plugin(pm, "register_queues", "queue", found, purge)
         return found
 
     return Registry(backends, sinks, queues)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from imagen_core.config import data_file, optional_path, setting
-from imagen_core.errors import ImagenError
+from imagen_core.errors import ImagenError, InvalidRequest
 from imagen_core.models import Request
 from imagen_core.queue import Job
 
@@ -98,6 +98,46 @@ class SQLiteQueueConfig:
     poll_s: float = setting(0.5, help="how often an idle worker looks for new jobs, seconds")
 
 
+def _request(text: str, backend: str) -> Request:
+    """The Request stored in a row; InvalidRequest when it is not one."""
+    try:
+        data = json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequest(f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest(f"not an imagen request: {text!r:.200}")
+    unknown = sorted(set(data) - REQUEST_FIELDS)
+    if unknown:
+        # Version skew: a newer imagen wrote a field this one does not know.
+        raise InvalidRequest(
+            f"unknown field(s) {', '.join(unknown)} (written by another imagen version?)"
+        )
+    try:
+        return Request(**{**data, "backend": backend})
+    except TypeError as exc:
+        raise InvalidRequest(f"not an imagen request: {exc}") from None
+
+
+def _text(value: bytes) -> str:
+    return value.decode("utf-8", "surrogateescape")
+
+
+def _shown(text: str | None) -> str | None:
+    """A text column as valid Unicode (undecodable bytes become '?')."""
+    return None if text is None else text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _metadata(text: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except (TypeError, ValueError):
+        return {"unreadable": text}
+    return data if isinstance(data, dict) else {"unreadable": data}
+
+
+REQUEST_FIELDS = frozenset(field.name for field in attrs.fields(Request))
+
+
 def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
 
@@ -121,6 +161,9 @@ class SQLiteQueue:
                 self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
             )
             db.row_factory = sqlite3.Row
+            # Text that is not UTF-8 (written by hand) reads as lone surrogates,
+            # which Request refuses: that job fails alone instead of every read.
+            db.text_factory = _text
 
             def prepare() -> None:
                 db.execute("PRAGMA journal_mode=WAL")
@@ -163,11 +206,23 @@ class SQLiteQueue:
             db.execute("COMMIT")
 
     @staticmethod
-    def _job(row: sqlite3.Row) -> Job:
+    def _job(row: sqlite3.Row, *, strict: bool = True) -> Job:
+        """The Job of a row. A row whose request is not a Request (written by
+        another version, or by hand) raises InvalidRequest, unless ``strict`` is
+        off (listing must not break on one bad row): then the job shows a
+        placeholder prompt and the reason as its error."""
         lease = row["lease_until"]
+        error = row["error"]
+        try:
+            request = _request(row["request"], row["backend"])
+        except InvalidRequest as exc:
+            if strict:
+                raise
+            request = Request("(invalid request)", backend=row["backend"])
+            error = error or f"invalid request: {exc}"
         return Job(
             id=row["id"],
-            request=Request(**json.loads(row["request"])),
+            request=request,
             backend=row["backend"],
             status=row["status"],
             attempts=row["attempts"],
@@ -176,9 +231,9 @@ class SQLiteQueue:
             updated_at=dt.datetime.fromisoformat(row["updated_at"]),
             worker=row["worker"],
             lease_until=dt.datetime.fromtimestamp(lease, dt.timezone.utc) if lease else None,
-            result_path=row["result_path"],
-            error=row["error"],
-            metadata=json.loads(row["metadata"]),
+            result_path=_shown(row["result_path"]),
+            error=_shown(error),
+            metadata=_metadata(row["metadata"]),
         )
 
     # ------------------------------------------------------------- contract
@@ -205,10 +260,22 @@ class SQLiteQueue:
         now, stamp = time.time(), _now()
         with self._tx() as db:
             db.execute(EXHAUSTED, (stamp, now))
-            taken = db.execute(
-                _claim_sql(len(extra)), [worker, now + lease_s, stamp, now, *extra, *extra]
-            ).fetchone()
-            return self._job(taken) if taken else None
+            while True:
+                taken = db.execute(
+                    _claim_sql(len(extra)), [worker, now + lease_s, stamp, now, *extra, *extra]
+                ).fetchone()
+                if taken is None:
+                    return None
+                try:
+                    return self._job(taken)
+                except InvalidRequest as exc:
+                    # No attempt could ever run it: fail it for good, alone, and
+                    # look for the next job (the PostgreSQL queue does the same).
+                    db.execute(
+                        "UPDATE jobs SET status = 'failed', error = ?, lease_until = NULL,"
+                        " updated_at = ? WHERE id = ?",
+                        (f"invalid request: {exc}", stamp, taken["id"]),
+                    )
 
     def _update_owned(self, job_id: str, worker: str, assignments: str, values: list[Any]) -> bool:
         """UPDATE a running job only if ``worker`` owns it; True when it did."""
@@ -258,12 +325,12 @@ class SQLiteQueue:
                 (_now(), job_id),
             )
             row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            return self._job(row) if row else None
+            return self._job(row, strict=False) if row else None
 
     def get(self, job_id: str) -> Job | None:
         with self._lock, self._failing_clearly():
             row = self._connect().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return self._job(row) if row else None
+        return self._job(row, strict=False) if row else None
 
     def list(self, *, status: str | None = None, limit: int = 100) -> list[Job]:
         query, params = "SELECT * FROM jobs", []
@@ -273,7 +340,7 @@ class SQLiteQueue:
         query += " ORDER BY created_at DESC, rowid DESC LIMIT ?"
         with self._lock, self._failing_clearly():
             rows = self._connect().execute(query, [*params, limit]).fetchall()
-        return [self._job(r) for r in rows]
+        return [self._job(r, strict=False) for r in rows]
 
     def wait(self, timeout_s: float) -> None:
         # SQLite cannot tell us of new rows: an idle worker looks again shortly.

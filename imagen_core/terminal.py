@@ -126,6 +126,11 @@ def _defaults(cls: type) -> dict[str, Any] | None:
 
 
 def plugins_report(pm: ImagenPluginManager) -> dict[str, Any]:
+    """Every plugin with what it registered (``registers``: kind -> type names),
+    and the plugins that failed (to import, or in a hook)."""
+    from imagen_core.registry import registered_by_plugin
+
+    registers = registered_by_plugin(pm)  # first: a failing hook skips its plugin
     plugins = []
     for name, plugin in sorted(pm.list_name_plugin(), key=lambda item: item[0]):
         if plugin is None:  # blocked (IMAGEN_DISABLE_PLUGINS)
@@ -140,6 +145,7 @@ def plugins_report(pm: ImagenPluginManager) -> dict[str, Any]:
                 "module": info.module,
                 "builtin": info.builtin,
                 "hooks": hooks,
+                "registers": registers.get(name, {}),
             }
         )
     plugins.sort(key=lambda p: (not p["builtin"], p["distribution"]))

@@ -111,7 +111,8 @@ class ImagenGroup(PlainHelpGroup):
             self._loaded[name] = command
         return command
 
-    def _add_plugin_commands(self) -> None:
+    def add_plugin_commands(self) -> None:
+        """Ask the plugins for their commands (once per plugin manager)."""
         from imagen_core.plugins import get_plugin_manager
 
         pm = get_plugin_manager()
@@ -120,7 +121,15 @@ class ImagenGroup(PlainHelpGroup):
             return
         self.commands = {}  # drop those of a previous manager
         self._plugins_from = key
-        pm.hook.register_commands(cli=self)
+        for impl in pm.hook.register_commands.get_hookimpls():
+            before = set(self.commands)
+
+            def purge(before: set[str] = before) -> None:
+                for name in set(self.commands) - before:
+                    del self.commands[name]
+
+            # A plugin whose hook raises is skipped, reported once; the rest work.
+            pm.call_contained("register_commands", impl.plugin, purge, cli=self)
         for name in COMMANDS:
             if name in self.commands:
                 del self.commands[name]
@@ -131,7 +140,7 @@ class ImagenGroup(PlainHelpGroup):
         if builtin is not None:
             return builtin
         if cmd_name not in self.commands:
-            self._add_plugin_commands()
+            self.add_plugin_commands()
         command = super().get_command(ctx, cmd_name)
         dist = PLUGIN_COMMANDS.get(cmd_name)
         if command is None and dist is not None and not ctx.resilient_parsing:
@@ -142,7 +151,7 @@ class ImagenGroup(PlainHelpGroup):
         return command
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        self._add_plugin_commands()
+        self.add_plugin_commands()
         return sorted(COMMANDS.keys() | self.commands.keys())
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:

@@ -38,10 +38,17 @@ def backends(as_json: bool, config_path: str | None) -> None:
 @click.command(cls=PlainHelp)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def plugins(as_json: bool) -> None:
-    """List installed plugins, their versions and the hooks they implement."""
+    """List installed plugins, their versions and the hooks they implement.
+
+    Each plugin's line also names the backend, sink and queue types it
+    registers; plugins that failed to load come last, with the reason."""
+    from imagen_core.cli import ImagenGroup
     from imagen_core.plugins import get_plugin_manager
     from imagen_core.terminal import plugins_report
 
+    root = click.get_current_context().find_root().command
+    if isinstance(root, ImagenGroup):
+        root.add_plugin_commands()  # a failing register_commands shows as failed too
     report = plugins_report(get_plugin_manager())
     if as_json:
         echo_json(report)
@@ -50,6 +57,11 @@ def plugins(as_json: bool) -> None:
         tag = " (built-in)" if plugin["builtin"] else ""
         click.echo(f"{plugin['distribution']} {plugin['version']}{tag}")
         click.echo(f"    name: {plugin['name']}  hooks: {', '.join(plugin['hooks']) or '-'}")
+        types = [
+            f"{kind} {', '.join(names)}" for kind, names in sorted(plugin["registers"].items())
+        ]
+        if types:
+            click.echo(f"    registers: {'; '.join(types)}")
     for failed in report["failed"]:
         click.echo(f"{failed['distribution']} {failed['version']} (FAILED)")
         click.echo(f"    {failed['error']}")

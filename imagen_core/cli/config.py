@@ -36,13 +36,25 @@ def config_validate(config_path: str | None) -> None:
     from imagen_core.registry import collect
 
     located = locate(config_path)
+    pm = get_plugin_manager()
     try:
-        load(collect(get_plugin_manager()), config_path, strict=True)
+        loaded = load(collect(pm), config_path, strict=True)
     except ConfigError as exc:
         for line in exc.problems:
             click.echo(f"imagen: {line}", err=True)
         click.echo(f"{located.path}: {len(exc.problems)} problem(s)", err=True)
         raise SystemExit(1) from None
+    from imagen_core.config import did_you_mean
+    from imagen_core.naming import known_placeholders, unknown_placeholders
+
+    known = known_placeholders(pm)
+    for name in unknown_placeholders(loaded.output.naming, known):
+        hint = did_you_mean(name, known)
+        click.echo(
+            f"imagen: warning: output.naming: unknown placeholder {{{name}}}{hint} stays as it "
+            f"is in file names; known: {', '.join(known)}",
+            err=True,
+        )
     if located.exists:
         click.echo(f"{located.path}: ok")
     else:
@@ -52,10 +64,14 @@ def config_validate(config_path: str | None) -> None:
 @config.command("path")
 @common
 def config_path_cmd(config_path: str | None) -> None:
-    """Print the config path in use and whether the file exists."""
+    """Print the config path in use and whether the file exists.
+
+    A file named by --config or $IMAGEN_CONFIG that does not exist is an error
+    (exit 2), as for every other command."""
     from imagen_core.config import locate
 
     located = locate(config_path)
+    located.check()
     click.echo(str(located.path))
     if located.exists:
         click.echo(f"exists (chosen by {located.source})")

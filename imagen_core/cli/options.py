@@ -113,8 +113,27 @@ def parse_size(_ctx: click.Context, _param: click.Parameter, value: str) -> tupl
 
 def prompt_text(words: tuple[str, ...]) -> str:
     if words == ("-",):
-        return sys.stdin.read().strip()
+        return _stdin_text().strip()
     return " ".join(words)
+
+
+def _stdin_text() -> str:
+    """stdin as UTF-8 text, whatever the locale says; other bytes are refused
+    here, naming the first bad one, before anything is generated or stored."""
+    from imagen_core.errors import UsageError
+
+    raw = getattr(sys.stdin, "buffer", None)
+    if raw is None:  # a text stream given in place of stdin (tests, embedding)
+        return sys.stdin.read()
+    data = raw.read()
+    try:
+        return str(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"the prompt on stdin is not UTF-8 text: byte {exc.start + 1} is "
+            f"{data[exc.start : exc.start + 1]!r}; convert it first "
+            "(e.g. iconv -f latin1 -t utf-8)"
+        ) from None
 
 
 def request_options(*, seed_help: str, steps_help: str) -> Callable[[F], F]:

@@ -452,3 +452,56 @@ def test_bad_workflow_data_is_reported(tmp_path, meta, message):
 )
 def test_sizes_round_to_the_nearest_multiple(size, multiple, expected):
     assert fit(size, multiple) == expected
+
+
+def test_output_node_must_not_be_a_websocket_node(tmp_path):
+    graph = image_graph()
+    graph["3"] = {"class_type": "SaveImageWebsocket", "inputs": {"images": ["1", 0]}}
+    with pytest.raises(WorkflowError) as info:
+        workflows.load(custom(tmp_path, graph), output_node="3")
+    assert str(info.value).startswith(
+        "output_node '3' of workflow mine is a SaveImageWebsocket node, which only streams"
+    )
+
+
+def test_config_validate_reads_the_workflows(tmp_path, isolated_env, capsys):
+    from imagen_core.cli import main
+    from tests.helpers import write_config
+
+    only_ws = image_graph()
+    only_ws["2"] = {"class_type": "SaveImageWebsocket", "inputs": {"images": ["1", 0]}}
+    no_output = {"1": image_graph()["1"]}
+    both = image_graph()
+    both["3"] = {"class_type": "SaveImageWebsocket", "inputs": {"images": ["1", 0]}}
+    path = write_config(
+        isolated_env,
+        "backends:\n"
+        f"  missing: {{type: comfyui, workflow: {tmp_path}/nope.json}}\n"
+        f"  ws: {{type: comfyui, workflow: {custom(tmp_path, only_ws, 'ws')}}}\n"
+        f"  none: {{type: comfyui, workflow: {custom(tmp_path, no_output, 'none')}}}\n"
+        f"  wsnode: {{type: comfyui, workflow: {custom(tmp_path, both, 'both')}, output_node: '3'}}\n"
+        f"  fine: {{type: comfyui, workflow: {tmp_path}/both.json}}\n"
+        "  bundled: {type: comfyui, workflow: flux1-schnell}\n",
+    )
+    with pytest.raises(SystemExit) as info:
+        main(["config", "validate"])
+    err = capsys.readouterr().err.splitlines()
+    assert info.value.code == 1
+    assert (
+        err[0]
+        == f"imagen: backends.missing: workflow file {tmp_path}/nope.json does not exist ({path}:2:12)"
+    )
+    assert err[1].startswith(
+        "imagen: backends.ws: workflow ws has no image-output node that ComfyUI keeps"
+    )
+    assert err[2].startswith(
+        "imagen: backends.none: workflow none has no image-output node (SaveImage"
+    )
+    assert err[3].startswith(
+        "imagen: backends.wsnode: output_node '3' of workflow both is a SaveImageWebsocket"
+    )
+    assert err[4] == f"{path}: 4 problem(s)"
+    # Other commands do not read workflow files: one missing file blocks no other backend.
+    with pytest.raises(SystemExit) as info:
+        main(["backends"])
+    assert info.value.code == 0

@@ -69,6 +69,26 @@ def test_usage_errors_are_one_line_and_exit_2(capsys, args, message, output_dir)
     assert not output_dir.exists() or not any(output_dir.rglob("*.png"))
 
 
+def test_a_prompt_that_is_not_utf8_is_refused_before_anything_is_written(
+    capsys, monkeypatch, output_dir
+):
+    from imagen_core.ledger import default_path
+
+    stdin = io.TextIOWrapper(io.BytesIO(b"caf\xe9 latte"), encoding="latin-1")
+    monkeypatch.setattr("sys.stdin", stdin)
+    code, out, err = run(capsys, "generate", "-")
+    assert (code, out) == (2, "")
+    assert err == (
+        "imagen: the prompt on stdin is not UTF-8 text: byte 4 is b'\\xe9'; "
+        "convert it first (e.g. iconv -f latin1 -t utf-8)\n"
+    )
+    # The same bytes as an argument arrive as a surrogate (Python's argv decoding).
+    code, out, err = run(capsys, "generate", "caf\udce9 latte")
+    assert (code, out) == (2, "")
+    assert err.startswith("imagen: prompt is not valid text at character 4 ")
+    assert not output_dir.exists() and not default_path().exists()
+
+
 def test_missing_prompt_is_a_usage_error(capsys):
     code, _, err = run(capsys, "generate")
     assert code == 2 and "Missing argument 'PROMPT...'" in err and "imagen generate --help" in err
@@ -264,6 +284,26 @@ def test_config_path_without_file(capsys, isolated_env):
     assert "does not exist" in out and "imagen config init >" in out
 
 
+@pytest.mark.parametrize("how", ["--config", "IMAGEN_CONFIG"])
+def test_config_path_refuses_a_named_file_that_is_missing(capsys, monkeypatch, tmp_path, how):
+    missing = tmp_path / "missing.yaml"
+    if how == "--config":
+        code, out, err = run(capsys, "config", "path", "--config", str(missing))
+    else:
+        monkeypatch.setenv("IMAGEN_CONFIG", str(missing))
+        code, out, err = run(capsys, "config", "path")
+    source = "--config" if how == "--config" else "$IMAGEN_CONFIG"
+    assert (code, out) == (2, "")
+    assert err == (
+        f"imagen: config file {missing} does not exist (named by {source}); "
+        "create one with `imagen config init > FILE`\n"
+    )
+    # as every other command says
+    assert run(capsys, "backends", *(["--config", str(missing)] if how == "--config" else []))[
+        ::2
+    ] == (2, err)
+
+
 def test_version(capsys):
     from imagen_core import __version__
 
@@ -310,3 +350,32 @@ def test_a_first_party_plugin_command_says_which_package_to_install(capsys, args
 def test_other_unknown_commands_keep_clicks_message(capsys):
     code, _, err = run(capsys, "serv")
     assert code == 2 and "No such command 'serv'" in err and "pip install" not in err
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "default_backend: !!int comfyui\n",
+        'output:\n  naming: "{slug}\\0.{ext}"\n',
+        "backends:\n  mock: {type: mock, latency_s: .nan}\n",
+    ],
+)
+def test_a_hostile_config_is_exit_2_from_every_command(capsys, isolated_env, text, output_dir):
+    path = write_config(isolated_env, text)
+    for args in (["generate", "x", "--size", "8x8"], ["backends"], ["submit", "x"], ["usage"]):
+        code, out, err = run(capsys, *args)
+        assert (code, out) == (2, ""), (args, err)
+        assert f"{path}:" in err and "internal error" not in err
+    code, _, err = run(capsys, "config", "validate")
+    assert code == 1 and f"{path}:" in err
+    assert not output_dir.exists()
+
+
+def test_validate_warns_of_an_unknown_naming_placeholder(capsys, isolated_env):
+    path = write_config(isolated_env, 'output:\n  naming: "{date}/{sleg}-{seed}.{ext}"\n')
+    code, out, err = run(capsys, "config", "validate")
+    assert (code, out) == (0, f"{path}: ok\n")
+    assert err == (
+        "imagen: warning: output.naming: unknown placeholder {sleg} (did you mean 'slug'?) "
+        "stays as it is in file names; known: date, time, slug, seed, backend, ext\n"
+    )

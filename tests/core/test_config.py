@@ -299,3 +299,187 @@ def test_sample_writes_nested_settings_as_mappings(pm) -> None:
         assert (
             from_text(text, registry, strict=True).backends["nested"].settings.defaults.steps == 4
         )
+
+
+def test_a_list_default_is_given_with_a_factory(pm, isolated_env) -> None:
+    # What docs/plugins.md shows: a mutable default through attrs.Factory.
+    from imagen_core import hookimpl
+    from imagen_core.config import from_text
+    from tests.helpers import registered
+
+    @attrs.frozen
+    class Tagged:
+        tags: list[str] = setting(attrs.Factory(lambda: ["draft"]), help="labels")
+        loras: list[str] = setting(attrs.Factory(list), help="LoRA files")
+
+    class Plugin:
+        @hookimpl
+        def register_backends(self, register):
+            register("tagged", object, config=Tagged)
+
+    with registered(pm, Plugin(), "tagged"):
+        registry = collect(pm)
+        text = sample(registry)
+        assert '#   tags: ["draft"]' in text or '  tags: ["draft"]' in text, text
+        config = from_text(
+            "backends:\n  a: {type: tagged}\n  b: {type: tagged, tags: [x, y]}\n", registry
+        )
+    assert config.backends["a"].settings == Tagged(tags=["draft"], loras=[])
+    assert config.backends["b"].settings.tags == ["x", "y"]
+    assert config.backends["a"].settings.tags is not Tagged().tags  # never shared
+
+
+# ------------------------------------------------------- hostile files (issue 12)
+
+BOMB = """backends:
+  mock:
+    type: mock
+    bomb:
+      a: &a [x, x, x, x, x, x, x, x, x, x]
+      b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]
+      c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]
+      d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]
+      e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]
+      f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]
+      g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]
+      h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g, *g]
+"""
+
+
+def test_an_alias_bomb_is_refused_at_its_line_without_expanding_it(registry, isolated_env):
+    path = write_config(isolated_env, BOMB)
+    with pytest.raises(ConfigError) as info:
+        load(registry)  # 10^8 values if expanded: this returns at once, or not at all
+    assert info.value.problems == [
+        "backends.mock.bomb.e: its aliases expand to more than 100,000 values (or it "
+        f"contains itself); write the values out instead of nesting anchors ({path}:9:10)"
+    ]
+
+
+def test_aliases_of_a_sane_size_still_work(registry, isolated_env):
+    write_config(
+        isolated_env,
+        "styles:\n  a: &s 'poster of {prompt}'\n  b: *s\n"
+        "backends:\n  m1: &m {type: mock, latency_s: 0}\n  m2: *m\n",
+    )
+    config = load(registry)
+    assert config.styles["b"] == "poster of {prompt}" and set(config.backends) == {"m1", "m2"}
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("default_backend: !!int comfyui\n", "1:18: the tag !!int cannot hold 'comfyui'"),
+        ("sinks:\n  ledger:\n    type: !!bool ledger\n", "3:11: the tag !!bool cannot hold"),
+        ('output:\n  naming: "a\x07b"\n', "2:13: character U+0007 is not allowed in YAML"),
+    ],
+)
+def test_tags_and_characters_yaml_refuses_are_file_line_col(registry, isolated_env, text, problem):
+    path = write_config(isolated_env, text)
+    with pytest.raises(ConfigError) as info:
+        load(registry)
+    assert info.value.exit_code == 2
+    assert info.value.problems[0].startswith(f"{path}:{problem}")
+
+
+def test_a_file_that_is_not_utf8_names_the_line(registry, isolated_env):
+    path = write_config(isolated_env, "")
+    path.write_bytes(b"output:\n  # caf\xe9\n  naming: x\n")
+    with pytest.raises(ConfigError) as info:
+        load(registry)
+    assert info.value.problems == [
+        f"{path}:2:8: not UTF-8 text (byte b'\\xe9'); save the file as UTF-8"
+    ]
+
+
+def test_nul_characters_and_numbers_no_setting_can_hold(registry, isolated_env):
+    path = write_config(
+        isolated_env,
+        'output:\n  dir: "/tmp/x\\0y"\n  naming: "{slug}\\0.{ext}"\n'
+        "backends:\n  m: {type: mock, latency_s: .inf}\n  n: {type: mock, latency_s: .nan}\n"
+        "  o: {type: mock, latency_s: 1e300}\n",
+    )
+    with pytest.raises(ConfigError) as info:
+        load(registry)
+    assert info.value.problems == [
+        f"output.dir: holds a NUL character at 7; remove it ({path}:2:8)",
+        f"output.naming: holds a NUL character at 7; remove it ({path}:3:11)",
+        f"backends.m.latency_s: expected a number between -1e9 and 1e9, got inf ({path}:5:30)",
+        f"backends.n.latency_s: expected a number between -1e9 and 1e9, got nan ({path}:6:30)",
+        f"backends.o.latency_s: expected a number between -1e9 and 1e9, got 1e+300 ({path}:7:30)",
+    ]
+
+
+def test_every_problem_of_a_block_is_reported(pm, isolated_env):
+    from imagen_core import hookimpl
+    from tests.helpers import registered
+
+    class Plugin:
+        @hookimpl
+        def register_backends(self, register):
+            register("checked", object, config=Checked)
+
+    path = write_config(
+        isolated_env,
+        "backends:\n  c:\n    type: checked\n    url: ftp://x\n    mode: odd\n    colour: 3\n",
+    )
+    with registered(pm, Plugin(), "checked"), pytest.raises(ConfigError) as info:
+        load(collect(pm))
+    assert info.value.problems == [
+        f"backends.c.colour: unknown key (did you mean 'color'?); known keys: url, mode, color "
+        f"({path}:6:5)",
+        f"backends.c: url must be http(s), got 'ftp://x' ({path}:3:5)",
+        f"backends.c: mode must be fast or slow, got 'odd' ({path}:3:5)",
+    ]
+
+
+def _url(_instance, _attribute, value):
+    if not value.startswith("http"):
+        raise ValueError(f"url must be http(s), got {value!r}")
+
+
+def _mode(_instance, _attribute, value):
+    if value not in ("fast", "slow"):
+        raise ValueError(f"mode must be fast or slow, got {value!r}")
+
+
+@attrs.frozen
+class Checked:
+    url: str = setting("http://x", validator=_url, help="where")
+    mode: str = setting("fast", validator=_mode, help="how")
+    color: int = setting(0, help="which")
+
+    def problems(self) -> list[str]:
+        return ["the server at url is not configured for mode"] if self.mode == "slow" else []
+
+
+def test_validate_runs_the_deeper_checks_of_a_config_class(pm, isolated_env):
+    from imagen_core import hookimpl
+    from imagen_core.config import from_text
+    from tests.helpers import registered
+
+    class Plugin:
+        @hookimpl
+        def register_backends(self, register):
+            register("checked", object, config=Checked)
+
+    text = "backends:\n  c: {type: checked, mode: slow}\n"
+    with registered(pm, Plugin(), "checked"):
+        registry = collect(pm)
+        assert from_text(text, registry).backends["c"].settings.mode == "slow"  # not at load
+        with pytest.raises(ConfigError) as info:
+            from_text(text, registry, path=Path("x.yaml"), strict=True)
+    assert info.value.problems == [
+        "backends.c: the server at url is not configured for mode (x.yaml:2:6)"
+    ]
+
+
+def test_turning_off_a_sink_that_does_not_exist_is_a_problem_for_validate(registry, isolated_env):
+    path = write_config(isolated_env, "sinks:\n  ledgr: false\n  ledger: false\n")
+    assert load(registry).active_sinks(registry) == []  # harmless when used
+    with pytest.raises(ConfigError) as info:
+        load(registry, strict=True)
+    assert info.value.problems == [
+        f"sinks.ledgr: no sink named 'ledgr' (did you mean 'ledger'?) ({path}:2:3); "
+        "sinks are: ledger"
+    ]

@@ -257,3 +257,36 @@ def test_an_empty_ledger_file_gets_its_schema(isolated_env):
     path.write_bytes(b"")  # created, then interrupted before the schema
     generate(Request("x", width=8, height=8))
     assert len(ledger_rows(path)) == 1
+
+
+def test_a_ledger_file_without_its_table_is_an_empty_ledger(isolated_env, capsys):
+    # `touch empty.db`, or `imagen usage` while a first generation is creating it.
+    path = isolated_env / "empty.db"
+    path.touch()
+    write_config(isolated_env, f"sinks:\n  ledger: {{path: {path}}}\n")
+    code, out, err = run(capsys, "usage")
+    assert code == 0 and out.startswith("no usage recorded in that period"), err
+    assert path.read_bytes() == b""  # reading creates nothing
+
+
+def test_usage_reads_while_the_first_generation_creates_the_ledger(isolated_env):
+    # The file exists (sqlite3.connect made it) but its schema is not there yet.
+    path = default_path()
+    path.parent.mkdir(parents=True)
+    sqlite3.connect(path).close()
+    assert list(Ledger(LedgerConfig()).rows(since=None, until=None)) == []
+
+
+def test_one_unreadable_row_is_skipped_and_reported_once(isolated_env, capsys):
+    generate(Request("x", width=8, height=8))
+    generate(Request("y", width=8, height=8))
+    db = sqlite3.connect(default_path())
+    db.execute("UPDATE usage SET error = CAST(X'636166e9' AS TEXT) WHERE id = 1")
+    db.commit()
+    db.close()
+    capsys.readouterr()
+    ledger = Ledger(LedgerConfig())
+    assert len(list(ledger.rows(since=None, until=None))) == 1
+    assert len(list(ledger.rows(since=None, until=None))) == 1
+    err = capsys.readouterr().err
+    assert err.count("skipped 1 unreadable row") == 1, err

@@ -171,3 +171,9 @@ def test_capabilities_name_what_a_backend_lacks() -> None:
     assert "an input image" in (edit_only.lacks(Request("x")) or "")
     assert edit_only.lacks(Request("x", inputs=[image, mask], strength=0.2)) is None
     assert edit_only.summary() == "1 image, strength, mask"
+
+
+@pytest.mark.parametrize("field", ["prompt", "negative"])
+def test_text_utf8_cannot_hold_is_refused_naming_where(field):
+    with pytest.raises(InvalidRequest, match=rf"^{field} is not valid text at character 4 "):
+        Request(**{"prompt": "ok", field: "caf\udce9 latte"})

@@ -247,6 +247,34 @@ def test_naming_fields_hook_adds_placeholders(isolated_env, pm) -> None:
     assert record.path.parent.name == "blog-..-x"
 
 
+def test_a_naming_fields_that_raises_warns_once_and_the_image_is_written(isolated_env, pm):
+    write_config(isolated_env, "output:\n  naming: '{project}-{slug}-{broken}.{ext}'\n")
+
+    class Fields:
+        @hookimpl
+        def naming_fields(self, request):
+            return {"project": "blog"}
+
+    class Broken:
+        @hookimpl
+        def naming_fields(self, result):
+            raise ValueError("no git repository here")
+
+    warnings: list[str] = []
+    with registered(pm, Fields(), "fields"), registered(pm, Broken(), "broken"):
+        session = Session(warn=warnings.append)
+        first = session.generate(Request("a cat", width=16, height=16))
+        second = session.generate(Request("a dog", width=16, height=16))
+    # The others' fields are kept; the broken plugin's placeholder stays literal.
+    assert first.path.name.startswith("blog-a-cat-{broken}")
+    assert second.path.name.startswith("blog-a-dog-{broken}")
+    assert len(warnings) == 1
+    assert warnings[0] == (
+        "naming_fields of plugin 'broken' (tests.core.test_pipeline) failed: "
+        "ValueError: no git repository here (its fields are left out)"
+    )
+
+
 def test_preview_hook_gets_the_mode_and_its_failure_is_one_warning(isolated_env, pm) -> None:
     calls: list[tuple[Path, str]] = []
 

@@ -48,13 +48,46 @@ def register_backends(register):
 """
 
 
+LAZY = """
+from imagen_core import hookimpl
+
+@hookimpl
+def register_backends(register):
+    register("lazy", object)
+
+@hookimpl
+def register_sinks(register):
+    import lazy_sdk_that_is_not_installed  # a lazy import, as the docs recommend
+"""
+
+
+COMMANDS_RAISE = """
+from imagen_core import hookimpl
+
+@hookimpl
+def register_backends(register):
+    register("cmdlazy", object)
+
+@hookimpl
+def register_commands(cli):
+    import click_extras_that_are_not_installed
+"""
+
+
 @pytest.fixture
 def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     site = tmp_path / "site"
     site.mkdir()
     monkeypatch.syspath_prepend(str(site))
     yield site
-    for name in ("good_plugin", "broken_plugin", "misspelled_plugin", "duplicate_plugin"):
+    for name in (
+        "good_plugin",
+        "broken_plugin",
+        "misspelled_plugin",
+        "duplicate_plugin",
+        "lazy_plugin",
+        "cmd_plugin",
+    ):
         sys.modules.pop(name, None)
 
 
@@ -77,6 +110,79 @@ def test_broken_plugin_is_reported_once_and_the_rest_work(site, monkeypatch, cap
     assert record.result.model == "solid"
     assert capsys.readouterr().err == ""  # not reported again
     assert collect(manager).backends["solid"].owner == "imagen-good 1.2.3"
+
+
+def test_a_register_hook_that_raises_is_contained_like_a_failed_import(
+    site, monkeypatch, capsys, tmp_path
+):
+    from imagen_core.terminal import plugins_report
+
+    make_dist(site, "imagen-good", "good_plugin", GOOD)
+    make_dist(site, "imagen-lazy", "lazy_plugin", LAZY, version="0.3")
+    manager = load_only(monkeypatch, "imagen-good", "imagen-lazy")
+    assert capsys.readouterr().err == ""  # it imported fine
+    registry = collect(manager)
+    err = capsys.readouterr().err
+    assert err == (
+        "imagen: plugin imagen-lazy 0.3 failed: register_sinks raised ModuleNotFoundError: "
+        "No module named 'lazy_sdk_that_is_not_installed' (skipped; fix it, or "
+        "`pip uninstall imagen-lazy`)\n"
+    )
+    # Skipped with what it had registered; the rest works, and it is said once.
+    assert "lazy" not in registry.backends and "solid" in registry.backends
+    assert not manager.has_plugin("lazy_plugin")
+    record = generate(Request("x", backend="solid", width=8, height=8), output=tmp_path / "o.png")
+    assert record.result.model == "solid"
+    collect(manager)
+    assert capsys.readouterr().err == ""
+    report = plugins_report(manager)
+    assert [(f["distribution"], f["version"]) for f in report["failed"]] == [("imagen-lazy", "0.3")]
+    assert "register_sinks raised ModuleNotFoundError" in report["failed"][0]["error"]
+    assert "lazy_plugin" not in [p["name"] for p in report["plugins"]]
+
+
+def test_a_raising_register_commands_leaves_every_command_working(site, monkeypatch, capsys):
+    from imagen_core.cli import main
+
+    make_dist(site, "imagen-good", "good_plugin", GOOD)
+    make_dist(site, "imagen-cmd", "cmd_plugin", COMMANDS_RAISE, version="0.5")
+    load_only(monkeypatch, "imagen-good", "imagen-cmd")
+
+    def run(*args: str) -> tuple[int, str, str]:
+        with pytest.raises(SystemExit) as info:
+            main(list(args))
+        out, err = capsys.readouterr()
+        return info.value.code, out, err
+
+    code, out, err = run("plugins")
+    assert code == 0
+    assert err == (
+        "imagen: plugin imagen-cmd 0.5 failed: register_commands raised ModuleNotFoundError: "
+        "No module named 'click_extras_that_are_not_installed' (skipped; fix it, or "
+        "`pip uninstall imagen-cmd`)\n"
+    )
+    assert "imagen-cmd 0.5 (FAILED)\n    register_commands raised ModuleNotFoundError" in out
+    assert "imagen-good 1.2.3\n    name: good_plugin  hooks: register_backends\n" in out
+    assert "    registers: backend solid\n" in out
+    code, out, err = run("nosuchcommand")
+    assert code == 2 and "No such command" in err and "internal error" not in err
+    code, out, err = run("backends")
+    assert code == 0 and "solid" in out and "cmdlazy" not in out and err == ""
+
+
+def test_the_plugins_report_shows_what_each_plugin_registered(site, monkeypatch):
+    from imagen_core.terminal import plugins_report
+
+    make_dist(site, "imagen-good", "good_plugin", GOOD)
+    make_dist(site, "imagen-dupe", "duplicate_plugin", DUPLICATE, version="2.0")
+    manager = load_only(monkeypatch, "imagen-good", "imagen-dupe")
+    registers = {p["name"]: p["registers"] for p in plugins_report(manager)["plugins"]}
+    # Both registrations of the conflicting name show, so the conflict is visible.
+    assert registers["good_plugin"] == {"backend": ["solid"]}
+    assert registers["duplicate_plugin"] == {"backend": ["solid"]}
+    assert registers["ledger"] == {"sink": ["ledger"]}
+    assert registers["sqlite_queue"] == {"queue": ["sqlite"]}
+    assert registers["naming"] == {}
 
 
 def test_load_plugins_selects_distributions(site, monkeypatch, capsys):

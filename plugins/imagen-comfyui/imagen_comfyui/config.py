@@ -148,3 +148,18 @@ class ComfyUIConfig:
     output_node: str | None = setting(
         None, help="id of the node whose images to take when the workflow saves several"
     )
+
+    def problems(self) -> list[str]:
+        """What ``imagen config validate`` finds beyond the values: the workflow
+        file exists, parses, and has an output node ComfyUI keeps (read here,
+        not at every command, so a missing file never blocks other backends)."""
+        from imagen_comfyui import workflows
+        from imagen_comfyui.errors import WorkflowError
+
+        if spec_problem(self.workflow):
+            return []  # already reported by the validator
+        try:
+            workflows.load(self.workflow, output_node=self.output_node)
+        except WorkflowError as exc:
+            return [str(exc)]
+        return []

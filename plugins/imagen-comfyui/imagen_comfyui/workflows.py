@@ -365,6 +365,12 @@ def build(
                 f"output_node {output_node!r} is not a node of {label}; "
                 f"its image outputs are: {known or 'none'}"
             )
+        if graph[output_node]["class_type"] == "SaveImageWebsocket":
+            raise WorkflowError(
+                f"output_node {output_node!r} of {label} is a SaveImageWebsocket node, which "
+                "only streams its images and keeps none in ComfyUI's history; name a "
+                "SaveImage node (add one if there is none)"
+            )
         outputs: tuple[str, ...] = (output_node,)
     else:
         outputs = tuple(image_outputs(graph))

@@ -139,11 +139,38 @@ async def _json_body(request: HttpRequest) -> Any:
         )
     raw = await request.body()
     try:
-        return json.loads(raw)
+        data = json.loads(raw)
     except ValueError as exc:
         raise ApiError(400, "invalid_json", f"body: not valid JSON: {exc}") from None
     except RecursionError:  # [[[[… deeper than the parser's stack
         raise ApiError(400, "invalid_json", "body: JSON nested too deeply") from None
+    bad = _not_unicode(data, "body")
+    if bad:
+        raise ApiError(400, "invalid_text", bad)
+    return data
+
+
+def _not_unicode(value: Any, where: str) -> str | None:
+    """Where a string of ``value`` holds a lone surrogate (JSON's ``"\\ud800"``),
+    which no file, log or answer can hold; None when there is none. Iterative:
+    a body may be nested as deep as the JSON parser allows."""
+    stack: list[tuple[Any, str]] = [(value, where)]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                return (
+                    f"{path}: not valid text at character {exc.start + 1} "
+                    "(a lone surrogate escape such as \\ud800): send UTF-8 text"
+                )
+        elif isinstance(item, dict):
+            for key, sub in item.items():
+                stack += [(key, f"{path} (a key)"), (sub, f"{path}.{key}")]
+        elif isinstance(item, list):
+            stack += [(sub, f"{path}[{index}]") for index, sub in enumerate(item)]
+    return None
 
 
 def _checked(state: WebState, body: GenerateBody, inputs: tuple[ImageInput, ...] = ()) -> Request:

@@ -7,11 +7,9 @@ the server is scrubbed of credentials that a backend's own error text may carry
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-#: userinfo of a URL: ``scheme://user:password@`` -> ``scheme://***@``
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@]+@")
+from imagen_core.errors import redact
 
 
 class ApiError(Exception):
@@ -29,7 +27,7 @@ class ApiError(Exception):
 
 def scrub(message: str) -> str:
     """``message`` on one line, without the credentials of any URL in it."""
-    return _USERINFO.sub(r"\1***@", " ".join(message.split()))
+    return redact(" ".join(message.split()))
 
 
 def error_body(code: str, message: str) -> dict[str, Any]:

@@ -217,12 +217,29 @@ class ImagesIndex:
             return None
         if not isinstance(data, dict):
             return None
+        if not _utf8(data):
+            # A sidecar holding a lone surrogate (an older imagen wrote one for a
+            # prompt like "\\ud800x") cannot be answered as JSON: skip it, say so once.
+            from imagen_core.notices import warn
+
+            where = f"{rel}/{name}" if rel else name
+            warn(f"images: skipped {where}: its text is not valid UTF-8", once=f"sidecar:{where}")
+            return None
         if name == COMPARE_SIDECAR:
             return _compare_entry(rel, folder, data, mtime_ns)
         return _image_entry(rel, folder, data, mtime_ns, root=self.root)
 
 
 # ----------------------------------------------------------------- entries
+
+
+def _utf8(data: dict[str, Any]) -> bool:
+    """Whether every text in ``data`` can be sent as UTF-8."""
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except (UnicodeEncodeError, ValueError):
+        return False
+    return True
 
 
 def _created(data: dict[str, Any], mtime_ns: int) -> tuple[float, str]:

@@ -686,6 +686,11 @@ function drawSpend(groups) {
   });
 }
 
+// Dollars as an amount (a budget's spend, what is left): $0.00, never "free".
+function money(usd) {
+  return "$" + usd.toFixed(usd > 0 && usd < 0.01 ? 4 : 2);
+}
+
 function renderBudgets(budgets) {
   const list = $("budgets");
   list.replaceChildren();
@@ -695,11 +700,11 @@ function renderBudgets(budgets) {
       .filter(Boolean).join(", ") || "everything";
     const item = el("li", { "data-period": budget.period });
     const period = { day: "daily", week: "weekly", month: "monthly" }[budget.period] || budget.period;
-    item.append(el("span", {}, `${period} · ${scope}: ${formatCost(budget.spent_usd)} of ${formatCost(budget.limit_usd)} spent`));
+    item.append(el("span", {}, `${period} · ${scope}: ${money(budget.spent_usd)} of ${money(budget.limit_usd)} spent`));
     const used = budget.spent_usd + budget.reserved_usd;
     item.append(el("progress", { max: budget.limit_usd, value: Math.min(used, budget.limit_usd) }));
     const left = el("span", { class: budget.remaining_usd > 0 ? "left" : "left over" },
-                    `${formatCost(budget.remaining_usd)} left · resets ${budget.resets.replace("T", " ").replace("+00:00", " UTC")}`);
+                    `${money(budget.remaining_usd)} left · resets ${budget.resets.replace("T", " ").replace("+00:00", " UTC")}`);
     item.append(left);
     list.append(item);
   }

@@ -68,6 +68,12 @@ def read_info(path: str | Path) -> ImageInfo:
         data = file.read_bytes()
     except OSError as exc:
         raise Unreadable(f"{file}: {exc.strerror or exc}") from None
+    return read_info_bytes(data, file)
+
+
+def read_info_bytes(data: bytes, name: str | Path) -> ImageInfo:
+    """As ``read_info``, for the bytes of a file (an upload) called ``name``."""
+    file = Path(name)
     try:
         if data[:8] == png.SIGNATURE:
             return _png(file, data)
@@ -80,6 +86,24 @@ def read_info(path: str | Path) -> ImageInfo:
     except (ValueError, KeyError, IndexError) as exc:
         raise Unreadable(f"{file}: damaged file ({exc})") from None
     raise Unreadable(f"{file}: not a PNG, JPEG or WebP image, nor an imagen sidecar")
+
+
+def parameters_of(data: bytes) -> str | None:
+    """The A1111 ``parameters`` text of an image as written (PNG text chunk, or
+    the EXIF UserComment of a JPEG or WebP), or None."""
+    try:
+        if data[:8] == png.SIGNATURE:
+            return png.texts(data).get("parameters")
+        if data[:2] == jpeg.SOI:
+            block = jpeg.exif_block(data)
+        elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+            block = webp.exif_block(data)
+        else:
+            return None
+        text = user_comment(block) if block else None
+    except (ValueError, KeyError, IndexError, OSError):
+        return None
+    return text if text and not text.lstrip().startswith("{") else None
 
 
 # ----------------------------------------------------------------- formats

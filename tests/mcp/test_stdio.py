@@ -284,3 +284,25 @@ async def test_a_budget_refusal_is_a_tool_error_with_its_one_line(home: Path) ->
             "estimated at $0.0400; it resets "
         )
     assert len(list((home / "out").rglob("*.png"))) == 1
+
+
+async def test_edit_image_edits_a_generated_image_at_its_own_size(home: Path) -> None:
+    import hashlib
+
+    async with server(home, write_config(home)) as client:
+        made = await client.call_tool("generate_image", {"prompt": "a fox", "size": "96x64"})
+        source = made.structured_content["path"]
+        edited = await client.call_tool(
+            "edit_image", {"image": source, "prompt": "now at night", "strength": 0.5}
+        )
+        assert not edited.is_error, text_of(edited)
+        data = edited.structured_content
+        assert (data["width"], data["height"]) == (96, 64)
+        sidecar = json.loads(Path(data["sidecar"]).read_text())
+        (given,) = sidecar["request"]["inputs"]
+        assert given["sha256"] == hashlib.sha256(Path(source).read_bytes()).hexdigest()
+        assert (given["role"], sidecar["request"]["strength"]) == ("image", 0.5)
+        missing = await client.call_tool(
+            "edit_image", {"image": str(home / "gone.png"), "prompt": "x"}
+        )
+        assert missing.is_error and "gone.png" in text_of(missing)

@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 from imagen_core import Request
 from imagen_core.comparison import compare
 from imagen_core.worker import Worker, WorkerOptions
-from imagen_web import openai_api, openapi
+from imagen_web import made, openai_api, openapi
 from imagen_web.api import routes
 from imagen_web.app import create_app
 from tests.web.conftest import small
@@ -232,11 +232,13 @@ def test_bad_job_queries_are_422(client, query, field):
 def test_backends_lists_names_types_and_styles(client):
     body = client.get("/v1/backends").json()
     assert body["default"] == "mock" and body["styles"] == ["poster"] and body["types"] == ["mock"]
-    assert body["backends"] == [
+    named = ["name", "type", "default", "available"]
+    assert [{key: item[key] for key in named} for item in body["backends"]] == [
         {"name": "mock", "type": "mock", "default": True, "available": True},
         {"name": "other", "type": "mock", "default": False, "available": True},
         {"name": "broken", "type": "mock", "default": False, "available": True},
     ]
+    assert {item["price"]["basis"] for item in body["backends"]} == {"free"}
 
 
 def test_images_lists_sidecars_newest_first_and_pages_stably(client, session):
@@ -333,7 +335,7 @@ def test_every_route_is_in_the_openapi_document_and_back():
     }
     served = {
         (route.path, method)
-        for route in [*routes(), *openai_api.routes()]
+        for route in [*routes(), *made.routes(), *openai_api.routes()]
         for method in route.methods or ()
     }
     served = {(p, m) for p, m in served if m != "HEAD"} | {("/images/{path}", "GET")}

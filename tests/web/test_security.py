@@ -228,6 +228,8 @@ def test_no_answer_holds_a_config_value(isolated_env, output_dir, pm, monkeypatc
         "type": "comfyui",
         "default": False,
         "available": False,
+        "price": None,
+        "capabilities": None,
     }
     text = json.dumps([a.json() for a in answers])
     for secret in (*secrets[:2], "tok-value-xyz", "letmein", "10.1.2.3"):

@@ -75,19 +75,14 @@ def build_server(session: Session) -> MCPServer:
         references); mask: path of a mask (white = repaint); strength 0-1: how
         far from the input image to go. confirm_spend: run even when the
         estimated cost is above the configured limit."""
-        try:
-            request = make_request(
+        return await make_image(
+            session,
+            ctx,
+            lambda: make_request(
                 prompt, backend, size, seed, steps, negative, style, images, mask, strength
-            )
-            refused = spend_guard(session, [request], confirm_spend)
-            if refused is not None:
-                return refused
-            generation = await run_in_thread(
-                ctx, lambda progress, cancel: _generate(session, request, progress, cancel)
-            )
-        except ImagenError as exc:
-            return failure(str(exc))
-        return generation_result(generation)
+            ),
+            confirm_spend,
+        )
 
     @server.tool()
     async def edit_image(
@@ -109,33 +104,16 @@ def build_server(session: Session) -> MCPServer:
         mask: path of a mask (white = repaint). strength 0-1: how far from the
         image to go. size: WIDTHxHEIGHT; omitted = the image's own size. The
         backend must accept input images (list_backends shows which do)."""
-        try:
-            if size is None:
-                from imagen_core.models import ImageInput
 
-                first = ImageInput.from_path(image)
-                size = f"{first.width}x{first.height}"
-            request = make_request(
-                prompt,
-                backend,
-                size,
-                seed,
-                0,
-                "",
-                None,
-                [image, *(references or [])],
-                mask,
-                strength,
-            )
-            refused = spend_guard(session, [request], confirm_spend)
-            if refused is not None:
-                return refused
-            generation = await run_in_thread(
-                ctx, lambda progress, cancel: _generate(session, request, progress, cancel)
-            )
-        except ImagenError as exc:
-            return failure(str(exc))
-        return generation_result(generation)
+        def build() -> Request:
+            inputs = [image, *(references or [])]
+            request = make_request(prompt, backend, size, seed, 0, "", None, inputs, mask, strength)
+            if size is None and request.image is not None:  # the image's own size
+                first = request.image
+                request = attrs.evolve(request, width=first.width, height=first.height)
+            return request
+
+        return await make_image(session, ctx, build, confirm_spend)
 
     @server.tool()
     async def compare_backends(
@@ -387,6 +365,23 @@ def spend_guard(
 
 
 # ----------------------------------------------------------------- running
+
+
+async def make_image(
+    session: Session, ctx: Context, build: Callable[[], Request], confirm_spend: bool
+) -> CallToolResult:
+    """One generation for a tool: build the request, guard the spend, run it."""
+    try:
+        request = build()
+        refused = spend_guard(session, [request], confirm_spend)
+        if refused is not None:
+            return refused
+        generation = await run_in_thread(
+            ctx, lambda progress, cancel: _generate(session, request, progress, cancel)
+        )
+    except ImagenError as exc:
+        return failure(str(exc))
+    return generation_result(generation)
 
 
 async def run_in_thread(ctx: Context, work: Callable[[Progress, CancelScope], T]) -> T:

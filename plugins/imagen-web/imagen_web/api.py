@@ -40,7 +40,7 @@ from imagen_web.images_index import (
 if TYPE_CHECKING:
     from starlette.requests import Request as HttpRequest
 
-    from imagen_core.models import Generation, ImageInput, Request
+    from imagen_core.models import Estimate, Generation, ImageInput, Request
     from imagen_core.pipeline import Session
     from imagen_core.queue import Job, Queue
     from imagen_core.usage_report import WeekGroup
@@ -209,6 +209,30 @@ def _checked(state: WebState, body: GenerateBody, inputs: tuple[ImageInput, ...]
     return request
 
 
+def check_budget(state: WebState, request: Request) -> None:
+    """Refuse, before it is queued, a run that would go over a budget: the 429
+    and the one line POST /v1/generate answers. Nothing stays reserved (the
+    worker reserves when it runs the job)."""
+    from imagen_core.budgets import BudgetExceeded
+    from imagen_core.errors import ImagenError
+
+    session = state.session
+    if not session.config.budgets:
+        return
+    try:
+        reservation = session.reserve(request)
+    except BudgetExceeded as exc:
+        raise over_budget(exc) from None
+    except ImagenError:
+        return  # the backend is not set up here: the worker that runs it checks
+    session.budget_book().release(reservation)
+
+
+def over_budget(exc: Exception) -> ApiError:
+    # Asking again will not help (the SDKs retry a 429 unless told).
+    return ApiError(429, "budget_exceeded", str(exc), headers={"x-should-retry": "false"})
+
+
 # ----------------------------------------------------------------- generate
 
 
@@ -286,9 +310,7 @@ async def _generate(state: WebState, request: Request, scope: CancelScope) -> Ge
         ) from None
     except UsageError as exc:
         if isinstance(exc, BudgetExceeded):
-            # Asking again will not help (the SDKs retry a 429 unless told).
-            headers = {"x-should-retry": "false"}
-            raise ApiError(429, "budget_exceeded", str(exc), headers=headers) from None
+            raise over_budget(exc) from None
         raise ApiError(422, "invalid_request", str(exc)) from None
     except OutputError as exc:
         raise ApiError(500, "output_failed", str(exc)) from None
@@ -362,6 +384,7 @@ async def submit_job(request: HttpRequest) -> JSONResponse:
     state = _state(request)
     body, inputs = await body_and_inputs(request, state, JobBody)
     wanted = await run_in_threadpool(_checked, state, body, inputs)  # may build backends
+    await run_in_threadpool(check_budget, state, wanted)
     job = await _queue_call(
         state, "submit", wanted, backend=wanted.backend, max_attempts=body.max_attempts
     )
@@ -419,28 +442,26 @@ async def cancel_job(request: HttpRequest) -> JSONResponse:
 
 
 async def backends(request: HttpRequest) -> JSONResponse:
-    """Names and types only: a block's values (URLs, env var names) stay home."""
+    """Names and types, the price of a default image and what each takes: a
+    block's values (URLs, env var names) stay home."""
     session = _state(request).session
     config, registry = session.config, session.registry
-    listed = [
-        {
-            "name": inst.name,
-            "type": inst.type,
-            "default": inst.name == config.default_backend,
-            "available": inst.problem is None,
-        }
-        for inst in config.backends.values()
-    ]
-    listed += [
-        {
-            "name": name,
-            "type": name,
-            "default": name == config.default_backend,
-            "available": True,
-        }
-        for name in registry.backends
-        if name not in config.backends
-    ]
+    named = [(inst.name, inst.type, inst.problem is None) for inst in config.backends.values()]
+    named += [(name, name, True) for name in registry.backends if name not in config.backends]
+
+    def described() -> list[dict[str, Any]]:
+        return [
+            {
+                "name": name,
+                "type": kind,
+                "default": name == config.default_backend,
+                "available": available,
+                **_price_and_capabilities(session, name, available),
+            }
+            for name, kind, available in named
+        ]
+
+    listed = await run_in_threadpool(described)  # builds the backends
     return JSONResponse(
         {
             "default": config.default_backend,
@@ -449,6 +470,77 @@ async def backends(request: HttpRequest) -> JSONResponse:
             "styles": sorted(config.styles),
         }
     )
+
+
+def _price_and_capabilities(session: Session, name: str, available: bool) -> dict[str, Any]:
+    """``price``: the estimate of one default image (1024x1024, the backend's
+    steps), as `imagen backends` shows it; ``capabilities``: what it accepts.
+    Both null for a backend not set up on this server."""
+    from imagen_core.errors import ImagenError
+    from imagen_core.models import Request, capabilities_of
+
+    if not available:
+        return {"price": None, "capabilities": None}
+    try:
+        _, built = session.backend(name)
+        estimate = session.estimate(Request("price", backend=name))
+    except ImagenError:
+        return {"price": None, "capabilities": None}
+    found = capabilities_of(built)
+    return {
+        "price": estimate_view(estimate),
+        "capabilities": {
+            "text_to_image": found.text_to_image,
+            "images": found.images,
+            "strength": found.strength,
+            "mask": found.mask,
+        },
+    }
+
+
+def estimate_view(estimate: Estimate) -> dict[str, Any]:
+    return {"usd": estimate.usd, "basis": estimate.basis, "source": estimate.source}
+
+
+async def estimate(request: HttpRequest) -> JSONResponse:
+    """The price of one image of the body's request (the body of POST
+    /v1/generate), before it runs: what the gallery shows next to Generate."""
+    from imagen_core.errors import ImagenError
+
+    state = _state(request)
+    from imagen_web.bodies import structure
+
+    body = structure(await _json_body(request), GenerateBody)
+    wanted = await run_in_threadpool(_checked, state, body)
+
+    def price() -> Estimate:
+        return state.session.estimate(wanted)
+
+    try:
+        found = await run_in_threadpool(price)
+    except ImagenError as exc:
+        state.session.warn(f"serve: {exc}")
+        message = f"backend {wanted.backend!r} is not set up on this server (see the server's log)"
+        raise ApiError(503, "backend_unavailable", message) from None
+    return JSONResponse({"backend": wanted.backend, **estimate_view(found)})
+
+
+async def budgets(request: HttpRequest) -> JSONResponse:
+    """Each budget of imagen.yaml in its current period: spent, reserved, left."""
+    from imagen_core.errors import ImagenError
+
+    session = _state(request).session
+
+    def read() -> list[dict[str, object]]:
+        if not session.config.budgets:
+            return []
+        return [status.as_dict() for status in session.budget_book().statuses()]
+
+    try:
+        found = await run_in_threadpool(read)
+    except ImagenError as exc:
+        raise ApiError(503, "budgets_unavailable", f"budgets: {exc}") from None
+    return JSONResponse({"budgets": found})
 
 
 async def images(request: HttpRequest) -> JSONResponse:
@@ -550,5 +642,7 @@ def routes() -> list[Route]:
         Route("/v1/backends", backends, methods=["GET"]),
         Route("/v1/images", images, methods=["GET"]),
         Route("/v1/usage", usage, methods=["GET"]),
+        Route("/v1/estimate", estimate, methods=["POST"]),
+        Route("/v1/budgets", budgets, methods=["GET"]),
         Route("/v1/openapi.json", openapi, methods=["GET"]),
     ]

@@ -18,7 +18,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from imagen_web import api, grids, openai_api
+from imagen_web import api, grids, made, openai_api
 from imagen_web.errors import ApiError
 from imagen_web.openai_api import OpenAIError, body_for, openai_body
 from imagen_web.security import MAX_BODY_BYTES, PAGE_CSP, BodyTooLarge, Guard, resolve_inside
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 STATIC = Path(__file__).parent / "static"
 #: The routes that take images (multipart, or base64 in JSON): --max-upload, not 64 KiB.
-UPLOAD_PATHS = ("/v1/generate", "/v1/jobs", "/v1/images/edits")
+UPLOAD_PATHS = ("/v1/generate", "/v1/jobs", "/v1/images/edits", "/v1/info", "/v1/again")
 _STATUS_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -87,6 +87,7 @@ def create_app(
         routes=[
             Route("/", gallery, methods=["GET"]),
             *api.routes(),
+            *made.routes(),
             *openai_api.routes(),
             *grids.routes(),  # a grid run's page, before the images it shows
             Route("/images/{path:path}", image, methods=["GET", "HEAD"]),

@@ -252,8 +252,73 @@ SCHEMAS: dict[str, Any] = {
             "type": {"type": "string"},
             "default": {"type": "boolean"},
             "available": {"type": "boolean", "description": "false: its plugin is missing"},
+            "price": {
+                "oneOf": [_ref("Estimate"), {"type": "null"}],
+                "description": "one default image (1024x1024); null: not set up here",
+            },
+            "capabilities": {
+                "type": ["object", "null"],
+                "properties": {
+                    "text_to_image": {"type": "boolean"},
+                    "images": {"type": "integer", "description": "input images it takes"},
+                    "strength": {"type": "boolean"},
+                    "mask": {"type": "boolean"},
+                },
+            },
         },
     },
+    "Estimate": {
+        "type": "object",
+        "required": ["usd", "basis", "source"],
+        "properties": {
+            "usd": {"type": ["number", "null"], "description": "per image; null: unknown"},
+            "basis": {"enum": ["computed", "estimated", "free", "unknown"]},
+            "source": {"type": "string", "description": "where the price comes from"},
+        },
+    },
+    "Budget": {
+        "type": "object",
+        "required": ["period", "limit_usd", "spent_usd", "reserved_usd", "remaining_usd", "resets"],
+        "properties": {
+            "period": {"enum": ["day", "week", "month"]},
+            "limit_usd": {"type": "number"},
+            "backend": NULLABLE_STR,
+            "caller": NULLABLE_STR,
+            "spent_usd": {"type": "number"},
+            "reserved_usd": {"type": "number"},
+            "remaining_usd": {"type": "number"},
+            "resets": {"type": "string", "description": "UTC, when the period starts again"},
+        },
+    },
+    "Info": {
+        "type": "object",
+        "required": ["name", "report", "info", "parameters_text", "again", "again_error"],
+        "properties": {
+            "id": {**NULLABLE_STR, "description": "the gallery id; null for an upload"},
+            "name": {"type": "string"},
+            "report": {"type": "string", "description": "what `imagen info` prints"},
+            "info": {"type": "object", "description": "`imagen info --json`, without the record"},
+            "parameters_text": {
+                **NULLABLE_STR,
+                "description": "the A1111 `parameters` text as written in the file",
+            },
+            "again": {
+                "type": ["object", "null"],
+                "description": "the request `imagen again` (POST /v1/again) runs",
+            },
+            "again_error": {**NULLABLE_STR, "description": "why it cannot be run again"},
+        },
+    },
+}
+
+_UPLOAD_FORM = {
+    "multipart/form-data": {
+        "schema": {
+            "type": "object",
+            "required": ["file"],
+            "properties": {"file": {"type": "string", "format": "binary"}},
+        }
+    }
 }
 
 _JOB_ID = {
@@ -306,6 +371,7 @@ PATHS: dict[str, Any] = {
                 "413": _error("the body is over 64 KiB, or --max-upload with images"),
                 "415": _error("the body is not application/json or multipart/form-data"),
                 "422": _error("a field or an input image is wrong; the message names it"),
+                "429": _error("a budget would be passed"),
                 "503": _error("the queue cannot be reached"),
             },
         },
@@ -459,6 +525,110 @@ PATHS: dict[str, Any] = {
                 ),
                 "422": _error("a parameter is wrong"),
                 "503": _error("the usage source cannot be read"),
+            },
+        }
+    },
+    "/v1/estimate": {
+        "post": {
+            "summary": "The price of one image of a request, before it runs",
+            "operationId": "estimate",
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": _ref("GenerateBody")}},
+            },
+            "responses": {
+                "200": _json(
+                    "the estimate",
+                    {
+                        "allOf": [_ref("Estimate")],
+                        "properties": {"backend": {"type": "string"}},
+                        "required": ["backend"],
+                    },
+                ),
+                "400": _error("the body is not JSON"),
+                "415": _error("the body is not application/json"),
+                "422": _error("a field is wrong; the message names it"),
+                "503": _error("the backend is not set up on this server"),
+            },
+        }
+    },
+    "/v1/budgets": {
+        "get": {
+            "summary": "Budgets in their current period (`imagen usage --budgets`)",
+            "operationId": "budgets",
+            "responses": {
+                "200": _json(
+                    "the budgets",
+                    {
+                        "type": "object",
+                        "required": ["budgets"],
+                        "properties": {"budgets": {"type": "array", "items": _ref("Budget")}},
+                    },
+                ),
+                "503": _error("the ledger cannot be read"),
+            },
+        }
+    },
+    "/v1/info": {
+        "get": {
+            "summary": "How an image of the gallery was made (`imagen info`)",
+            "operationId": "imageInfo",
+            "parameters": [
+                {
+                    "name": "id",
+                    "in": "query",
+                    "required": True,
+                    "schema": {"type": "string"},
+                    "description": "the id of an image of GET /v1/images",
+                }
+            ],
+            "responses": {
+                "200": _json("what the file says", _ref("Info")),
+                "404": _error("no such image inside output.dir"),
+                "422": _error("the id is missing, or the file is not an image"),
+            },
+        },
+        "post": {
+            "summary": "How an uploaded image (any tool's) was made (`imagen info`)",
+            "operationId": "uploadInfo",
+            "requestBody": {"required": True, "content": _UPLOAD_FORM},
+            "responses": {
+                "200": _json("what the file says", _ref("Info")),
+                "400": _error("not a readable multipart form"),
+                "403": _error("a form posted by another site's page"),
+                "413": _error("the file is over --max-upload"),
+                "415": _error("the body is not multipart/form-data"),
+                "422": _error("no file, or not a PNG, JPEG or WebP image"),
+            },
+        },
+    },
+    "/v1/again": {
+        "post": {
+            "summary": "Queue the recorded request of an image again (`imagen again`)",
+            "operationId": "again",
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["id"],
+                            "properties": {"id": {"type": "string"}},
+                        }
+                    },
+                    **_UPLOAD_FORM,
+                },
+            },
+            "responses": {
+                "202": _json("queued", _ref("Job")),
+                "400": _error("the body is not JSON or not a readable form"),
+                "403": _error("a form posted by another site's page"),
+                "404": _error("no such image inside output.dir"),
+                "413": _error("the file is over --max-upload"),
+                "415": _error("the body is not JSON or multipart/form-data"),
+                "422": _error("the file records nothing to run, or its backend is not here"),
+                "429": _error("a budget would be passed"),
+                "503": _error("the queue cannot be reached"),
             },
         }
     },

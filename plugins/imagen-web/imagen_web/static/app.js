@@ -149,6 +149,41 @@ async function loadBackends() {
   const style = $("style");
   style.replaceChildren(el("option", { value: "" }, "none"));
   for (const name of data.styles) style.append(el("option", { value: name }, name));
+  updateEstimate();
+}
+
+// ------------------------------------------------------------------ estimate
+
+function formatPrice(estimate) {
+  if (!estimate || estimate.usd === null || estimate.usd === undefined) return "price unknown";
+  if (estimate.usd === 0) return "free";
+  return `≈ ${formatCost(estimate.usd)} per image`;
+}
+
+let estimateTimer = null;
+let estimateAsked = 0;
+
+// The price of what the form would run, before a click: the backend's own
+// estimate for this size (POST /v1/estimate), shown next to Generate.
+function updateEstimate() {
+  clearTimeout(estimateTimer);
+  estimateTimer = setTimeout(async () => {
+    const asked = ++estimateAsked;
+    const [width, height] = $("size").value.split("x").map(Number);
+    const body = { prompt: $("prompt").value.trim() || "price", backend: $("backend").value || null, width, height };
+    if ($("style").value) body.style = $("style").value;
+    const out = $("estimate");
+    try {
+      const found = await api("/v1/estimate", { method: "POST", body });
+      if (asked !== estimateAsked) return;  // an answer to an older form
+      out.textContent = formatPrice(found);
+      out.title = found.source || found.basis;
+    } catch (err) {
+      if (asked !== estimateAsked) return;
+      out.textContent = "";
+      out.title = err.message;
+    }
+  }, 250);
 }
 
 // ------------------------------------------------------------------ jobs
@@ -406,6 +441,7 @@ function showDetail(entry) {
   const dialog = $("detail");
   const image = $("detail-image");
   image.src = entry.url || "";
+  image.dataset.id = entry.id;
   image.alt = entry.prompt;
   $("detail-prompt").textContent = entry.prompt;
   const fields = [
@@ -452,6 +488,13 @@ function showDetail(entry) {
   $("detail-actions").hidden = !single;
   $("detail-edit").onclick = () => editImage(entry);
   $("detail-variations").onclick = () => variations(entry);
+  $("detail-again").onclick = () => runAgain({ id: entry.id }, $("detail"));
+  $("detail-copy").onclick = () => copyParameters($("detail-parameters"), $("detail-copied"));
+  $("detail-parameters").hidden = true;
+  $("detail-copied").textContent = "";
+  $("detail-copy").disabled = true;
+  $("detail-again").disabled = true;
+  if (single) showParameters(entry);
   const tiles = $("detail-tiles");
   tiles.replaceChildren();
   for (const tile of entry.tiles || []) {
@@ -464,6 +507,213 @@ function showDetail(entry) {
     tiles.append(figure);
   }
   dialog.showModal();
+}
+
+// The parameters as the file holds them (what `imagen info` reads), for Copy parameters.
+async function showParameters(entry) {
+  try {
+    const found = await api(`/v1/info?id=${encodeURIComponent(entry.id)}`);
+    if ($("detail-image").dataset.id !== entry.id) return;  // another image opened since
+    const text = $("detail-parameters");
+    text.value = found.parameters_text || found.report;
+    text.hidden = false;
+    $("detail-copy").disabled = !found.parameters_text;
+    $("detail-again").disabled = !found.again;
+    $("detail-again").title = found.again_error || "The recorded request again: same seed, backend and inputs";
+  } catch (err) {
+    $("detail-copied").textContent = err.message;
+  }
+}
+
+// The clipboard when the browser lets the page write it; the text stays
+// selected in its box either way, for Ctrl-C.
+async function copyParameters(box, status) {
+  box.hidden = false;
+  box.focus();
+  box.select();
+  try {
+    await navigator.clipboard.writeText(box.value);
+    status.textContent = "Copied";
+  } catch (err) {
+    status.textContent = "Selected: press Ctrl-C to copy";
+  }
+}
+
+// Run again: the recorded request (same seed, backend, inputs) as a new job.
+// `source` is {id} for a gallery image, or a File dropped onto the page.
+async function runAgain(source, dialog) {
+  clearError();
+  let body;
+  if (source instanceof File) {
+    body = new FormData();
+    body.append("file", source, source.name || "dropped.png");
+  } else {
+    body = { id: source.id };
+  }
+  try {
+    const job = await api("/v1/again", { method: "POST", body });
+    state.jobs.set(job.id, job);
+    dialog.close();
+    renderJobs();
+    schedule(0);
+  } catch (err) {
+    showError(err.message);
+  }
+}
+
+// ------------------------------------------------------------------ dropped files
+
+// Any image dropped onto the page (not onto the form's input images): what
+// `imagen info` says about it, and Run again.
+async function showInfo(file) {
+  clearError();
+  const body = new FormData();
+  body.append("file", file, file.name || "dropped.png");
+  let found;
+  try {
+    found = await api("/v1/info", { method: "POST", body });
+  } catch (err) {
+    showError(err.message);
+    return;
+  }
+  $("info-name").textContent = found.name;
+  $("info-report").textContent = found.report;
+  const text = $("info-parameters");
+  text.value = found.parameters_text || "";
+  text.hidden = !found.parameters_text;
+  $("info-problem").textContent = found.again_error || "";
+  $("info-problem").hidden = !found.again_error;
+  $("info-again").hidden = !found.again;
+  $("info-again").onclick = () => runAgain(file, $("info"));
+  $("info").showModal();
+}
+
+function watchPageDrops() {
+  const cover = $("page-drop");
+  const outside = (event) => !$("drop").contains(event.target);
+  document.addEventListener("dragover", (event) => {
+    if (!outside(event)) return;
+    event.preventDefault();
+    cover.hidden = false;
+  });
+  document.addEventListener("dragleave", (event) => {
+    if (event.relatedTarget === null) cover.hidden = true;
+  });
+  document.addEventListener("drop", (event) => {
+    cover.hidden = true;
+    if (!outside(event)) return;
+    event.preventDefault();
+    const [file] = imageFiles(event.dataTransfer);
+    if (file) showInfo(file);
+  });
+}
+
+// ------------------------------------------------------------------ usage
+
+const PALETTE = ["#2f6fdf", "#e07b24", "#2a9d63", "#b8439a", "#c9a400", "#5b6bd6", "#d2453d", "#3aa6b9"];
+const SVG = "http://www.w3.org/2000/svg";
+
+function svg(tag, attributes = {}, text) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, String(value));
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+async function toggleUsage() {
+  const section = $("usage");
+  section.hidden = !section.hidden;
+  $("usage-toggle").setAttribute("aria-expanded", String(!section.hidden));
+  if (!section.hidden) await loadUsage().catch((err) => showError(err.message));
+}
+
+async function loadUsage() {
+  const [usage, budgets] = await Promise.all([api("/v1/usage"), api("/v1/budgets")]);
+  drawSpend(usage.weeks);
+  renderBudgets(budgets.budgets);
+}
+
+// Spend per ISO week, one bar per week, one segment per backend: an inline SVG
+// drawn here (no chart library, nothing fetched).
+function drawSpend(groups) {
+  const weeks = [...new Set(groups.map((group) => group.week))].sort();
+  const backends = [...new Set(groups.map((group) => group.backend))].sort();
+  const spend = new Map();  // week -> backend -> usd
+  for (const group of groups) {
+    const perWeek = spend.get(group.week) || new Map();
+    perWeek.set(group.backend, (perWeek.get(group.backend) || 0) + (group.cost_usd || 0));
+    spend.set(group.week, perWeek);
+  }
+  const totals = weeks.map((week) => [...spend.get(week).values()].reduce((a, b) => a + b, 0));
+  const top = Math.max(...totals, 0);
+  const chart = $("usage-chart");
+  chart.replaceChildren();
+  $("usage-empty").hidden = weeks.length > 0;
+  chart.hidden = weeks.length === 0;
+  const width = 900, height = 240, left = 56, bottom = 22, topPad = 12;
+  chart.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  const plot = height - bottom - topPad;
+  const scale = top > 0 ? plot / top : 0;
+  for (const fraction of [0, 0.5, 1]) {
+    const y = topPad + plot - fraction * plot;
+    chart.append(svg("line", { x1: left, x2: width, y1: y, y2: y }));
+    chart.append(svg("text", { x: left - 6, y: y + 4, "text-anchor": "end" }, "$" + (top * fraction).toFixed(2)));
+  }
+  const slot = (width - left) / Math.max(weeks.length, 1);
+  const barWidth = Math.min(60, slot * 0.7);
+  weeks.forEach((week, index) => {
+    const bar = svg("g", { class: "week", "data-week": week });
+    const x = left + index * slot + (slot - barWidth) / 2;
+    let y = topPad + plot;
+    for (const backend of backends) {
+      const usd = spend.get(week).get(backend);
+      if (usd === undefined) continue;
+      const tall = usd * scale;
+      y -= tall;
+      const segment = svg("rect", {
+        x, y, width: barWidth, height: Math.max(tall, 0), "data-backend": backend, "data-usd": usd,
+        fill: PALETTE[backends.indexOf(backend) % PALETTE.length],
+      });
+      segment.append(svg("title", {}, `${week} · ${backend}: ${formatCost(usd)}`));
+      bar.append(segment);
+    }
+    bar.append(svg("text", { x: x + barWidth / 2, y: height - 6, "text-anchor": "middle" }, week));
+    bar.append(svg("title", {}, `${week}: ${formatCost(totals[index])}`));
+    chart.append(bar);
+  });
+  const legend = $("usage-legend");
+  legend.replaceChildren();
+  backends.forEach((backend, index) => {
+    const swatch = svg("svg", { viewBox: "0 0 10 10", "aria-hidden": "true" });
+    swatch.append(svg("rect", { width: 10, height: 10, fill: PALETTE[index % PALETTE.length] }));
+    const item = el("li", { "data-backend": backend });
+    item.append(swatch, document.createTextNode(backend));
+    legend.append(item);
+  });
+}
+
+// Dollars as an amount (a budget's spend, what is left): $0.00, never "free".
+function money(usd) {
+  return "$" + usd.toFixed(usd > 0 && usd < 0.01 ? 4 : 2);
+}
+
+function renderBudgets(budgets) {
+  const list = $("budgets");
+  list.replaceChildren();
+  $("budgets-empty").hidden = budgets.length > 0;
+  for (const budget of budgets) {
+    const scope = [budget.backend && `backend ${budget.backend}`, budget.caller && `caller ${budget.caller}`]
+      .filter(Boolean).join(", ") || "everything";
+    const item = el("li", { "data-period": budget.period });
+    const period = { day: "daily", week: "weekly", month: "monthly" }[budget.period] || budget.period;
+    item.append(el("span", {}, `${period} · ${scope}: ${money(budget.spent_usd)} of ${money(budget.limit_usd)} spent`));
+    const used = budget.spent_usd + budget.reserved_usd;
+    item.append(el("progress", { max: budget.limit_usd, value: Math.min(used, budget.limit_usd) }));
+    const left = el("span", { class: budget.remaining_usd > 0 ? "left" : "left over" },
+                    `${money(budget.remaining_usd)} left · resets ${budget.resets.replace("T", " ").replace("+00:00", " UTC")}`);
+    item.append(left);
+    list.append(item);
+  }
 }
 
 // Edit: the form, with this image as its input (the prompt is the new instruction).
@@ -535,6 +785,9 @@ async function start() {
   readToken();
   $("prompt-form").addEventListener("submit", submitPrompt);
   watchInputs();
+  watchPageDrops();
+  $("usage-toggle").addEventListener("click", toggleUsage);
+  for (const id of ["backend", "size", "style"]) $(id).addEventListener("change", updateEstimate);
   $("more").addEventListener("click", () => loadOlder().catch((err) => showError(err.message)));
   $("error-close").addEventListener("click", clearError);
   $("token-form").addEventListener("submit", (event) => {

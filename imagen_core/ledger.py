@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -111,6 +111,20 @@ def _migrate(db: sqlite3.Connection) -> None:
                 if "duplicate column name" not in str(exc):  # another process was first
                     raise
     db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+
+def _read(db: sqlite3.Connection, query: str, params: list[Any]) -> sqlite3.Cursor:
+    """Run a read; a ledger of an older imagen gains the columns it lacks first
+    (ADD COLUMN rewrites nothing), so `imagen usage` works before any new write."""
+    import sqlite3
+
+    try:
+        return db.execute(query, params)
+    except sqlite3.OperationalError as exc:
+        if "no such column" not in str(exc):
+            raise
+        _migrate(db)
+        return db.execute(query, params)
 
 
 def default_path() -> Path:
@@ -247,7 +261,7 @@ class Ledger:
         skipped = 0
         try:
             try:
-                cursor = db.execute(query, params)
+                cursor = _read(db, query, params)
             except sqlite3.OperationalError as exc:
                 if "no such table" in str(exc):
                     return
@@ -324,7 +338,7 @@ class Ledger:
 
         try:
             try:
-                cursor = db.execute(query, params)
+                cursor = _read(db, query, params)
             except sqlite3.OperationalError as exc:
                 if "no such table" in str(exc):
                     return []

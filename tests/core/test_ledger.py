@@ -427,3 +427,17 @@ def test_two_processes_migrating_at_once_both_write(isolated_env, tmp_path):
     procs = [subprocess.Popen([sys.executable, "-c", code, str(path)]) for _ in range(4)]
     assert [p.wait(timeout=60) for p in procs] == [0] * 4
     assert [row["inputs"] for row in ledger_rows(path)] == [0]
+
+
+def test_imagen_usage_reads_a_ledger_of_an_older_imagen_before_any_new_write(isolated_env):
+    write_config(isolated_env, "")
+    path = default_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path)
+    db.executescript(OLD_SCHEMA)
+    db.close()
+    ledger = Ledger(LedgerConfig(path=path))
+    rows = list(ledger.rows(since=None, until=None))
+    assert [(row.caller, row.cost_basis) for row in rows] == [("bob", None)]
+    (group,) = ledger.week_groups(since=None, until=None)
+    assert (group.caller, group.count, group.cost_basis) == ("bob", 1, None)

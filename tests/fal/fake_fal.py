@@ -18,6 +18,11 @@ fal's queue docs (docs.fal.ai/model-endpoints/queue), including its traps:
 * cancel is ``PUT .../cancel``: 202 ``{"status": "CANCELLATION_REQUESTED"}`` while
   queued or running, 400 ``{"status": "ALREADY_COMPLETED"}`` once done, 404
   ``{"status": "NOT_FOUND"}`` for an unknown id;
+* a run that fails on fal's side is COMPLETED with ``error``/``error_type`` in its
+  status, and its result URL answers fal's request-error body ``{"detail",
+  "error_type"}`` with the ``X-Fal-Error-Type`` header and the status fal's docs
+  give the type (runner_server_error 500, runner_scheduling_failure 503,
+  request_timeout 504, ...);
 * status answers 202 until COMPLETED, then 200 (only "a 2xx" is confirmed: fal's
   client accepts any);
 * the result fetched before COMPLETED is 400 (fal's exact answer there is
@@ -58,6 +63,20 @@ PRESETS = {
     "portrait_16_9": (576, 1024),
     "landscape_4_3": (1024, 768),
     "landscape_16_9": (1024, 576),
+}
+# fal's request error types and the status each comes with (fal's docs, "Request
+# Error Types").
+ERROR_STATUS = {
+    "request_timeout": 504,
+    "startup_timeout": 504,
+    "runner_scheduling_failure": 503,
+    "runner_connection_timeout": 503,
+    "runner_disconnected": 503,
+    "runner_connection_refused": 503,
+    "runner_connection_error": 503,
+    "runner_incomplete_response": 502,
+    "runner_server_error": 500,
+    "internal_error": 500,
 }
 KONTEXT_RATIOS = ["21:9", "16:9", "4:3", "3:2", "1:1", "2:3", "3:4", "9:16", "9:21"]
 BANANA_RATIOS = ["21:9", "16:9", "3:2", "4:3", "5:4", "1:1", "4:5", "3:4", "2:3", "9:16"]
@@ -225,7 +244,9 @@ class FakeFal(FakeHTTPServer):
         self.queue_position = 2  # the position at submit, counting down per poll
         self.progress_polls = 2  # then polls answered IN_PROGRESS
         self.never_finish = False  # stays IN_PROGRESS for good
-        self.runner_error: str | None = None  # COMPLETED with a runner error (500)
+        self.runner_error: str | None = None  # COMPLETED with a runner error: its detail
+        self.runner_error_type = "runner_server_error"  # its error_type (and so its status)
+        self.runner_error_runs: int | None = None  # how many runs fail so; None: all
         self.status_reports_error = True  # a failed COMPLETED status carries error/error_type
         self.inference_time = 1.25
         self.omit_sizes = False  # output images without width/height
@@ -374,9 +395,9 @@ class FakeFal(FakeHTTPServer):
                 {"inference_time": self.inference_time} if queued.state == "COMPLETED" else {}
             )
             if queued.state == "COMPLETED" and queued.outcome != "ok" and self.status_reports_error:
-                code = 422 if queued.outcome == "invalid" else 500
+                code = 422 if queued.outcome == "invalid" else ERROR_STATUS[self.runner_error_type]
                 data["error"] = f"Invalid status code: {code}"
-                data["error_type"] = "validation_error" if code == 422 else "runner_server_error"
+                data["error_type"] = "validation_error" if code == 422 else self.runner_error_type
         return Reply(200 if queued.state == "COMPLETED" else 202, data)
 
     def _advance(self, queued: Queued) -> None:
@@ -398,8 +419,10 @@ class FakeFal(FakeHTTPServer):
         queued.problems = _validate(queued.spec, queued.input)
         if queued.problems:
             queued.outcome = "invalid"
-        elif self.runner_error:
+        elif self.runner_error and (self.runner_error_runs is None or self.runner_error_runs > 0):
             queued.outcome = "error"
+            if self.runner_error_runs is not None:
+                self.runner_error_runs -= 1
         queued.logs.append(_log("Generation finished."))
 
     def _result(self, _headers: Any, _body: bytes, _query: Any, app: str, rid: str) -> Reply:
@@ -411,10 +434,11 @@ class FakeFal(FakeHTTPServer):
         if queued.outcome == "invalid":
             return Reply(422, {"detail": queued.problems}, {"X-Fal-Retryable": "false"})
         if queued.outcome == "error":
+            kind = self.runner_error_type
             return Reply(
-                500,
-                {"detail": self.runner_error, "error_type": "runner_server_error"},
-                {"X-Fal-Error-Type": "runner_server_error"},
+                ERROR_STATUS[kind],
+                {"detail": self.runner_error, "error_type": kind},
+                {"X-Fal-Error-Type": kind},
             )
         return Reply(200, self._output(queued))
 

@@ -9,8 +9,9 @@ import socket
 import pytest
 import requests
 
-from imagen_core import BackendError, Request
+from imagen_core import BackendError, BackendUnavailable, Request
 from imagen_core.cli import main
+from imagen_core.errors import is_transient, is_unavailable
 from tests.fal.conftest import Steps, image
 from tests.fal.fake_fal import Reply
 
@@ -87,8 +88,10 @@ def test_a_refused_input_lists_each_field_from_fals_422_body(
     rid = fake.only().id
     assert str(info.value) == (
         f"fal request {rid} refused the input: num_inference_steps: Input should be less than "
-        "or equal to 50; guidance_scale: Input should be less than or equal to 20 (HTTP 422)"
+        "or equal to 50; guidance_scale: Input should be less than or equal to 20 (HTTP 422); "
+        "change those inputs (the request's options, or `extra:` in the backend's block)"
     )
+    assert not is_transient(info.value) and not is_unavailable(info.value)
     assert len(fake.results) == 1  # a model's answer is not asked for twice
     assert fake.cancels == []
 
@@ -160,8 +163,9 @@ def test_an_unreachable_service(fake_time, make_backend):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with pytest.raises(BackendError) as info:
+    with pytest.raises(BackendUnavailable) as info:
         make_backend(base_url=f"http://127.0.0.1:{port}").generate(Request("x", seed=1), Steps())
+    assert is_unavailable(info.value)  # the worker waits for fal, counting no attempt
     assert str(info.value) == (
         f"fal at http://127.0.0.1:{port} is not reachable while submitting to "
         "fal-ai/flux/schnell (connection refused); check the network, or base_url in the "
@@ -187,6 +191,7 @@ def test_a_connection_lost_during_the_submit_is_not_retried(fake, make_backend, 
         "(connection failed); the request may have reached fal, so check its requests at "
         "https://fal.ai/dashboard before trying again"
     )
+    assert not is_transient(info.value)  # running the job again could pay twice
 
 
 def test_the_key_never_reaches_a_message(fake, fake_time, make_backend):

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from imagen_core import BackendError, Request
+from imagen_core.errors import is_transient
 from tests.fal.conftest import Steps
 from tests.fal.fake_fal import Reply
 
@@ -57,6 +58,7 @@ def test_submit_throttled_for_good_gives_up_after_the_budget(fake, fake_time, ma
         "fal is rate limiting us while submitting to fal-ai/flux/schnell (HTTP 429: Rate limit "
         "exceeded), still after 5 retries; wait a minute and try again"
     )
+    assert is_transient(info.value)  # nothing was queued: the worker tries again later
 
 
 @pytest.mark.parametrize("status", [502, 503, 504])
@@ -89,6 +91,7 @@ def test_submit_is_never_retried_when_fal_may_have_queued_it(
         "not retried, so that nothing is paid twice: check its requests at "
         "https://fal.ai/dashboard before trying again"
     )
+    assert not is_transient(info.value)
 
 
 def test_a_deadline_the_caller_set_is_not_retried(fake, fake_time, make_backend):

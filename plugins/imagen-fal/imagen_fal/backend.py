@@ -206,7 +206,7 @@ class FalBackend:
                 )
             run.progress(0, 0, "downloading")
             image, mime_type = _fetch(run.client, str(images[0]["url"]), images[0])
-        except BaseException:
+        except BaseException as exc:
             # Ctrl-C, a canceled job, the timeout or any failure: a request left in
             # the queue would run, be paid for and never be used.
             if not run.finished:
@@ -216,6 +216,10 @@ class FalBackend:
                         f"fal: could not cancel request {run.request_id} ({reason}); cancel "
                         f"it at {DASHBOARD}"
                     )
+                    if isinstance(exc, BackendError) and exc.transient:
+                        # It may still run and be paid for: running the job again
+                        # could pay twice, so the failure is final.
+                        raise BackendError(str(exc)) from None
             raise
         return output, image, mime_type, images
 

@@ -20,7 +20,8 @@ from urllib.parse import quote, urlsplit
 
 import attrs
 
-from imagen_core import BackendError
+from imagen_core import BackendError, BackendUnavailable
+from imagen_core.errors import transient_status
 from imagen_core.remote import (
     Pacing,
     json_body,
@@ -103,6 +104,7 @@ class FalClient:
             retry_when=_submit_retried,
             retry_network=False,
             doing=f"submitting to {endpoint}",
+            again=True,  # unless it may have been sent: see _network_error
         )
         if not 200 <= response.status_code < 300:
             raise self._submit_failure(response, endpoint)
@@ -135,9 +137,10 @@ class FalClient:
             retry_when=_retried,
             retry_network=True,
             doing=doing,
+            again=True,  # the backend cancels the request, or makes it permanent
         )
         if not 200 <= response.status_code < 300:  # 202 while queued or running
-            raise self.failure(response, doing)
+            raise self.failure(response, doing, again=True)
         data = json_body(response)
         if not isinstance(data, dict) or not isinstance(data.get("status"), str):
             raise BackendError(
@@ -158,6 +161,8 @@ class FalClient:
             retry_when=_never if failed else _retried,
             retry_network=True,
             doing=f"fetching the result of request {submitted.request_id}",
+            # A failed run is not billed; a finished one may be, and is not run twice.
+            again=failed,
         )
 
     def cancel(self, submitted: Submitted) -> str:
@@ -173,6 +178,7 @@ class FalClient:
             retry_when=_retried,
             retry_network=True,
             doing=doing,
+            again=False,
             pacing=attrs.evolve(self.pacing, retries=2, retry_max_s=5.0),
             use_deadline=False,
         )
@@ -182,7 +188,7 @@ class FalClient:
             response.status_code == 400 and state == "ALREADY_COMPLETED"
         ):
             return str(state or "CANCELLATION_REQUESTED")
-        raise self.failure(response, doing)
+        raise self.failure(response, doing, again=False)
 
     def upload(self, data: bytes, mime_type: str, name: str, *, storage_url: str) -> str:
         """Put an input file on fal's storage, as fal's client does: a CDN token from
@@ -200,12 +206,13 @@ class FalClient:
                 retry_when=_retried,
                 retry_network=True,
                 doing=doing,
+                again=True,  # before the submit: nothing is queued yet
             )
             token = json_body(response) if response.status_code == 200 else None
             if not isinstance(token, dict) or not all(
                 isinstance(token.get(k), str) for k in ("token", "token_type", "base_url")
             ):
-                raise self.failure(response, doing)
+                raise self.failure(response, doing, again=True)
             self._cdn = (f"{token['token_type']} {token['token']}", token["base_url"].rstrip("/"))
         authorization, cdn = self._cdn
         doing = f"uploading {name} to fal's storage"
@@ -222,10 +229,11 @@ class FalClient:
             retry_when=_retried,  # a second copy of a file costs nothing
             retry_network=True,
             doing=doing,
+            again=True,
         )
         answer = json_body(response) if response.status_code == 200 else None
         if not isinstance(answer, dict) or not isinstance(answer.get("access_url"), str):
-            raise self.failure(response, doing)
+            raise self.failure(response, doing, again=True)
         return str(answer["access_url"])
 
     def download(self, url: str) -> tuple[bytes, str | None]:
@@ -239,6 +247,7 @@ class FalClient:
             retry_when=_retried,
             retry_network=True,
             doing="downloading the output",
+            again=False,  # the image is made and paid for: never run twice
         )
         if response.status_code in (403, 404, 410):
             raise BackendError(
@@ -246,7 +255,7 @@ class FalClient:
                 f"{self._scrub(url)}); run the generation again"
             )
         if response.status_code != 200:
-            raise self.failure(response, "downloading the output")
+            raise self.failure(response, "downloading the output", again=False)
         if not response.content:
             raise BackendError(f"fal's output file {self._scrub(url)} is empty")
         return response.content, response.headers.get("Content-Type")
@@ -266,11 +275,14 @@ class FalClient:
         json: Any = None,
         data: bytes | None = None,
         params: dict[str, str] | None = None,
+        again: bool,
         pacing: Pacing | None = None,
         use_deadline: bool = True,
     ) -> requests.Response:
         """One request, repeated while ``retry_when`` says so (and on network errors
-        when ``retry_network``), within the pacing's budget and before the deadline."""
+        when ``retry_network``), within the pacing's budget and before the deadline.
+        ``again``: whether the job may be run again should it fail on the network
+        (nothing billable can exist yet)."""
         return send_retrying(
             lambda: self._session.request(
                 method, url, headers=headers, json=json, data=data, params=params, timeout=timeout
@@ -279,7 +291,7 @@ class FalClient:
             retry_network=retry_network,
             pacing=pacing or self.pacing,
             until=self.deadline if use_deadline else None,
-            unreachable=lambda exc: BackendError(self._unreachable(url, doing, exc)),
+            unreachable=lambda exc: self._network_error(url, doing, exc, again=again),
         )
 
     def _request_url(self, endpoint: str, request_id: str) -> str:
@@ -325,6 +337,16 @@ class FalClient:
             text = response.text or response.reason or ""
         return self._scrub(one_line(text)) or "no detail given"
 
+    def _network_error(self, url: str, doing: str, exc: Exception, *, again: bool) -> BackendError:
+        """A network failure (after the retries): BackendUnavailable when the
+        connection was never made and running the job again costs nothing twice
+        (the worker then waits for fal); transient when ``again``, except on a
+        submit that may have reached fal; else permanent."""
+        text = self._unreachable(url, doing, exc)
+        if again and not maybe_sent(exc):
+            return BackendUnavailable(text)
+        return BackendError(text, transient=again and not doing.startswith("submitting"))
+
     def _unreachable(self, url: str, doing: str, exc: Exception) -> str:
         parts = urlsplit(url)
         text = (
@@ -349,17 +371,24 @@ class FalClient:
                 "backend's block (an endpoint id from https://fal.ai/models)"
             )
         if status == 422:
-            return BackendError(f"fal refused the input for {endpoint}: {detail} (HTTP 422)")
+            return BackendError(
+                f"fal refused the input for {endpoint}: {detail} (HTTP 422); "
+                + refusal_fix(response)
+            )
         if status >= 500 and not _ingress_error(response):
             return BackendError(
                 f"fal failed while submitting to {endpoint} (HTTP {status}: {detail}); not "
                 f"retried, so that nothing is paid twice: check its requests at {DASHBOARD} "
                 "before trying again"
             )
-        return self.failure(response, f"submitting to {endpoint}")
+        # 429, and an error of fal's ingress: nothing was queued.
+        return self.failure(response, f"submitting to {endpoint}", again=True)
 
-    def failure(self, response: requests.Response, doing: str) -> BackendError:
+    def failure(self, response: requests.Response, doing: str, *, again: bool) -> BackendError:
+        """One line for an answer that is not what was asked for. A 408, 429 or 5xx
+        is transient when ``again``: running the job again costs nothing twice."""
         status, detail = response.status_code, self.detail(response)
+        transient = again and transient_status(status)
         if status == 401:
             return BackendError(
                 f"fal rejected the key in {self.key_env} (HTTP 401: {detail}); set a valid API "
@@ -377,13 +406,17 @@ class FalClient:
         if status == 429:
             return BackendError(
                 f"fal is rate limiting us while {doing} (HTTP 429: {detail}), still after "
-                f"{self.pacing.retries} retries; wait a minute and try again"
+                f"{self.pacing.retries} retries; wait a minute and try again",
+                transient=transient,
             )
         if status >= 500:
             return BackendError(
-                f"fal is failing while {doing} (HTTP {status}: {detail}); try again later"
+                f"fal is failing while {doing} (HTTP {status}: {detail}); try again later",
+                transient=transient,
             )
-        return BackendError(f"fal answered HTTP {status} while {doing}: {detail}")
+        return BackendError(
+            f"fal answered HTTP {status} while {doing}: {detail}", transient=transient
+        )
 
 
 def _retried(response: requests.Response) -> bool:
@@ -411,6 +444,21 @@ def _ingress_error(response: requests.Response) -> bool:
 
 def _submit_retried(response: requests.Response) -> bool:
     return response.status_code == 429 or _ingress_error(response)
+
+
+def refusal_fix(response: requests.Response) -> str:
+    """What to do about a 422: fal's ``detail`` entries carry a machine ``type``;
+    a safety refusal wants another prompt, any other a changed input."""
+    body = json_body(response)
+    detail = body.get("detail") if isinstance(body, dict) else None
+    kinds = (
+        [str(e.get("type", "")) for e in detail if isinstance(e, dict)]
+        if isinstance(detail, list)
+        else []
+    )
+    if any("content_policy" in kind or "safety" in kind for kind in kinds):
+        return "reword the prompt or change the input images"
+    return "change those inputs (the request's options, or `extra:` in the backend's block)"
 
 
 def _validation(item: Any) -> str:

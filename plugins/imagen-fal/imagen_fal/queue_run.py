@@ -12,7 +12,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from imagen_core import BackendError
+from imagen_core.errors import transient_status
 from imagen_core.remote import tqdm_progress
+from imagen_fal.client import refusal_fix
 
 if TYPE_CHECKING:
     from imagen_core import Progress
@@ -90,7 +92,9 @@ class QueueRun:
                     f"fal request {self.request_id} did not finish within "
                     f"timeout_s={self.timeout_s:g}s (status {self.status}); imagen asked fal "
                     "to cancel it. Raise timeout_s in the backend's block if the model needs "
-                    "longer (a busy queue or a cold start can take minutes)"
+                    "longer (a busy queue or a cold start can take minutes)",
+                    # Canceled, so nothing is paid: a later try may find a shorter queue.
+                    transient=True,
                 )
             self.pacing.sleep(min(next(delays), remaining))
 
@@ -111,16 +115,24 @@ class QueueRun:
             response.headers.get("X-Fal-Error-Type") if response.status_code >= 400 else None
         )
         if response.status_code == 422:
-            return self._raise(f"refused the input: {detail} (HTTP 422)")
+            return self._raise(f"refused the input: {detail} (HTTP 422); {refusal_fix(response)}")
         if response.status_code == 200:
             return self._raise(f"answered with something that is not an output: {detail}")
         if self.failed or response.status_code < 500:
             because = f" ({kind})" if kind else ""
-            return self._raise(f"failed{because}: {detail} (HTTP {response.status_code})")
-        raise self.client.failure(response, f"fetching the result of request {self.request_id}")
+            # fal bills no failed run: one that failed on its server may pass later.
+            return self._raise(
+                f"failed{because}: {detail} (HTTP {response.status_code})",
+                transient=self.failed and transient_status(response.status_code),
+            )
+        # A 5xx for a request the status called a success: when fal's error names
+        # the run's failure it was not billed; otherwise the output may be made.
+        raise self.client.failure(
+            response, f"fetching the result of request {self.request_id}", again=bool(kind)
+        )
 
-    def _raise(self, what: str) -> dict[str, Any]:
-        raise BackendError(f"fal request {self.request_id} {what}")
+    def _raise(self, what: str, *, transient: bool = False) -> dict[str, Any]:
+        raise BackendError(f"fal request {self.request_id} {what}", transient=transient)
 
     def cancel(self) -> str | None:
         """Ask fal to cancel the request; the reason when that failed."""

@@ -16,6 +16,7 @@ import attrs
 from imagen_comfyui.bundled import spec_problem
 from imagen_comfyui.placeholders import BUILTIN_TYPES, FROM_REQUEST, is_input
 from imagen_core.config import setting
+from imagen_core.validators import not_negative, positive
 
 DEFAULT_URL = "http://127.0.0.1:8188"
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -41,16 +42,6 @@ def _workflow(_instance: object, _attribute: attrs.Attribute[str], value: str) -
 def _gpu_rate(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and not (0 <= value < float("inf")):
         raise ValueError(f"{attribute.name} must be 0 or more USD, got {value}")
-
-
-def _positive(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is not None and value <= 0:
-        raise ValueError(f"{attribute.name} must be more than 0, got {value}")
-
-
-def _not_negative(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is not None and value < 0:
-        raise ValueError(f"{attribute.name} must be 0 or more, got {value}")
 
 
 def _fraction(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -96,15 +87,15 @@ def _vars(_instance: object, _attribute: attrs.Attribute[Any], value: dict[str, 
 class Defaults:
     """Overrides of the workflow's own defaults (from its data file)."""
 
-    steps: int | None = setting(None, validator=_positive, help="sampling steps")
-    cfg: float | None = setting(None, validator=_not_negative, help="classifier-free guidance")
+    steps: int | None = setting(None, validator=positive, help="sampling steps")
+    cfg: float | None = setting(None, validator=not_negative, help="classifier-free guidance")
     denoise: float | None = setting(None, validator=_fraction, help="denoise strength, 0 to 1")
     sampler: str | None = setting(None, help="sampler name, e.g. euler")
     scheduler: str | None = setting(None, help="scheduler name, e.g. simple or sgm_uniform")
     negative: str | None = setting(None, help="negative prompt used when none is given")
-    batch_size: int | None = setting(None, validator=_positive, help="images per prompt")
+    batch_size: int | None = setting(None, validator=positive, help="images per prompt")
     size_multiple: int | None = setting(
-        None, validator=_positive, help="width and height are rounded to multiples of this"
+        None, validator=positive, help="width and height are rounded to multiples of this"
     )
 
     def values(self) -> dict[str, Any]:
@@ -137,7 +128,7 @@ class ComfyUIConfig:
         "negative, batch_size, size_multiple)",
     )
     timeout_s: float = setting(
-        600.0, validator=_positive, help="give up after this many seconds (the prompt is cancelled)"
+        600.0, validator=positive, help="give up after this many seconds (the prompt is cancelled)"
     )
     gpu_usd_per_hour: float | None = setting(
         None,

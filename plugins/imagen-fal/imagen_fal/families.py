@@ -14,12 +14,12 @@ editing endpoint, one without to the text-to-image endpoint.
 from __future__ import annotations
 
 import functools
-import json
 import math
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import attrs
+
+from imagen_core.package_data import build_entries, read_json
 
 if TYPE_CHECKING:
     from imagen_core import Request
@@ -265,18 +265,12 @@ class Catalog:
 @functools.cache
 def catalog() -> Catalog:
     """Every family and endpoint in the shipped families.json."""
-    text = resources.files("imagen_fal").joinpath("families.json").read_text("utf-8")
-    return parse(json.loads(text))
+    return parse(read_json("imagen_fal", "families.json"))
 
 
 def parse(data: dict[str, Any]) -> Catalog:
     """A Catalog from the JSON document; a malformed entry raises ValueError naming it."""
-    families = {}
-    for name, entry in data["families"].items():
-        try:
-            families[name] = _family(name, entry)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"families.json: family {name!r} is malformed: {exc!r}") from None
+    families = build_entries(data["families"], _family, what="families.json: family")
     endpoints = {}
     for endpoint, entry in data["endpoints"].items():
         listed = Endpoint(endpoint, entry.get("family"), entry.get("text"), entry.get("edit"))

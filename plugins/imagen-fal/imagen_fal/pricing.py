@@ -9,12 +9,12 @@ docs/backends.md says how to refresh it.
 from __future__ import annotations
 
 import functools
-import json
 import math
-from importlib import resources
 from typing import Any
 
 import attrs
+
+from imagen_core.package_data import build_entries, check_price, read_json
 
 # fal counts a megapixel as 1024x1024 pixels: 1024x1024 costs one unit.
 MEGAPIXEL = 1024 * 1024
@@ -79,31 +79,22 @@ class PriceTable:
 @functools.cache
 def table() -> PriceTable:
     """The shipped pricing.json."""
-    text = resources.files("imagen_fal").joinpath("pricing.json").read_text("utf-8")
-    return parse(json.loads(text))
+    return parse(read_json("imagen_fal", "pricing.json"))
 
 
 def parse(data: dict[str, Any]) -> PriceTable:
     """A PriceTable from the JSON document; a malformed entry raises ValueError."""
-    prices = {}
-    for endpoint, entry in data["endpoints"].items():
-        per_image, per_mp = entry.get("usd_per_image"), entry.get("usd_per_megapixel")
-        if (per_image is None) == (per_mp is None):
-            raise ValueError(
-                f"pricing.json: {endpoint} needs exactly one of usd_per_image, usd_per_megapixel"
-            )
-        for value in (per_image, per_mp):
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
-            ):
-                raise ValueError(f"pricing.json: {endpoint} has a bad price {value!r}")
-        if not entry.get("date") or not entry.get("source"):
-            raise ValueError(f"pricing.json: {endpoint} needs a date and a source")
-        prices[endpoint] = Price(
-            endpoint=endpoint,
-            date=str(entry["date"]),
-            source=str(entry["source"]),
-            usd_per_image=None if per_image is None else float(per_image),
-            usd_per_megapixel=None if per_mp is None else float(per_mp),
-        )
+    prices = build_entries(data["endpoints"], _price, what="pricing.json: the price of")
     return PriceTable(taken=str(data.get("taken", "")), prices=prices)
+
+
+def _price(endpoint: str, entry: dict[str, Any]) -> Price:
+    check_price(entry, ("usd_per_image", "usd_per_megapixel"))
+    per_image, per_mp = entry.get("usd_per_image"), entry.get("usd_per_megapixel")
+    return Price(
+        endpoint=endpoint,
+        date=str(entry["date"]),
+        source=str(entry["source"]),
+        usd_per_image=None if per_image is None else float(per_image),
+        usd_per_megapixel=None if per_mp is None else float(per_mp),
+    )

@@ -9,12 +9,12 @@ OpenAI-only option.
 from __future__ import annotations
 
 import functools
-import json
 import math
-from importlib import resources
 from typing import Any
 
 import attrs
+
+from imagen_core.package_data import build_entries, read_json
 
 # A model the table does not know: any size, no OpenAI-only options; edits are
 # tried (a server without /images/edits answers 404, which says so).
@@ -178,8 +178,7 @@ class Catalog:
 @functools.cache
 def catalog() -> Catalog:
     """The shipped models.json."""
-    text = resources.files("imagen_openai").joinpath("models.json").read_text("utf-8")
-    return parse(json.loads(text))
+    return parse(read_json("imagen_openai", "models.json"))
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -191,18 +190,8 @@ def _size(text: str) -> tuple[int, int]:
 
 def parse(data: dict[str, Any]) -> Catalog:
     """The table from the JSON document; a malformed entry raises ValueError naming it."""
-    families = {}
-    for name, entry in data["families"].items():
-        try:
-            families[name] = _family(name, entry)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"models.json: family {name!r} is malformed: {exc!r}") from None
-    prices = {}
-    for model, entry in data["prices"]["models"].items():
-        try:
-            prices[model] = _price(model, entry)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"models.json: the price of {model!r} is malformed: {exc!r}") from None
+    families = build_entries(data["families"], _family, what="models.json: family")
+    prices = build_entries(data["prices"]["models"], _price, what="models.json: the price of")
     return Catalog(families, prices)
 
 

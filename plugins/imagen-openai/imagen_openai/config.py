@@ -7,15 +7,14 @@ loading requests.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import attrs
 
 from imagen_core import setting
+from imagen_core.validators import env_name, http_url, no_trailing_slash, not_negative, positive
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # OpenAI keys start with sk- (sk-proj-, sk-svcacct-, sk-admin-): pasting one where
 # the *name* of a variable belongs would otherwise reach an error message.
 _KEY_PREFIXES = ("sk-",)
@@ -33,46 +32,6 @@ def _model(_instance: object, attribute: attrs.Attribute[str], value: str) -> No
             f"{attribute.name} must be a model name such as gpt-image-1 or dall-e-3 (or the "
             f"name a compatible server gives its model), got {value!r}"
         )
-
-
-def _env_name(_instance: object, attribute: attrs.Attribute[str | None], value: str | None) -> None:
-    if value is None:
-        return
-    # Never echo the value: it may be the key itself, pasted in by mistake.
-    if value.startswith(_KEY_PREFIXES):
-        raise ValueError(
-            f"{attribute.name} looks like an API key: it must name the environment variable "
-            "that holds the key (e.g. OPENAI_API_KEY), never the key"
-        )
-    if not _ENV_NAME.fullmatch(value):
-        raise ValueError(
-            f"{attribute.name} must be an environment variable name such as OPENAI_API_KEY "
-            "(letters, digits and _), or null for a server that needs no key"
-        )
-
-
-def _base_url(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:
-    if not re.fullmatch(r"https?://[^/\s?#]+(/[^\s?#]*)?", value):
-        raise ValueError(
-            f"{attribute.name} must be an http(s) URL of the API root, with its /v1, such as "
-            f"{OPENAI_BASE_URL} or http://localhost:8080/v1, got {value!r}"
-        )
-
-
-def _no_trailing_slash(value: str) -> str:
-    return value.rstrip("/")
-
-
-def _positive(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"{attribute.name} must be more than 0, got {value}")
-
-
-def _price(
-    _instance: object, attribute: attrs.Attribute[float | None], value: float | None
-) -> None:
-    if value is not None and not value >= 0:
-        raise ValueError(f"{attribute.name} must be 0 or more, got {value}")
 
 
 def _count(_instance: object, attribute: attrs.Attribute[int | None], value: int | None) -> None:
@@ -131,14 +90,6 @@ def _request_fields(
             raise ValueError(f"{attribute.name}.{key} must name a body field, got {field!r}")
 
 
-def _copy(value: dict[str, Any]) -> dict[str, Any]:
-    return dict(value)
-
-
-def _copy_fields(value: dict[str, str]) -> dict[str, str]:
-    return dict(value)
-
-
 @attrs.frozen
 class OpenAIConfig:
     """An ``openai`` block. The key itself never appears here, only the name of the
@@ -151,13 +102,16 @@ class OpenAIConfig:
     )
     base_url: str = setting(
         OPENAI_BASE_URL,
-        converter=_no_trailing_slash,
-        validator=_base_url,
+        converter=no_trailing_slash,
+        validator=http_url(
+            what="an http(s) URL of the API root, with its /v1,",
+            such_as=f"{OPENAI_BASE_URL} or http://localhost:8080/v1",
+        ),
         help="API root with its /v1: OpenAI's, or LocalAI, LiteLLM, another imagen serve, ...",
     )
     api_key_env: str | None = setting(
         "OPENAI_API_KEY",
-        validator=_env_name,
+        validator=env_name(secret_prefixes=_KEY_PREFIXES, null="for a server that needs no key"),
         help="environment variable holding the API key (never the key); null: send no key",
     )
     quality: str | None = setting(
@@ -182,12 +136,12 @@ class OpenAIConfig:
     )
     extra_body: dict[str, Any] = setting(
         attrs.Factory(dict),
-        converter=_copy,
+        converter=dict,
         help="fields added to every request body as given (null removes one), e.g. {style: vivid}",
     )
     request_fields: dict[str, str] = setting(
         attrs.Factory(dict),
-        converter=_copy_fields,
+        converter=dict,
         validator=_request_fields,
         help="send the request's seed/steps/negative/cfg/strength as these fields (other servers)",
     )
@@ -198,11 +152,11 @@ class OpenAIConfig:
     )
     usd_per_image: float | None = setting(
         None,
-        validator=_price,
+        validator=not_negative,
         help="price of one image, for a model the price table lacks (a paid compatible server)",
     )
     timeout_s: float = setting(
-        300.0, validator=_positive, help="give up on an answer after this many seconds in all"
+        300.0, validator=positive, help="give up on an answer after this many seconds in all"
     )
 
     @property

@@ -8,6 +8,7 @@ import re
 import attrs
 
 from imagen_core.config import setting
+from imagen_core.validators import positive
 
 # Unquoted, lower case and short enough that "<schema>_jobs" (the NOTIFY channel)
 # is still a PostgreSQL identifier (63 bytes): the name goes into SQL text and
@@ -34,11 +35,6 @@ def _schema(_instance: object, attribute: attrs.Attribute[str], value: str) -> N
         )
 
 
-def _positive(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"{attribute.name} must be more than 0, got {value}")
-
-
 @attrs.frozen
 class PostgresQueueConfig:
     """Keys of ``queue: {type: postgres, ...}``; every key has a default."""
@@ -56,6 +52,6 @@ class PostgresQueueConfig:
     )
     connect_timeout_s: float = setting(
         10.0,
-        validator=_positive,
+        validator=positive,
         help="seconds to wait for a connection (libpq counts whole seconds, at least 2)",
     )

@@ -12,13 +12,13 @@ from typing import Any
 import attrs
 
 from imagen_core import setting
+from imagen_core.validators import env_name, http_url, listed, no_trailing_slash, positive
 
 # Replicate's official models are addressed as owner/name; any other model needs a
 # version, which the API only accepts as the full 64-hex id.
 _MODEL = re.compile(
     r"(?P<owner>[A-Za-z0-9][\w.-]*)/(?P<name>[\w.-]+)(?::(?P<version>[0-9a-f]{64}))?"
 )
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Replicate API tokens start with r8_; pasting one where the *name* of a variable
 # belongs would otherwise end up in an error message ("set r8_... in the environment").
 _TOKEN_PREFIXES = ("r8_",)
@@ -57,20 +57,6 @@ def _model(_instance: object, _attribute: attrs.Attribute[str], value: str) -> N
     parse_model(value)
 
 
-def _env_name(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:
-    # Never echo the value: it may be the token itself, pasted in by mistake.
-    if value.startswith(_TOKEN_PREFIXES):
-        raise ValueError(
-            f"{attribute.name} looks like an API token: it must name the environment "
-            "variable that holds the token (e.g. REPLICATE_API_TOKEN), never the token"
-        )
-    if not _ENV_NAME.fullmatch(value):
-        raise ValueError(
-            f"{attribute.name} must be an environment variable name such as "
-            "REPLICATE_API_TOKEN (letters, digits and _)"
-        )
-
-
 def _wait(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
     if not WAIT_MIN_S <= value <= WAIT_MAX_S:
         raise ValueError(
@@ -79,37 +65,10 @@ def _wait(_instance: object, attribute: attrs.Attribute[int], value: int) -> Non
         )
 
 
-def _positive(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not value > 0:
-        raise ValueError(f"{attribute.name} must be more than 0, got {value}")
-
-
-def _base_url(_instance: object, attribute: attrs.Attribute[str], value: str) -> None:
-    if not re.fullmatch(r"https?://[^/\s?#]+(/[^\s?#]*)?", value):
-        raise ValueError(
-            f"{attribute.name} must be an http(s) URL such as https://api.replicate.com, "
-            f"got {value!r}"
-        )
-
-
-def _no_trailing_slash(value: str) -> str:
-    return value.rstrip("/")
-
-
-def _family(_instance: object, attribute: attrs.Attribute[str | None], value: str | None) -> None:
-    if value is None:
-        return
+def _families() -> list[str]:
     from imagen_replicate.families import catalog
 
-    known = catalog()
-    if value not in known:
-        raise ValueError(
-            f"{attribute.name} {value!r} is not a known model family; known: {', '.join(known)}"
-        )
-
-
-def _copy(value: dict[str, Any]) -> dict[str, Any]:
-    return dict(value)
+    return list(catalog())
 
 
 @attrs.frozen
@@ -124,29 +83,29 @@ class ReplicateConfig:
     )
     api_token_env: str = setting(
         "REPLICATE_API_TOKEN",
-        validator=_env_name,
+        validator=env_name(secret="API token", secret_prefixes=_TOKEN_PREFIXES),
         help="environment variable holding the Replicate API token (never the token itself)",
     )
     input: dict[str, Any] = setting(
         attrs.Factory(dict),
-        converter=_copy,
+        converter=dict,
         help="extra model inputs sent as given, e.g. {output_format: png, go_fast: false}",
     )
     timeout_s: float = setting(
-        300.0, validator=_positive, help="cancel the prediction after this many seconds"
+        300.0, validator=positive, help="cancel the prediction after this many seconds"
     )
     wait_s: int = setting(
         60, validator=_wait, help="sync mode: how long Replicate holds the create call (1-60 s)"
     )
     family: str | None = setting(
         None,
-        validator=_family,
+        validator=listed(_families, "model family"),
         help="input mapping to use (flux-schnell, sd35, ...); default: looked up from the model",
     )
     base_url: str = setting(
         "https://api.replicate.com",
-        converter=_no_trailing_slash,
-        validator=_base_url,
+        converter=no_trailing_slash,
+        validator=http_url(),
         help="API root (a proxy, or a fake server in tests)",
     )
 

@@ -8,14 +8,13 @@ lists gets only ``prompt`` and ``seed``; the block's ``input`` adds the rest.
 from __future__ import annotations
 
 import functools
-import json
 import math
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from imagen_core.models import Capabilities
+from imagen_core.package_data import build_entries, read_json
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -266,19 +265,12 @@ def family_for(model_slug: str, override: str | None = None) -> Family:
 @functools.cache
 def catalog() -> dict[str, Family]:
     """Every family in the shipped families.json, by name."""
-    text = resources.files("imagen_replicate").joinpath("families.json").read_text("utf-8")
-    return parse(json.loads(text))
+    return parse(read_json("imagen_replicate", "families.json"))
 
 
 def parse(data: dict[str, Any]) -> dict[str, Family]:
     """Families from the JSON document; a malformed entry raises ValueError naming it."""
-    families = {}
-    for name, entry in data["families"].items():
-        try:
-            families[name] = _family(name, entry)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"families.json: family {name!r} is malformed: {exc!r}") from None
-    return families
+    return build_entries(data["families"], _family, what="families.json: family")
 
 
 def _family(name: str, entry: dict[str, Any]) -> Family:

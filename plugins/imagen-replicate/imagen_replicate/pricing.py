@@ -9,11 +9,11 @@ page to check it against; docs/backends.md says how to refresh it.
 from __future__ import annotations
 
 import functools
-import json
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import attrs
+
+from imagen_core.package_data import build_entries, check_price, read_json
 
 if TYPE_CHECKING:
     from imagen_replicate.config import ModelRef
@@ -61,29 +61,22 @@ class PriceTable:
 @functools.cache
 def table() -> PriceTable:
     """The shipped pricing.json."""
-    text = resources.files("imagen_replicate").joinpath("pricing.json").read_text("utf-8")
-    return parse(json.loads(text))
+    return parse(read_json("imagen_replicate", "pricing.json"))
 
 
 def parse(data: dict[str, Any]) -> PriceTable:
     """A PriceTable from the JSON document; a malformed entry raises ValueError."""
-    prices = {}
-    for model, entry in data["models"].items():
-        per_image, per_second = entry.get("usd_per_image"), entry.get("usd_per_second")
-        if (per_image is None) == (per_second is None):
-            raise ValueError(
-                f"pricing.json: {model} needs exactly one of usd_per_image, usd_per_second"
-            )
-        for value in (per_image, per_second):
-            if value is not None and (not isinstance(value, (int, float)) or value < 0):
-                raise ValueError(f"pricing.json: {model} has a bad price {value!r}")
-        if not entry.get("date") or not entry.get("source"):
-            raise ValueError(f"pricing.json: {model} needs a date and a source")
-        prices[model] = Price(
-            model=model,
-            date=str(entry["date"]),
-            source=str(entry["source"]),
-            usd_per_image=None if per_image is None else float(per_image),
-            usd_per_second=None if per_second is None else float(per_second),
-        )
+    prices = build_entries(data["models"], _price, what="pricing.json: the price of")
     return PriceTable(taken=str(data.get("taken", "")), prices=prices)
+
+
+def _price(model: str, entry: dict[str, Any]) -> Price:
+    check_price(entry, ("usd_per_image", "usd_per_second"))
+    per_image, per_second = entry.get("usd_per_image"), entry.get("usd_per_second")
+    return Price(
+        model=model,
+        date=str(entry["date"]),
+        source=str(entry["source"]),
+        usd_per_image=None if per_image is None else float(per_image),
+        usd_per_second=None if per_second is None else float(per_second),
+    )

@@ -9,6 +9,7 @@ import uuid
 import attrs
 
 from imagen_core.config import setting
+from imagen_core.validators import positive
 
 # The environment variables of the credentials (read by imagen_supabase.credentials),
 # here so that the sink can see nothing is set without importing that module.
@@ -73,11 +74,6 @@ def _bucket(_instance: object, attribute: attrs.Attribute[str], value: str) -> N
         )
 
 
-def _positive(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if value <= 0:
-        raise ValueError(f"{attribute.name} must be more than 0, got {value}")
-
-
 def _retries(_instance: object, attribute: attrs.Attribute[int], value: int) -> None:
     if not 0 <= value <= 10:
         raise ValueError(f"{attribute.name} must be between 0 and 10, got {value}")
@@ -107,7 +103,7 @@ class SupabaseConfig:
     )
     timeout_s: float = setting(
         30.0,
-        validator=_positive,
+        validator=positive,
         help="seconds to wait for an answer to each request (to connect: at most 5)",
     )
     retries: int = setting(

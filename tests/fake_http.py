@@ -68,6 +68,12 @@ class FakeHTTPServer:
         self._server.shutdown()
         self._server.server_close()
 
+    def __enter__(self):  # -> the subclass, started
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
     def handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:
         raise NotImplementedError
 
@@ -145,6 +151,22 @@ class FakeTime:
 
     def clock(self) -> float:
         return self.now
+
+
+def fake_pacing(monkeypatch: Any, module: Any) -> FakeTime:
+    """Put a FakeTime behind ``module.DEFAULT_PACING`` (a backend's Pacing, kept
+    of its own class with its own numbers): its ``sleep``, ``clock`` and, where
+    the Pacing waits for answers, ``wait``. Retries and timeouts then run
+    without waiting."""
+    import attrs
+
+    clock = FakeTime()
+    pacing = module.DEFAULT_PACING
+    changes: dict[str, Any] = {"sleep": clock.sleep, "clock": clock.clock}
+    if hasattr(pacing, "wait"):
+        changes["wait"] = clock.wait
+    monkeypatch.setattr(module, "DEFAULT_PACING", attrs.evolve(pacing, **changes))
+    return clock
 
 
 class Steps:

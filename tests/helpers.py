@@ -7,10 +7,19 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
 
 from imagen_core.plugins import ImagenPluginManager
+
+if TYPE_CHECKING:
+    from imagen_core import Session
+    from imagen_core.queue import Job
 
 
 @contextlib.contextmanager
@@ -23,11 +32,81 @@ def registered(manager: ImagenPluginManager, plugin: object, name: str) -> Itera
         manager.unregister(name=name)
 
 
+@contextlib.contextmanager
+def registered_afresh(
+    manager: ImagenPluginManager, monkeypatch: pytest.MonkeyPatch, plugin: object, name: str
+) -> Iterator[None]:
+    """``registered``, with the warnings said once per process forgotten
+    (``warn(..., once=KEY)``), so each test of a plugin sees its own."""
+    import imagen_core.notices
+
+    monkeypatch.setattr(imagen_core.notices, "_said", set())
+    with registered(manager, plugin, name):
+        yield
+
+
 def write_config(home: Path, text: str) -> Path:
     path = home / ".config" / "imagen.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
+
+
+def write_backend(
+    home: Path, instance: str, backend_type: str, settings: dict[str, str], extra: str = ""
+) -> Path:
+    """imagen.yaml with one backend ``instance`` (the default) of ``backend_type``:
+    its ``settings`` (values as YAML text), then the lines of ``extra``."""
+    lines = [f"{key}: {value}" for key, value in settings.items()]
+    lines += [line for line in extra.splitlines() if line]
+    block = "".join(f"    {line}\n" for line in lines)
+    return write_config(
+        home,
+        f"default_backend: {instance}\nbackends:\n  {instance}:\n    type: {backend_type}\n{block}",
+    )
+
+
+def structure_block(
+    manager: ImagenPluginManager, home: Path, backend_type: str, block: str, instance: str = "b"
+) -> Any:
+    """The settings a backend block (its indented lines) is structured into, as
+    imagen.yaml gives it; a ConfigError as `imagen` would report it."""
+    from imagen_core import load
+    from imagen_core.registry import collect
+
+    path = write_config(home, f"backends:\n  {instance}:\n    type: {backend_type}\n{block}")
+    return load(collect(manager), path).backends[instance].settings
+
+
+def block_problem(
+    manager: ImagenPluginManager, home: Path, backend_type: str, block: str, instance: str = "b"
+) -> str:
+    """The one problem imagen reports for a backend block (its indented lines),
+    after checking it says where in imagen.yaml (file:line:col)."""
+    from imagen_core import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        structure_block(manager, home, backend_type, block, instance)
+    (problem,) = info.value.problems
+    assert "imagen.yaml:" in problem, problem
+    return problem
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """``imagen ARGS`` in this process: its exit code, stdout and stderr."""
+    from imagen_core.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return int(info.value.code or 0), out, err
+
+
+def one_line(err: str) -> str:
+    """``err`` after checking it is one line, as every error of imagen is."""
+    assert err.endswith("\n") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    return err
 
 
 def make_dist(site: Path, dist: str, module: str, source: str, version: str = "1.2.3") -> None:
@@ -107,3 +186,37 @@ def without_provenance(data: bytes) -> bytes:
             if marker == jpeg.APP1 and payload.startswith(jpeg.EXIF_HEADER):
                 return data[:start] + data[end:]
     return data
+
+
+def until(condition: Callable[[], object], what: str, bound_s: float = 10.0) -> None:
+    """Wait for ``condition()`` to hold, failing with ``what`` after a generous bound."""
+    deadline = time.monotonic() + bound_s
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
+def cancel_while_running(
+    session: Session, backend: str, started: Callable[[], object], what: str
+) -> tuple[Job, list[str]]:
+    """Submit a job for ``backend``, run a worker on it in a thread, cancel the job
+    once ``started()`` says its remote work has begun (``what`` if it never does),
+    and wait for the worker to stop: the job as the queue has it then, and the
+    worker's log lines."""
+    from imagen_core import Request
+    from imagen_core.worker import Worker, WorkerOptions
+
+    queue = session.queue()
+    job = queue.submit(Request("a cat", seed=1), backend=backend)
+    lines: list[str] = []
+    options = WorkerOptions(once=True, idle_wait_s=0.02, lease_s=0.3)
+    worker = Worker(session, queue, options, log=lines.append)
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    until(started, what)
+    queue.cancel(job.id)
+    thread.join(timeout=20)
+    assert not thread.is_alive(), "the worker did not stop"
+    final = queue.get(job.id)
+    assert final is not None
+    return final, lines

@@ -11,42 +11,33 @@ from typing import Any
 import pytest
 from PIL import Image
 
-import imagen_core.notices
 import imagen_fal
 import imagen_fal.backend
 from imagen_core import ImageInput
 from imagen_core.plugins import ImagenPluginManager
-from imagen_core.remote import Pacing
 from imagen_fal.backend import FalBackend
 from imagen_fal.config import FalConfig
-from tests.fake_http import FakeTime, Steps
+from tests.fake_http import FakeTime, Steps, fake_pacing
 from tests.fal.fake_fal import FakeFal
-from tests.helpers import registered, write_config
+from tests.helpers import registered_afresh, write_backend
 
 __all__ = ["FakeTime", "Steps", "image", "png"]
 
 
 @pytest.fixture
 def fake() -> Iterator[FakeFal]:
-    server = FakeFal().start()
-    yield server
-    server.stop()
+    with FakeFal() as server:
+        yield server
 
 
 @pytest.fixture
 def fake_time(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
-    clock = FakeTime()
-    monkeypatch.setattr(
-        imagen_fal.backend, "DEFAULT_PACING", Pacing(sleep=clock.sleep, clock=clock.clock)
-    )
-    return clock
+    return fake_pacing(monkeypatch, imagen_fal.backend)
 
 
 @pytest.fixture(autouse=True)
 def fal_plugin(pm: ImagenPluginManager, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    # warn(..., once=KEY) remembers keys for the process: each test starts afresh.
-    monkeypatch.setattr(imagen_core.notices, "_said", set())
-    with registered(pm, imagen_fal, "fal"):
+    with registered_afresh(pm, monkeypatch, imagen_fal, "fal"):
         yield
 
 
@@ -61,17 +52,8 @@ def configure(isolated_env: Path, fake: FakeFal) -> Callable[..., Path]:
     """Write imagen.yaml with one fal instance ``fal1`` pointing at the fake."""
 
     def write(model: str = "fal-ai/flux/schnell", extra: str = "", base_url: str = "") -> Path:
-        text = (
-            "default_backend: fal1\n"
-            "backends:\n"
-            "  fal1:\n"
-            "    type: fal\n"
-            f"    model: {model}\n"
-            f"    base_url: {base_url or fake.url}\n"
-            f"    storage_url: {fake.url}\n"
-        )
-        text += "".join(f"    {line}\n" for line in extra.splitlines() if line)
-        return write_config(isolated_env, text)
+        settings = {"model": model, "base_url": base_url or fake.url, "storage_url": fake.url}
+        return write_backend(isolated_env, "fal1", "fal", settings, extra)
 
     return write
 

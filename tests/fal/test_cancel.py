@@ -4,7 +4,6 @@ unpaid-for; a request that already completed is not canceled."""
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
@@ -12,10 +11,10 @@ import requests
 
 from imagen_core import BackendError, Request, Session
 from imagen_core.cli import main
-from imagen_core.worker import Worker, WorkerOptions
 from imagen_fal.client import FalClient
 from tests.fal.conftest import Steps
 from tests.fal.fake_fal import Reply
+from tests.helpers import cancel_while_running
 
 
 def ctrl_c_at(fake_time, sleep_number: int) -> None:
@@ -155,26 +154,12 @@ def test_a_canceled_worker_job_cancels_its_request(fake, fake_time, key, configu
     configure(extra="timeout_s: 100000")
     fake.never_finish = True  # it would never finish on its own
     fake_time.on_sleep = lambda _n: time.sleep(0.005)  # polls at a real pace
-    session = Session()
-    queue = session.queue()
-    job = queue.submit(Request("a cat", seed=1), backend="fal1")
-    lines: list[str] = []
-    worker = Worker(
-        session, queue, WorkerOptions(once=True, idle_wait_s=0.02, lease_s=0.3), log=lines.append
+    job, lines = cancel_while_running(
+        Session(), "fal1", lambda: fake.polls, "no request was submitted"
     )
-    thread = threading.Thread(target=worker.run)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not fake.polls:
-        assert time.monotonic() < deadline, "no request was submitted"
-        time.sleep(0.02)
-
-    queue.cancel(job.id)
-    thread.join(timeout=20)
-    assert not thread.is_alive()
     queued = fake.only()
     assert [c.path for c in fake.cancels] == [f"/fal-ai/flux/requests/{queued.id}/cancel"]
     assert queued.canceled
-    assert queue.get(job.id).status == "canceled"
+    assert job.status == "canceled"
     assert len(lines) == 1 and " canceled " in lines[0]
     assert not list((output_dir / "jobs").glob("*"))

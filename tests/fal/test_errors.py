@@ -10,18 +10,15 @@ import pytest
 import requests
 
 from imagen_core import BackendError, BackendUnavailable, Request
-from imagen_core.cli import main
 from imagen_core.errors import is_transient, is_unavailable
 from tests.fal.conftest import Steps, image
 from tests.fal.fake_fal import Reply
+from tests.helpers import one_line, run_cli
 
 
 def _cli_error(capsys, *args: str) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as info:
-        main(["generate", *args])
-    _, err = capsys.readouterr()
-    assert err.count("\n") == 1, err
-    return int(info.value.code), err.strip()
+    code, _, err = run_cli(capsys, "generate", *args)
+    return code, one_line(err).strip()
 
 
 def test_a_wrong_key_is_named_by_its_variable(capsys, fake, key, configure, monkeypatch):

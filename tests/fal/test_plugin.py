@@ -1,56 +1,15 @@
 """imagen-fal as a distribution: its entry point, a cheap import, and a wheel
-that carries the data files."""
+that carries the data files (tests/distribution_checks.py)."""
 
 from __future__ import annotations
 
-import zipfile
-from importlib.metadata import distribution
-from pathlib import Path
-
-import pytest
-
-from tests.helpers import build_wheels, cli_imports
-
-ROOT = Path(__file__).resolve().parents[2]
-PROJECT = ROOT / "plugins" / "imagen-fal"
+from tests.distribution_checks import DistributionChecks
 
 
-def imported(*args: str) -> set[str]:
-    return cli_imports(*args, plugins="imagen-fal")[0]
-
-
-def test_the_entry_point_is_registered():
-    dist = distribution("imagen-fal")
-    (entry,) = [e for e in dist.entry_points if e.group == "imagen"]
-    assert (entry.name, entry.value) == ("fal", "imagen_fal")
-    assert dist.version == "0.1.0"
-    assert set(dist.requires or []) >= {"imagen-core==0.1.0", "requests>=2.31"}
-
-
-def test_help_imports_the_plugin_but_not_requests():
-    modules = imported("--help")
-    assert "imagen_fal" in modules
-    assert not modules & {"requests", "urllib3", "attrs"}
-
-
-def test_listing_backends_registers_the_type_without_requests():
-    # Registration builds the config class (attrs) but never the HTTP client.
-    modules = imported("backends")
-    assert "imagen_fal" in modules and "requests" not in modules
-
-
-@pytest.mark.slow
-def test_the_wheel_carries_the_data_files(tmp_path):
-    build_wheels(tmp_path, PROJECT)
-    (wheel,) = tmp_path.glob("imagen_fal-0.1.0-*.whl")
-    with zipfile.ZipFile(wheel) as archive:
-        names = set(archive.namelist())
-        entry_points = next(n for n in names if n.endswith("entry_points.txt"))
-        assert "[imagen]\nfal = imagen_fal" in archive.read(entry_points).decode()
-    assert {
-        "imagen_fal/families.json",
-        "imagen_fal/pricing.json",
-        "imagen_fal/py.typed",
-        "imagen_fal/backend.py",
-    } <= names
-    assert not [n for n in names if n.startswith("tests/")]
+class TestDistribution(DistributionChecks):
+    distribution = "imagen-fal"
+    entry_point = "fal"
+    data_files = (
+        "families.json",
+        "pricing.json",
+    )

@@ -10,41 +10,30 @@ from typing import Any
 
 import pytest
 
-import imagen_core.notices
 import imagen_openai
 import imagen_openai.backend
 from imagen_core.plugins import ImagenPluginManager
 from imagen_openai.backend import OpenAIBackend
 from imagen_openai.config import OpenAIConfig
-from imagen_openai.pacing import Pacing
-from tests.fake_http import FakeTime
-from tests.helpers import registered, write_config
+from tests.fake_http import FakeTime, fake_pacing
+from tests.helpers import registered_afresh, write_backend
 from tests.openai.fake_openai import FakeOpenAI
 
 
 @pytest.fixture
 def fake() -> Iterator[FakeOpenAI]:
-    server = FakeOpenAI().start()
-    yield server
-    server.stop()
+    with FakeOpenAI() as server:
+        yield server
 
 
 @pytest.fixture
 def fake_time(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
-    clock = FakeTime()
-    monkeypatch.setattr(
-        imagen_openai.backend,
-        "DEFAULT_PACING",
-        Pacing(sleep=clock.sleep, clock=clock.clock, wait=clock.wait),
-    )
-    return clock
+    return fake_pacing(monkeypatch, imagen_openai.backend)
 
 
 @pytest.fixture(autouse=True)
 def openai_plugin(pm: ImagenPluginManager, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    # warn(..., once=KEY) remembers keys for the process: each test starts afresh.
-    monkeypatch.setattr(imagen_core.notices, "_said", set())
-    with registered(pm, imagen_openai, "openai"):
+    with registered_afresh(pm, monkeypatch, imagen_openai, "openai"):
         yield
 
 
@@ -60,16 +49,8 @@ def configure(isolated_env: Path, fake: FakeOpenAI) -> Callable[..., Path]:
     """Write imagen.yaml with one openai instance ``oa`` pointing at the fake."""
 
     def write(model: str = "gpt-image-1", extra: str = "", base_url: str = "") -> Path:
-        text = (
-            "default_backend: oa\n"
-            "backends:\n"
-            "  oa:\n"
-            "    type: openai\n"
-            f"    model: {model}\n"
-            f"    base_url: {base_url or fake.base_url}\n"
-        )
-        text += "".join(f"    {line}\n" for line in extra.splitlines() if line)
-        return write_config(isolated_env, text)
+        settings = {"model": model, "base_url": base_url or fake.base_url}
+        return write_backend(isolated_env, "oa", "openai", settings, extra)
 
     return write
 

@@ -5,15 +5,12 @@ what it could not undo."""
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
 
 from imagen_core import BackendError, Request, Session
 from imagen_core.cli import main
-from imagen_core.worker import Worker, WorkerOptions
 from tests.fake_http import Steps
+from tests.helpers import cancel_while_running, until
 
 
 def ctrl_c_at_wait(fake_time, number: int) -> None:
@@ -22,13 +19,6 @@ def ctrl_c_at_wait(fake_time, number: int) -> None:
             raise KeyboardInterrupt
 
     fake_time.on_wait = press
-
-
-def until(condition, what: str, bound_s: float = 10.0) -> None:
-    deadline = time.monotonic() + bound_s
-    while not condition():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.01)
 
 
 def test_ctrl_c_while_waiting_hangs_up_and_propagates(fake, fake_time, make_backend, capsys):
@@ -100,22 +90,11 @@ def test_a_job_canceled_while_its_image_is_made_hangs_up(
 ):
     configure(extra="timeout_s: 100000")
     fake.hold()
-    session = Session()
-    queue = session.queue()
-    job = queue.submit(Request("a cat", seed=1), backend="oa")
-    lines: list[str] = []
-    worker = Worker(
-        session, queue, WorkerOptions(once=True, idle_wait_s=0.02, lease_s=0.3), log=lines.append
+    job, lines = cancel_while_running(
+        Session(), "oa", fake.holding.is_set, "no generation reached the server"
     )
-    thread = threading.Thread(target=worker.run)
-    thread.start()
-    until(fake.holding.is_set, "no generation reached the server")
-
-    queue.cancel(job.id)
-    thread.join(timeout=20)
-    assert not thread.is_alive()
     until(lambda: fake.hangups == 1, "the server never saw the client hang up")
-    assert queue.get(job.id).status == "canceled"
+    assert job.status == "canceled"
     assert len(lines) == 1 and " canceled " in lines[0]
     assert not list((output_dir / "jobs").glob("*"))
 

@@ -5,24 +5,17 @@ from __future__ import annotations
 
 import pytest
 
-from imagen_core import ConfigError, load
-from imagen_core.cli import main
-from imagen_core.registry import collect
 from imagen_openai.backend import OpenAIBackend
 from imagen_openai.config import OpenAIConfig
-from tests.helpers import write_config
-
-
-def cli(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
+from tests.helpers import block_problem, run_cli, structure_block
 
 
 def structure(pm, isolated_env, block: str):
-    path = write_config(isolated_env, "backends:\n  oa:\n    type: openai\n" + block)
-    return load(collect(pm), path).backends["oa"].settings
+    return structure_block(pm, isolated_env, "openai", block, "oa")
+
+
+def problem(pm, isolated_env, block: str) -> str:
+    return block_problem(pm, isolated_env, "openai", block, "oa")
 
 
 def test_defaults():
@@ -97,12 +90,8 @@ def test_a_full_block_is_structured(pm, isolated_env):
     ],
 )
 def test_bad_values_are_reported_with_the_key_and_line(pm, isolated_env, block, message):
-    with pytest.raises(ConfigError) as info:
-        structure(pm, isolated_env, f"    {block}\n")
-    (problem,) = info.value.problems
-    assert message in problem
-    assert "imagen.yaml:" in problem  # file:line:col
-    assert "sk-proj-abc123" not in problem
+    said = problem(pm, isolated_env, f"    {block}\n")
+    assert message in said and "sk-proj-abc123" not in said
 
 
 def test_the_key_is_in_no_repr(monkeypatch):
@@ -112,7 +101,7 @@ def test_the_key_is_in_no_repr(monkeypatch):
 
 
 def test_config_init_shows_the_examples_and_passes_validate(capsys, tmp_path):
-    code, sample, _ = cli(capsys, "config", "init")
+    code, sample, _ = run_cli(capsys, "config", "init")
     assert code == 0
     assert "  # type 'openai', from " in sample
     assert (
@@ -126,9 +115,9 @@ def test_config_init_shows_the_examples_and_passes_validate(capsys, tmp_path):
     assert "pip install imagen-openai" not in sample  # installed: no suggestion
     path = tmp_path / "sample.yaml"
     path.write_text(sample)
-    code, out, err = cli(capsys, "config", "validate", "--config", str(path))
+    code, out, err = run_cli(capsys, "config", "validate", "--config", str(path))
     assert (code, err) == (0, "") and out.strip().endswith(": ok")
-    code, out, _ = cli(capsys, "backends", "--config", str(path))
+    code, out, _ = run_cli(capsys, "backends", "--config", str(path))
     assert code == 0
     assert "gpt-image" in out and "dall-e-3" in out and "imagen-on-gpu-box" in out
 
@@ -136,7 +125,7 @@ def test_config_init_shows_the_examples_and_passes_validate(capsys, tmp_path):
 def test_config_init_suggests_the_plugin_when_it_is_missing(capsys, pm):
     pm.unregister(name="openai")
     try:
-        code, sample, _ = cli(capsys, "config", "init")
+        code, sample, _ = run_cli(capsys, "config", "init")
     finally:
         import imagen_openai
 
@@ -149,7 +138,7 @@ def test_config_init_suggests_the_plugin_when_it_is_missing(capsys, pm):
 
 
 def test_backends_lists_the_type(capsys):
-    code, out, _ = cli(capsys, "backends")
+    code, out, _ = run_cli(capsys, "backends")
     assert code == 0
     lines = out.splitlines()
     assert any(line.split()[:2] == ["openai", "openai"] for line in lines)  # by name

@@ -9,16 +9,9 @@ import socket
 import pytest
 
 from imagen_core import BackendError, Request
-from imagen_core.cli import main
 from tests.fake_http import Steps
+from tests.helpers import one_line, run_cli
 from tests.openai.fake_openai import Reply, error
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(["generate", *args])
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
 
 
 @pytest.fixture
@@ -27,16 +20,10 @@ def cli(capsys, fake, fake_time, configure, output_dir):
 
     def go(*args: str, extra: str = "", model: str = "gpt-image-1", prompt: str = "a cat"):
         configure(model=model, extra=extra)
-        return run(capsys, prompt, "--backend", "oa", *args)
+        return run_cli(capsys, "generate", prompt, "--backend", "oa", *args)
 
     go.output_dir = output_dir
     return go
-
-
-def one_line(err: str) -> str:
-    assert err.endswith("\n") and err.count("\n") == 1, err
-    assert "Traceback" not in err
-    return err
 
 
 def no_image(output_dir) -> bool:
@@ -156,7 +143,7 @@ def test_unknown_model(cli, fake, key):
 
 def test_base_url_without_v1(cli, fake, key, configure, capsys):
     configure(base_url=fake.url)
-    code, _, err = run(capsys, "a cat", "--backend", "oa")
+    code, _, err = run_cli(capsys, "generate", "a cat", "--backend", "oa")
     assert code == 1
     assert one_line(err) == (
         f"imagen: the server at http://127.0.0.1:{fake.port} has no {fake.url}/images/"
@@ -236,7 +223,7 @@ def test_unreachable_server_is_retried_then_named(capsys, fake_time, configure, 
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     configure(base_url=f"http://127.0.0.1:{port}/v1")
-    code, _, err = run(capsys, "a cat", "--backend", "oa")
+    code, _, err = run_cli(capsys, "generate", "a cat", "--backend", "oa")
     assert code == 1
     assert one_line(err) == (
         f"imagen: the server at http://127.0.0.1:{port} is not reachable while making the image "

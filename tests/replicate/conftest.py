@@ -9,15 +9,13 @@ from typing import Any
 
 import pytest
 
-import imagen_core.notices
 import imagen_replicate
 import imagen_replicate.backend
 from imagen_core.plugins import ImagenPluginManager
 from imagen_replicate.backend import ReplicateBackend
 from imagen_replicate.config import ReplicateConfig
-from imagen_replicate.pacing import Pacing
-from tests.fake_http import FakeTime, Steps
-from tests.helpers import registered, write_config
+from tests.fake_http import FakeTime, Steps, fake_pacing
+from tests.helpers import registered_afresh, write_backend
 
 __all__ = ["FakeTime", "Steps"]
 from tests.replicate.fake_replicate import FakeReplicate
@@ -25,25 +23,18 @@ from tests.replicate.fake_replicate import FakeReplicate
 
 @pytest.fixture
 def fake() -> Iterator[FakeReplicate]:
-    server = FakeReplicate().start()
-    yield server
-    server.stop()
+    with FakeReplicate() as server:
+        yield server
 
 
 @pytest.fixture
 def fake_time(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
-    clock = FakeTime()
-    monkeypatch.setattr(
-        imagen_replicate.backend, "DEFAULT_PACING", Pacing(sleep=clock.sleep, clock=clock.clock)
-    )
-    return clock
+    return fake_pacing(monkeypatch, imagen_replicate.backend)
 
 
 @pytest.fixture(autouse=True)
 def replicate_plugin(pm: ImagenPluginManager, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    # warn(..., once=KEY) remembers keys for the process: each test starts afresh.
-    monkeypatch.setattr(imagen_core.notices, "_said", set())
-    with registered(pm, imagen_replicate, "replicate"):
+    with registered_afresh(pm, monkeypatch, imagen_replicate, "replicate"):
         yield
 
 
@@ -60,16 +51,8 @@ def configure(isolated_env: Path, fake: FakeReplicate) -> Callable[..., Path]:
     def write(
         model: str = "black-forest-labs/flux-schnell", extra: str = "", base_url: str = ""
     ) -> Path:
-        text = (
-            "default_backend: rep\n"
-            "backends:\n"
-            "  rep:\n"
-            "    type: replicate\n"
-            f"    model: {model}\n"
-            f"    base_url: {base_url or fake.url}\n"
-        )
-        text += "".join(f"    {line}\n" for line in extra.splitlines() if line)
-        return write_config(isolated_env, text)
+        settings = {"model": model, "base_url": base_url or fake.url}
+        return write_backend(isolated_env, "rep", "replicate", settings, extra)
 
     return write
 

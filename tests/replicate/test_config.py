@@ -5,23 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from imagen_core import ConfigError, load
-from imagen_core.cli import main
-from imagen_core.registry import collect
 from imagen_replicate.config import ReplicateConfig, parse_model
-from tests.helpers import write_config
-
-
-def cli(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
+from tests.helpers import block_problem, run_cli, structure_block
 
 
 def structure(pm, isolated_env, block: str):
-    path = write_config(isolated_env, "backends:\n  rep:\n    type: replicate\n" + block)
-    return load(collect(pm), path).backends["rep"].settings
+    return structure_block(pm, isolated_env, "replicate", block, "rep")
+
+
+def problem(pm, isolated_env, block: str) -> str:
+    return block_problem(pm, isolated_env, "replicate", block, "rep")
 
 
 def test_defaults():
@@ -74,11 +67,7 @@ def test_a_full_block_is_structured(pm, isolated_env):
     ],
 )
 def test_bad_values_are_reported_with_the_key_and_line(pm, isolated_env, block, message):
-    with pytest.raises(ConfigError) as info:
-        structure(pm, isolated_env, f"    {block}\n")
-    (problem,) = info.value.problems
-    assert message in problem
-    assert "imagen.yaml:" in problem  # file:line:col
+    assert message in problem(pm, isolated_env, f"    {block}\n")
 
 
 def test_parse_model():
@@ -93,7 +82,7 @@ def test_parse_model():
 
 
 def test_config_init_shows_the_examples_and_passes_validate(capsys, tmp_path):
-    code, sample, _ = cli(capsys, "config", "init")
+    code, sample, _ = run_cli(capsys, "config", "init")
     assert code == 0
     assert "  # type 'replicate', from " in sample
     assert (
@@ -108,15 +97,15 @@ def test_config_init_shows_the_examples_and_passes_validate(capsys, tmp_path):
     assert "pip install imagen-replicate" not in sample  # installed: no suggestion
     path = tmp_path / "sample.yaml"
     path.write_text(sample)
-    code, out, err = cli(capsys, "config", "validate", "--config", str(path))
+    code, out, err = run_cli(capsys, "config", "validate", "--config", str(path))
     assert (code, err) == (0, "") and out.strip().endswith(": ok")
-    code, out, _ = cli(capsys, "backends", "--config", str(path))
+    code, out, _ = run_cli(capsys, "backends", "--config", str(path))
     assert code == 0
     assert "flux-schnell-replicate" in out and "flux-dev-replicate" in out
 
 
 def test_backends_lists_the_type(capsys):
-    code, out, _ = cli(capsys, "backends")
+    code, out, _ = run_cli(capsys, "backends")
     assert code == 0
     lines = out.splitlines()
     assert any(line.split()[:2] == ["replicate", "replicate"] for line in lines)  # by name

@@ -8,16 +8,9 @@ import socket
 import pytest
 
 from imagen_core import BackendError, Request, UsageError
-from imagen_core.cli import main
+from tests.helpers import one_line, run_cli
 from tests.replicate.conftest import Steps
 from tests.replicate.fake_replicate import COMMUNITY_VERSION, Reply
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(["generate", *args])
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
 
 
 @pytest.fixture
@@ -26,16 +19,10 @@ def cli(capsys, fake, fake_time, configure, output_dir):
 
     def go(*args: str, extra: str = "", model: str = "black-forest-labs/flux-schnell"):
         configure(model=model, extra=extra)
-        return run(capsys, "a cat", "--backend", "rep", *args)
+        return run_cli(capsys, "generate", "a cat", "--backend", "rep", *args)
 
     go.output_dir = output_dir
     return go
-
-
-def one_line(err: str) -> str:
-    assert err.endswith("\n") and err.count("\n") == 1, err
-    assert "Traceback" not in err
-    return err
 
 
 def no_image(output_dir) -> bool:
@@ -207,7 +194,7 @@ def test_unreachable_api(capsys, fake_time, configure, token):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     configure(base_url=f"http://127.0.0.1:{port}")
-    code, _, err = run(capsys, "a cat", "--backend", "rep")
+    code, _, err = run_cli(capsys, "generate", "a cat", "--backend", "rep")
     assert code == 1
     assert one_line(err) == (
         f"imagen: Replicate at http://127.0.0.1:{port} is not reachable while creating a "

@@ -3,11 +3,10 @@ runs has the prediction canceled on Replicate, so nobody pays for it."""
 
 from __future__ import annotations
 
-import threading
 import time
 
-from imagen_core import Request, Session
-from imagen_core.worker import Worker, WorkerOptions
+from imagen_core import Session
+from tests.helpers import cancel_while_running
 
 
 def test_a_job_canceled_while_it_runs_cancels_its_prediction(
@@ -17,26 +16,12 @@ def test_a_job_canceled_while_it_runs_cancels_its_prediction(
     fake.sync = "starting"
     fake.polls_to_finish = 10**9  # it would never finish on its own
     fake_time.on_sleep = lambda _n: time.sleep(0.005)  # polls at a real pace
-    session = Session()
-    queue = session.queue()
-    job = queue.submit(Request("a cat", seed=1), backend="rep")
-    lines: list[str] = []
-    worker = Worker(
-        session, queue, WorkerOptions(once=True, idle_wait_s=0.02, lease_s=0.3), log=lines.append
+    job, lines = cancel_while_running(
+        Session(), "rep", lambda: fake.predictions, "no prediction was created"
     )
-    thread = threading.Thread(target=worker.run)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not fake.predictions:
-        assert time.monotonic() < deadline, "no prediction was created"
-        time.sleep(0.02)
-
-    queue.cancel(job.id)
-    thread.join(timeout=20)
-    assert not thread.is_alive()
     (pid,) = fake.predictions
     assert [c.path for c in fake.cancels] == [f"/v1/predictions/{pid}/cancel"]
     assert fake.predictions[pid].data["status"] == "canceled"
-    assert queue.get(job.id).status == "canceled"
+    assert job.status == "canceled"
     assert len(lines) == 1 and " canceled " in lines[0]
     assert not list((output_dir / "jobs").glob("*"))

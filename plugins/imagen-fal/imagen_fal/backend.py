@@ -17,10 +17,10 @@ from imagen_core import (
     Estimate,
     Result,
     Unsupported,
-    UsageError,
     require_env,
     warn,
 )
+from imagen_core.family_mapping import check_cfg, warn_mapping
 from imagen_core.remote import (
     Pacing,
     decode_data_url,
@@ -92,7 +92,7 @@ class FalBackend:
     def generate(self, request: Request, progress: Progress) -> Result:
         key = require_env(self.config.api_key_env, key="api_key_env")
         target = self._target(request)
-        _check_cfg(request.extra.get("cfg"))
+        check_cfg("fal", request.extra.get("cfg"))
         # Seed 0 means "pick one": picked here and sent, so the Result reports it.
         picked = request.seed or random.SystemRandom().randrange(1, SEED_LIMIT)
         pacing = self._pacing or DEFAULT_PACING
@@ -114,7 +114,14 @@ class FalBackend:
         try:
             urls = self._image_urls(client, request, progress)
             mapped = target.family.build_input(request, picked, urls, presets=catalog().presets)
-            _warn_mapping(target, mapped, unknown=self.config.family is None and _unlisted(target))
+            warn_mapping(
+                "fal",
+                target.endpoint,
+                mapped.ignored,
+                mapped.adjusted,
+                unknown=self.config.family is None and _unlisted(target),
+                extra_key="extra",
+            )
             # The block's extra fields are passed as given and win over the mapped values.
             model_input = {**mapped.input, **self.config.extra}
             output, image, mime_type, images = self._run(run, target.endpoint, model_input)
@@ -305,11 +312,6 @@ def _unlisted(target: Target) -> bool:
     return target.family.name == "unknown"
 
 
-def _check_cfg(cfg: Any) -> None:
-    if cfg is not None and (isinstance(cfg, bool) or not isinstance(cfg, (int, float))):
-        raise UsageError(f"fal: request.extra['cfg'] must be a number, got {cfg!r}")
-
-
 def _seed_used(
     output: dict[str, Any], model_input: dict[str, Any], target: Target, picked: int
 ) -> int:
@@ -327,23 +329,3 @@ def _warn_nsfw(endpoint: str, flags: Any) -> None:
             "rephrase the prompt, or set extra: {enable_safety_checker: false} where the "
             "model allows it"
         )
-
-
-def _warn_mapping(target: Target, mapped: Mapped, *, unknown: bool) -> None:
-    endpoint = target.endpoint
-    if mapped.ignored and unknown:
-        listed = " and ".join(mapped.ignored)
-        warn(
-            f"fal: {endpoint} is in no known model family, so the request's {listed} cannot "
-            "be sent; set `family:` in the backend's block, or pass the model's own inputs "
-            "under `extra:`",
-            once=f"fal:unknown:{endpoint}:{listed}",
-        )
-    elif mapped.ignored:
-        for item in mapped.ignored:
-            warn(
-                f"fal: {endpoint} takes no {item}; it is ignored",
-                once=f"fal:ignored:{endpoint}:{item}",
-            )
-    if mapped.adjusted:
-        warn(f"fal: {endpoint}: {mapped.adjusted}", once=f"fal:size:{endpoint}:{mapped.adjusted}")

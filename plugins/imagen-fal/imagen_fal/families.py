@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from imagen_core.family_mapping import put_options
 from imagen_core.package_data import build_entries, read_json
 
 if TYPE_CHECKING:
@@ -85,28 +86,13 @@ class Family:
             sent[self.seed] = seed
         ignored: list[str] = []
         adjusted, pixels = self._size(request.width, request.height, sent, presets or {})
-        if request.steps:
-            if self.steps:
-                sent[self.steps] = request.steps
-            else:
-                ignored.append("steps")
-        cfg = request.extra.get("cfg")
-        if cfg is not None:
-            if self.guidance:
-                sent[self.guidance] = cfg
-            else:
-                ignored.append("cfg")
-        if request.negative:
-            if self.negative:
-                sent[self.negative] = request.negative
-            else:
-                ignored.append("negative prompt")
-        strength = request.strength
-        if strength is not None:
-            if self.strength:
-                sent[self.strength] = strength
-            else:
-                ignored.append("strength")
+        fields = {
+            "steps": self.steps,
+            "cfg": self.guidance,
+            "negative": self.negative,
+            "strength": self.strength,
+        }
+        put_options(request, fields, sent, ignored)
         if image_urls and self.images is not None:
             if self.images.list:
                 sent[self.images.input] = list(image_urls)

@@ -11,10 +11,11 @@ import math
 import random
 from typing import TYPE_CHECKING, Any
 
-from imagen_core import BackendError, Result, UsageError, require_env, warn
+from imagen_core import BackendError, Result, require_env, warn
 from imagen_core.errors import Unsupported
+from imagen_core.family_mapping import check_cfg, warn_mapping
 from imagen_replicate.client import ReplicateClient
-from imagen_replicate.families import UNKNOWN, Family, Mapped, family_for
+from imagen_replicate.families import UNKNOWN, Family, family_for
 from imagen_replicate.outputs import decode_data_url, image_type, output_urls, safe_input, short_url
 from imagen_replicate.pacing import Pacing
 from imagen_replicate.prediction import PredictionRun
@@ -70,7 +71,7 @@ class ReplicateBackend:
         token = require_env(self.config.api_token_env)
         model = self.config.model_ref
         family = self.family
-        _check_cfg(request.extra.get("cfg"))
+        check_cfg("replicate", request.extra.get("cfg"))
         # The core refuses such a request before calling; a library caller that
         # calls the backend itself gets the same answer.
         lacking = family.capabilities().lacks(request)
@@ -96,7 +97,14 @@ class ReplicateBackend:
         # Seed 0 means "pick one": picked here and sent, so the Result reports it.
         picked = request.seed or random.SystemRandom().randrange(1, SEED_LIMIT)
         mapped = family.build_input(request, picked, files)
-        _warn_mapping(model, family, mapped)
+        warn_mapping(
+            "replicate",
+            model.slug,
+            mapped.ignored,
+            mapped.adjusted,
+            unknown=family is UNKNOWN,
+            extra_key="input",
+        )
         # The block's input is passed as given and wins over the mapped values.
         model_input = {**mapped.input, **self.config.input}
         seed = _seed_sent(model_input, picked)
@@ -241,11 +249,6 @@ def _timestamp(value: Any) -> dt.datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
 
 
-def _check_cfg(cfg: Any) -> None:
-    if cfg is not None and (isinstance(cfg, bool) or not isinstance(cfg, (int, float))):
-        raise UsageError(f"replicate: request.extra['cfg'] must be a number, got {cfg!r}")
-
-
 def _seed_sent(model_input: dict[str, Any], picked: int) -> int:
     """The seed Replicate gets: the block's ``input.seed`` when it sets one."""
     seed = model_input.get("seed")
@@ -258,25 +261,3 @@ def _cancel_after(timeout_s: float) -> str:
     # Whole minutes, the form Replicate documents ("1m"), one more than the
     # timeout so that imagen's own cancel normally comes first.
     return f"{math.ceil(timeout_s / 60) + 1}m"
-
-
-def _warn_mapping(model: ModelRef, family: Family, mapped: Mapped) -> None:
-    if mapped.ignored and family is UNKNOWN:
-        listed = " and ".join(mapped.ignored)
-        warn(
-            f"replicate: {model.slug} is in no known model family, so the request's {listed} "
-            "cannot be sent; set `family:` in the backend's block, or pass the model's own "
-            "inputs under `input:`",
-            once=f"replicate:unknown:{model.slug}:{listed}",
-        )
-    elif mapped.ignored:
-        for item in mapped.ignored:
-            warn(
-                f"replicate: {model.slug} takes no {item}; it is ignored",
-                once=f"replicate:ignored:{model.slug}:{item}",
-            )
-    if mapped.adjusted:
-        warn(
-            f"replicate: {model.slug}: {mapped.adjusted}",
-            once=f"replicate:size:{model.slug}:{mapped.adjusted}",
-        )

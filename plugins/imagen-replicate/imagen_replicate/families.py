@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from imagen_core.family_mapping import put_options
 from imagen_core.models import Capabilities
 from imagen_core.package_data import build_entries, read_json
 
@@ -131,22 +132,8 @@ class Family:
                 sent[inputs.mask] = uris[request.mask.sha256]
             if request.strength is not None and inputs.strength:
                 sent[inputs.strength] = request.strength
-        if request.steps:
-            if self.steps:
-                sent[self.steps] = request.steps
-            else:
-                ignored.append("steps")
-        cfg = request.extra.get("cfg")
-        if cfg is not None:
-            if self.cfg:
-                sent[self.cfg] = cfg
-            else:
-                ignored.append("cfg")
-        if request.negative:
-            if self.negative:
-                sent[self.negative] = request.negative
-            else:
-                ignored.append("negative prompt")
+        fields = {"steps": self.steps, "cfg": self.cfg, "negative": self.negative}
+        put_options(request, fields, sent, ignored)
         return Mapped(sent, ignored, adjusted)
 
     def _size(self, width: int, height: int, sent: dict[str, Any]) -> str | None:

@@ -306,3 +306,41 @@ async def test_edit_image_edits_a_generated_image_at_its_own_size(home: Path) ->
             "edit_image", {"image": str(home / "gone.png"), "prompt": "x"}
         )
         assert missing.is_error and "gone.png" in text_of(missing)
+
+
+async def test_a_mask_of_another_size_is_scaled_as_the_cli_scales_it(home: Path) -> None:
+    source = home / "photo.png"
+    Image.new("RGB", (96, 64), (200, 10, 10)).save(source)
+    mask = Image.new("L", (48, 32), 0)  # half the image's size: its shape
+    mask.paste(255, (0, 0, 24, 32))  # the left half is repainted
+    mask.save(home / "mask.png")
+    Image.new("L", (50, 50), 255).save(home / "square.png")
+    async with server(home, write_config(home)) as client:
+        edited = await client.call_tool(
+            "edit_image",
+            {"image": str(source), "prompt": "a storm", "mask": str(home / "mask.png")},
+        )
+        assert not edited.is_error, text_of(edited)
+        note = f"{home / 'mask.png'} is 48x32; scaled it to the image's 96x64"
+        assert text_of(edited).splitlines()[1:] == [f"warning: {note}"]
+        data = edited.structured_content
+        assert data["warnings"] == [note] and (data["width"], data["height"]) == (96, 64)
+        with Image.open(data["path"]) as made:
+            rgb = made.convert("RGB")
+            assert rgb.getpixel((95, 0)) == (200, 10, 10)  # black in the mask: kept
+            assert rgb.getpixel((1, 1)) != (200, 10, 10)  # white: repainted
+        sidecar = json.loads(Path(data["sidecar"]).read_text())
+        given = {i["role"]: i for i in sidecar["request"]["inputs"]}
+        assert (given["mask"]["width"], given["mask"]["height"]) == (96, 64)
+
+        square = await client.call_tool(
+            "edit_image",
+            {"image": str(source), "prompt": "x", "mask": str(home / "square.png")},
+        )
+        assert square.is_error
+        assert text_of(square) == (
+            f"{home / 'square.png'} is 50x50 but the image is 96x64: a mask must have the "
+            "image's size (or at least its shape)"
+        )
+        stdin = await client.call_tool("generate_image", {"prompt": "x", "images": ["-"]})
+        assert stdin.is_error and "'-' would read stdin" in text_of(stdin)

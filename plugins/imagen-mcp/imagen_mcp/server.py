@@ -72,14 +72,15 @@ def build_server(session: Session) -> MCPServer:
         the seed used is returned. steps 0 = the backend's default. negative:
         what to avoid. style: a style name from imagen.yaml. images: paths of
         input images on this machine (the first is the image to edit, the others
-        references); mask: path of a mask (white = repaint); strength 0-1: how
+        references); mask: path of a mask (white = repaint; scaled to the
+        image when only its size differs); strength 0-1: how
         far from the input image to go. confirm_spend: run even when the
         estimated cost is above the configured limit."""
         return await make_image(
             session,
             ctx,
-            lambda: make_request(
-                prompt, backend, size, seed, steps, negative, style, images, mask, strength
+            lambda notes: make_request(
+                prompt, backend, size, seed, steps, negative, style, images, mask, strength, notes
             ),
             confirm_spend,
         )
@@ -101,13 +102,16 @@ def build_server(session: Session) -> MCPServer:
 
         image: path of the image to edit on this machine (a path returned by
         generate_image works). references: further images the backend may use.
-        mask: path of a mask (white = repaint). strength 0-1: how far from the
+        mask: path of a mask (white = repaint); one of another size but the
+        image's shape is scaled to the image. strength 0-1: how far from the
         image to go. size: WIDTHxHEIGHT; omitted = the image's own size. The
         backend must accept input images (list_backends shows which do)."""
 
-        def build() -> Request:
+        def build(notes: list[str]) -> Request:
             inputs = [image, *(references or [])]
-            request = make_request(prompt, backend, size, seed, 0, "", None, inputs, mask, strength)
+            request = make_request(
+                prompt, backend, size, seed, 0, "", None, inputs, mask, strength, notes
+            )
             if size is None and request.image is not None:  # the image's own size
                 first = request.image
                 request = attrs.evolve(request, width=first.width, height=first.height)
@@ -207,9 +211,10 @@ def build_server(session: Session) -> MCPServer:
         For long or many generations: poll with get_job. Arguments as
         generate_image. A worker (`imagen worker`) must be running somewhere on
         the same queue."""
+        notes: list[str] = []
         try:
             request = make_request(
-                prompt, backend, size, seed, steps, negative, style, images, mask, strength
+                prompt, backend, size, seed, steps, negative, style, images, mask, strength, notes
             )
             instance, backend_obj = session.backend(request.backend)
             session.check_capabilities(request, instance.name, backend_obj)
@@ -223,9 +228,9 @@ def build_server(session: Session) -> MCPServer:
                 queue.close()
         except ImagenError as exc:
             return failure(str(exc))
-        data = {"job_id": job.id, "status": job.status, "backend": job.backend}
+        data = {"job_id": job.id, "status": job.status, "backend": job.backend, "warnings": notes}
         return CallToolResult(
-            content=[TextContent(text=f"queued job {job.id} on {job.backend}")],
+            content=[TextContent(text=_with_notes(f"queued job {job.id} on {job.backend}", notes))],
             structured_content=data,
         )
 
@@ -283,19 +288,23 @@ def make_request(
     images: Sequence[str] | None,
     mask: str | None,
     strength: float | None,
+    notes: list[str] | None = None,
 ) -> Request:
-    """A Request from tool arguments; every problem is a UsageError naming it."""
-    from imagen_core.models import ImageInput
+    """A Request from tool arguments; every problem is a UsageError naming it.
+    The input images are read as the CLI and the web API read them
+    (``imagen_core.inputs``): a mask of another size but the image's shape is
+    scaled to it, which is said in ``notes`` (else on stderr)."""
+    from imagen_core.inputs import STDIN, load_inputs
 
     width, height = parse_size(size) if size else (1024, 1024)
-    inputs = [
-        ImageInput.from_path(path, role="image" if index == 0 else "reference")
-        for index, path in enumerate(images or [])
-    ]
-    if mask is not None:
-        if not inputs:
-            raise UsageError("a mask needs an image to apply to: give images too")
-        inputs.append(ImageInput.from_path(mask, role="mask"))
+    paths = list(images or [])
+    if mask is not None and not paths:
+        raise UsageError("a mask needs an image to apply to: give images too")
+    if STDIN in (*paths, mask):
+        raise UsageError(
+            "'-' would read stdin, which is not a file here: give the path of an image file"
+        )
+    inputs = load_inputs(paths, mask, warn=notes.append if notes is not None else None)
     return Request(
         prompt=prompt,
         negative=negative,
@@ -368,11 +377,13 @@ def spend_guard(
 
 
 async def make_image(
-    session: Session, ctx: Context, build: Callable[[], Request], confirm_spend: bool
+    session: Session, ctx: Context, build: Callable[[list[str]], Request], confirm_spend: bool
 ) -> CallToolResult:
-    """One generation for a tool: build the request, guard the spend, run it."""
+    """One generation for a tool: build the request (noting what was changed on
+    the way, such as a scaled mask), guard the spend, run it."""
+    notes: list[str] = []
     try:
-        request = build()
+        request = build(notes)
         refused = spend_guard(session, [request], confirm_spend)
         if refused is not None:
             return refused
@@ -381,7 +392,7 @@ async def make_image(
         )
     except ImagenError as exc:
         return failure(str(exc))
-    return generation_result(generation)
+    return generation_result(generation, notes)
 
 
 async def run_in_thread(ctx: Context, work: Callable[[Progress, CancelScope], T]) -> T:
@@ -448,14 +459,14 @@ def generation_data(generation: Generation) -> dict[str, Any]:
     }
 
 
-def generation_result(generation: Generation) -> CallToolResult:
-    data = generation_data(generation)
+def generation_result(generation: Generation, notes: Sequence[str] = ()) -> CallToolResult:
+    data = {**generation_data(generation), "warnings": list(notes)}
     text = (
         f"saved {data['path']} ({data['width']}x{data['height']}, {data['backend']} "
         f"{data['model']}, seed {data['seed']}, {data['latency_s']:.2f}s, "
         f"{_price_text(data['cost_usd'])})"
     )
-    content: list[Any] = [TextContent(text=text)]
+    content: list[Any] = [TextContent(text=_with_notes(text, notes))]
     preview = preview_content(data["path"])
     if preview is not None:
         content.append(preview)
@@ -489,6 +500,11 @@ def comparison_result(comparison: Comparison) -> CallToolResult:
         },
         is_error=not any(e["error"] is None for e in entries),
     )
+
+
+def _with_notes(text: str, notes: Sequence[str]) -> str:
+    """An answer's text with what imagen warned about on the way, a line each."""
+    return "\n".join([text, *(f"warning: {note}" for note in notes)])
 
 
 def _price_text(usd: float | None) -> str:

@@ -7,7 +7,15 @@ from typing import Any
 import attrs
 import click
 
-from imagen_core.cli.options import PlainHelp, common, is_tty, open_session, parse_size
+from imagen_core.cli.options import (
+    PlainHelp,
+    Writing,
+    common,
+    generate_and_print,
+    open_session,
+    parse_size,
+    writing_options,
+)
 
 
 def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
@@ -23,11 +31,7 @@ def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
 @click.option("--style", metavar="NAME", help="Another style from imagen.yaml.")
 @click.option("--negative", help="Another negative prompt.")
 @click.option("--prompt", "new_prompt", metavar="TEXT", help="Another prompt.")
-@click.option("--output", "-o", metavar="PATH", help="Write here instead of the naming template.")
-@click.option("--no-sidecar", is_flag=True, help="Do not write the JSON sidecar.")
-@click.option("--no-metadata", is_flag=True, help="Do not write metadata into the image file.")
-@click.option("--preview/--no-preview", default=None, help="Force or suppress the preview window.")
-@click.option("--no-cloud", is_flag=True, help="Skip cloud sinks for this call.")
+@writing_options
 @common
 def again(
     file: str,
@@ -38,11 +42,7 @@ def again(
     style: str | None,
     negative: str | None,
     new_prompt: str | None,
-    output: str | None,
-    no_sidecar: bool,
-    no_metadata: bool,
-    preview: bool | None,
-    no_cloud: bool,
+    writing: Writing,
     config_path: str | None,
 ) -> None:
     """Run the generation recorded in an image (or its sidecar) again.
@@ -54,7 +54,6 @@ def again(
     what changed.
     """
     from imagen_core.provenance.again import differences, recorded, same_pixels
-    from imagen_core.terminal import StepProgress, summary_line
 
     session = open_session(config_path)
     original = recorded(file, session)
@@ -71,23 +70,7 @@ def again(
     request = attrs.evolve(
         original.request, **{key: value for key, value in overrides.items() if value is not None}
     )
-    instance = session.config.backend(request.backend, session.registry)
-    progress = StepProgress.for_terminal(instance.name)
-    try:
-        record = session.generate(
-            request,
-            output=output,
-            sidecar=False if no_sidecar else None,
-            preview=preview,
-            cloud=False if no_cloud else None,
-            progress=progress,
-            metadata=False if no_metadata else None,
-        )
-    finally:
-        progress.close()
-    click.echo(str(record.path))
-    if is_tty():
-        click.echo(summary_line(record), err=True)
+    record = generate_and_print(session, request, writing)
     assert record.path is not None
     if original.image is None:
         click.echo(

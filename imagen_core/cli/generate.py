@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from imagen_core.cli.options import (
     PlainHelp,
     common,
     cost_options,
-    is_tty,
+    generate_and_print,
     make_request,
     open_session,
     price_check,
     request_options,
+    writing_options,
 )
+
+if TYPE_CHECKING:
+    from imagen_core.cli.options import Writing
 
 
 @click.command(cls=PlainHelp)
@@ -23,20 +29,7 @@ from imagen_core.cli.options import (
 @request_options(
     seed_help="0 picks a random seed (reported).", steps_help="0 uses the backend's default."
 )
-@click.option(
-    "--output",
-    "-o",
-    metavar="PATH",
-    help="Write here instead of the naming template (a folder keeps the template).",
-)
-@click.option("--no-sidecar", is_flag=True, help="Do not write the JSON sidecar.")
-@click.option(
-    "--no-metadata",
-    is_flag=True,
-    help="Do not write the prompt, seed and model into the image file (the sidecar keeps them).",
-)
-@click.option("--preview/--no-preview", default=None, help="Force or suppress the preview window.")
-@click.option("--no-cloud", is_flag=True, help="Skip cloud sinks for this call.")
+@writing_options
 @cost_options
 @common
 def generate(
@@ -50,11 +43,7 @@ def generate(
     images: tuple[str, ...],
     mask: str | None,
     strength: float | None,
-    output: str | None,
-    no_sidecar: bool,
-    no_metadata: bool,
-    preview: bool | None,
-    no_cloud: bool,
+    writing: Writing,
     dry_run: bool,
     max_cost: float | None,
     config_path: str | None,
@@ -63,8 +52,6 @@ def generate(
 
     Prints the written path; when stdout is not a terminal, only the path.
     """
-    from imagen_core.terminal import StepProgress, summary_line
-
     request = make_request(
         prompt,
         size,
@@ -78,30 +65,7 @@ def generate(
         strength=strength,
     )
     session = open_session(config_path)
-    instance = session.config.backend(backend, session.registry)
+    session.config.backend(backend, session.registry)  # an unknown name: before the price
     if price_check(session, [request], dry_run, None):
         return
-    progress = StepProgress.for_terminal(instance.name)
-    from imagen_core.notices import warn
-
-    def warn_clear(message: str) -> None:
-        progress.close()  # a warning gets a line of its own, not the bar's end
-        warn(message)
-
-    session.warn = warn_clear
-    try:
-        record = session.generate(
-            request,
-            output=output,
-            sidecar=False if no_sidecar else None,
-            preview=preview,
-            cloud=False if no_cloud else None,
-            progress=progress,
-            metadata=False if no_metadata else None,
-            max_cost_usd=max_cost,
-        )
-    finally:
-        progress.close()
-    click.echo(str(record.path))
-    if is_tty():
-        click.echo(summary_line(record), err=True)
+    generate_and_print(session, request, writing, max_cost_usd=max_cost)

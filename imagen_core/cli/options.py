@@ -3,17 +3,18 @@ options of generate/compare/submit, and small helpers (a session, JSON out)."""
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import click
 
 from imagen_core._version import __version__
 
 if TYPE_CHECKING:
-    from imagen_core.models import Request
+    from imagen_core.models import Generation, Request
     from imagen_core.pipeline import Session
 
 F = Callable[..., Any]
@@ -257,6 +258,100 @@ def open_session(config_path: str | None) -> Session:
     from imagen_core.pipeline import Session
 
     return Session(config_path)
+
+
+class Writing(NamedTuple):
+    """Where and how one image is written (--output, --no-sidecar, ...); None
+    leaves the choice to imagen.yaml. A NamedTuple: the CLI imports no attrs
+    before a command runs."""
+
+    output: str | None
+    sidecar: bool | None
+    metadata: bool | None
+    preview: bool | None
+    cloud: bool | None
+
+
+def writing_options(func: F) -> F:
+    """--output, --no-sidecar, --no-metadata, --preview/--no-preview and
+    --no-cloud (generate, again), given to the command as one ``writing``."""
+
+    @functools.wraps(func)
+    def command(
+        *args: Any,
+        output: str | None,
+        no_sidecar: bool,
+        no_metadata: bool,
+        preview: bool | None,
+        no_cloud: bool,
+        **kwargs: Any,
+    ) -> Any:
+        off = {True: False, False: None}
+        writing = Writing(output, off[no_sidecar], off[no_metadata], preview, off[no_cloud])
+        return func(*args, writing=writing, **kwargs)
+
+    options = [
+        click.option(
+            "--output",
+            "-o",
+            metavar="PATH",
+            help="Write here instead of the naming template (a folder keeps the template).",
+        ),
+        click.option("--no-sidecar", is_flag=True, help="Do not write the JSON sidecar."),
+        click.option(
+            "--no-metadata",
+            is_flag=True,
+            help="Do not write the prompt, seed and model into the image file "
+            "(the sidecar keeps them).",
+        ),
+        click.option(
+            "--preview/--no-preview", default=None, help="Force or suppress the preview window."
+        ),
+        click.option("--no-cloud", is_flag=True, help="Skip cloud sinks for this call."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def generate_and_print(
+    session: Session,
+    request: Request,
+    writing: Writing,
+    *,
+    max_cost_usd: float | None = None,
+) -> Generation:
+    """One image as ``imagen generate`` and ``imagen again`` make it: a progress
+    bar on a terminal (a warning erases it and gets a line of its own), the
+    written path on stdout, and on a terminal the summary line on stderr."""
+    from imagen_core.notices import warn
+    from imagen_core.terminal import StepProgress, summary_line
+
+    instance = session.config.backend(request.backend, session.registry)
+    progress = StepProgress.for_terminal(instance.name)
+
+    def warn_clear(message: str) -> None:
+        progress.close()  # a warning gets a line of its own, not the bar's end
+        warn(message)
+
+    session.warn = warn_clear
+    try:
+        record = session.generate(
+            request,
+            output=writing.output,
+            sidecar=writing.sidecar,
+            preview=writing.preview,
+            cloud=writing.cloud,
+            progress=progress,
+            metadata=writing.metadata,
+            max_cost_usd=max_cost_usd,
+        )
+    finally:
+        progress.close()
+    click.echo(str(record.path))
+    if is_tty():
+        click.echo(summary_line(record), err=True)
+    return record
 
 
 def echo_json(data: Any) -> None:

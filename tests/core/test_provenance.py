@@ -18,7 +18,7 @@ from imagen_core.models import Request, Result
 from imagen_core.provenance import jpeg, png
 from imagen_core.provenance.infotext import format_infotext, parse_infotext
 from imagen_core.provenance.read import read_info
-from tests.helpers import idat, write_config
+from tests.helpers import idat, registered, write_config
 
 EXIFTOOL = shutil.which("exiftool")
 
@@ -336,3 +336,45 @@ def test_again_finds_inputs_by_hash_and_says_when_one_is_gone(tmp_path, fixed):
             recorded(made.path, Session())
     finally:
         del Fixed.capabilities  # type: ignore[attr-defined]
+
+
+class _Exploding:
+    def __init__(self, config: object) -> None:
+        pass
+
+    def send(self, generation: object) -> None:
+        raise RuntimeError("bucket on fire")
+
+
+class _ExplodingSinks:
+    @hookimpl
+    def register_sinks(self, register) -> None:
+        register("exploding", _Exploding)
+
+
+@pytest.mark.parametrize("command", ["generate", "again"])
+def test_generate_and_again_print_alike_on_a_terminal(
+    tmp_path, run_cli, pm, isolated_env, monkeypatch, command
+):
+    # One way to print a run: the bar erased before a warning, the path on
+    # stdout, the summary on stderr (imagen_core.cli.options.generate_and_print).
+    import sys
+
+    from imagen_core.terminal import StepProgress
+
+    path = generate(tmp_path, "a.png")
+    write_config(isolated_env, "sinks:\n  boom: {type: exploding}\n")
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    monkeypatch.setattr(
+        StepProgress, "for_terminal", classmethod(lambda cls, label: cls(label, sys.stderr))
+    )
+    args = (
+        ["generate", "a fox", "--size", "32x32"] if command == "generate" else ["again", str(path)]
+    )
+    with registered(pm, _ExplodingSinks(), "exploding-sinks"):
+        code, out, err = run_cli(*args, "-o", str(tmp_path / f"{command}.png"))
+    assert code == 0, err
+    assert out == f"{tmp_path / f'{command}.png'}\n"
+    drawn, _, rest = err.partition("\r\x1b[Kimagen: boom: RuntimeError: bucket on fire\n")
+    assert "\x1b[Kmock [" in drawn  # the bar was drawn, then erased for the warning
+    assert rest.splitlines()[0].startswith("  mock (mock-procedural-v1) · seed ")  # the summary

@@ -28,6 +28,8 @@ INPUT_FORMATS = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 
 def _int_in(name: str, low: int, high: int) -> Any:
     def check(_instance: object, _attribute: attrs.Attribute[int], value: object) -> None:
+        if type(value) is int and low <= value <= high:
+            return  # the common case, first: every Request read from a queue row checks four
         if isinstance(value, bool) or not isinstance(value, int):
             raise InvalidRequest(f"{name} must be a whole number, got {value!r}")
         if not low <= value <= high:
@@ -49,6 +51,8 @@ def _prompt(_instance: object, _attribute: attrs.Attribute[str], value: object) 
 
 
 def _negative(instance: object, attribute: attrs.Attribute[str], value: object) -> None:
+    if value == "":
+        return
     _unicode(instance, attribute, value)
     assert isinstance(value, str)
     _not_too_long("negative prompt", value)
@@ -199,6 +203,8 @@ def _check_inputs(
     _instance: object, _attribute: attrs.Attribute[tuple[ImageInput, ...]], value: object
 ) -> None:
     assert isinstance(value, tuple)
+    if not value:
+        return
     if not all(isinstance(item, ImageInput) for item in value):
         raise InvalidRequest("inputs must be ImageInput values (ImageInput.from_path(...))")
     roles = [item.role for item in value]

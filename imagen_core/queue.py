@@ -92,12 +92,29 @@ def request_record(request: Request) -> dict[str, Any]:
 def split_record(data: dict[str, Any]) -> tuple[dict[str, Any], tuple[InputRef, ...]]:
     """A stored request's fields without ``inputs``, and its InputRefs."""
     fields = dict(data)
+    return fields, _pop_refs(fields)
+
+
+def _pop_refs(fields: dict[str, Any]) -> tuple[InputRef, ...]:
     given = fields.pop("inputs", None)
-    if given is None:
-        given = []
+    if given is None or given == []:  # most jobs
+        return ()
     if not isinstance(given, list):
         raise InvalidRequest(f"a request's inputs are a list, got {given!r:.120}")
-    return fields, tuple(InputRef.parse(item) for item in given)
+    return tuple(InputRef.parse(item) for item in given)
+
+
+def stored_request(fields: dict[str, Any], backend: str) -> tuple[Request, tuple[InputRef, ...]]:
+    """The Request of a stored record (a dict of parsed JSON, which this takes
+    over and changes) for the instance ``backend``, and its InputRefs.
+    InvalidRequest when it is not one. Rows are read on every listing and
+    claim: this builds the Request once, without copying the record."""
+    refs = _pop_refs(fields)
+    fields["backend"] = backend
+    try:
+        return Request(**fields), refs
+    except TypeError as exc:
+        raise InvalidRequest(f"not an imagen request: {exc}") from None
 
 
 def with_inputs(

@@ -27,7 +27,7 @@ import attrs
 from imagen_core.config import data_file, optional_path, setting
 from imagen_core.errors import ImagenError, InvalidRequest
 from imagen_core.models import Request
-from imagen_core.queue import InputRef, Job, request_record, split_record, with_inputs
+from imagen_core.queue import InputRef, Job, request_record, stored_request, with_inputs
 
 if TYPE_CHECKING:
     import sqlite3
@@ -136,22 +136,18 @@ def _request(text: str, backend: str) -> tuple[Request, tuple[InputRef, ...]]:
     """The Request stored in a row (without its images' bytes) and its inputs;
     InvalidRequest when it is not one."""
     try:
-        data = json.loads(text)
+        data = _decode(text)
     except (TypeError, ValueError) as exc:
         raise InvalidRequest(f"not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise InvalidRequest(f"not an imagen request: {text!r:.200}")
-    unknown = sorted(set(data) - REQUEST_FIELDS)
+    unknown = data.keys() - REQUEST_FIELDS
     if unknown:
         # Version skew: a newer imagen wrote a field this one does not know.
         raise InvalidRequest(
-            f"unknown field(s) {', '.join(unknown)} (written by another imagen version?)"
+            f"unknown field(s) {', '.join(sorted(unknown))} (written by another imagen version?)"
         )
-    fields, refs = split_record(data)
-    try:
-        return Request(**{**fields, "backend": backend}), refs
-    except TypeError as exc:
-        raise InvalidRequest(f"not an imagen request: {exc}") from None
+    return stored_request(data, backend)
 
 
 def _text(value: bytes) -> str:
@@ -160,17 +156,23 @@ def _text(value: bytes) -> str:
 
 def _shown(text: str | None) -> str | None:
     """A text column as valid Unicode (undecodable bytes become '?')."""
-    return None if text is None else text.encode("utf-8", "replace").decode("utf-8")
+    if text is None or text.isascii():
+        return text
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _metadata(text: str) -> dict[str, Any]:
+    if text == "{}":  # every job until it is done
+        return {}
     try:
-        data = json.loads(text)
+        data = _decode(text)
     except (TypeError, ValueError):
         return {"unreadable": text}
     return data if isinstance(data, dict) else {"unreadable": data}
 
 
+# json.loads without its keyword handling: a row is decoded on every listing and claim.
+_decode = json.JSONDecoder().decode
 REQUEST_FIELDS = frozenset(field.name for field in attrs.fields(Request))
 
 

@@ -94,6 +94,14 @@ def _plant(path, request_json: str) -> str:
         ('{"prompt": "\\ud800x"}', "not valid text at character 1"),
         ("not json", "not JSON"),
         ('["x"]', "not an imagen request"),
+        # Each check of the fast path from a row to a Request still refuses.
+        ('{"prompt": "x", "seed": true}', "seed must be a whole number"),
+        ('{"prompt": "x", "steps": 2.0}', "steps must be a whole number"),
+        ('{"prompt": "x", "negative": 5}', "negative must be text"),
+        ('{"prompt": "x", "inputs": {}}', "inputs are a list"),
+        ('{"prompt": "x", "inputs": 0}', "inputs are a list"),
+        ('{"prompt": "x", "inputs": [{"role": "image"}]}', "an input is {sha256, role, source}"),
+        ('{"prompt": 7}', "the prompt is empty"),
     ],
 )
 def test_a_poison_job_fails_alone_and_every_reader_survives_it(tmp_path, planted, message):

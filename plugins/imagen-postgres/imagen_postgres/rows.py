@@ -17,7 +17,7 @@ from typing import Any
 
 from imagen_core.errors import InvalidRequest, UsageError
 from imagen_core.models import Request
-from imagen_core.queue import InputRef, Job, split_record
+from imagen_core.queue import InputRef, Job, stored_request
 
 _FIELDS = (
     "id",
@@ -68,13 +68,12 @@ def to_request(data: Any, backend: str) -> tuple[Request, tuple[InputRef, ...]]:
     """The Request of a row (without its images' bytes) and its inputs;
     InvalidRequest when it is not one (the table's CHECK makes that rare: only a
     prompt of exotic whitespace passes it)."""
-    if not isinstance(data, dict) or set(data) - {*REQUEST_KEYS, "backend", "strength", "inputs"}:
+    if not isinstance(data, dict) or data.keys() - _STORED_KEYS:
         raise InvalidRequest(f"not an imagen request: {data!r:.200}")
-    fields, refs = split_record(data)
-    try:
-        return Request(**{**fields, "backend": backend}), refs
-    except TypeError as exc:
-        raise InvalidRequest(f"not an imagen request: {exc}") from None
+    return stored_request(data, backend)
+
+
+_STORED_KEYS = frozenset({*REQUEST_KEYS, "backend", "strength", "inputs"})
 
 
 def _utc(value: dt.datetime) -> dt.datetime:

@@ -6,11 +6,10 @@ thing that is wrong and how to fix it. Nothing here imports anything heavy.
 
 from __future__ import annotations
 
-import re
-
 #: userinfo of a URL: ``scheme://alice:s3cret@host`` -> ``scheme://***@host``; the
-#: placeholder of examples and hints (``user:password``) is left as it is.
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)(?!user:password@)[^/\s@]+@")
+#: placeholder of examples and hints (``user:password``) is left as it is. Compiled
+#: on first use (by ``re``'s cache): most runs never see an ``@``.
+_USERINFO = r"(?i)\b([a-z][a-z0-9+.-]*://)(?!user:password@)[^/\s@]+@"
 
 
 def redact(text: str) -> str:
@@ -19,7 +18,11 @@ def redact(text: str) -> str:
     an ImagenError (its ``str``), and ``describe()`` for any other exception,
     so a message can reach no file, log or answer with a password in it.
     Plugins building error text from other sources call it too."""
-    return _USERINFO.sub(r"\1***@", text) if "@" in text else text
+    if "@" not in text:
+        return text
+    import re
+
+    return re.sub(_USERINFO, r"\1***@", text)
 
 
 class ImagenError(Exception):

@@ -15,8 +15,6 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from imagen_core._version import __version__
-from imagen_core.provenance import jpeg, png, webp
-from imagen_core.provenance.exif import with_user_comment
 from imagen_core.provenance.infotext import format_infotext
 
 if TYPE_CHECKING:
@@ -52,19 +50,27 @@ def parameters_text(record: Generation, width: int, height: int) -> str:
 def embed(data: bytes, mime_type: str, parameters: str, record: dict[str, Any]) -> bytes:
     """``data`` with the metadata added. Raises ValueError (PngError, ...) for a
     file that is not what its type says, and ``Skipped`` for one to leave alone."""
+    # Each format's module is imported for its own files only (a generation start).
     if mime_type == "image/png":
+        from imagen_core.provenance import png
+
         if png.has_chunk(data, b"caBX"):
             raise Skipped(C2PA_NOTE)
         body = json.dumps(record, ensure_ascii=False, default=str, allow_nan=False)
         return png.insert_texts(
             data, {"parameters": parameters, IMAGEN_KEY: body}, international={IMAGEN_KEY}
         )
+    from imagen_core.provenance import jpeg
+    from imagen_core.provenance.exif import with_user_comment
+
     if mime_type == "image/jpeg":
         if jpeg.has_c2pa(data):
             raise Skipped(C2PA_NOTE)
         block = with_user_comment(jpeg.exif_block(data), parameters)
         return jpeg.set_exif(data, block)
     if mime_type == "image/webp":
+        from imagen_core.provenance import webp
+
         if webp.has_c2pa(data):
             raise Skipped(C2PA_NOTE)
         block = with_user_comment(webp.exif_block(data), parameters)

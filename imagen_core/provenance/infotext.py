@@ -17,8 +17,9 @@ import json
 import re
 from typing import Any
 
-# infotext_utils.re_param
-_PARAM = re.compile(r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)')
+# infotext_utils.re_param; compiled by re's cache when text is parsed (reading an
+# image's metadata), not by every generation that only writes it.
+_PARAM = r'\s*(\w[\w \-/]+):\s*("(?:\\.|[^\\"])+"|[^,]*)(?:,|$)'
 _NEGATIVE = "Negative prompt:"
 
 
@@ -52,7 +53,7 @@ def format_infotext(prompt: str, negative: str, params: dict[str, Any]) -> str:
 def parse_infotext(text: str) -> tuple[str, str, dict[str, str]]:
     """(prompt, negative, parameters) as A1111's ``parse_generation_parameters`` reads them."""
     *lines, last = text.strip().split("\n")
-    if len(_PARAM.findall(last)) < 3:
+    if len(re.findall(_PARAM, last)) < 3:
         lines.append(last)
         last = ""
     prompt: list[str] = []
@@ -64,5 +65,5 @@ def parse_infotext(text: str) -> tuple[str, str, dict[str, str]]:
             in_negative = True
             stripped = stripped[len(_NEGATIVE) :].strip()
         (negative if in_negative else prompt).append(stripped)
-    params = {key.strip(): unquote(value.strip()) for key, value in _PARAM.findall(last)}
+    params = {key.strip(): unquote(value.strip()) for key, value in re.findall(_PARAM, last)}
     return "\n".join(prompt), "\n".join(negative), params

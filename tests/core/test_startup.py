@@ -74,7 +74,7 @@ sys.stderr.write(json.dumps(sorted(sys.modules)) + "\\n")
 
 def test_a_mock_generation_imports_no_module_of_the_plugins_it_does_not_use(isolated_env):
     # Every installed plugin loads, no config file: the config classes of the
-    # comfyui, fal and replicate backend types (and supabase's credentials, with
+    # comfyui, fal, openai and replicate backend types (and supabase's credentials, with
     # nothing of supabase set) are not imported for a mock generation.
     import json
     import os
@@ -95,7 +95,7 @@ def test_a_mock_generation_imports_no_module_of_the_plugins_it_does_not_use(isol
     unused = {
         m
         for m in modules
-        if m.startswith(("imagen_comfyui.", "imagen_fal.", "imagen_replicate."))
+        if m.startswith(("imagen_comfyui.", "imagen_fal.", "imagen_replicate.", "imagen_openai."))
         or m == "imagen_supabase.credentials"
     }
     assert unused == set()

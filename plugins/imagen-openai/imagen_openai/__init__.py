@@ -23,14 +23,18 @@ def _backend(config: OpenAIConfig) -> OpenAIBackend:
     return OpenAIBackend(config)
 
 
-@hookimpl
-def register_backends(register: RegisterBackend) -> None:
+def _config() -> type[OpenAIConfig]:
     from imagen_openai.config import OpenAIConfig
 
+    return OpenAIConfig
+
+
+@hookimpl
+def register_backends(register: RegisterBackend) -> None:
     register(
         "openai",
         _backend,
-        config=OpenAIConfig,
+        config=_config,  # imported when an openai instance is used
         examples={
             "gpt-image": {"model": "gpt-image-1", "quality": "medium"},
             "dall-e-3": {"model": "dall-e-3", "quality": "standard"},

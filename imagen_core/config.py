@@ -18,6 +18,7 @@ from typing import Any, Literal
 import attrs
 
 from imagen_core.errors import ConfigError, MissingEnvError, UsageError
+from imagen_core.values import value_repr
 
 if typing.TYPE_CHECKING:
     import cattrs
@@ -57,8 +58,10 @@ def data_file(name: str) -> Path:
     return Path(data) / "imagen" / name
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class OutputConfig:
+    __repr__ = value_repr
+
     dir: Path = setting(
         Path("~/Pictures/imagen"), converter=_expand, help="folder the images go to (~ expands)"
     )
@@ -82,9 +85,11 @@ class OutputConfig:
     )
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class McpConfig:
     """``mcp:`` -- the ``imagen mcp`` front door for agents (plugin imagen-mcp)."""
+
+    __repr__ = value_repr
 
     confirm_above_usd: float | None = setting(
         None,
@@ -98,10 +103,12 @@ def _positive_usd(_instance: object, attribute: attrs.Attribute[float], value: f
         raise ValueError(f"{attribute.name} must be a number above 0, got {value}")
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Budget:
     """One limit: ``limit_usd`` per ``period``, for every generation, or those of
     one backend instance or one caller."""
+
+    __repr__ = value_repr
 
     period: Literal["day", "week", "month"] = setting(
         "week", help="day | week | month (UTC; weeks start on Monday)"
@@ -141,7 +148,7 @@ class Budget:
         )
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Instance:
     """One configured backend or sink: its name, type and structured settings.
 
@@ -151,6 +158,8 @@ class Instance:
 
     ``problem`` is set (and ``settings`` is None) when the type is not installed:
     that is an error only when the instance is used or validated."""
+
+    __repr__ = value_repr
 
     name: str
     type: str
@@ -163,8 +172,10 @@ class Instance:
     usd_per_second: float | None = None
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Config:
+    __repr__ = value_repr
+
     path: Path | None = None
     default_backend: str = setting("mock", help="backend used when --backend is not given")
     output: OutputConfig = attrs.field(factory=OutputConfig)
@@ -227,8 +238,10 @@ class Config:
 # ---------------------------------------------------------------- locating
 
 
-@attrs.frozen(eq=False)  # a lookup result, never compared: less to compile at start
+@attrs.frozen(eq=False, repr=False)  # a lookup result, never compared: less to compile at start
 class Located:
+    __repr__ = value_repr
+
     path: Path
     source: str
 

@@ -17,6 +17,7 @@ import attrs
 from imagen_core.config import data_file, optional_path, setting
 from imagen_core.errors import ImagenError
 from imagen_core.usage import UsageRow
+from imagen_core.values import value_repr
 
 if TYPE_CHECKING:
     import sqlite3
@@ -135,8 +136,10 @@ class LedgerError(ImagenError):
     """The ledger could not be written (reported as one warning by the pipeline)."""
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class LedgerConfig:
+    __repr__ = value_repr
+
     path: Path | None = setting(
         None,
         converter=optional_path,

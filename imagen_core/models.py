@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import attrs
 
 from imagen_core.errors import InvalidInput, InvalidRequest
+from imagen_core.values import value_repr
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -99,7 +100,7 @@ def _role(_instance: object, _attribute: attrs.Attribute[str], value: object) ->
 
 # Compared by identity (eq=False): two inputs are the same image when their
 # sha256 is; comparing megabytes of bytes field by field helps nobody.
-@attrs.frozen(eq=False)
+@attrs.frozen(eq=False, repr=False)
 class ImageInput:
     """One image given to a generation: its bytes, never a path.
 
@@ -107,6 +108,8 @@ class ImageInput:
     ``"reference"`` (a further image the backend may look at) or ``"mask"``
     (white = repaint). ``source`` is the path it came from, for the record.
     Build one with ``from_bytes``/``from_path``, which decode and check it."""
+
+    __repr__ = value_repr
 
     data: bytes = attrs.field(repr=lambda b: f"<{len(b)} bytes>")
     mime_type: str
@@ -232,7 +235,7 @@ def _optional_float(value: object) -> object:
     return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Request:
     """What to generate. ``seed=0`` asks the backend to pick one; ``steps=0`` means
     the backend's default. ``backend`` names a configured instance (None = default).
@@ -240,6 +243,8 @@ class Request:
     ``inputs`` are the input images (the image to edit first, then references, and
     a mask); ``strength`` (0..1, None = the backend's default) is how far from the
     input image to go."""
+
+    __repr__ = value_repr
 
     prompt: str = attrs.field(validator=_prompt)
     negative: str = attrs.field(default="", validator=_negative)
@@ -285,11 +290,13 @@ class Request:
 COST_BASES = ("billed", "computed", "estimated")
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Result:
     """What a backend made. ``seed`` is the seed actually used (never 0 when the
     backend picked one). ``backend`` and ``latency_s`` are filled in by the core
     (instance name, wall time of ``generate``); a backend may leave the defaults."""
+
+    __repr__ = value_repr
 
     image: bytes = attrs.field(repr=lambda b: f"<{len(b)} bytes>")
     seed: int
@@ -314,13 +321,15 @@ class Result:
 MIME_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Generation:
     """One finished generation, as handed to sinks and returned by ``generate()``.
 
     On failure ``result`` and ``path`` are None and ``error`` holds the message.
     ``request`` is the caller's request (its prompt unstyled); ``prompt_sent`` is
     the prompt the backend received after the style was applied."""
+
+    __repr__ = value_repr
 
     request: Request
     backend: str
@@ -338,11 +347,13 @@ class Generation:
         return self.error is None
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Capabilities:
     """What a backend instance accepts; the core checks a request against it
     before calling the backend. A backend declares it with a ``capabilities()``
     method; without one it is taken to make images from text only."""
+
+    __repr__ = value_repr
 
     text_to_image: bool = True
     images: int = 0
@@ -386,12 +397,14 @@ class Capabilities:
 ESTIMATE_BASES = ("computed", "estimated", "free", "unknown")
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Estimate:
     """The price of one image of a request, before it runs. ``usd`` None means
     unknown. ``basis``: ``computed`` (a price table and what will be produced),
     ``estimated`` (a rate times an expected time), ``free``, ``unknown``.
     ``source`` says where the price comes from (a table and its date)."""
+
+    __repr__ = value_repr
 
     usd: float | None = None
     basis: str = attrs.field(default="unknown", validator=attrs.validators.in_(ESTIMATE_BASES))

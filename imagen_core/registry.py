@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import attrs
 
 from imagen_core.errors import PluginError
+from imagen_core.values import value_repr
 
 if TYPE_CHECKING:
     from imagen_core.plugins import ImagenPluginManager
@@ -17,9 +18,11 @@ if TYPE_CHECKING:
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class NoSettings:
     """The config class of a type that takes no keys besides ``type``."""
+
+    __repr__ = value_repr
 
 
 # A type's config class, or a function without arguments that imports and returns
@@ -30,8 +33,10 @@ ConfigSource = type | Callable[[], type]
 
 # Compared by identity, never by value: no __eq__/__hash__ to generate (each
 # generated method is compiled at every start).
-@attrs.define(eq=False)
+@attrs.define(eq=False, repr=False)
 class Registration:
+    __repr__ = value_repr
+
     kind: str
     name: str
     factory: Callable[[Any], Any]

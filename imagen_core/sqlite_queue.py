@@ -28,6 +28,7 @@ from imagen_core.config import data_file, optional_path, setting
 from imagen_core.errors import ImagenError, InvalidRequest
 from imagen_core.models import Request
 from imagen_core.queue import InputRef, Job, request_record, stored_request, with_inputs
+from imagen_core.values import value_repr
 
 if TYPE_CHECKING:
     import sqlite3
@@ -122,8 +123,10 @@ def default_path() -> Path:
     return data_file("jobs.db")
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class SQLiteQueueConfig:
+    __repr__ = value_repr
+
     path: Path | None = setting(
         None,
         converter=optional_path,

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
+from imagen_core.values import value_repr
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
@@ -19,8 +21,10 @@ if TYPE_CHECKING:
     from imagen_core.usage_report import WeekGroup
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class UsageRow:
+    __repr__ = value_repr
+
     created_at: dt.datetime  # UTC
     backend: str
     backend_type: str

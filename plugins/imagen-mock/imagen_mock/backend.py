@@ -12,6 +12,7 @@ import attrs
 from imagen_core.config import setting
 from imagen_core.errors import BackendError
 from imagen_core.models import Capabilities, Estimate, Request, Result
+from imagen_core.values import value_repr
 
 if TYPE_CHECKING:
     from imagen_core.models import Progress
@@ -25,8 +26,10 @@ def _non_negative(_instance: object, attribute: attrs.Attribute[float], value: f
         raise ValueError(f"{attribute.name} must be 0 or more, got {value}")
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class MockConfig:
+    __repr__ = value_repr
+
     latency_s: float = setting(
         0.0, validator=_non_negative, help="simulated work in seconds, shown as progress steps"
     )

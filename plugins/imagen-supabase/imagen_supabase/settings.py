@@ -10,6 +10,7 @@ import attrs
 
 from imagen_core.config import setting
 from imagen_core.validators import positive
+from imagen_core.values import value_repr
 
 # The environment variables of the credentials (read by imagen_supabase.credentials),
 # here so that the sink can see nothing is set without importing that module.
@@ -25,9 +26,11 @@ _TABLE = re.compile(r"(?:([A-Za-z_][A-Za-z0-9_]*)\.)?([A-Za-z_][A-Za-z0-9_]*)")
 _BUCKET = re.compile(r"[^/\x00-\x1f\x7f]{1,100}")
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Table:
     """A table as PostgREST reaches it: ``/rest/v1/{name}`` plus the schema header."""
+
+    __repr__ = value_repr
 
     schema: str
     name: str
@@ -79,10 +82,12 @@ def _retries(_instance: object, attribute: attrs.Attribute[int], value: int) -> 
         raise ValueError(f"{attribute.name} must be between 0 and 10, got {value}")
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class SupabaseConfig:
     """Keys of the ``supabase`` sink block. Every key has a default: the sink is on by
     default and does nothing until SUPABASE_URL and a key are in the environment."""
+
+    __repr__ = value_repr
 
     owner_user_id: str = setting(
         "",

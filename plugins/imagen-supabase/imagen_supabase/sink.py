@@ -24,6 +24,7 @@ import attrs
 
 from imagen_core.errors import ConfigError, describe
 from imagen_core.notices import warn
+from imagen_core.values import value_repr
 from imagen_supabase.settings import KEY_VARS, URL_VAR, SupabaseConfig, Table
 
 if TYPE_CHECKING:
@@ -42,8 +43,10 @@ QUIET_AFTER_UNREACHABLE_S = 30.0
 OFF_HINT = "or turn cloud sync off (--no-cloud, IMAGEN_CLOUD_SYNC=off or output.cloud_sync: off)"
 
 
-@attrs.frozen
+@attrs.frozen(repr=False)
 class Plan:
+    __repr__ = value_repr
+
     usage_row: bool
     image: bool
 

@@ -6,7 +6,6 @@ overwritten (a numeric suffix is added instead).
 
 from __future__ import annotations
 
-import hashlib
 import re
 import unicodedata
 from pathlib import Path, PurePosixPath
@@ -35,6 +34,8 @@ def slugify(prompt: str, max_len: int = SLUG_MAX) -> str:
         slug = cut.strip("-")
     if not slug:
         # Emoji or punctuation only: a short stable hash keeps prompts apart.
+        import hashlib  # only here: listing commands import this module too
+
         slug = "img-" + hashlib.sha256(prompt.encode()).hexdigest()[:8]
     return slug
 

@@ -158,8 +158,11 @@ def _collector(kind: str, owner: str, into: dict[str, Registration]) -> Callable
         registration = Registration(
             kind, name, factory, config or NoSettings, owner, default, dict(examples or {})
         )
-        if isinstance(config, type) or default:
-            registration.config  # noqa: B018 -- a class given as is is checked now
+        if isinstance(config, type):
+            # A class given as is is checked now; one given as a function (a
+            # default sink's too) when the type is first used, so that commands
+            # that never use it never import its module.
+            registration.config  # noqa: B018
         into[name] = registration
 
     return register

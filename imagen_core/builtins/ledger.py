@@ -11,11 +11,23 @@ from typing import TYPE_CHECKING
 from imagen_core.hookspecs import hookimpl
 
 if TYPE_CHECKING:
+    from imagen_core.ledger import Ledger, LedgerConfig
     from imagen_core.registry import RegisterSink
+
+
+def _ledger(config: LedgerConfig) -> Ledger:
+    from imagen_core.ledger import Ledger
+
+    return Ledger(config)
+
+
+def _config() -> type[LedgerConfig]:
+    from imagen_core.ledger import LedgerConfig
+
+    return LedgerConfig
 
 
 @hookimpl
 def register_sinks(register: RegisterSink) -> None:
-    from imagen_core.ledger import Ledger, LedgerConfig
-
-    register("ledger", Ledger, config=LedgerConfig, default=True)
+    # Both imported when a command uses sinks: `imagen jobs` never does.
+    register("ledger", _ledger, config=_config, default=True)

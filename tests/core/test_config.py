@@ -272,6 +272,38 @@ def test_a_default_sink_needs_defaults_for_every_key(pm) -> None:
         collect(pm)
 
 
+def test_a_lazily_registered_default_sink_is_checked_when_sinks_are_first_used(pm) -> None:
+    # Registered with a function, the config class's module is imported (and
+    # checked) only by a command that uses sinks: `imagen jobs` never does.
+    import attrs
+
+    from imagen_core import hookimpl, setting
+    from imagen_core.config import Config
+    from imagen_core.errors import PluginError
+    from tests.helpers import registered
+
+    @attrs.frozen
+    class Needs:
+        bucket: str = setting(help="bucket")
+
+    imported = []
+
+    def config() -> type:
+        imported.append(Needs)
+        return Needs
+
+    class Plugin:
+        @hookimpl
+        def register_sinks(self, register):
+            register("cloud", object, config=config, default=True)
+
+    with registered(pm, Plugin(), "cloud"):
+        registry = collect(pm)
+        assert imported == []
+        with pytest.raises(PluginError, match="on by default, but its config has keys"):
+            Config().active_sinks(registry)
+
+
 @attrs.frozen
 class _Inner:
     steps: int = setting(4, help="steps")

@@ -99,3 +99,45 @@ def test_a_mock_generation_imports_no_module_of_the_plugins_it_does_not_use(isol
         or m == "imagen_supabase.credentials"
     }
     assert unused == set()
+
+
+def _imported_by(*args: str) -> set[str]:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SUPABASE")}
+    env.pop("IMAGEN_LOAD_PLUGINS", None)  # every installed plugin loads
+    proc = subprocess.run(
+        [sys.executable, "-c", UNUSED_PLUGIN_MODULES, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    return set(json.loads(proc.stderr.strip().splitlines()[-1]))
+
+
+# Registering a type never imports its module: only a command that uses the type does.
+TYPE_MODULES = (
+    "imagen_core.ledger",
+    "imagen_core.sqlite_queue",
+    "imagen_mock.backend",
+    "imagen_postgres.settings",
+    "imagen_supabase.settings",
+    "imagen_supabase.sink",
+)
+
+
+def test_listing_jobs_imports_no_backend_or_sink_module(isolated_env):
+    modules = _imported_by("jobs", "--limit", "1")
+    assert "imagen_core.sqlite_queue" in modules
+    assert modules & set(TYPE_MODULES) == {"imagen_core.sqlite_queue"}
+    assert "imagen_core.pipeline" in modules  # the session; but not what generates:
+    assert not modules & {"PIL", "hashlib", "imagen_core.provenance.embed"}
+
+
+def test_raw_usage_imports_the_ledger_and_no_other_type_module(isolated_env):
+    modules = _imported_by("usage", "--raw")
+    assert modules & set(TYPE_MODULES) == {"imagen_core.ledger"}

@@ -11,15 +11,26 @@ from imagen_core import hookimpl
 
 if TYPE_CHECKING:
     from imagen_core.registry import RegisterBackend
+    from imagen_mock.backend import MockBackend, MockConfig
+
+
+def _backend(config: MockConfig) -> MockBackend:
+    from imagen_mock.backend import MockBackend
+
+    return MockBackend(config)
+
+
+def _config() -> type[MockConfig]:
+    from imagen_mock.backend import MockConfig
+
+    return MockConfig
 
 
 @hookimpl
 def register_backends(register: RegisterBackend) -> None:
-    from imagen_mock.backend import MockBackend, MockConfig
-
     register(
         "mock",
-        MockBackend,
-        config=MockConfig,
+        _backend,
+        config=_config,  # imported when a mock instance is used, not by `imagen jobs`
         examples={"mock": {}, "mock-slow": {"latency_s": 3.0}},
     )

@@ -27,8 +27,13 @@ def make_queue(config: PostgresQueueConfig) -> PostgresQueue:
     return PostgresQueue(config)
 
 
-@hookimpl
-def register_queues(register: RegisterQueue) -> None:
+def _config() -> type[PostgresQueueConfig]:
     from imagen_postgres.settings import PostgresQueueConfig
 
-    register("postgres", make_queue, config=PostgresQueueConfig)
+    return PostgresQueueConfig
+
+
+@hookimpl
+def register_queues(register: RegisterQueue) -> None:
+    # The settings module loads when a postgres queue is used, not for sqlite's jobs.
+    register("postgres", make_queue, config=_config)

@@ -16,14 +16,26 @@ if TYPE_CHECKING:
     import click
 
     from imagen_core.registry import RegisterSink
+    from imagen_supabase.settings import SupabaseConfig
+    from imagen_supabase.sink import SupabaseSink
+
+
+def _sink(config: SupabaseConfig) -> SupabaseSink:
+    from imagen_supabase.sink import SupabaseSink
+
+    return SupabaseSink(config)
+
+
+def _config() -> type[SupabaseConfig]:
+    from imagen_supabase.settings import SupabaseConfig
+
+    return SupabaseConfig
 
 
 @hookimpl
 def register_sinks(register: RegisterSink) -> None:
-    from imagen_supabase.settings import SupabaseConfig
-    from imagen_supabase.sink import SupabaseSink
-
-    register("supabase", SupabaseSink, config=SupabaseConfig, default=True)
+    # Both imported when a command uses sinks: `imagen jobs` and `imagen usage` never do.
+    register("supabase", _sink, config=_config, default=True)
 
 
 @hookimpl

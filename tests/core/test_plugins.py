@@ -309,3 +309,33 @@ def test_backend_that_fails_to_start_names_itself(pm, tmp_path):
     with registered(pm, Plugin(), "gpu"), pytest.raises(Exception) as info:
         Session().generate(Request("x", backend="gpu"), output=tmp_path / "x.png")
     assert str(info.value) == "backend 'gpu' (type gpu) could not start: RuntimeError: no GPU found"
+
+
+def test_a_module_plugin_gives_its_functions_and_bound_methods_as_hooks_and_nothing_else():
+    # The manager skips pluggy's lookup for a module's names that cannot be
+    # hooks; what pluggy would find must still be found.
+    import types
+
+    from imagen_core import hookimpl
+    from imagen_core.plugins import ImagenPluginManager
+
+    class Holder:
+        @hookimpl
+        def register_sinks(self, register):
+            register("held", object)
+
+    @hookimpl
+    def register_backends(register):
+        register("plain", object)
+
+    module = types.ModuleType("imagen_fake_plugin")
+    module.register_backends = register_backends
+    module.register_sinks = Holder().register_sinks
+    module.register_queues = Holder  # a class is never a hook
+    module.naming_fields = 3
+    pm = ImagenPluginManager()
+    pm.register(module, name="fake")
+    assert [i.plugin_name for i in pm.hook.register_backends.get_hookimpls()] == ["fake"]
+    assert [i.plugin_name for i in pm.hook.register_sinks.get_hookimpls()] == ["fake"]
+    assert pm.hook.register_queues.get_hookimpls() == []
+    assert pm.hook.naming_fields.get_hookimpls() == []

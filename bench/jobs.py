@@ -11,6 +11,8 @@ medians of --runs:
    that runs the same page's bare `SELECT * … ORDER BY created_at DESC LIMIT 50`
    with sqlite3 and prints the rows.                            target <= 1.2x
 2. The same with `--status queued`.                             (no target)
+   And `imagen --version` beside the same baseline: the start-up floor (click
+   and imagen's entry alone) under any whole-process listing.   (no target)
 3. In-process: `SQLiteQueue.list(limit=50)` on an open queue against the bare
    SELECT on an open sqlite3 connection (what `GET /v1/jobs` pays).  (no target)
 
@@ -164,12 +166,16 @@ def main() -> int:
             env,
             args.runs,
         )
+        # What no listing can go under: the same baseline beside a command that
+        # reads no queue at all (click and imagen's entry, no plugins).
+        floor = interleaved([py, "-c", BASELINE, str(path)], [imagen, "--version"], env, args.runs)
         inside = in_process(path, args.runs)
     figures = Figures("jobs")
     n = f"{args.jobs:,} jobs"
     for name, (base, ours), target in (
         (f"imagen jobs, newest {PAGE} of {n} (whole process)", page, TARGET),
         (f"imagen jobs --status queued, {PAGE} of {n} (whole process)", queued, None),
+        ("start-up floor: imagen --version against the same bare SELECT", floor, None),
         (f"SQLiteQueue.list, {PAGE} of {n} (in process)", inside, None),
     ):
         figures.add(

@@ -31,7 +31,7 @@ CONFIG_NAME = "imagen.yaml"
 MAX_NUMBER = 1e9
 # Values an alias may expand to (`&a [*b, *b, ...]` nested: a "billion laughs").
 MAX_VALUES = 100_000
-_NAME_LIKE_TYPE = re.compile(r"^[a-z0-9]+$")
+_NAME_LIKE_TYPE = r"^[a-z0-9]+$"  # compiled (by re's cache) on the error path that uses it
 Mode = Literal["auto", "on", "off"]
 
 
@@ -465,7 +465,7 @@ def converter() -> cattrs.Converter:
 
 def _plugin_hint(name: str) -> str:
     """Why no plugin provides backend ``name``: disabled, not loaded, or not installed."""
-    if not _NAME_LIKE_TYPE.match(name):
+    if not re.match(_NAME_LIKE_TYPE, name):
         return ""
     disabled = {p.strip() for p in os.environ.get("IMAGEN_DISABLE_PLUGINS", "").split(",")}
     if name in disabled:

@@ -33,11 +33,11 @@ if TYPE_CHECKING:
 STATUSES = ("queued", "running", "done", "failed", "canceled")
 FINAL = ("done", "failed", "canceled")
 LIVE = ("queued", "running")
-_SHA256 = re.compile(r"[0-9a-f]{64}")
+_SHA256 = r"[0-9a-f]{64}"  # compiled (by re's cache) by the first job with an input image
 
 
 def _sha256(_instance: object, _attribute: attrs.Attribute[str], value: object) -> None:
-    if not isinstance(value, str) or not _SHA256.fullmatch(value):
+    if not isinstance(value, str) or not re.fullmatch(_SHA256, value):
         raise InvalidRequest(f"an input's sha256 is 64 lower-case hex digits, got {value!r:.80}")
 
 

@@ -220,3 +220,13 @@ def cancel_while_running(
     final = queue.get(job.id)
     assert final is not None
     return final, lines
+
+
+def run_worker_once(session: Session) -> list[str]:
+    """Run a worker until the queue has nothing left for it (``once``); its log lines."""
+    from imagen_core.worker import Worker, WorkerOptions
+
+    lines: list[str] = []
+    options = WorkerOptions(once=True, idle_wait_s=0.02)
+    Worker(session, session.queue(), options, log=lines.append).run()
+    return lines

@@ -5,16 +5,7 @@ goes back to the queue and is done on its next attempt; a job fal refuses (a
 from __future__ import annotations
 
 from imagen_core import Request, Session
-from imagen_core.worker import Worker, WorkerOptions
-
-
-def _run_worker(session: Session) -> list[str]:
-    lines: list[str] = []
-    worker = Worker(
-        session, session.queue(), WorkerOptions(once=True, idle_wait_s=0.02), log=lines.append
-    )
-    worker.run()
-    return lines
+from tests.helpers import run_worker_once
 
 
 def test_a_503_job_is_requeued_and_done_a_422_job_fails_once(
@@ -31,7 +22,7 @@ def test_a_503_job_is_requeued_and_done_a_422_job_fails_once(
     busy = queue.submit(Request("a cat", seed=1), backend="fal1")
     refused = queue.submit(Request("a dog", seed=2, steps=40), backend="fal1")  # schnell: <= 12
 
-    lines = _run_worker(session)
+    lines = run_worker_once(session)
 
     busy_job, refused_job = queue.get(busy.id), queue.get(refused.id)
     assert busy_job.status == "done" and busy_job.attempts == 2

@@ -154,6 +154,7 @@ class FakeOpenAI(FakeHTTPServer):
         self.imagen_report = False
         self._lock = threading.Lock()
         self._scripts: dict[str, list[Reply]] = {}
+        self._by_prompt: dict[str, list[Reply]] = {}
         self._held = threading.Event()
         self._held.set()
         self.holding = threading.Event()  # set while a generation is being held
@@ -169,6 +170,11 @@ class FakeOpenAI(FakeHTTPServer):
     def fail(self, route: str, *replies: Reply) -> None:
         """Answer the next requests of ``route`` (generations, edits, file) with these."""
         self._scripts.setdefault(route, []).extend(replies)
+
+    def fail_prompt(self, word: str, *replies: Reply) -> None:
+        """Answer the next generations whose prompt holds ``word`` with these (for
+        jobs run in any order by a worker)."""
+        self._by_prompt.setdefault(word, []).extend(replies)
 
     def hold(self) -> None:
         """Keep the next generations waiting until release() (or the client hangs up)."""
@@ -223,6 +229,11 @@ class FakeOpenAI(FakeHTTPServer):
             script = self._scripts.get(route)
             if script:
                 return script.pop(0)
+            if route == "generations" and self._by_prompt:
+                prompt = str(_json(body).get("prompt", ""))
+                for word, replies in self._by_prompt.items():
+                    if word in prompt and replies:
+                        return replies.pop(0)
             if route == "file":
                 return self._file(path)
             if route == "models":
@@ -499,6 +510,14 @@ class FakeOpenAI(FakeHTTPServer):
             None,
             "content_policy_violation",
         )
+
+
+def _json(body: bytes) -> dict[str, Any]:
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return {}
+    return payload if isinstance(payload, dict) else {}
 
 
 def _route(method: str, path: str) -> str | None:

@@ -9,9 +9,13 @@ generation then; OpenAI offers no way to cancel an image request).
 
 Retries follow the official SDK: 408, 409, 429 and 5xx, with ``x-should-retry``
 overriding and ``retry-after-ms``/``retry-after`` honoured, except a 429 that
-says the quota is used up (retrying cannot help). A network error is retried
-only when the request never left (connection refused, unknown host): a
-connection lost after sending may have cost an image.
+says the quota is used up (retrying cannot help) and a gateway's timeout (504,
+524: the image may still be made and billed). A network error is retried only
+when the request never left (connection refused, unknown host): a connection
+lost after sending may have cost an image.
+
+The same rule decides whether ``imagen worker`` may run a failed job again (see
+``retryable``): only where a second request cannot pay for an image twice.
 
 The key is kept only to be sent (to base_url's host, never to an image URL's
 other host) and scrubbed: no repr shows it, and server text is scrubbed of it
@@ -28,9 +32,8 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from imagen_core import BackendError
+from imagen_core import BackendError, BackendUnavailable
 from imagen_core.remote import (
-    json_body,
     maybe_sent,
     network_reason,
     one_line,
@@ -48,7 +51,20 @@ if TYPE_CHECKING:
 CONNECT_TIMEOUT_S = 10.0
 DOWNLOAD_TIMEOUT_S = 60.0
 _RETRIED = frozenset({408, 409, 429})
-_NOT_RETRIED_CODES = frozenset({"insufficient_quota", "billing_hard_limit_reached"})
+# A gateway that gave up waiting (nginx's 504, Cloudflare's 524): OpenAI may still
+# make the image and bill it, as after a read timeout, so it is never sent again.
+GATEWAY_TIMEOUTS = frozenset({504, 524})
+# A 429 whose quota is used up: type insufficient_quota, with one of these codes.
+QUOTA_CODES = frozenset(
+    {
+        "insufficient_quota",
+        "billing_hard_limit_reached",
+        "credit_balance_exhausted",
+        "organization_spend_limit_exceeded",
+        "project_spend_limit_exceeded",
+        "organization_usage_limit_exceeded",
+    }
+)
 
 
 @attrs.frozen
@@ -83,6 +99,28 @@ class Answer:
     def code(self) -> str | None:
         code = self.error.get("code")
         return str(code) if code is not None else None
+
+    @property
+    def quota_used_up(self) -> bool:
+        """A 429 (or any answer) saying the account's credit or budget is spent."""
+        return self.code in QUOTA_CODES or self.error.get("type") == "insufficient_quota"
+
+    @property
+    def retryable(self) -> bool:
+        """Whether this answer may be different when the same request is sent again
+        and sending it cannot pay twice: what the client retries, and what
+        ``imagen worker`` runs again once the retries are spent. The Images API is
+        one synchronous request; an answer of 408, 409, 429 or 5xx carries no image
+        and no usage, and OpenAI bills the usage of an image it returned, so a
+        second request pays for one image at most. Not a used-up quota (it stays
+        used up), and not a gateway's timeout (504, 524): the server behind it may
+        still finish the image and bill it."""
+        should = self.headers.get("x-should-retry", "").strip().lower()
+        if should in ("true", "false"):
+            return should == "true"
+        if self.status in GATEWAY_TIMEOUTS or (self.status == 429 and self.quota_used_up):
+            return False
+        return self.status in _RETRIED or self.status >= 500
 
 
 class OutOfTime(Exception):
@@ -150,6 +188,7 @@ class OpenAIClient:
             headers=None if same_host else {},
             timeout_s=DOWNLOAD_TIMEOUT_S,
             raw=True,
+            made=True,
         )
         if answer.status != 200:
             raise BackendError(
@@ -172,6 +211,7 @@ class OpenAIClient:
         headers: dict[str, str] | None = None,
         timeout_s: float | None = None,
         raw: bool = False,
+        made: bool = False,
         **body: Any,
     ) -> Answer:
         import requests
@@ -202,7 +242,7 @@ class OpenAIClient:
             retry_network=True,  # only what never left: send() raised the rest
             pacing=self.pacing,
             until=self.deadline,
-            unreachable=lambda exc: BackendError(self._unreachable(url, doing, exc)),
+            unreachable=lambda exc: self._never_sent(url, doing, exc, made=made),
         )
         return _read(response, raw=raw)
 
@@ -265,10 +305,24 @@ class OpenAIClient:
             return f"the image host {address}"
         return f"{self.service} at {address}" if self.service == "OpenAI" else self.service
 
-    def _unreachable(self, url: str, doing: str, exc: Exception) -> str:
-        return self.scrub(
-            f"{self._place(url)} is not reachable while {doing} ({network_reason(exc)}); "
-            "check the network, or base_url in the backend's block"
+    def _never_sent(self, url: str, doing: str, exc: Exception, *, made: bool) -> BackendError:
+        """A request that never left (refused, unknown host, connect timeout), after
+        the retries. For the API: BackendUnavailable, so that ``imagen worker`` gives
+        the job back and waits for the server; nothing was made. When the image is
+        ``made`` (a DALL-E image URL), it is billed: final."""
+        if made:
+            return BackendError(
+                self.scrub(
+                    f"{self._place(url)} is not reachable while {doing} "
+                    f"({network_reason(exc)}); the image was made and may be billed: its URL "
+                    "expires after an hour"
+                )
+            )
+        return BackendUnavailable(
+            self.scrub(
+                f"{self._place(url)} is not reachable while {doing} ({network_reason(exc)}); "
+                "check the network, or base_url in the backend's block"
+            )
         )
 
     def _broken(self, url: str, doing: str, exc: Exception, method: str) -> str:
@@ -279,17 +333,10 @@ class OpenAIClient:
 
 
 def _retry(response: requests.Response) -> bool:
-    """Whether the SDK would send this again: ``x-should-retry`` decides when given,
-    else 408, 409, 429 and 5xx, but never a used-up quota."""
-    should = response.headers.get("x-should-retry", "").strip().lower()
-    if should in ("true", "false"):
-        return should == "true"
-    if response.status_code == 429:
-        body = json_body(response)
-        error = body.get("error") if isinstance(body, dict) else None
-        if isinstance(error, dict) and error.get("code") in _NOT_RETRIED_CODES:
-            return False
-    return response.status_code in _RETRIED or response.status_code >= 500
+    """Whether the SDK would send this again (``x-should-retry`` decides when
+    given, else 408, 409, 429 and 5xx), unless that could pay twice or cannot
+    help: see ``Answer.retryable``."""
+    return _read(response, raw=False).retryable
 
 
 def _read(response: requests.Response, *, raw: bool) -> Answer:

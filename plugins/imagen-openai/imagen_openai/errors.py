@@ -3,6 +3,11 @@
 OpenAI's errors come as ``{"error": {"message", "type", "param", "code"}}``; the
 status and ``code`` decide the message (the SDK's own classes are by status). A
 compatible server's errors may be shaped otherwise; they still get a line.
+
+Whether ``imagen worker`` may run the job again is ``Answer.retryable``: a 408,
+409, 429 or 5xx that the client's own retries did not get past (nothing was made,
+so nothing is paid twice). A used-up quota, a gateway's timeout and every other
+4xx fail the job at once.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import attrs
 
 from imagen_core import BackendError
 from imagen_core.remote import one_line
+from imagen_openai.client import GATEWAY_TIMEOUTS
 
 if TYPE_CHECKING:
     from imagen_openai.client import Answer, OpenAIClient
@@ -23,6 +29,7 @@ BILLING_PAGE = "https://platform.openai.com/settings/organization/billing"
 LIMITS_PAGE = "https://platform.openai.com/settings/organization/limits"
 VERIFY_PAGE = "https://platform.openai.com/settings/organization/general"
 STATUS_PAGE = "https://status.openai.com"
+USAGE_PAGE = "https://platform.openai.com/usage"
 _MODERATION = frozenset({"moderation_blocked", "content_policy_violation"})
 
 
@@ -38,6 +45,16 @@ class Asked:
 
 
 def failure(
+    answer: Answer, client: OpenAIClient, config: OpenAIConfig, asked: Asked
+) -> BackendError:
+    """The error for an answer that is not an image; transient when running the job
+    again may pass and cannot pay twice (``Answer.retryable``)."""
+    error = _failure(answer, client, config, asked)
+    error.transient = answer.retryable
+    return error
+
+
+def _failure(
     answer: Answer, client: OpenAIClient, config: OpenAIConfig, asked: Asked
 ) -> BackendError:
     service, status, code = client.service, answer.status, answer.code
@@ -58,7 +75,7 @@ def failure(
         return BackendError(
             f"{service} rejected the key in {config.api_key_env} (HTTP 401: {detail}); {fix}"
         )
-    if code in ("insufficient_quota", "billing_hard_limit_reached"):
+    if answer.quota_used_up:
         where = f" at {BILLING_PAGE}" if config.is_openai else ""
         return BackendError(
             f"{service} refused the request: {detail} (HTTP {status} {code}); add credit or "
@@ -94,6 +111,13 @@ def failure(
             f"{service} is rate limiting us (HTTP 429: {detail}), still after "
             f"{client.retried} retries; wait a minute and try again, or raise the limits{where}"
         )
+    if status in GATEWAY_TIMEOUTS:
+        check = f"check {USAGE_PAGE}" if config.is_openai else "check the server"
+        return BackendError(
+            f"{service}'s gateway gave up waiting for the image (HTTP {status}: {detail}{ref}); "
+            f"not retried, as the image may still have been made and billed: {check} before "
+            "trying again"
+        )
     if status >= 500:
         see = f"see {STATUS_PAGE} and " if config.is_openai else ""
         return BackendError(
@@ -108,6 +132,13 @@ def failure(
             f"; {model} does not take {param}: remove it from the backend's block "
             "(extra_body, request_fields)"
         )
+    elif param:
+        text += (
+            f"; change {param} (the request's options, or extra_body and request_fields in "
+            "the backend's block)"
+        )
+    elif not answer.retryable:
+        text += "; change the request or the backend's block as the message says"
     return BackendError(text)
 
 

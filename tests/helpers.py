@@ -18,7 +18,7 @@ import pytest
 from imagen_core.plugins import ImagenPluginManager
 
 if TYPE_CHECKING:
-    from imagen_core import Session
+    from imagen_core import Request, Session
     from imagen_core.queue import Job
 
 
@@ -230,3 +230,37 @@ def run_worker_once(session: Session) -> list[str]:
     options = WorkerOptions(once=True, idle_wait_s=0.02)
     Worker(session, session.queue(), options, log=lines.append).run()
     return lines
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nobody listens on once this returns."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def requeued_then_done(
+    session: Session, backend: str, refused: Request, output_dir: Path
+) -> tuple[str, str]:
+    """Queue "a cat" (its backend set up to fail it once in a way that may pass)
+    and ``refused`` (set up to fail for good) for ``backend``, run a worker until
+    the queue has nothing left, and check that "a cat" is done on its second
+    attempt and ``refused`` failed on its first. The worker's ``retrying`` line
+    and the refused job's error, for the backend's own checks."""
+    from imagen_core import Request
+
+    queue = session.queue()
+    busy_id = queue.submit(Request("a cat", seed=1), backend=backend).id
+    refused_id = queue.submit(refused, backend=backend).id
+    lines = run_worker_once(session)
+    done, failed = queue.get(busy_id), queue.get(refused_id)
+    assert done is not None and failed is not None
+    assert (done.status, done.attempts) == ("done", 2), lines
+    assert (failed.status, failed.attempts) == ("failed", 1), lines
+    assert sorted(line.split()[3] for line in lines) == ["done", "failed", "retrying"]
+    retrying = next(line for line in lines if " retrying " in line)
+    assert retrying.startswith(f"job {busy_id[:8]} {backend} retrying (1/3)")
+    assert done.result_path is not None and (output_dir / done.result_path).exists()
+    return retrying, failed.error or ""

@@ -7,8 +7,6 @@ may be made and paid for fail the job at once."""
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 import requests
 
@@ -16,6 +14,7 @@ from imagen_core import BackendError, Request
 from imagen_core.errors import is_transient, is_unavailable
 from tests.fal.conftest import Steps, image
 from tests.fal.fake_fal import Reply
+from tests.helpers import closed_port
 
 NGINX_503 = (
     b"<html><head><title>503 Service Temporarily Unavailable</title></head><body>"
@@ -28,12 +27,6 @@ def _failure(make_backend, request: Request | None = None, **settings) -> Backen
     with pytest.raises(BackendError) as info:
         make_backend(**settings).generate(request or Request("x", seed=1), Steps())
     return info.value
-
-
-def _closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_fals_ingress_failing_for_good_on_submit_is_transient(fake, fake_time, make_backend):
@@ -180,7 +173,7 @@ def test_refusals_that_cannot_pass_fail_at_once_naming_the_fix(
 def test_a_storage_that_cannot_be_reached_before_the_submit_is_unavailable(
     fake, fake_time, make_backend
 ):
-    port = _closed_port()
+    port = closed_port()
     error = _failure(
         make_backend,
         Request("x", seed=1, inputs=[image()]),

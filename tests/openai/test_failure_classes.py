@@ -8,14 +8,13 @@ timeout and a connection lost or a deadline passed after the request was sent
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 import requests
 
 from imagen_core import BackendError, Request
 from imagen_core.errors import is_transient, is_unavailable
 from tests.fake_http import Steps
+from tests.helpers import closed_port
 from tests.openai.fake_openai import FORBIDDEN, Reply, error, rate_limited
 
 QUOTA = (
@@ -145,10 +144,7 @@ def test_refusals_fail_at_once_naming_the_fix(fake, fake_time, make_backend, rep
 
 
 def test_a_refused_connection_is_unavailable(fake_time, make_backend):
-    with socket.socket() as probe:  # a port nobody listens on once closed
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    error_ = _failure(make_backend, base_url=f"http://127.0.0.1:{port}/v1")
+    error_ = _failure(make_backend, base_url=f"http://127.0.0.1:{closed_port()}/v1")
     assert is_unavailable(error_)
     assert "(connection refused); check the network, or base_url" in str(error_)
 

@@ -260,6 +260,7 @@ class Prediction:
     final_answers: int = 0  # answers (create or GET) served since it became final
     images: list[bytes] = field(default_factory=list)  # the input images, as resolved
     error: str | None = None  # why it fails, when an input could not be read
+    starts: bool = True  # False: it fails without ever running (E6716)
 
 
 class FakeReplicate(FakeHTTPServer):
@@ -271,11 +272,19 @@ class FakeReplicate(FakeHTTPServer):
         self.files: dict[str, dict[str, Any]] = {}  # id -> file object (+ "_data")
         self._lock = threading.Lock()
         self._scripts: dict[str, list[Reply]] = {}
+        self._always: dict[str, Reply] = {}
         # What the next predictions do (tests change these):
         self.sync = "succeeded"  # answer to Prefer: wait: succeeded | processing | starting
         self.polls_to_finish = 2  # GETs answered "processing" before the final status
         self.outcome = "succeeded"  # succeeded | failed | canceled | aborted | running
         self.error: str | None = None
+        # Failed and aborted predictions end without started_at when they never ran
+        # (aborted always; failed with this set, as E6716 "timeout starting" does).
+        self.fails_before_start = False
+        self.start_after = 0  # GETs answered "starting" (a cold boot) before it runs
+        # What the next predictions created do, before the settings above apply:
+        # (outcome, error, fails_before_start) each.
+        self.next_predictions: list[tuple[str, str | None, bool]] = []
         self.output_kind: str | None = None  # None: the model's own shape; or "data"
         self.metrics_after = 0  # answers of a final prediction that still lack predict_time
         self.predict_time = 1.5
@@ -295,6 +304,14 @@ class FakeReplicate(FakeHTTPServer):
     def fail(self, route: str, *replies: Reply) -> None:
         """Answer the next requests of ``route`` (create, get, cancel, file) with these."""
         self._scripts.setdefault(route, []).extend(replies)
+
+    def fail_always(self, route: str, reply: Reply | None) -> None:
+        """Answer every request of ``route`` with ``reply`` (None: stop), after the
+        scripted ones: an outage that lasts."""
+        if reply is None:
+            self._always.pop(route, None)
+        else:
+            self._always[route] = reply
 
     def sent(self, method: str | None = None, prefix: str = "") -> list[Recorded]:
         return [
@@ -342,6 +359,8 @@ class FakeReplicate(FakeHTTPServer):
                 if self.echo_token_in_errors and isinstance(reply.body, dict):
                     reply.body["detail"] = f"{reply.body.get('detail')} {headers['authorization']}"
                 return reply
+            if route[0] in self._always:
+                return self._always[route[0]]
             if route[0] == "upload":
                 return self._upload(headers, body)
             if route[0] == "file_object":
@@ -421,9 +440,10 @@ class FakeReplicate(FakeHTTPServer):
         prediction.gets += 1
         data = prediction.data
         if data["status"] in ("starting", "processing"):
-            data["status"] = "processing"
-            data.setdefault("started_at", _now())
-            data["logs"] = _logs(data["input"], prediction.gets, self.polls_to_finish)
+            if prediction.gets > self.start_after and not self._never_runs(prediction):
+                data["status"] = "processing"
+                data.setdefault("started_at", _now())
+                data["logs"] = _logs(data["input"], prediction.gets, self.polls_to_finish)
             if prediction.gets < self.polls_to_finish or prediction.outcome == "running":
                 return Reply(200, data)
             self._finish(prediction)
@@ -433,7 +453,7 @@ class FakeReplicate(FakeHTTPServer):
     def _count_final(self, prediction: Prediction) -> None:
         # metrics.predict_time exists only on final predictions, and may show late.
         prediction.final_answers += 1
-        if prediction.final_answers > self.metrics_after:
+        if prediction.final_answers > self.metrics_after and prediction.data.get("started_at"):
             prediction.data["metrics"]["predict_time"] = self.predict_time
 
     def _cancel(self, _headers: dict[str, str], _body: bytes, pid: str) -> Reply:
@@ -551,13 +571,17 @@ class FakeReplicate(FakeHTTPServer):
                 "stream": f"https://stream.replicate.com/v1/files/{pid}",
             },
         }
-        prediction = Prediction(data, model, self.outcome)
+        outcome, error, before_start = self.outcome, self.error, self.fails_before_start
+        if self.next_predictions:
+            outcome, error, before_start = self.next_predictions.pop(0)
+        prediction = Prediction(data, model, outcome, error=error, starts=not before_start)
         self.predictions[pid] = prediction
         return prediction
 
     def _finish(self, prediction: Prediction) -> None:
         data = prediction.data
-        data.setdefault("started_at", _now())
+        if not self._never_runs(prediction):
+            data.setdefault("started_at", _now())
         data["completed_at"] = _now()
         data["status"] = prediction.outcome
         if prediction.outcome == "succeeded":
@@ -565,8 +589,13 @@ class FakeReplicate(FakeHTTPServer):
             if self.data_removed:  # as an hour after the prediction
                 data.update(output=None, data_removed=True)
         elif prediction.outcome == "failed":
-            data["error"] = prediction.error or self.error
+            data["error"] = prediction.error
         data["metrics"] = {"total_time": self.predict_time + 0.4}
+
+    def _never_runs(self, prediction: Prediction) -> bool:
+        return prediction.outcome == "aborted" or (
+            prediction.outcome == "failed" and not prediction.starts
+        )
 
     def _output(self, prediction: Prediction) -> Any:
         count = int(prediction.data["input"].get("num_outputs", 1))

@@ -99,7 +99,8 @@ def test_timeout_cancels_and_fails(fake, fake_time, make_backend):
     assert str(info.value) == (
         f"Replicate prediction {pid} did not finish within timeout_s=30s (status processing); "
         "imagen asked Replicate to cancel it. Raise timeout_s in the backend's block if the "
-        "model needs longer (a cold start can take minutes)"
+        "model needs longer (a cold start can take minutes); not run again by imagen worker: "
+        "the prediction ran, and may be billed"
     )
     assert sum(fake_time.sleeps) == pytest.approx(30.0)  # waited exactly the timeout
     assert max(fake_time.sleeps) == 5.0  # with the interval capped

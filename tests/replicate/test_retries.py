@@ -84,14 +84,17 @@ def test_polls_are_retried_on_5xx_with_backoff(fake, fake_time, make_backend):
     assert result.metadata["status"] == "succeeded"
 
 
-def test_polls_failing_for_good_stop_after_the_budget_and_cancel(fake, fake_time, make_backend):
+def test_polls_failing_for_good_go_on_until_the_deadline_then_cancel(fake, fake_time, make_backend):
+    # The prediction exists and runs on: a poll failing past its retries is no
+    # reason to give it up before timeout_s.
     fake.sync = "starting"
-    fake.fail("get", *[Reply(503, {"detail": "Service Unavailable", "status": 503})] * 10)
+    fake.fail_always("get", Reply(503, {"detail": "Service Unavailable", "status": 503}))
     with pytest.raises(BackendError) as info:
-        make_backend().generate(Request("x", seed=1), Steps())
+        make_backend(timeout_s=120.0).generate(Request("x", seed=1), Steps())
     (pid,) = fake.predictions
-    assert len(fake.polls) == 6
-    assert fake_time.sleeps == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0]
+    assert len(fake.polls) > 6  # more than one poll's own retries
+    assert fake_time.sleeps[:6] == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0]
+    assert fake_time.now >= 1000.0 + 120.0  # the fake clock starts at 1000
     assert str(info.value) == (
         f"Replicate is failing while polling prediction {pid} (HTTP 503: Service Unavailable); "
         "see https://replicate.com/status and try again later"
@@ -101,9 +104,18 @@ def test_polls_failing_for_good_stop_after_the_budget_and_cancel(fake, fake_time
     assert fake.predictions[pid].data["status"] == "canceled"
 
 
+def test_polls_that_recover_before_the_deadline_get_the_image(fake, fake_time, make_backend):
+    fake.sync = "starting"
+    fake.polls_to_finish = 1
+    fake.fail("get", *[Reply(503, {"detail": "busy"})] * 8)  # past one poll's 5 retries
+    result = make_backend().generate(Request("x", seed=1), Steps())
+    assert len(fake.polls) == 9 and fake.cancels == []
+    assert result.metadata["status"] == "succeeded"
+
+
 def test_retries_stop_at_the_deadline(fake, fake_time, make_backend):
     fake.sync = "starting"
-    fake.fail("get", Reply(503, {"detail": "busy"}, {"Retry-After": "30"}))
+    fake.fail_always("get", Reply(503, {"detail": "busy"}, {"Retry-After": "30"}))
     with pytest.raises(BackendError, match="HTTP 503: busy"):
         make_backend(timeout_s=10.0).generate(Request("x", seed=1), Steps())
     assert 30.0 not in fake_time.sleeps  # waiting would pass the deadline

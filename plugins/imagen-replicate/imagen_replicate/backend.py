@@ -188,7 +188,7 @@ class ReplicateBackend:
             run.progress(0, 0, "downloading")
             image, mime_type = _fetch(run.client, urls[0])
             run.settle()
-        except BaseException:
+        except BaseException as exc:
             # Ctrl-C, the timeout or any failure: a prediction left running would be
             # paid for and never used.
             if not run.finished:
@@ -198,6 +198,13 @@ class ReplicateBackend:
                         f"replicate: could not cancel prediction {run.id} ({reason}); "
                         f"cancel it at {run.web_url}"
                     )
+            if isinstance(exc, BackendError) and exc.transient and not run.never_ran:
+                # It ran (Replicate bills that time) or may still run (the cancel
+                # failed): running the job again could pay twice, so it is final.
+                raise BackendError(
+                    f"{exc}; not run again by imagen worker: the prediction "
+                    + ("may still run" if not run.finished else "ran, and may be billed")
+                ) from None
             raise
         return image, mime_type, urls
 

@@ -6,6 +6,11 @@ GETs (polls, downloads) are retried on 429, 5xx and network errors; the create
 POST only on 429, which Replicate answers before doing anything; a 5xx or a lost
 connection on create is reported, never retried, as the prediction may exist.
 
+The same rule marks what ``imagen worker`` may run again (``transient``): a 429
+on create and any failure of an upload (nothing is created yet), and a poll
+that keeps failing (the prediction run decides in the end: see
+PredictionRun). A create that never reached Replicate is BackendUnavailable.
+
 The token lives only in the session's headers: it is in no attribute a repr
 shows, and server text is scrubbed of it before it reaches a message.
 """
@@ -16,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from imagen_core import BackendError, BackendUnavailable
+from imagen_core.errors import transient_status
 from imagen_core.remote import (
     json_body,
     maybe_sent,
@@ -112,7 +118,8 @@ class ReplicateClient:
             doing=f"polling prediction {prediction_id}",
         )
         if response.status_code != 200:
-            raise self._failure(response, f"polling prediction {prediction_id}")
+            # A 429 or 5xx may pass: the run keeps polling until its deadline.
+            raise self._failure(response, f"polling prediction {prediction_id}", again=True)
         return self._prediction(response)
 
     def cancel(self, prediction_id: str) -> dict[str, Any]:
@@ -132,7 +139,7 @@ class ReplicateClient:
             use_deadline=False,
         )
         if response.status_code != 200:
-            raise self._failure(response, f"cancelling prediction {prediction_id}")
+            raise self._failure(response, f"cancelling prediction {prediction_id}", again=False)
         return self._prediction(response)
 
     def upload(self, item: ImageInput, name: str) -> dict[str, Any]:
@@ -156,7 +163,8 @@ class ReplicateClient:
         if response.status_code not in (200, 201):
             if response.status_code == 413:
                 raise self._too_large(response, name, len(item.data))
-            raise self._failure(response, f"uploading {name}")
+            # Before the create: nothing can be paid for yet.
+            raise self._failure(response, f"uploading {name}", again=True)
         data = json_body(response)
         urls = data.get("urls") if isinstance(data, dict) else None
         if (
@@ -196,7 +204,8 @@ class ReplicateClient:
                 "run the generation again"
             )
         if response.status_code != 200:
-            raise self._failure(response, "downloading the output")
+            # The output is made and paid for: never run the job twice for it.
+            raise self._failure(response, "downloading the output", again=False)
         if not response.content:
             raise BackendError(f"Replicate's output file {self._scrub(url)} is empty")
         return response.content, response.headers.get("Content-Type")
@@ -271,12 +280,15 @@ class ReplicateClient:
 
     def _network_error(self, url: str, doing: str, exc: Exception, method: str) -> BackendError:
         """A network failure; BackendUnavailable (the worker waits for Replicate to
-        answer again) only when no prediction can exist: the create request never
-        left. After a prediction was made, running the job again would pay twice."""
+        answer again) only when no prediction can exist: a create or an upload
+        that never left. An upload's lost connection is transient (nothing is
+        created yet), and so is a poll's (the run keeps polling, and decides);
+        a create that may have left, a cancel and a download are final."""
         text = self._unreachable(url, doing, exc, method)
-        if method == "POST" and doing.startswith("creating") and not maybe_sent(exc):
+        before_create = doing.startswith(("creating", "uploading"))
+        if before_create and not maybe_sent(exc):
             return BackendUnavailable(text)
-        return BackendError(text)
+        return BackendError(text, transient=doing.startswith(("uploading", "polling")))
 
     def _unreachable(self, url: str, doing: str, exc: Exception, method: str) -> str:
         parts = urlsplit(url)
@@ -310,10 +322,15 @@ class ReplicateClient:
                 f"{detail}); not retried, so that nothing is paid twice: check "
                 "https://replicate.com/predictions before trying again"
             )
-        return self._failure(response, f"creating a prediction of {model}")
+        # A 429 (Replicate refused it before doing anything) or another 4xx.
+        return self._failure(response, f"creating a prediction of {model}", again=True)
 
-    def _failure(self, response: requests.Response, doing: str) -> BackendError:
+    def _failure(self, response: requests.Response, doing: str, *, again: bool) -> BackendError:
+        """One line for an answer that is not what was asked for. A 408, 429 or 5xx
+        is transient when ``again``: no prediction can have been paid for because
+        of this request (an upload, a create refused with 429, a poll)."""
         status, detail = response.status_code, self._detail(response)
+        transient = again and transient_status(status)
         if status == 401:
             return BackendError(
                 f"Replicate rejected the token in {self.token_env} (HTTP 401: {detail}); "
@@ -333,12 +350,14 @@ class ReplicateClient:
             return BackendError(
                 f"Replicate is rate limiting us while {doing} (HTTP 429: {detail}), still after "
                 f"{self.pacing.retries} retries; wait a minute and try again",
-                # Refused before anything was made: safe to run again later.
-                transient=doing.startswith("creating"),
+                transient=transient,
             )
         if status >= 500:
             return BackendError(
                 f"Replicate is failing while {doing} (HTTP {status}: {detail}); see "
-                "https://replicate.com/status and try again later"
+                "https://replicate.com/status and try again later",
+                transient=transient,
             )
-        return BackendError(f"Replicate answered HTTP {status} while {doing}: {detail}")
+        return BackendError(
+            f"Replicate answered HTTP {status} while {doing}: {detail}", transient=transient
+        )

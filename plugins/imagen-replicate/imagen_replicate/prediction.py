@@ -3,10 +3,20 @@
 Replicate's statuses are starting, processing, succeeded, failed, canceled and
 (since prediction deadlines) aborted; the status is read as an open string, so
 one this code does not know yet is waited on like ``processing``.
+
+Which failures ``imagen worker`` may run again: Replicate bills a prediction
+once it runs (the time it ran, or its outputs), also when it then fails or is
+canceled ("canceled (charged)" in Replicate's deadline changelog), and bills
+nothing for one that never started (``aborted``: "not charged"). So a failure is
+transient only while the prediction never ran: stopped by its deadline before
+it started, failed before it started with an error that may pass (E6716, a
+timeout starting it), or canceled by imagen (its timeout, polls that failed
+until then) while still ``starting``.
 """
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from imagen_core import BackendError
@@ -19,6 +29,11 @@ if TYPE_CHECKING:
     from imagen_replicate.pacing import Pacing
 
 TERMINAL = frozenset({"succeeded", "failed", "canceled", "aborted"})
+# Replicate's error codes (replicate.com/docs/reference/error-codes) of failures
+# that may pass on another run: E1000 "unknown error ... temporary system issues"
+# and E6716 "timeout starting prediction ... high system load". Also its older
+# "Prediction interrupted; please retry (code: PA)".
+_MAY_PASS = re.compile(r"\bE(?:1000|6716)\b|please retry", re.IGNORECASE)
 
 
 class PredictionRun:
@@ -38,7 +53,24 @@ class PredictionRun:
         self.deadline = deadline
         self.timeout_s = timeout_s
         self.progress = progress
-        self.prediction: dict[str, Any] = {}
+        self._prediction: dict[str, Any] = {}
+        self.ran = False  # whether it was ever seen running: Replicate bills that
+
+    @property
+    def prediction(self) -> dict[str, Any]:
+        return self._prediction
+
+    @prediction.setter
+    def prediction(self, value: dict[str, Any]) -> None:
+        self._prediction = value
+        if value.get("started_at") or value.get("status") in ("processing", "succeeded"):
+            self.ran = True
+
+    @property
+    def never_ran(self) -> bool:
+        """Final without ever running: nothing was billed, so running the job again
+        cannot pay twice."""
+        return self.finished and not self.ran and self.status != "succeeded"
 
     @property
     def id(self) -> str:
@@ -86,17 +118,31 @@ class PredictionRun:
         if self.finished or output_urls(self.prediction.get("output")):
             return
         delays = self.pacing.poll_delays()
+        failing: BackendError | None = None
         while not self.finished:
             remaining = self.deadline - self.pacing.clock()
             if remaining <= 0:
+                if failing is not None:  # the polls failed until the deadline
+                    raise failing
                 raise BackendError(
                     f"Replicate prediction {self.id} did not finish within "
                     f"timeout_s={self.timeout_s:g}s (status {self.status}); imagen asked "
                     "Replicate to cancel it. Raise timeout_s in the backend's block if the "
-                    "model needs longer (a cold start can take minutes)"
+                    "model needs longer (a cold start can take minutes)",
+                    # Transient if it never ran (the backend decides once canceled).
+                    transient=True,
                 )
             self.pacing.sleep(min(next(delays), remaining))
-            self.prediction = self.client.get(self.id)
+            try:
+                self.prediction = self.client.get(self.id)
+            except BackendError as exc:
+                # The prediction exists and runs on: a poll failing past its own
+                # retries (5xx, 429, the network) is no reason to give it up.
+                if not exc.transient:
+                    raise
+                failing = exc
+                continue
+            failing = None
             self._report()
 
     def settle(self) -> None:
@@ -130,10 +176,19 @@ class PredictionRun:
         error = self.prediction.get("error")
         because = f": {error}" if error else ""
         if self.status == "failed":
-            return BackendError(
+            text = (
                 f"Replicate prediction {self.id} failed{because or ' without an error text'} "
                 f"(logs: {self.web_url})"
             )
+            if not _MAY_PASS.search(str(error or "")):
+                return BackendError(text)
+            if self.ran:
+                # It ran, and Replicate bills that: running it again could pay twice.
+                return BackendError(
+                    f"{text}; Replicate says it may pass: run the generation again (it ran, "
+                    "so it may be billed, and imagen worker does not run it twice)"
+                )
+            return BackendError(f"{text}; it never started (not charged)", transient=True)
         if self.status == "canceled":
             return BackendError(
                 f"Replicate prediction {self.id} was canceled{because} (from the web page or "
@@ -143,7 +198,8 @@ class PredictionRun:
             return BackendError(
                 f"Replicate prediction {self.id} was aborted before it started{because}: its "
                 "Cancel-After deadline passed while it waited for a machine (not charged); "
-                "try again, or raise timeout_s"
+                "try again, or raise timeout_s",
+                transient=True,  # never ran: a later run may find a machine sooner
             )
         return None
 

@@ -205,6 +205,14 @@ def _find(queue: Queue, job_id: str) -> Job:
     show_default=True,
     help="Seconds a job stays ours without a heartbeat.",
 )
+@click.option(
+    "--affinity-s",
+    "affinity_s",
+    type=click.FloatRange(min=0),
+    help="Model affinity: prefer jobs of the backend taken last, passing over an older "
+    "job of another backend only for jobs submitted less than this many seconds after "
+    "it (default: 60); 0 takes jobs oldest first.",
+)
 @click.option("--json", "json_logs", is_flag=True, help="One JSON line per job on stderr.")
 @common
 def worker(
@@ -213,6 +221,7 @@ def worker(
     once: bool,
     max_jobs: int | None,
     lease_s: float,
+    affinity_s: float | None,
     json_logs: bool,
     config_path: str | None,
 ) -> None:
@@ -241,6 +250,8 @@ def worker(
         lease_s=lease_s,
         json_logs=json_logs,
     )
+    if affinity_s is not None:
+        options = attrs.evolve(options, affinity_s=affinity_s)
     runner = Worker(session, queue, options)
     signals.attach(runner)
     runner.log_line(runner.banner())

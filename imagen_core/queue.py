@@ -198,10 +198,10 @@ class Queue(Protocol):
         prefer: str | None = None,
         pass_over_s: float = 0.0,
     ) -> Job | None:
-        """Take a job whose backend is in ``backends`` (None = any): first one
-        whose worker died (running, its lease expired), else the oldest queued
-        one; it becomes running, owned by ``worker`` until now + ``lease_s``,
-        with ``attempts`` + 1. None when there is nothing to do. The job's
+        """Take the oldest job that is queued, or running with an expired lease
+        (its worker died), whose backend is in ``backends`` (None = any); it
+        becomes running, owned by ``worker`` until now + ``lease_s``, with
+        ``attempts`` + 1. None when there is nothing to do. The job's
         ``request.inputs`` hold the images' bytes; a job whose images are not
         stored fails for good instead.
 
@@ -210,9 +210,10 @@ class Queue(Protocol):
         of the oldest queued job when that one was submitted less than
         ``pass_over_s`` seconds before it. So a job is passed over only by jobs
         submitted less than ``pass_over_s`` after it, and nothing starves. A
-        job whose worker died still comes first. ``pass_over_s`` <= 0, or no
-        ``prefer``: oldest first. (The worker calls a queue type whose claim
-        lacks these keywords without them: see ``takes_preference``.)"""
+        job whose worker died comes first, before any queued one. A ``prefer``
+        not in ``backends``, no ``prefer`` or ``pass_over_s`` <= 0: oldest
+        first. (The worker calls a queue type whose claim lacks these
+        keywords without them: see ``takes_preference``.)"""
 
     def heartbeat(self, job_id: str, worker: str, *, lease_s: float) -> bool:
         """Extend the lease. False when ``worker`` no longer owns the job

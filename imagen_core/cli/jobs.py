@@ -227,11 +227,11 @@ def worker(
 ) -> None:
     """Run queued jobs through the same pipeline as `imagen generate`.
 
-    One line at start (queue, backends, concurrency), then one per job on
-    stderr. Ctrl-C or SIGTERM: stop taking jobs and finish those in flight; a
-    second one gives them back to the queue, cancels them on the backend (as
-    Ctrl-C does in `imagen generate`) and exits; a third exits at once. With
-    --once, exit 1 if the queue cannot be reached.
+    One line at start (queue, backends, model affinity, concurrency), then
+    one per job on stderr. Ctrl-C or SIGTERM: stop taking jobs and finish
+    those in flight; a second one gives them back to the queue, cancels them
+    on the backend (as Ctrl-C does in `imagen generate`) and exits; a third
+    exits at once. With --once, exit 1 if the queue cannot be reached.
     """
     from imagen_core.worker import Signals, Worker, WorkerOptions
 

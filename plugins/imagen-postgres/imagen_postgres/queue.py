@@ -113,7 +113,7 @@ class Statements:
         # Each branch a lookup on an index; the first that finds a row wins: a
         # job whose worker died; else the oldest queued job of the preferred
         # backend, if it was submitted less than the bound after the oldest
-        # queued job; else the oldest queued job. (The first branch may lock
+        # queued job; else the oldest queued job. (The second branch may lock
         # a preferred job it then leaves: only for this statement.)
         # Parameters: [backends,] backend, [backends,] bound, [backends,] worker, lease.
         preferred = """
@@ -211,9 +211,9 @@ class Statements:
 # Stored images older than this that no live job needs are swept (SWEEP_EVERY_S
 # at most, by a claim that found nothing to do).
 SWEEP_AGE_S = 3600.0
+SWEEP_EVERY_S = 600.0
 # A pass-over bound beyond this means the same: always (an interval holds it).
 PASS_OVER_MAX_S = 1e9
-SWEEP_EVERY_S = 600.0
 
 
 def _uuid(job_id: str) -> uuid.UUID | None:

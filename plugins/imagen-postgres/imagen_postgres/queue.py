@@ -112,8 +112,8 @@ class Statements:
             """
         # Each branch a lookup on an index; the first that finds a row wins: a
         # job whose worker died; else the oldest queued job of the preferred
-        # backend, if it was submitted less than the bound after the oldest
-        # queued job; else the oldest queued job. (The second branch may lock
+        # backend (on jobs_queued_backend), if it was submitted less than the
+        # bound after the oldest queued job; else the oldest queued job. (The second branch may lock
         # a preferred job it then leaves: only for this statement.)
         # Parameters: [backends,] backend, [backends,] bound, [backends,] worker, lease.
         preferred = """

@@ -281,7 +281,8 @@ class Worker:
     def _claim(self, eligible: list[str] | None) -> Job | None:
         """Claim a job of ``eligible`` (None: any), with model affinity: prefer
         the backend claimed last (see ``DEFAULT_AFFINITY_S``)."""
-        if not self.affinity or self._last is None:
+        one = eligible is not None and len(eligible) == 1  # nothing to choose between
+        if not self.affinity or self._last is None or one:
             return self.queue.claim(self.id, backends=eligible, lease_s=self.options.lease_s)
         return self.queue.claim(
             self.id,

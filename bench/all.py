@@ -28,6 +28,7 @@ SCRIPTS = (
     "comfyui",
     "worker",
     "postgres_queue",
+    "fleet",
     "web_images",
     "metadata",
 )

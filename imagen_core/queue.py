@@ -189,12 +189,31 @@ class Queue(Protocol):
         """Add a queued job and return it (its id is new). The request's input
         images are stored with it, in the same transaction, once per sha256."""
 
-    def claim(self, worker: str, *, backends: Sequence[str] | None, lease_s: float) -> Job | None:
-        """Take the oldest job that is queued, or running with an expired lease,
-        whose backend is in ``backends`` (None = any); it becomes running, owned
-        by ``worker`` until now + ``lease_s``, with ``attempts`` + 1. None when
-        there is nothing to do. The job's ``request.inputs`` hold the images'
-        bytes; a job whose images are not stored fails for good instead."""
+    def claim(
+        self,
+        worker: str,
+        *,
+        backends: Sequence[str] | None,
+        lease_s: float,
+        prefer: str | None = None,
+        pass_over_s: float = 0.0,
+    ) -> Job | None:
+        """Take the oldest job that is queued, or running with an expired lease
+        (its worker died), whose backend is in ``backends`` (None = any); it
+        becomes running, owned by ``worker`` until now + ``lease_s``, with
+        ``attempts`` + 1. None when there is nothing to do. The job's
+        ``request.inputs`` hold the images' bytes; a job whose images are not
+        stored fails for good instead.
+
+        Model affinity: with ``prefer`` (the backend this worker ran last) and
+        ``pass_over_s`` > 0, the oldest queued job of ``prefer`` is taken ahead
+        of the oldest queued job when that one was submitted less than
+        ``pass_over_s`` seconds before it. So a job is passed over only by jobs
+        submitted less than ``pass_over_s`` after it, and nothing starves. A
+        job whose worker died comes first, before any queued one. A ``prefer``
+        not in ``backends``, no ``prefer`` or ``pass_over_s`` <= 0: oldest
+        first. (The worker calls a queue type whose claim lacks these
+        keywords without them: see ``takes_preference``.)"""
 
     def heartbeat(self, job_id: str, worker: str, *, lease_s: float) -> bool:
         """Extend the lease. False when ``worker`` no longer owns the job
@@ -265,3 +284,18 @@ def find_job(queue: Queue, job_id: str) -> Job | None:
     if len(ids) > 1:
         raise AmbiguousJobId(job_id, ids)
     return queue.get(ids[0]) if ids else None
+
+
+def takes_preference(queue: Queue) -> bool:
+    """Whether ``queue.claim`` takes ``prefer`` and ``pass_over_s`` (model
+    affinity). A queue type written before they existed does not: the worker
+    then claims from it oldest-first, as it always did."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(queue.claim).parameters
+    except (TypeError, ValueError):  # a claim without a signature to read (a C extension)
+        return False
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return True
+    return "prefer" in parameters and "pass_over_s" in parameters

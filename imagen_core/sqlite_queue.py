@@ -94,25 +94,45 @@ EXHAUSTED = (
 )
 
 
-@functools.lru_cache(maxsize=16)
-def _claim_sql(backends: int) -> str:
-    """The claim for a worker serving ``backends`` backends (0: any). Two lookups,
-    each on the (status, created_at) index (an OR of both would scan the table),
-    in one statement; a job whose worker died comes first."""
+@functools.lru_cache(maxsize=32)
+def _claim_sql(backends: int, prefer: bool = False) -> str:
+    """The claim for a worker serving ``backends`` backends (0: any). Lookups,
+    each on the (status, created_at) index (an OR of them would scan the
+    table), in one statement; a job whose worker died comes first.
+
+    ``prefer`` (model affinity): then the oldest queued job of the preferred
+    backend, if it was submitted less than the pass-over bound after the oldest
+    queued job (a range of the index: the walk stops at the bound), else the
+    oldest. Parameters: worker, lease, stamp, now, [backends], and with
+    ``prefer``: the backend (one of [backends]), the bound as a date modifier
+    ('+60.000 seconds'), [backends]; then [backends]."""
     only = f" AND backend IN ({', '.join('?' * backends)})" if backends else ""
     pick = "SELECT id FROM jobs WHERE status = {status}{only} ORDER BY created_at, rowid LIMIT 1"
     expired = pick.format(
         status="'running' AND lease_until < ? AND attempts < max_attempts", only=only
     )
     queued = pick.format(status="'queued'", only=only)
+    chosen = f"({expired}), ({queued})"
+    if prefer:
+        # The stored times are UTC ISO 8601 with a '+00:00' suffix; the bound has
+        # none, so a job submitted exactly at the bound sorts after it (not taken).
+        bound = (
+            "SELECT strftime('%Y-%m-%dT%H:%M:%f', created_at, ?) FROM jobs"
+            f" WHERE status = 'queued'{only} ORDER BY created_at, rowid LIMIT 1"
+        )
+        preferred = pick.format(
+            status=f"'queued' AND backend = ? AND created_at < ({bound})", only=""
+        )
+        chosen = f"({expired}), ({preferred}), ({queued})"
     return (
         "UPDATE jobs SET status = 'running', worker = ?, lease_until = ?,"
         " attempts = attempts + 1, updated_at = ?"
-        f" WHERE id = COALESCE(({expired}), ({queued})) RETURNING *"
+        f" WHERE id = COALESCE({chosen}) RETURNING *"
     )
 
 
 BUSY_TIMEOUT_S = 30.0
+PASS_OVER_MAX_S = 1e9  # about 31 years
 
 
 class SQLiteQueueError(ImagenError):
@@ -308,17 +328,31 @@ class SQLiteQueue:
             )
             return self._job(db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone())
 
-    def claim(self, worker: str, *, backends: Sequence[str] | None, lease_s: float) -> Job | None:
+    def claim(
+        self,
+        worker: str,
+        *,
+        backends: Sequence[str] | None,
+        lease_s: float,
+        prefer: str | None = None,
+        pass_over_s: float = 0.0,
+    ) -> Job | None:
         if backends is not None and not backends:
             return None
         extra = list(backends or ())
+        preference: list[str] = []  # none: oldest first
+        if prefer is not None and pass_over_s > 0 and (backends is None or prefer in backends):
+            # The bound as a date modifier; any beyond PASS_OVER_MAX_S means "always".
+            bound = f"+{min(pass_over_s, PASS_OVER_MAX_S):.3f} seconds"
+            preference = [prefer, bound, *extra]
+        query = _claim_sql(len(extra), bool(preference))
         now, stamp = time.time(), _now()
         with self._tx() as db:
             for (exhausted,) in db.execute(EXHAUSTED, (stamp, now)).fetchall():
                 db.execute(COLLECT, (exhausted,))
             while True:
                 taken = db.execute(
-                    _claim_sql(len(extra)), [worker, now + lease_s, stamp, now, *extra, *extra]
+                    query, [worker, now + lease_s, stamp, now, *extra, *preference, *extra]
                 ).fetchone()
                 if taken is None:
                     return None

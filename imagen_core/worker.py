@@ -29,6 +29,7 @@ import attrs
 
 from imagen_core.cancel import CancelScope
 from imagen_core.errors import ImagenError, describe, is_transient, is_unavailable
+from imagen_core.queue import takes_preference
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -49,6 +50,13 @@ DOWN_MAX_S = 60.0
 MAX_DEFAULT_CONCURRENCY = 8
 # ``once`` gives up (exit 1) after this many failed claims in a row.
 ONCE_CLAIM_TRIES = 3
+# Model affinity: a worker prefers jobs of the backend it took last, passing
+# over an older job of another backend only for jobs submitted less than this
+# after it. A minute: a few times what a model switch costs a real GPU server
+# (10-30 s), so a switch buys at least that much work on the model it loads,
+# while a job of another model waits about a minute more than oldest-first at
+# most (when the fleet keeps up). 0 turns it off: oldest first.
+DEFAULT_AFFINITY_S = 60.0
 
 
 @attrs.frozen
@@ -58,6 +66,7 @@ class WorkerOptions:
     once: bool = False  # exit when the queue has nothing left for this worker
     max_jobs: int | None = None
     lease_s: float = 60.0
+    affinity_s: float = DEFAULT_AFFINITY_S  # 0: claim oldest first
     idle_wait_s: float = 5.0
     json_logs: bool = False
     # After the second signal: how long the backends get to cancel remotely.
@@ -93,6 +102,10 @@ class Worker:
         self._scopes: dict[str, CancelScope] = {}
         self._lost: set[str] = set()
         self._per_backend: dict[str, int] = {}
+        # The backend of the job claimed last: its server will have that model
+        # loaded once the jobs in flight are done (they run in claim order).
+        self._last: str | None = None
+        self.affinity = options.affinity_s > 0 and takes_preference(queue)
         # Backends whose server is down: (claim again after, current pause).
         self._down: dict[str, tuple[float, float]] = {}
         self._lock = threading.RLock()
@@ -197,9 +210,15 @@ class Worker:
         queue = f"{instance.type} queue" + (f" {where}" if where else "")
         served = ", ".join(self.served()) if self.options.backends else "any backend"
         chosen = "" if self.options.concurrency else " (the backends' max_in_flight)"
+        affinity = ""
+        if self.options.backends is None or len(self.options.backends) > 1:
+            if self.affinity:
+                affinity = f"model affinity {self.options.affinity_s:g} s; "
+            elif self.options.affinity_s > 0:
+                affinity = f"model affinity off (the {instance.type} queue claims oldest first); "
         return (
             f"imagen: worker {self.id} on the {queue}; backends: {served}; "
-            f"concurrency {self.concurrency}{chosen}"
+            f"{affinity}concurrency {self.concurrency}{chosen}"
         )
 
     def run(self) -> int:
@@ -220,13 +239,12 @@ class Worker:
                 if len(futures) >= self.concurrency:
                     _, futures = wait(futures, timeout=1.0, return_when=FIRST_COMPLETED)
                     continue
+                if self._held_for_affinity():
+                    _, futures = wait(futures, timeout=1.0, return_when=FIRST_COMPLETED)
+                    continue
                 eligible = self._eligible()
                 try:
-                    job = (
-                        self.queue.claim(self.id, backends=eligible, lease_s=opts.lease_s)
-                        if eligible is None or eligible
-                        else None
-                    )
+                    job = self._claim(eligible) if eligible is None or eligible else None
                 except ImagenError as exc:  # the queue is briefly unreachable
                     blips += 1
                     if opts.once and blips >= ONCE_CLAIM_TRIES:
@@ -248,6 +266,7 @@ class Worker:
                         self.queue.wait(opts.idle_wait_s)
                     continue
                 taken += 1
+                self._last = job.backend
                 with self._lock:
                     self._inflight[job.id] = job
                     self._scopes[job.id] = CancelScope()
@@ -258,6 +277,33 @@ class Worker:
             self.stopping.set()
             pool.shutdown(wait=not self.abandoned, cancel_futures=True)
         return code
+
+    def _claim(self, eligible: list[str] | None) -> Job | None:
+        """Claim a job of ``eligible`` (None: any), with model affinity: prefer
+        the backend claimed last (see ``DEFAULT_AFFINITY_S``)."""
+        one = eligible is not None and len(eligible) == 1  # nothing to choose between
+        if not self.affinity or self._last is None or one:
+            return self.queue.claim(self.id, backends=eligible, lease_s=self.options.lease_s)
+        return self.queue.claim(
+            self.id,
+            backends=eligible,
+            lease_s=self.options.lease_s,
+            prefer=self._last,
+            pass_over_s=self.options.affinity_s,
+        )
+
+    def _held_for_affinity(self) -> bool:
+        """With affinity, claim nothing while the backend claimed last has all
+        the jobs in flight it may: a job of another backend claimed now would
+        queue a model switch on the server behind them. Once one of them ends,
+        the claim prefers that backend again (or takes what has waited too long)."""
+        last = self._last
+        if not self.affinity or last is None:
+            return False
+        with self._lock:
+            full = self._per_backend.get(last, 0) >= self.max_in_flight(last)
+            down = self._down.get(last, (0.0, 0.0))[0] > time.monotonic()
+        return full and not down
 
     def _waiting_for_down(self) -> bool:
         """``once`` does not exit while a served backend is down only for now:

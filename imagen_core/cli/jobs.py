@@ -205,6 +205,14 @@ def _find(queue: Queue, job_id: str) -> Job:
     show_default=True,
     help="Seconds a job stays ours without a heartbeat.",
 )
+@click.option(
+    "--affinity-s",
+    "affinity_s",
+    type=click.FloatRange(min=0),
+    help="Model affinity: prefer jobs of the backend taken last, passing over an older "
+    "job of another backend only for jobs submitted less than this many seconds after "
+    "it (default: 60); 0 takes jobs oldest first.",
+)
 @click.option("--json", "json_logs", is_flag=True, help="One JSON line per job on stderr.")
 @common
 def worker(
@@ -213,16 +221,17 @@ def worker(
     once: bool,
     max_jobs: int | None,
     lease_s: float,
+    affinity_s: float | None,
     json_logs: bool,
     config_path: str | None,
 ) -> None:
     """Run queued jobs through the same pipeline as `imagen generate`.
 
-    One line at start (queue, backends, concurrency), then one per job on
-    stderr. Ctrl-C or SIGTERM: stop taking jobs and finish those in flight; a
-    second one gives them back to the queue, cancels them on the backend (as
-    Ctrl-C does in `imagen generate`) and exits; a third exits at once. With
-    --once, exit 1 if the queue cannot be reached.
+    One line at start (queue, backends, model affinity, concurrency), then
+    one per job on stderr. Ctrl-C or SIGTERM: stop taking jobs and finish
+    those in flight; a second one gives them back to the queue, cancels them
+    on the backend (as Ctrl-C does in `imagen generate`) and exits; a third
+    exits at once. With --once, exit 1 if the queue cannot be reached.
     """
     from imagen_core.worker import Signals, Worker, WorkerOptions
 
@@ -241,6 +250,8 @@ def worker(
         lease_s=lease_s,
         json_logs=json_logs,
     )
+    if affinity_s is not None:
+        options = attrs.evolve(options, affinity_s=affinity_s)
     runner = Worker(session, queue, options)
     signals.attach(runner)
     runner.log_line(runner.banner())

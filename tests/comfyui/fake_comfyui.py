@@ -262,6 +262,8 @@ def node_specs(
 
 
 SAMPLER_CLASSES = ("KSampler", "SamplerCustomAdvanced")
+# The loaders of a diffusion model's weights, and the input naming the file.
+MODEL_LOADERS = {"CheckpointLoaderSimple": "ckpt_name", "UNETLoader": "unet_name"}
 IMAGE_OUTPUTS = ("SaveImage", "PreviewImage")
 
 
@@ -282,6 +284,10 @@ class Script:
     on_start: Callable[[str], None] | None = None  # called at execution_start (loop thread)
     view_failures: int = 0  # answer this many /view requests with a 500 first
     upload_failures: int = 0  # answer this many /upload/image requests with a 500 first
+    # Loading other model weights than the previous prompt's (a GPU holds one
+    # model): this long, before the prompt's own work. The fake still lists
+    # loader nodes it ran before as cached; only the time is charged.
+    model_switch_s: float = 0.0
 
 
 @dataclass(order=True)
@@ -310,6 +316,8 @@ class FakeComfyUI:
         self.uploads: list[dict[str, Any]] = []  # each POST /upload/image: its fields, answer
         self.max_upload_size = 100 * 2**20  # ComfyUI's --max-upload-size (100 MB), before start
         self.completed_at: dict[str, float] = {}  # prompt_id -> perf_counter at success sent
+        self.loaded: tuple[str, ...] = ()  # the model files of the last prompt that ran
+        self.model_switches = 0  # prompts charged script.model_switch_s
         self._queue: list[Item] = []
         self._running: Item | None = None
         self._current_node: str | None = None
@@ -914,6 +922,16 @@ class FakeComfyUI:
         cached_msg = {"nodes": cached, "prompt_id": pid, "timestamp": _ms()}
         messages.append(["execution_cached", cached_msg])
         await job("execution_cached", cached_msg)
+        models = _models(graph, order)
+        if models and models != self.loaded:
+            if script.model_switch_s:
+                self.model_switches += 1
+                self.events.append((time.perf_counter(), "model_switch", pid))
+                switched = time.monotonic() + script.model_switch_s
+                await _sleep_until(switched, lambda: self._interrupt)
+                began += script.model_switch_s  # the prompt's own work comes after
+            if not self._interrupt:  # else the loop below reports the interruption
+                self.loaded = models
         if script.foreign_noise:
             other = str(uuid.uuid4())
             await self._broadcast(
@@ -1408,6 +1426,17 @@ def _signatures(
         return memo[node_id]
 
     return {node_id: sig(node_id) for node_id in graph}
+
+
+def _models(graph: dict, order: list[str]) -> tuple[str, ...]:
+    """The model weights a prompt loads (the files its loader nodes name)."""
+    return tuple(
+        sorted(
+            str(graph[n]["inputs"].get(MODEL_LOADERS[graph[n]["class_type"]]))
+            for n in order
+            if graph[n]["class_type"] in MODEL_LOADERS
+        )
+    )
 
 
 def _steps(graph: dict, node_id: str) -> int:

@@ -314,3 +314,25 @@ def _history(comfy, prompt_id: str, timeout: float = 5.0) -> dict:
             return entry[prompt_id]
         time.sleep(0.01)
     raise AssertionError(f"no history for {prompt_id}")
+
+
+def test_loading_another_model_is_charged_once_per_switch(comfy):
+    # A GPU holds one model: the fake charges model_switch_s when a prompt's
+    # model differs from the previous prompt's (the first load included), as
+    # bench/fleet.py needs. The count, not the time, is what is checked here.
+    from imagen_comfyui import workflows
+
+    def prompt(name: str, seed: int) -> str:
+        template = workflows.load(name)
+        values = {**template.meta.defaults, "prompt": "x", "seed": seed, "width": 64, "height": 64}
+        body = {"prompt": template.substitute(values)}
+        return post(comfy, body).json()["prompt_id"]
+
+    comfy.script.model_switch_s = 0.05
+    ids = [prompt(name, seed) for seed, name in enumerate(["flux1-schnell"] * 2 + ["sd35-medium"])]
+    ids.append(prompt("flux1-schnell", 9))
+    for prompt_id in ids:
+        assert _history(comfy, prompt_id, timeout=60)["status"]["status_str"] == "success"
+    switched = [pid for _at, kind, pid in comfy.events if kind == "model_switch"]
+    assert switched == [ids[0], ids[2], ids[3]] and comfy.model_switches == 3
+    assert comfy.loaded == ("flux1-schnell-fp8.safetensors",)

@@ -429,3 +429,107 @@ def test_a_poison_job_fails_alone_and_the_worker_goes_on(session, capsys):
             main(args)
         err = capsys.readouterr().err
         assert "internal error" not in err and info.value.code in (0, 1), (args, err)
+
+
+# ------------------------------------------------------------------ model affinity
+
+
+def backends_in_order(lines: list[str]) -> list[str]:
+    """The backend of each job line, in the order the jobs ended."""
+    return [line.split()[2] for line in lines if line.startswith("job ")]
+
+
+@pytest.mark.parametrize(
+    ("affinity_s", "order"),
+    [
+        (60.0, ["mock", "mock", "other", "other"]),  # the backend taken last, first
+        (0.0, ["mock", "other", "mock", "other"]),  # off: oldest first
+    ],
+)
+def test_affinity_takes_the_backend_taken_last_first(session, affinity_s, order):
+    queue = session.queue()
+    for backend in ("mock", "other", "mock", "other"):
+        queue.submit(Request("x", width=8, height=8), backend=backend)
+    lines = run_worker(session, queue, concurrency=1, affinity_s=affinity_s)
+    assert backends_in_order(lines) == order
+
+
+def test_affinity_claims_no_other_backend_while_the_last_one_is_full(session):
+    # Two backends of max_in_flight 1, concurrency 2: claiming `other` while a
+    # `mock` job runs would queue a model switch on a shared server. The
+    # worker waits for its `mock` job instead, then takes the next `mock` one.
+    queue = session.queue()
+    for backend in ("mock", "other", "mock", "other"):
+        queue.submit(Request("x", width=8, height=8), backend=backend)
+    claims: list[str] = []
+    real_claim = queue.claim
+
+    def claim(*args, **kwargs):
+        job = real_claim(*args, **kwargs)
+        if job is not None:
+            claims.append(job.backend)
+        return job
+
+    queue.claim = claim
+    lines = run_worker(session, queue, concurrency=2, backends=("mock", "other"))
+    assert claims == ["mock", "mock", "other", "other"]
+    assert len(lines) == 4 and all(" done " in line for line in lines)
+
+
+class OldQueue:
+    """A queue type written before model affinity: its claim takes no ``prefer``."""
+
+    def __init__(self, queue) -> None:
+        self.queue = queue
+        self.claims = 0
+
+    def claim(self, worker, *, backends, lease_s):
+        self.claims += 1
+        return self.queue.claim(worker, backends=backends, lease_s=lease_s)
+
+    def __getattr__(self, name):
+        return getattr(self.queue, name)
+
+
+def test_a_queue_type_without_affinity_is_claimed_from_oldest_first(session):
+    old = OldQueue(session.queue())
+    for backend in ("mock", "other", "mock"):
+        old.submit(Request("x", width=8, height=8), backend=backend)
+    lines: list[str] = []
+    worker = Worker(
+        session, old, WorkerOptions(once=True, idle_wait_s=0.02, concurrency=1), log=lines.append
+    )
+    assert "model affinity off (the sqlite queue claims oldest first)" in worker.banner()
+    worker.run()
+    assert backends_in_order(lines) == ["mock", "other", "mock"] and old.claims == 4
+
+
+def test_the_banner_names_the_affinity_of_a_worker_of_several_backends(session):
+    queue = session.queue()
+    many = Worker(session, queue, WorkerOptions(affinity_s=90), log=print).banner()
+    assert "; model affinity 90 s; concurrency" in many
+    one = Worker(session, queue, WorkerOptions(backends=("mock",)), log=print).banner()
+    off = Worker(session, queue, WorkerOptions(affinity_s=0), log=print).banner()
+    assert "model affinity" not in one and "model affinity" not in off
+
+
+def test_cli_worker_affinity_option(session, capsys):
+    from imagen_core.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["worker", "--help"])
+    assert info.value.code == 0
+    assert "--affinity-s" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as info:
+        main(["worker", "--affinity-s", "-1", "--once"])
+    assert info.value.code == 2
+    assert "--affinity-s" in capsys.readouterr().err
+    queue = session.queue()
+    for backend in ("mock", "other", "mock"):
+        queue.submit(Request("x", width=8, height=8), backend=backend)
+    with pytest.raises(SystemExit) as info:
+        main(["worker", "--affinity-s", "0", "--once", "--concurrency", "1"])
+    assert info.value.code in (0, None)
+    err = capsys.readouterr().err
+    assert "model affinity" not in err.splitlines()[0]
+    assert backends_in_order(err.splitlines()[1:]) == ["mock", "other", "mock"]

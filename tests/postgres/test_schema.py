@@ -102,6 +102,34 @@ def test_the_claim_walks_the_index(queue, sql, schema):
     assert "jobs_claimable" in " ".join(row["QUERY PLAN"] for row in plan)
 
 
+def test_the_preferred_claim_finds_its_backend_on_an_index(queue, sql, schema):
+    # Model affinity looks up the oldest queued job of one backend: an index
+    # answers it, not a sort of every queued job.
+    for n in range(50):
+        queue.submit(Request(f"job {n}"), backend=("mock", "other")[n % 2])
+    sql(f"ANALYZE {schema}.jobs")
+    plan = sql(
+        f"EXPLAIN SELECT id, created_at FROM {schema}.jobs WHERE status = 'queued' "
+        "AND backend = 'other' ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED"
+    )
+    shown = " ".join(row["QUERY PLAN"] for row in plan)
+    assert "jobs_queued_backend" in shown and "Sort" not in shown
+
+
+def test_init_adds_the_backend_index_to_a_queue_made_before_it(queue, sql, schema):
+    sql(f"DROP INDEX {schema}.jobs_queued_backend")
+    queue.init()
+    found = sql(
+        "SELECT indexdef FROM pg_indexes WHERE schemaname = %s AND indexname = "
+        "'jobs_queued_backend'",
+        (schema,),
+    )
+    assert [row["indexdef"] for row in found] == [
+        f"CREATE INDEX jobs_queued_backend ON {schema}.jobs USING btree (backend, seq) "
+        "WHERE (status = 'queued'::text)"
+    ]
+
+
 # ------------------------------------------------------------------ the SQL file
 
 

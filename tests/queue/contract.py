@@ -54,6 +54,112 @@ class QueueContract:
         assert queue.claim("w2", backends=["flux"], lease_s=60).id == c.id
         assert queue.claim("w2", backends=None, lease_s=60) is None
 
+    # ------------------------------------------------------------ model affinity
+
+    def test_affinity_prefers_the_backend_claimed_last(self, queue):
+        b1 = queue.submit(Request("b1"), backend="sd35")
+        a1 = queue.submit(Request("a1"), backend="flux")
+        b2 = queue.submit(Request("b2"), backend="sd35")
+        a2 = queue.submit(Request("a2"), backend="flux")
+
+        def claim(prefer):
+            return queue.claim("w", backends=None, lease_s=60, prefer=prefer, pass_over_s=600)
+
+        # Every job was submitted well within the bound of the oldest: the
+        # preferred backend's jobs go first, oldest first among them.
+        assert [claim("flux").id, claim("flux").id] == [a1.id, a2.id]
+        assert claim("flux").id == b1.id  # none of flux left: the oldest
+        assert claim("sd35").id == b2.id
+        assert claim("sd35") is None
+
+    def test_affinity_takes_a_job_passed_over_longer_than_the_bound(self, queue):
+        old = queue.submit(Request("old"), backend="sd35")
+        time.sleep(0.3)
+        late = queue.submit(Request("late"), backend="flux")
+        # ``late`` came 0.3 s after ``old``: more than a 0.1 s bound lets pass.
+        assert queue.claim("w", backends=None, lease_s=60, prefer="flux", pass_over_s=0.1).id == (
+            old.id
+        )
+        assert queue.claim("w", backends=None, lease_s=60, prefer="flux", pass_over_s=0.1).id == (
+            late.id
+        )
+        # The same pair with a bound longer than the gap: the preference holds.
+        old = queue.submit(Request("old"), backend="sd35")
+        time.sleep(0.3)
+        late = queue.submit(Request("late"), backend="flux")
+        assert queue.claim("w", backends=None, lease_s=60, prefer="flux", pass_over_s=600).id == (
+            late.id
+        )
+
+    def test_affinity_bound_0_or_no_preference_is_oldest_first(self, queue):
+        b = queue.submit(Request("b"), backend="sd35")
+        a = queue.submit(Request("a"), backend="flux")
+        assert queue.claim("w", backends=None, lease_s=60, prefer="flux", pass_over_s=0).id == b.id
+        queue.release(b.id, "w")
+        assert queue.claim("w", backends=None, lease_s=60, prefer=None, pass_over_s=600).id == b.id
+        assert queue.claim("w", backends=None, lease_s=60, prefer="flux", pass_over_s=0).id == a.id
+
+    def test_affinity_never_passes_over_a_job_whose_worker_died(self, queue):
+        older = queue.submit(Request("older"), backend="sd35")
+        orphan = queue.submit(Request("orphan"), backend="sdxl")
+        assert queue.claim("dead", backends=["sdxl"], lease_s=0.2).id == orphan.id
+        preferred = queue.submit(Request("preferred"), backend="flux")
+        time.sleep(0.3)
+        # The orphan (its lease ran out) before the preferred job and the older one.
+        again = queue.claim("w", backends=None, lease_s=60, prefer="flux", pass_over_s=600)
+        assert (again.id, again.attempts) == (orphan.id, 2)
+        assert queue.claim("w", backends=None, lease_s=60, prefer="flux", pass_over_s=600).id == (
+            preferred.id
+        )
+        assert queue.claim("w", backends=None, lease_s=60, prefer="flux", pass_over_s=600).id == (
+            older.id
+        )
+
+    def test_affinity_keeps_the_backends_filter(self, queue):
+        other = queue.submit(Request("other"), backend="sdxl")
+        b = queue.submit(Request("b"), backend="sd35")
+        a = queue.submit(Request("a"), backend="flux")
+
+        def claim(backends):
+            return queue.claim("w", backends=backends, lease_s=60, prefer="flux", pass_over_s=600)
+
+        assert claim(["sd35"]).id == b.id  # flux is not served: no preference
+        assert claim(["sd35"]) is None
+        assert claim([]) is None
+        assert claim(["flux", "sd35"]).id == a.id
+        assert claim(["flux", "sd35"]) is None  # sdxl is not served, however old
+        assert claim(None).id == other.id
+
+    def test_affinity_claims_never_collide(self, queue, queue_factory):
+        ids = {
+            queue.submit(Request(f"p{i}"), backend=("flux", "sd35")[i % 2]).id for i in range(60)
+        }
+        claimed: list[str] = []
+        lock = threading.Lock()
+
+        def worker(name: str, prefer: str) -> None:
+            handle = queue_factory()
+            try:
+                while (
+                    job := handle.claim(
+                        name, backends=None, lease_s=60, prefer=prefer, pass_over_s=600
+                    )
+                ) is not None:
+                    with lock:
+                        claimed.append(job.id)
+            finally:
+                handle.close()
+
+        threads = [
+            threading.Thread(target=worker, args=(f"w{i}", ("flux", "sd35")[i % 2]))
+            for i in range(4)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert sorted(claimed) == sorted(ids)
+
     def test_no_job_is_claimed_twice_under_concurrency(self, queue, queue_factory):
         ids = {queue.submit(Request(f"p{i}"), backend="mock").id for i in range(60)}
         claimed: list[str] = []

@@ -56,7 +56,7 @@ class Statements:
         jobs = sql.Identifier(schema_name, "jobs")
         inputs = sql.Identifier(schema_name, "inputs")
 
-        def compose(text: str) -> bytes:
+        def compose(text: str, **parts: sql.Composable) -> bytes:
             return (
                 sql.SQL(text)
                 .format(
@@ -64,6 +64,7 @@ class Statements:
                     inputs=inputs,
                     columns=sql.SQL(columns()),
                     returning=sql.SQL(columns("j")),
+                    **parts,
                 )
                 .as_bytes()
             )
@@ -77,6 +78,7 @@ class Statements:
         # (skipping rows that other claims hold at this instant), take it,
         # return it. Two spellings, so that a worker serving every backend does
         # not carry a filter it does not need. Parameters: [backends,] worker, lease.
+        # With a preferred backend (model affinity), ``picked`` is ``preferred``.
         claim = """
             WITH exhausted AS (
                 UPDATE {jobs}
@@ -91,24 +93,56 @@ class Statements:
                     FOR UPDATE SKIP LOCKED
                 )
             ),
-            picked AS (
-                SELECT id FROM {jobs}
-                WHERE (status = 'queued' OR (status = 'running' AND lease_until < now()
-                                             AND attempts < max_attempts))
-                  %s
-                ORDER BY seq
-                LIMIT 1
-                FOR UPDATE SKIP LOCKED
-            )
+            picked AS ({picked})
             UPDATE {jobs} AS j
-            SET status = 'running', attempts = j.attempts + 1, worker = %%s,
-                lease_until = now() + %%s::interval, updated_at = now()
+            SET status = 'running', attempts = j.attempts + 1, worker = %s,
+                lease_until = now() + %s::interval, updated_at = now()
             FROM picked
             WHERE j.id = picked.id
             RETURNING {returning}
             """
-        self.claim_any = compose(claim % "")
-        self.claim_some = compose(claim % "AND backend = ANY(%s::text[])")
+        oldest = """
+                SELECT id FROM {jobs}
+                WHERE (status = 'queued' OR (status = 'running' AND lease_until < now()
+                                             AND attempts < max_attempts))
+                  {only}
+                ORDER BY seq
+                LIMIT 1
+                FOR UPDATE SKIP LOCKED
+            """
+        # Each branch a lookup on an index; the first that finds a row wins: a
+        # job whose worker died; else the oldest queued job of the preferred
+        # backend (on jobs_queued_backend), if it was submitted less than the
+        # bound after the oldest queued job; else the oldest queued job. (The second branch may lock
+        # a preferred job it then leaves: only for this statement.)
+        # Parameters: [backends,] backend, [backends,] bound, [backends,] worker, lease.
+        preferred = """
+                SELECT id FROM (
+                    SELECT id FROM {jobs}
+                    WHERE status = 'running' AND lease_until < now() AND attempts < max_attempts
+                      {only}
+                    ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED
+                ) AS died
+                UNION ALL
+                SELECT id FROM (
+                    SELECT id, created_at FROM {jobs}
+                    WHERE status = 'queued' AND backend = %s
+                    ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED
+                ) AS preferred
+                WHERE created_at < (SELECT created_at FROM {jobs} WHERE status = 'queued' {only}
+                                    ORDER BY seq LIMIT 1) + %s::interval
+                UNION ALL
+                SELECT id FROM (
+                    SELECT id FROM {jobs} WHERE status = 'queued' {only}
+                    ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED
+                ) AS oldest
+                LIMIT 1
+            """
+        every, some = sql.SQL(""), sql.SQL("AND backend = ANY(%s::text[])")
+        self.claim_any = compose(claim.replace("{picked}", oldest), only=every)
+        self.claim_some = compose(claim.replace("{picked}", oldest), only=some)
+        self.claim_any_preferred = compose(claim.replace("{picked}", preferred), only=every)
+        self.claim_some_preferred = compose(claim.replace("{picked}", preferred), only=some)
         # Parameters of the owned-job statements end with: id, worker.
         owned = " WHERE id = %s AND worker = %s AND status = 'running'"
         self.heartbeat = compose("UPDATE {jobs} SET lease_until = now() + %s::interval" + owned)
@@ -178,6 +212,8 @@ class Statements:
 # at most, by a claim that found nothing to do).
 SWEEP_AGE_S = 3600.0
 SWEEP_EVERY_S = 600.0
+# A pass-over bound beyond this means the same: always (an interval holds it).
+PASS_OVER_MAX_S = 1e9
 
 
 def _uuid(job_id: str) -> uuid.UUID | None:
@@ -234,17 +270,34 @@ class PostgresQueue:
         assert row is not None  # INSERT … RETURNING returns the row
         return to_job(row)
 
-    def claim(self, worker: str, *, backends: Sequence[str] | None, lease_s: float) -> Job | None:
+    def claim(
+        self,
+        worker: str,
+        *,
+        backends: Sequence[str] | None,
+        lease_s: float,
+        prefer: str | None = None,
+        pass_over_s: float = 0.0,
+    ) -> Job | None:
         if backends is not None and not backends:
             return None  # serving no backend: nothing is ours (ANY('{}') agrees)
         # Before the claim's snapshot: see listener.py for why nothing is missed.
         self._listener.prime()
         lease = dt.timedelta(seconds=lease_s)
         params: tuple[Any, ...]
-        if backends is None:
-            query, params = self._sql.claim_any, (worker, lease)
+        if prefer is None or pass_over_s <= 0 or (backends is not None and prefer not in backends):
+            if backends is None:
+                query, params = self._sql.claim_any, (worker, lease)
+            else:
+                query, params = self._sql.claim_some, (list(backends), worker, lease)
         else:
-            query, params = self._sql.claim_some, (list(backends), worker, lease)
+            bound = dt.timedelta(seconds=min(pass_over_s, PASS_OVER_MAX_S))
+            if backends is None:
+                query, params = self._sql.claim_any_preferred, (prefer, bound, worker, lease)
+            else:
+                wanted = list(backends)
+                query = self._sql.claim_some_preferred
+                params = (wanted, prefer, wanted, bound, wanted, worker, lease)
         while True:
             row = self._one(query, params)
             if row is None:

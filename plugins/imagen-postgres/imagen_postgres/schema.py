@@ -22,7 +22,8 @@ DEFAULT_SCHEMA = "imagen"
 # "imagen" as the schema of an object the file creates, as the schema itself
 # (``create schema if not exists imagen;``) or as the prefix of the channel.
 _NAMES = re.compile(
-    r"\bimagen(?=\.(?:jobs|inputs|json_whole_between|valid_inputs|valid_request|notify_job)\b"
+    r"\bimagen(?=\.(?:jobs|jobs_queued_backend|inputs|json_whole_between|valid_inputs"
+    r"|valid_request|notify_job)\b"
     r"|_jobs\b|;)"
 )
 

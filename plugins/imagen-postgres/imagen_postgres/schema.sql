@@ -185,6 +185,18 @@ begin
 end
 $block$;
 
+-- A worker with model affinity looks up the oldest queued job of the backend it
+-- ran last: this index answers that at once, however many jobs are queued.
+-- Added to a queue made before it existed, once (a brief lock on new jobs
+-- while it is built: only queued rows are in it).
+do $block$
+begin
+    if to_regclass('imagen.jobs_queued_backend') is null then
+        create index jobs_queued_backend on imagen.jobs (backend, seq) where status = 'queued';
+    end if;
+end
+$block$;
+
 -- ------------------------------------------------------------------ imagen.inputs
 
 -- The input images of jobs, one row per image content: a job's request names

@@ -3,8 +3,9 @@
 The worker contract is the generate contract: a job is a Request, run by
 ``Session.generate`` (sinks included, preview never). Leases with heartbeats
 mean a worker that dies loses nothing: its jobs are claimed again when their
-leases run out. An image is named by its job id, and a re-run first removes
-what an earlier attempt of the same job left, so one job never has two images.
+leases run out. An image is named by its job id, in a folder of its submit hour
+(``imagen_core.jobfiles``), and a re-run first removes what an earlier attempt
+of the same job left, by name, so one job never has two images.
 
 A job canceled while it runs, or taken over by another worker after this one
 lost its lease, has its backend call stopped (``imagen_core.cancel``: the
@@ -29,6 +30,7 @@ import attrs
 
 from imagen_core.cancel import CancelScope
 from imagen_core.errors import ImagenError, describe, is_transient, is_unavailable
+from imagen_core.jobfiles import job_output, remove_leftovers
 from imagen_core.queue import takes_preference
 
 if TYPE_CHECKING:
@@ -38,9 +40,6 @@ if TYPE_CHECKING:
     from imagen_core.models import Progress
     from imagen_core.pipeline import Session
     from imagen_core.queue import Job, Queue
-
-JOBS_FOLDER = "jobs"
-
 
 # A backend whose server cannot be reached is not claimed for; it is tried again
 # after a pause that doubles from the first to the last.
@@ -365,10 +364,11 @@ class Worker:
                         scope.cancel()  # nobody wants its image: free the backend
 
     def _output(self, job: Job) -> Path:
-        folder = self.session.config.output.dir / JOBS_FOLDER
-        for leftover in folder.glob(f"{job.id}*"):  # an earlier attempt of this job
-            leftover.unlink(missing_ok=True)
-        return folder / job.id
+        """Where ``job``'s image goes (no suffix: the image's type adds it), once
+        what an earlier attempt of it left there is gone."""
+        output_dir = self.session.config.output.dir
+        remove_leftovers(output_dir, job.id, job.created_at)
+        return job_output(output_dir, job.id, job.created_at)
 
     def _run_job(self, job: Job) -> None:
         started = time.monotonic()

@@ -264,3 +264,18 @@ def requeued_then_done(
     assert retrying.startswith(f"job {busy_id[:8]} {backend} retrying (1/3)")
     assert done.result_path is not None and (output_dir / done.result_path).exists()
     return retrying, failed.error or ""
+
+
+def job_files(output_dir: Path) -> list[Path]:
+    """Every file under ``output_dir/jobs``, in both layouts (flat and by submit hour)."""
+    folder = output_dir / "jobs"
+    return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
+def job_image(output_dir: Path, job_id: str, created_at: object, suffix: str = ".png") -> Path:
+    """Where the worker puts a job's image: ``jobs/<submit date>/<submit hour>/<id><suffix>``."""
+    import datetime as dt
+
+    assert isinstance(created_at, dt.datetime)
+    moment = created_at.astimezone(dt.timezone.utc)
+    return output_dir / "jobs" / f"{moment:%Y-%m-%d}" / f"{moment:%H}" / f"{job_id}{suffix}"

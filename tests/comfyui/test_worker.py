@@ -8,6 +8,7 @@ import time
 
 from imagen_core import Request, Session
 from imagen_core.worker import Worker, WorkerOptions
+from tests.helpers import job_files
 
 
 def start_worker(session: Session, lines: list[str]) -> tuple[Worker, threading.Thread]:
@@ -48,7 +49,7 @@ def test_second_signal_requeues_and_interrupts_the_prompt_on_the_server(
     assert (back.status, back.attempts, back.worker) == ("queued", 0, None)
     assert lines[0].endswith("released worker stopping; its backend call is canceled")
     assert len(lines) == 1  # one line for the job
-    assert not list((output_dir / "jobs").glob("*"))
+    assert job_files(output_dir) == []
 
 
 def test_a_job_canceled_while_it_renders_is_interrupted_on_the_server(comfy, configure, output_dir):
@@ -73,4 +74,4 @@ def test_a_job_canceled_while_it_renders_is_interrupted_on_the_server(comfy, con
     assert [r["body"] for r in comfy.seen("POST", "/interrupt")] == [{"prompt_id": prompt_id}]
     assert queue.get(job.id).status == "canceled"
     assert len(lines) == 1 and " canceled " in lines[0]
-    assert not list((output_dir / "jobs").glob("*"))
+    assert job_files(output_dir) == []

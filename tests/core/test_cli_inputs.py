@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 from pathlib import Path
@@ -12,7 +13,7 @@ from PIL import Image
 from imagen_core import hookimpl
 from imagen_core.cli import main
 from imagen_core.plugins import get_plugin_manager
-from tests.helpers import registered, write_config
+from tests.helpers import job_image, registered, write_config
 
 RED, BLUE = (230, 20, 20), (20, 20, 230)
 
@@ -228,7 +229,8 @@ def test_submit_carries_the_inputs_to_the_worker(capsys, photo, isolated_env, ou
     assert "inputs" not in shown["request"]
     code, _, _ = run(capsys, "worker", "--once")
     assert code == 0
-    assert pixels(output_dir / "jobs" / f"{job_id}.png") == {RED}
+    submitted = dt.datetime.fromisoformat(shown["created_at"])
+    assert pixels(job_image(output_dir, job_id, submitted)) == {RED}
 
 
 def test_submit_refuses_a_backend_that_cannot_take_the_input(capsys, photo, text_only):

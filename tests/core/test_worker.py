@@ -19,7 +19,7 @@ import pytest
 from imagen_core import Request, Result, Session, hookimpl
 from imagen_core.queue import FINAL
 from imagen_core.worker import Worker, WorkerOptions
-from tests.helpers import registered, write_config
+from tests.helpers import job_files, job_image, registered, write_config
 
 CONFIG = """
 queue: {type: sqlite, poll_s: 0.02}
@@ -55,7 +55,7 @@ def test_jobs_run_through_the_pipeline_named_by_job_id(session, output_dir):
     for job in jobs:
         done = queue.get(job.id)
         assert done.status == "done" and done.result_path == str(
-            output_dir / "jobs" / f"{job.id}.png"
+            job_image(output_dir, job.id, job.created_at)
         )
         assert (
             Path(done.result_path).exists() and Path(done.result_path).with_suffix(".json").exists()
@@ -93,12 +93,96 @@ def test_a_worker_serves_only_its_backends(session):
 def test_a_rerun_replaces_what_an_earlier_attempt_left(session, output_dir):
     queue = session.queue()
     job = queue.submit(Request("x", width=8, height=8), backend="mock")
-    folder = output_dir / "jobs"
+    image = job_image(output_dir, job.id, job.created_at)
+    folder = image.parent
     folder.mkdir(parents=True)
+    # An earlier attempt's image, its sidecar, a second name from a race, and an
+    # image of a type only its sidecar names.
     (folder / f"{job.id}.png").write_bytes(b"half of an earlier attempt")
+    (folder / f"{job.id}-1.webp").write_bytes(b"a racing attempt")
+    (folder / f"{job.id}-1.json").write_text(json.dumps({"image": f"{job.id}-1.webp"}))
+    (folder / f"{job.id}.avif").write_bytes(b"an odd type")
+    (folder / f"{job.id}.json").write_text(json.dumps({"image": f"{job.id}.avif"}))
+    neighbour = folder / "another-job.png"
+    neighbour.write_bytes(b"not this job's")
     run_worker(session, queue)
-    assert sorted(p.name for p in folder.iterdir()) == [f"{job.id}.json", f"{job.id}.png"]
-    assert (folder / f"{job.id}.png").read_bytes().startswith(b"\x89PNG")
+    assert job_files(output_dir) == sorted([image, image.with_suffix(".json"), neighbour])
+    assert image.read_bytes().startswith(b"\x89PNG")
+    assert json.loads(image.with_suffix(".json").read_text())["image"] == image.name
+
+
+def test_a_rerun_removes_an_image_of_the_flat_layout_before_it(session, output_dir):
+    """Before images went by submit hour, every one was jobs/<id>.<ext>."""
+    queue = session.queue()
+    job = queue.submit(Request("x", width=8, height=8), backend="mock")
+    flat = output_dir / "jobs"
+    flat.mkdir(parents=True)
+    (flat / f"{job.id}.png").write_bytes(b"an attempt by an older worker")
+    (flat / f"{job.id}.json").write_text(json.dumps({"image": f"{job.id}.png", "prompt": "x"}))
+    older = flat / "0badc0de-0000-4000-8000-000000000000.png"  # another job's, done long ago
+    older.write_bytes(b"keep me")
+    run_worker(session, queue)
+    image = job_image(output_dir, job.id, job.created_at)
+    assert job_files(output_dir) == sorted([older, image, image.with_suffix(".json")])
+    assert queue.get(job.id).result_path == str(image)
+
+
+def test_finding_an_earlier_attempt_lists_no_folder(session, output_dir, monkeypatch):
+    """The cost of a job must not grow with the images already there."""
+    queue = session.queue()
+    job = queue.submit(Request("x", width=8, height=8), backend="mock")
+    folder = job_image(output_dir, job.id, job.created_at).parent
+    folder.mkdir(parents=True)
+    (folder / f"{job.id}.png").write_bytes(b"left over")
+    worker = Worker(session, queue, WorkerOptions(once=True), log=lambda line: None)
+
+    def listed(*args, **kwargs):
+        raise AssertionError(f"a folder was listed: {args}")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "scandir", listed)
+        patch.setattr(os, "listdir", listed)
+        target = worker._output(job)
+    assert target == folder / job.id and not (folder / f"{job.id}.png").exists()
+
+
+def test_images_go_by_submit_hour_in_utc(session, output_dir):
+    import datetime as dt
+    import sqlite3
+
+    queue = session.queue()
+    jobs = [queue.submit(Request(f"x{i}", width=8, height=8), backend="mock") for i in range(7)]
+    # Submitted over two days, some in the same hour, one with a time zone (as
+    # another process might write it): each image goes to its submit hour's folder.
+    start = dt.datetime(2026, 11, 27, 22, 30, tzinfo=dt.timezone.utc)
+    when = [start + dt.timedelta(minutes=20 * i) for i in range(6)]
+    when.append(dt.datetime(2026, 11, 28, 9, 5, tzinfo=dt.timezone(dt.timedelta(hours=5))))
+    with sqlite3.connect(queue.path) as db:
+        for job, moment in zip(jobs, when, strict=True):
+            db.execute(
+                "UPDATE jobs SET created_at = ? WHERE id = ?",
+                (moment.isoformat(timespec="milliseconds"), job.id),
+            )
+    db.close()
+    run_worker(session, queue, concurrency=3)
+    hours = {
+        "2026-11-27/22": {jobs[0].id, jobs[1].id},
+        "2026-11-27/23": {jobs[2].id, jobs[3].id, jobs[4].id},
+        "2026-11-28/00": {jobs[5].id},
+        "2026-11-28/04": {jobs[6].id},
+    }
+    found: dict[str, set[str]] = {}
+    for path in job_files(output_dir):
+        if path.suffix == ".png":
+            found.setdefault(path.parent.relative_to(output_dir / "jobs").as_posix(), set()).add(
+                path.stem
+            )
+    assert found == hours
+    assert sorted(p.name for p in (output_dir / "jobs").iterdir()) == ["2026-11-27", "2026-11-28"]
+    for job in jobs:
+        done = queue.get(job.id)
+        assert done.status == "done" and Path(done.result_path).is_file()
+        assert Path(done.result_path) == job_image(output_dir, job.id, done.created_at)
 
 
 class Gate:
@@ -175,7 +259,7 @@ def test_a_job_lost_while_running_leaves_no_image(session, output_dir):
     session.generate = cancel_midway
     worker.run()
     assert queue.get(job.id).status == "canceled"
-    assert not any((output_dir / "jobs").iterdir())
+    assert job_files(output_dir) == []
 
 
 def test_cli_submit_wait_and_jobs(session, capsys, monkeypatch):
@@ -278,7 +362,7 @@ def test_kill_9_fault_test_every_job_done_exactly_once(isolated_env, output_dir,
     assert {j.id for j in jobs} == ids
     assert Counter(j.status for j in jobs) == {"done": 200}
     assert all(j.attempts > 1 for j in jobs if j.id in hit)  # the hit jobs ran again
-    images = sorted(p.name for p in (output_dir / "jobs").glob("*.png"))
+    images = sorted(p.name for p in job_files(output_dir) if p.suffix == ".png")
     assert images == sorted(f"{i}.png" for i in ids)  # exactly one image per job
     done_lines = Counter()
     for log in logs.iterdir():
@@ -389,7 +473,7 @@ def test_a_job_canceled_mid_run_stops_its_backend_call(isolated_env, output_dir)
     assert not thread.is_alive() and time.monotonic() - started < 5
     assert queue.get(job.id).status == "canceled"
     assert len(lines) == 1 and lines[0].startswith(f"job {job.id[:8]} slow canceled ")
-    assert not list((output_dir / "jobs").glob("*"))
+    assert job_files(output_dir) == []
 
 
 def test_a_poison_job_fails_alone_and_the_worker_goes_on(session, capsys):

@@ -14,7 +14,7 @@ from imagen_core.cli import main
 from imagen_fal.client import FalClient
 from tests.fal.conftest import Steps
 from tests.fal.fake_fal import Reply
-from tests.helpers import cancel_while_running
+from tests.helpers import cancel_while_running, job_files
 
 
 def ctrl_c_at(fake_time, sleep_number: int) -> None:
@@ -162,4 +162,4 @@ def test_a_canceled_worker_job_cancels_its_request(fake, fake_time, key, configu
     assert queued.canceled
     assert job.status == "canceled"
     assert len(lines) == 1 and " canceled " in lines[0]
-    assert not list((output_dir / "jobs").glob("*"))
+    assert job_files(output_dir) == []

@@ -10,7 +10,7 @@ import pytest
 from imagen_core import BackendError, Request, Session
 from imagen_core.cli import main
 from tests.fake_http import Steps
-from tests.helpers import cancel_while_running, until
+from tests.helpers import cancel_while_running, job_files, until
 
 
 def ctrl_c_at_wait(fake_time, number: int) -> None:
@@ -96,7 +96,7 @@ def test_a_job_canceled_while_its_image_is_made_hangs_up(
     until(lambda: fake.hangups == 1, "the server never saw the client hang up")
     assert job.status == "canceled"
     assert len(lines) == 1 and " canceled " in lines[0]
-    assert not list((output_dir / "jobs").glob("*"))
+    assert job_files(output_dir) == []
 
 
 def test_credentials_in_base_url_never_reach_a_warning(fake, fake_time, make_backend, capsys):

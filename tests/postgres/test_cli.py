@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
 import pytest
 
 from imagen_core.cli import main
-from tests.helpers import write_config
+from tests.helpers import job_image, write_config
 from tests.postgres.conftest import PASSWORD
 
 SECRET = "hunter2-Tr0ub4dor"
@@ -46,7 +47,8 @@ def test_init_submit_work_and_list(configured, capsys, output_dir):
     code, out, _ = run(capsys, "jobs", "show", job_id)
     shown = json.loads(out)
     assert shown["status"] == "done" and shown["attempts"] == 1
-    assert Path(shown["result_path"]) == output_dir / "jobs" / f"{job_id}.png"
+    submitted = dt.datetime.fromisoformat(shown["created_at"])
+    assert Path(shown["result_path"]) == job_image(output_dir, job_id, submitted)
     assert Path(shown["result_path"]).read_bytes().startswith(b"\x89PNG")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 from imagen_core import Request, Session
-from tests.helpers import cancel_while_running, requeued_then_done
+from tests.helpers import cancel_while_running, job_files, requeued_then_done
 
 
 def test_a_job_canceled_while_it_runs_cancels_its_prediction(
@@ -27,7 +27,7 @@ def test_a_job_canceled_while_it_runs_cancels_its_prediction(
     assert fake.predictions[pid].data["status"] == "canceled"
     assert job.status == "canceled"
     assert len(lines) == 1 and " canceled " in lines[0]
-    assert not list((output_dir / "jobs").glob("*"))
+    assert job_files(output_dir) == []
 
 
 def test_a_job_whose_prediction_never_ran_is_requeued_and_done_a_422_job_fails_once(

@@ -165,7 +165,8 @@ def test_job_lifecycle_submit_get_list_and_done_by_a_worker(client, session, out
 
     done = client.get(f"/v1/jobs/{job['id']}").json()
     assert done["status"] == "done" and done["seed"] == 7 and done["model"] == "mock-procedural-v1"
-    assert done["image_id"] == f"jobs/{job['id']}.png"
+    submitted = dt.datetime.fromisoformat(done["created_at"])
+    assert done["image_id"] == f"jobs/{submitted:%Y-%m-%d/%H}/{job['id']}.png"
     assert client.get(done["image_url"]).status_code == 200
     # No absolute path of the server's disk in any answer.
     assert str(output_dir) not in json.dumps(done)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import write_config
+from tests.helpers import job_files, write_config
 from tests.web.processes import CLI, Process, serve
 
 pytestmark = pytest.mark.slow
@@ -116,7 +116,7 @@ def test_a_prompt_from_the_gallery_appears_in_the_grid(env, output_dir, token):
     finally:
         worker.stop()
         server.stop()
-    made = list((output_dir / "jobs").glob("*.png"))
+    made = [p for p in job_files(output_dir) if p.suffix == ".png"]
     assert len(made) == 1
     assert any(" done " in line for line in worker.lines), worker.lines
 

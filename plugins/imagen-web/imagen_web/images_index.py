@@ -13,11 +13,15 @@ and the server holds no copy of 100,000 entries in memory.
   and imagen only ever adds sidecars by linking a finished temp file into place
   (``write_new``) and removes them by unlinking. A refresh lists only the
   directories whose mtime moved, parsing only the sidecars it has not seen.
-- Which directories a refresh stats: the root and every directory that changed
-  in the last ``hot_s`` (today's date folder, ``jobs/``, recent compare runs: a
-  handful), on every request; all of them (one per day ever, one per compare
-  run) at most every ``sweep_s``, and at start. A new image in a recent folder
-  shows at the next request; a change in a folder untouched for a day within
+- Which directories a refresh stats: the root, ``jobs/`` and every directory
+  that changed in the last ``hot_s`` (today's date folder, the worker's folders
+  of the last 24 submit hours, recent compare runs: a few dozen), on every
+  request, and any new folder found in them; all of them (one per day ever, one
+  per submit hour of the worker's jobs, one per compare run) at most every
+  ``sweep_s``, and at start. A request between sweeps costs the hot directories
+  only, however many folders there are. A new image in a recent folder shows at
+  the next request; a change in a folder untouched for a day (a job run more
+  than a day after it was submitted goes to its submit hour's folder) within
   ``sweep_s``.
 - A catalog that cannot be opened (corrupt, from another version, unwritable)
   is rebuilt from the sidecars; it is a cache, never the truth.
@@ -58,9 +62,9 @@ import attrs
 from imagen_core.comparison import SIDECAR_NAME
 from imagen_core.config import data_file
 from imagen_core.grid.record import RECORD_NAME as GRID_SIDECAR
-from imagen_core.worker import JOBS_FOLDER
+from imagen_core.jobfiles import JOBS_FOLDER, job_of
 
-# What imagen_core writes: a compare run's sidecar, and the worker's folder.
+# What imagen_core writes: a compare run's sidecar.
 COMPARE_SIDECAR = SIDECAR_NAME
 MAX_SIDECAR_BYTES = 1024 * 1024
 RACY_S = 2.0
@@ -168,6 +172,9 @@ class ImagesIndex:
                 "SELECT rel, mtime_ns, trusted, subdirs FROM dirs"
             )
         }
+        # The directories a refresh between sweeps stats: the root, jobs/, and
+        # those that changed within hot_s or whose mtime is not trusted yet.
+        self._hot = {rel for rel, known in self._dirs.items() if self._is_hot(rel, known)}
         self._swept_ns = 0  # the last refresh that stat'ed every known directory
         self.scans = 0  # directories listed so far: lets tests see the index at work
 
@@ -251,23 +258,20 @@ class ImagesIndex:
                 self._db.execute("ROLLBACK")
                 raise
 
+    def _is_hot(self, rel: str, known: _Dir, now_ns: int | None = None) -> bool:
+        if rel in ("", JOBS_FOLDER) or not known.trusted:
+            return True
+        return (now_ns if now_ns is not None else time.time_ns()) - known.mtime_ns <= self.hot_ns
+
     def _walk(self, now_ns: int, sweep: bool) -> None:
+        if not sweep:
+            self._walk_hot(now_ns)
+            return
         reached: set[str] = set()
         stack = [""]
         while stack:
             rel = stack.pop()
             known = self._dirs.get(rel)
-            if (
-                not sweep
-                and rel
-                and known is not None
-                and known.trusted
-                and now_ns - known.mtime_ns > self.hot_ns
-            ):
-                # A folder untouched for a day: stat'ed by the sweep only.
-                reached.add(rel)
-                stack.extend(f"{rel}/{name}" for name in known.subdirs)
-                continue
             folder = self.root / rel if rel else self.root
             try:
                 mtime_ns = folder.lstat().st_mtime_ns
@@ -278,9 +282,51 @@ class ImagesIndex:
                 known = self._list(rel, folder, mtime_ns, now_ns)
             stack.extend(f"{rel}/{name}" if rel else name for name in known.subdirs)
         for gone in set(self._dirs) - reached:
-            del self._dirs[gone]
-            self._db.execute("DELETE FROM dirs WHERE rel = ?", (gone,))
-            self._db.execute("DELETE FROM entries WHERE dir = ?", (gone,))
+            self._drop(gone)
+        self._hot = {rel for rel, known in self._dirs.items() if self._is_hot(rel, known, now_ns)}
+
+    def _walk_hot(self, now_ns: int) -> None:
+        """Between sweeps: stat only the hot directories (a handful, however many
+        folders there are), list those that changed and any new folder in them."""
+        stack = sorted(self._hot | {""}, reverse=True)  # parents before their children
+        new: set[str] = set()
+        while stack:
+            rel = stack.pop()
+            known = self._dirs.get(rel)
+            if known is None and rel and rel not in new:
+                continue  # dropped in this refresh, with the folder that held it
+            folder = self.root / rel if rel else self.root
+            try:
+                mtime_ns = folder.lstat().st_mtime_ns
+            except OSError:  # gone (or the root does not exist yet)
+                self._forget(rel)
+                continue
+            if known is None or known.mtime_ns != mtime_ns or not known.trusted:
+                before = set(known.subdirs) if known is not None else set()
+                known = self._list(rel, folder, mtime_ns, now_ns)
+                after = set(known.subdirs)
+                for name in sorted(before - after):
+                    self._forget(f"{rel}/{name}" if rel else name)
+                for name in sorted(after - before, reverse=True):
+                    child = f"{rel}/{name}" if rel else name
+                    new.add(child)
+                    stack.append(child)
+            if self._is_hot(rel, known, now_ns):
+                self._hot.add(rel)
+            else:
+                self._hot.discard(rel)
+
+    def _forget(self, rel: str) -> None:
+        """Drop a folder that is gone, and every folder known under it."""
+        under = f"{rel}/"
+        for gone in [d for d in self._dirs if d == rel or not rel or d.startswith(under)]:
+            self._drop(gone)
+
+    def _drop(self, rel: str) -> None:
+        self._dirs.pop(rel, None)
+        self._hot.discard(rel)
+        self._db.execute("DELETE FROM dirs WHERE rel = ?", (rel,))
+        self._db.execute("DELETE FROM entries WHERE dir = ?", (rel,))
 
     def _list(self, rel: str, folder: Path, mtime_ns: int, now_ns: int) -> _Dir:
         self.scans += 1
@@ -451,7 +497,7 @@ def _image_entry(
     created, created_text = _created(data, mtime_ns)
     backend = _dict(data.get("backend"))
     request = _dict(data.get("request"))
-    job = Path(image).stem if rel == JOBS_FOLDER else None
+    job = job_of(rel, image)
     body = {
         "id": path,
         "kind": "image",

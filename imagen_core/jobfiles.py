@@ -1,0 +1,96 @@
+"""Where ``imagen worker`` puts a job's image, and how it finds it again.
+
+``output.dir/jobs/<submit date>/<submit hour>/<job id>.<ext>``, the date and
+hour of the job's submission in UTC (``jobs/2026-11-28/14/3f0c1e9a-….png``),
+its sidecar beside it (``<job id>.json``).
+
+- The path follows from the job alone (its id and ``created_at``), on every
+  worker whatever its time zone: a re-run finds what an earlier attempt of the
+  same job left by unlinking a few names, without listing any folder.
+- The folder a new image lands in holds the jobs submitted in one hour, however
+  long the history is, so the gallery's catalog (which lists a folder again when
+  its mtime moves) relists a small folder after each new job image; ``jobs/``
+  itself changes once a day, when a date folder is created.
+- Before this layout every job image went to ``jobs/<job id>.<ext>``. Those
+  images stay where they are: a re-run of such a job removes them too, and the
+  gallery shows both layouts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+from pathlib import Path
+
+JOBS_FOLDER = "jobs"
+
+# The suffixes an image of a job may have (Result.extension of what the
+# backends return); an image of another type is found through its sidecar.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif")
+# write_new adds "-1" when the name is taken: only when two attempts of one job
+# write at the same moment (one of them has lost its lease).
+_STEMS = ("", "-1")
+_DATED = re.compile(r"\d{4}-\d{2}-\d{2}/\d{2}")
+
+
+def submit_hour(created_at: dt.datetime) -> str:
+    """``YYYY-MM-DD/HH`` of ``created_at`` in UTC (a naive time is taken as UTC)."""
+    moment = (
+        created_at.astimezone(dt.timezone.utc)
+        if created_at.tzinfo is not None
+        else created_at.replace(tzinfo=dt.timezone.utc)
+    )
+    return f"{moment:%Y-%m-%d/%H}"
+
+
+def job_folder(output_dir: Path, created_at: dt.datetime) -> Path:
+    """The folder of the images of the jobs submitted in ``created_at``'s hour."""
+    return output_dir / JOBS_FOLDER / submit_hour(created_at)
+
+
+def job_output(output_dir: Path, job_id: str, created_at: dt.datetime) -> Path:
+    """Where a job's image goes, without its suffix (the image's type adds it)."""
+    return job_folder(output_dir, created_at) / job_id
+
+
+def remove_leftovers(output_dir: Path, job_id: str, created_at: dt.datetime) -> None:
+    """Remove what an earlier attempt of this job left (an image, its sidecar),
+    in this layout and in the flat one before it, by name: no folder is listed."""
+    for folder in (job_folder(output_dir, created_at), output_dir / JOBS_FOLDER):
+        for stem in (f"{job_id}{extra}" for extra in _STEMS):
+            sidecar = folder / f"{stem}.json"
+            named = _sidecar_image(sidecar)
+            if named is not None and named.startswith(f"{stem}."):
+                (folder / named).unlink(missing_ok=True)
+            for suffix in IMAGE_SUFFIXES:
+                (folder / f"{stem}{suffix}").unlink(missing_ok=True)
+            sidecar.unlink(missing_ok=True)
+
+
+def _sidecar_image(sidecar: Path) -> str | None:
+    """The image file name a sidecar names, if it is there and says one."""
+    try:
+        fd = os.open(sidecar, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:  # none: the common case
+        return None
+    try:
+        with os.fdopen(fd, "rb") as handle:
+            data = json.loads(handle.read(1024 * 1024))
+    except (OSError, ValueError):
+        return None
+    image = data.get("image") if isinstance(data, dict) else None
+    if not isinstance(image, str) or "/" in image or os.sep in image:
+        return None
+    return image
+
+
+def job_of(folder: str, image: str) -> str | None:
+    """The job id of an image at ``folder/image`` (``folder`` relative to
+    output.dir, POSIX), when it is in a job folder of either layout."""
+    if folder == JOBS_FOLDER or (
+        folder.startswith(f"{JOBS_FOLDER}/") and _DATED.fullmatch(folder, len(JOBS_FOLDER) + 1)
+    ):
+        return Path(image).stem
+    return None

@@ -27,6 +27,7 @@ SCRIPTS = (
     "grid",
     "comfyui",
     "worker",
+    "worker_history",
     "postgres_queue",
     "fleet",
     "web_images",

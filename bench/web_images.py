@@ -4,7 +4,9 @@
 
 The output folder is laid out as imagen lays it out: 90 % of the images in date
 folders of 100 (naming template ``{date}/...``, each folder last changed on its
-day) and 10 % in ``jobs/`` (the worker's), each a tiny PNG with a real sidecar.
+day) and 10 % the worker's: half flat in ``jobs/`` (the layout before images
+went by submit hour), half in ``jobs/<date>/<hour>/`` one a minute until a
+minute ago; each a tiny PNG with a real sidecar.
 The API is asked through the real app (Starlette's TestClient: routing,
 middleware, JSON), each server in a process of its own:
 
@@ -15,8 +17,9 @@ middleware, JSON), each server in a process of its own:
    beside the baseline: what a server without an index does per request (walk
    the folder, read and parse every sidecar, sort, take 50; in-process, no
    HTTP: flattered, not handicapped), measured once;
-4. the same request right after a new image landed in ``jobs/`` (written as
-   another process would)                                      target <= 10 ms
+4. the same request right after a new image landed where the worker puts the
+   image of a job submitted now, ``jobs/<date>/<hour>/`` (written as another
+   process would)                                              target <= 10 ms
 5. the restarted server process's peak RSS                     target <= 60 MB
 """
 
@@ -37,6 +40,8 @@ from figures import Figures
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from imagen_core.jobfiles import job_folder  # noqa: E402
 
 TARGET_MS = 5.0
 FIRST_TARGET_MS = 1000.0
@@ -96,17 +101,37 @@ def populate(out: Path, count: int) -> None:
         (folder / f"{name}.json").write_bytes(data)
     jobs = out / "jobs"
     jobs.mkdir(parents=True, exist_ok=True)
-    for j in range(in_jobs):
+    # Half the job images as workers wrote them before images went by submit
+    # hour: flat in jobs/, months ago. The other half by submit hour, one job a
+    # minute until a minute ago (about 84 hour folders, the last 24 of them hot).
+    flat = in_jobs // 2
+    for j in range(flat):
         name = f"{j:08x}-0000-4000-8000-000000000000"
         created = f"{first.isoformat()}T{j // 3600 % 24:02d}:{j // 60 % 60:02d}:{j % 60:02d}+00:00"
         (jobs / f"{name}.png").write_bytes(PNG)
         (jobs / f"{name}.json").write_bytes(sidecar(f"job {j}", f"{name}.png", created, j + 1))
-    # As on a server that has been up for a while: each date folder last changed
-    # on its day, the output folder and jobs/ a minute ago (see RACY_S).
+    now = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0)
+    changed: dict[Path, float] = {}
+    for j in range(flat, in_jobs):
+        moment = now - dt.timedelta(minutes=in_jobs - j)
+        folder = job_folder(out, moment)
+        if not folder.is_dir():
+            folder.mkdir(parents=True)
+            changed[folder.parent] = moment.timestamp()  # a new hour folder in its day
+        changed[folder] = moment.timestamp()
+        name = f"{j:08x}-0000-4000-8000-000000000000"
+        (folder / f"{name}.png").write_bytes(PNG)
+        data = sidecar(f"job {j}", f"{name}.png", moment.isoformat(), j + 1)
+        (folder / f"{name}.json").write_bytes(data)
+    # As on a server that has been up for a while: each folder last changed when
+    # its last image (or folder) came, the output folder and jobs/ a minute ago
+    # (see RACY_S).
     for folder in out.iterdir():
         if folder.name != "jobs":
             moment = dt.datetime.combine(dt.date.fromisoformat(folder.name), dt.time(12))
             os.utime(folder, (moment.timestamp(), moment.timestamp()))
+    for folder, stamp in changed.items():
+        os.utime(folder, (stamp, stamp))
     past = time.time() - 60
     for folder in (out, jobs):
         os.utime(folder, (past, past))
@@ -135,7 +160,7 @@ def median_ms(call, runs: int) -> float:
 
 
 SERVER = """
-import json, os, resource, statistics, sys, time, warnings
+import datetime as dt, json, os, resource, statistics, sys, time, warnings
 sys.path.insert(0, sys.argv[1])
 from pathlib import Path
 warnings.simplefilter("ignore")
@@ -148,6 +173,7 @@ from imagen_core.plugins import create_plugin_manager
 from imagen_web.app import create_app
 sys.path.insert(0, sys.argv[1] + '/bench')
 from web_images import PNG, sidecar
+from imagen_core.jobfiles import job_folder
 
 pm = create_plugin_manager(entry_points=False)
 pm.register(imagen_mock, name="mock")
@@ -170,9 +196,12 @@ with TestClient(app) as client:
         report["warm_ms"] = statistics.median(times)
         times = []
         for n in range(max(5, runs // 5)):
+            # Where the worker puts the image of a job submitted now.
+            folder = job_folder(out, dt.datetime.now(dt.timezone.utc))
+            folder.mkdir(parents=True, exist_ok=True)
             name = f"new-{n}"
-            (out / "jobs" / f"{name}.png").write_bytes(PNG)
-            (out / "jobs" / f"{name}.json").write_bytes(
+            (folder / f"{name}.png").write_bytes(PNG)
+            (folder / f"{name}.json").write_bytes(
                 sidecar(f"new {n}", f"{name}.png", "2099-01-01T00:00:00+00:00", n + 1)
             )
             t = time.perf_counter()
@@ -231,7 +260,7 @@ def main() -> int:
         measured=f"{walked / warm['warm_ms']:.0f}x faster",
     )
     figures.add(
-        "the same, right after a new image in jobs/",
+        "the same, right after a new job image (jobs/<date>/<hour>/)",
         warm["fresh_ms"],
         unit="ms",
         at_most=FRESH_TARGET_MS,

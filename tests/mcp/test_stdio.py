@@ -7,6 +7,7 @@ import base64
 import io
 import json
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -229,6 +230,10 @@ async def test_submit_and_get_job_through_a_real_worker(home: Path) -> None:
         assert done.structured_content["status"] == "done"
         assert done.structured_content["seed"] == 7
         assert image_of(done).size == Image.open(done.structured_content["path"]).size
+        # Where the worker put it: the folder of the job's submit hour.
+        assert re.search(
+            rf"/jobs/\d{{4}}-\d\d-\d\d/\d\d/{job_id}\.png$", done.structured_content["path"]
+        )
         unknown = await client.call_tool("get_job", {"job_id": "nope"})
         assert unknown.is_error and "no job 'nope'" in text_of(unknown)
 

@@ -237,3 +237,30 @@ def test_an_unwritable_catalog_folder_keeps_the_index_in_memory(root, tmp_path, 
     err = capsys.readouterr().err
     assert "gallery catalog" in err and "keeping the index in memory" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_between_sweeps_a_new_folder_tree_and_a_removed_hot_folder(root, tmp_path):
+    import shutil
+
+    sidecar(root / "old" / "recent", "a", "recent a")
+    sidecar(root / "old" / "stale", "a", "stale a")
+    age(root / "old" / "stale", seconds=3 * 86400)
+    age(root / "old", seconds=3 * 86400)  # a cold parent: not stat'ed between sweeps
+    age(root / "old" / "recent")
+    age(root)
+    index = ImagesIndex(root, catalog=tmp_path / "c.db", sweep_s=3600)
+    index.refresh()
+    assert sorted(prompts(index)) == ["recent a", "stale a"]
+
+    shutil.rmtree(root / "old" / "recent")  # hot: stat'ed, found gone
+    sidecar(root / "jobs" / "2026-11-28" / "14", "j", "deep new")  # two new levels at once
+    index.refresh()
+    assert sorted(prompts(index)) == ["deep new", "stale a"]
+    assert index.get("jobs/2026-11-28/14/j.png")["job"] == "j"
+
+    shutil.rmtree(root)
+    index.refresh()
+    assert len(index) == 0
+    sidecar(root / "back", "b", "back again")
+    index.refresh()
+    assert prompts(index) == ["back again"]

@@ -1,6 +1,6 @@
 """The worker's per-job time with 50,000 earlier job images, against none.
 
-    .venv/bin/python bench/worker_history.py [--history 50000] [--jobs 60] [--rounds 9]
+    .venv/bin/python bench/worker_history.py [--history 50000] [--jobs 20] [--rounds 31]
 
 One `imagen worker` (in process, concurrency 1, the mock backend at 8x8 so that
 imagen's own cost shows, ledger off) runs batches of ``--jobs`` jobs, each into
@@ -106,8 +106,8 @@ class Arm:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--history", type=int, default=50_000)
-    parser.add_argument("--jobs", type=int, default=60)
-    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--jobs", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=31)
     args = parser.parse_args()
     os.environ["IMAGEN_DISABLE_PLUGINS"] = "ledger,tmux_preview"
 

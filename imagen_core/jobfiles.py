@@ -26,12 +26,14 @@ from pathlib import Path
 
 JOBS_FOLDER = "jobs"
 
-# The suffixes an image of a job may have (Result.extension of what the
-# backends return); an image of another type is found through its sidecar.
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif")
+# The suffixes of the images backends return (Result.extension: image/png,
+# image/jpeg, image/webp, image/gif); an image of another type is found through
+# its sidecar, which names it.
+IMAGE_SUFFIXES = (".png", ".jpg", ".webp", ".gif")
 # write_new adds "-1" when the name is taken: only when two attempts of one job
-# write at the same moment (one of them has lost its lease).
-_STEMS = ("", "-1")
+# wrote at the same moment (one of them had lost its lease). Such a name is
+# found through its sidecar only.
+RACED = "-1"
 _DATED = re.compile(r"\d{4}-\d{2}-\d{2}/\d{2}")
 
 
@@ -57,32 +59,59 @@ def job_output(output_dir: Path, job_id: str, created_at: dt.datetime) -> Path:
 
 def remove_leftovers(output_dir: Path, job_id: str, created_at: dt.datetime) -> None:
     """Remove what an earlier attempt of this job left (an image, its sidecar),
-    in this layout and in the flat one before it, by name: no folder is listed."""
+    in this layout and in the flat one before it, by name: no folder is listed.
+
+    Each folder is opened once and the names are removed relative to it (a
+    first attempt, the common case, costs a few failed lookups)."""
     for folder in (job_folder(output_dir, created_at), output_dir / JOBS_FOLDER):
-        for stem in (f"{job_id}{extra}" for extra in _STEMS):
-            sidecar = folder / f"{stem}.json"
-            named = _sidecar_image(sidecar)
-            if named is not None and named.startswith(f"{stem}."):
-                (folder / named).unlink(missing_ok=True)
-            for suffix in IMAGE_SUFFIXES:
-                (folder / f"{stem}{suffix}").unlink(missing_ok=True)
-            sidecar.unlink(missing_ok=True)
+        try:
+            fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except OSError:  # no such folder: nothing was left there
+            continue
+        try:
+            named = _sidecar_image(f"{job_id}.json", fd)
+            for name in (job_id + suffix for suffix in IMAGE_SUFFIXES):
+                _unlink(name, fd)
+            if named is not None:
+                _remove_sidecar(job_id, named, fd)
+            raced = _sidecar_image(f"{job_id}{RACED}.json", fd)
+            if raced is not None:
+                _remove_sidecar(f"{job_id}{RACED}", raced, fd)
+        finally:
+            os.close(fd)
 
 
-def _sidecar_image(sidecar: Path) -> str | None:
-    """The image file name a sidecar names, if it is there and says one."""
+def _remove_sidecar(stem: str, image: str, folder: int) -> None:
+    """A sidecar and the image it names, when that image is one of this stem's."""
+    if image.startswith(f"{stem}."):
+        _unlink(image, folder)
+    _unlink(f"{stem}.json", folder)  # last: it names the image
+
+
+def _unlink(name: str, folder: int) -> None:
     try:
-        fd = os.open(sidecar, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    except OSError:  # none: the common case
+        os.unlink(name, dir_fd=folder)
+    except FileNotFoundError:
+        pass
+
+
+def _sidecar_image(name: str, folder: int) -> str | None:
+    """The image file name the sidecar ``name`` gives; None when there is no
+    such sidecar, "" when there is one that names no image of its folder."""
+    try:
+        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0), dir_fd=folder)
+    except FileNotFoundError:  # the common case: a first attempt
         return None
+    except OSError:  # a symlink, unreadable: still in the way of the new sidecar
+        return ""
     try:
         with os.fdopen(fd, "rb") as handle:
             data = json.loads(handle.read(1024 * 1024))
     except (OSError, ValueError):
-        return None
+        return ""
     image = data.get("image") if isinstance(data, dict) else None
     if not isinstance(image, str) or "/" in image or os.sep in image:
-        return None
+        return ""
     return image
 
 

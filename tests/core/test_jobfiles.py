@@ -36,3 +36,38 @@ def test_job_output(tmp_path):
 )
 def test_job_of(folder, image, job):
     assert job_of(folder, image) == job
+
+
+def test_leftovers_are_only_this_job_s_files(tmp_path):
+    """A sidecar left in the folder names what to remove only when that is an
+    image of the same job: never another job's file, nothing outside the folder."""
+    import json
+
+    from imagen_core.jobfiles import remove_leftovers
+
+    moment = dt.datetime(2026, 1, 2, 3, 4, tzinfo=dt.timezone.utc)
+    folder = job_output(tmp_path, "job", moment).parent
+    folder.mkdir(parents=True)
+    outside = tmp_path / "outside.png"
+    outside.write_bytes(b"x")
+    keep = [folder / "other.png", folder / "jobber.png", folder / "job-2.png", outside]
+    for path in keep:
+        path.write_bytes(b"x")
+    (folder / "job.json").write_text(json.dumps({"image": "other.png"}))
+    (folder / "job-1.json").write_text(json.dumps({"image": "../../../../outside.png"}))
+    remove_leftovers(tmp_path, "job", moment)
+    assert sorted(folder.iterdir()) == sorted(keep[:3])
+    assert outside.exists()
+
+    (folder / "job.json").symlink_to(outside)  # never followed, but in the way: removed
+    (folder / "job.png").write_bytes(b"x")
+    remove_leftovers(tmp_path, "job", moment)
+    assert not (folder / "job.json").is_symlink() and not (folder / "job.png").exists()
+    assert outside.exists()
+
+
+def test_no_folder_no_leftovers(tmp_path):
+    from imagen_core.jobfiles import remove_leftovers
+
+    remove_leftovers(tmp_path / "nowhere", "job", dt.datetime.now(dt.timezone.utc))
+    assert not (tmp_path / "nowhere").exists()

@@ -14,6 +14,13 @@ its sidecar beside it (``<job id>.json``).
 - Before this layout every job image went to ``jobs/<job id>.<ext>``. Those
   images stay where they are: a re-run of such a job removes them too, and the
   gallery shows both layouts.
+- What a re-run removes: ``<job id>`` with each suffix a backend's image has
+  (``.png``, ``.jpg``, ``.webp``, ``.gif``), the sidecar and the image it names
+  (any other type), and the ``<job id>-1`` pair two racing attempts may leave,
+  through its sidecar. Not found: an image of another type, or a raced one,
+  written with ``output.sidecar: false``.
+- A job that runs more than a day after its submission writes into a folder
+  the gallery looks at only every ``sweep_s`` (10 s), not at every request.
 """
 
 from __future__ import annotations

@@ -268,18 +268,18 @@ class ImagesIndex:
             self._walk_hot(now_ns)
             return
         reached: set[str] = set()
+        root = os.fspath(self.root)
         stack = [""]
         while stack:
             rel = stack.pop()
             known = self._dirs.get(rel)
-            folder = self.root / rel if rel else self.root
-            try:
-                mtime_ns = folder.lstat().st_mtime_ns
+            try:  # a string, not a Path: the sweep stats every folder known
+                mtime_ns = os.lstat(f"{root}/{rel}" if rel else root).st_mtime_ns
             except OSError:  # gone (or the root does not exist yet)
                 continue
             reached.add(rel)
             if known is None or known.mtime_ns != mtime_ns or not known.trusted:
-                known = self._list(rel, folder, mtime_ns, now_ns)
+                known = self._list(rel, self.root / rel if rel else self.root, mtime_ns, now_ns)
             stack.extend(f"{rel}/{name}" if rel else name for name in known.subdirs)
         for gone in set(self._dirs) - reached:
             self._drop(gone)

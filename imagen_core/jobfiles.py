@@ -41,7 +41,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".webp", ".gif")
 # wrote at the same moment (one of them had lost its lease). Such a name is
 # found through its sidecar only.
 RACED = "-1"
-_DATED = re.compile(r"\d{4}-\d{2}-\d{2}/\d{2}")
+# A submit-hour folder under jobs/ (compiled on first use, by re's cache).
+_DATED = r"\d{4}-\d{2}-\d{2}/\d{2}"
 
 
 def submit_hour(created_at: dt.datetime) -> str:
@@ -126,7 +127,8 @@ def job_of(folder: str, image: str) -> str | None:
     """The job id of an image at ``folder/image`` (``folder`` relative to
     output.dir, POSIX), when it is in a job folder of either layout."""
     if folder == JOBS_FOLDER or (
-        folder.startswith(f"{JOBS_FOLDER}/") and _DATED.fullmatch(folder, len(JOBS_FOLDER) + 1)
+        folder.startswith(f"{JOBS_FOLDER}/")
+        and re.fullmatch(_DATED, folder[len(JOBS_FOLDER) + 1 :]) is not None
     ):
         return Path(image).stem
     return None

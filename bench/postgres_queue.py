@@ -16,6 +16,12 @@ the tests do: tests/pgserver.py).
    reading back id, request and backend), jobs/s, with 1 and 4 worker processes.
    Connections are opened before the clock starts; the two alternate, and the
    ratio is the median of the rounds' ratios.                  target: >= 0.8x
+3. The worker end to end: ``imagen worker`` on this queue (the mock backend at
+   8x8; the default sinks: PNG with its metadata, JSON sidecar, cost ledger)
+   against a plain worker that imports nothing of imagen (bench/plain_worker.py:
+   imagen-postgres's claim SQL, the same render, the same fsynced PNG write, the
+   same complete SQL), --e2e-jobs jobs, jobs/s with 1 and 2 processes, both warm
+   before the clock, alternating, median of the rounds' ratios. target: >= 0.8x
 
 Both clocks are CLOCK_MONOTONIC (``time.monotonic``), shared by the processes of
 one machine. The server runs with fsync off, as in the tests: the figures are
@@ -30,6 +36,7 @@ import os
 import random
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -41,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 LATENCY_TARGET_MS = 50.0
 POLL_S = 1.0
 OVERHEAD_TARGET = 0.8
+E2E_TARGET = 0.8
 WARM_UP = 2
 ROLE, PASSWORD = "imagen_bench", "bench-password"
 
@@ -158,14 +166,15 @@ def imagen_loop(dsn: str, schema: str, name: str, start, out) -> None:  # a chil
     queue.close()
 
 
-def refill(admin: str, schema: str, jobs: int) -> None:
+def refill(admin: str, schema: str, jobs: int, size: int = 64) -> None:
     import psycopg
 
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f"TRUNCATE {schema}.jobs RESTART IDENTITY".encode())
         conn.execute(
             f"INSERT INTO {schema}.jobs (request, backend) "
-            "SELECT jsonb_build_object('prompt', 'job ' || n, 'width', 64, 'height', 64), 'mock' "
+            "SELECT jsonb_build_object('prompt', 'job ' || n, 'width', "
+            f"{size}, 'height', {size}, 'steps', 1), 'mock' "
             f"FROM generate_series(1, {jobs}) AS n".encode()
         )
         conn.execute(f"VACUUM ANALYZE {schema}.jobs".encode())
@@ -192,6 +201,53 @@ def jobs_per_s(loop, dsn: str, admin: str, schema: str, jobs: int, processes: in
     return jobs / (max(end for _, end in results) - started)
 
 
+# ------------------------------------------------------------------ end to end
+
+
+def e2e_child(kind: str, dsn: str, schema: str, folder: str, name: str, start, out) -> None:
+    """One worker process (spawned): set up warm, wait for the others, work until
+    the queue is empty, report (jobs, start, end)."""
+    work = Path(folder)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)  # imagen worker's one line per job: written, not shown
+    if kind == "plain":
+        sys.path.insert(0, str(ROOT / "bench"))
+        from plain_worker import PostgresWorker
+
+        run = PostgresWorker(dsn, schema, work / "plain" / "jobs", name).run
+    else:
+        from worker import imagen_worker
+
+        run = imagen_worker(work, {"type": "postgres", "schema": schema})
+    start.wait(timeout=300)
+    started = time.monotonic()
+    done = run()
+    out.put((done, started, time.monotonic()))
+
+
+def e2e_rate(
+    kind: str, dsn: str, admin: str, schema: str, folder: Path, jobs: int, processes: int
+) -> float:
+    refill(admin, schema, jobs, size=8)
+    context = multiprocessing.get_context("spawn")
+    start, out = context.Barrier(processes + 1), context.Queue()
+    children = [
+        context.Process(
+            target=e2e_child, args=(kind, dsn, schema, str(folder), f"{kind}-{n}", start, out)
+        )
+        for n in range(processes)
+    ]
+    for child in children:
+        child.start()
+    start.wait(timeout=300)
+    results = [out.get(timeout=600) for _ in children]
+    for child in children:
+        child.join(timeout=60)
+    done = sum(count for count, _, _ in results)
+    assert done == jobs, (kind, done, jobs)
+    return jobs / (max(end for *_, end in results) - min(begin for _, begin, _ in results))
+
+
 # ------------------------------------------------------------------ main
 
 
@@ -200,8 +256,13 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=21, help="pickup latency runs (median)")
     parser.add_argument("--jobs", type=int, default=2000, help="jobs per throughput round")
     parser.add_argument("--rounds", type=int, default=7, help="throughput rounds (median)")
+    parser.add_argument("--e2e-jobs", type=int, default=1000, help="jobs per end-to-end round")
+    parser.add_argument(
+        "--only", default="latency,queue,e2e", help="which figures: latency, queue, e2e"
+    )
     parser.add_argument("--verbose", action="store_true", help="print every round's figures")
     args = parser.parse_args()
+    only = set(args.only.split(","))
 
     from tests.pgserver import start_postgres
 
@@ -214,29 +275,43 @@ def main() -> int:
         throughput_schema = "bench_throughput"
         make_queue(throughput_schema).init()
 
-        latencies = pickup_latency(args.runs)
+        latencies = pickup_latency(args.runs) if "latency" in only else {}
         rates: dict[tuple[str, int], list[float]] = {}
-        for processes in (1, 4):
+        for processes in (1, 4) if "queue" in only else ():
             for round_ in range(args.rounds):
                 # Alternate which goes first, so that drift favours neither.
                 loops = (raw_loop, imagen_loop) if round_ % 2 == 0 else (imagen_loop, raw_loop)
                 for loop in loops:
                     rate = jobs_per_s(loop, dsn, admin, throughput_schema, args.jobs, processes)
                     rates.setdefault((loop.__name__, processes), []).append(rate)
+        e2e: dict[tuple[str, int], list[float]] = {}
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            os.environ["HOME"] = str(folder)
+            os.environ["XDG_DATA_HOME"] = str(folder / "data")
+            for processes in (1, 2) if "e2e" in only else ():
+                for round_ in range(args.rounds):
+                    kinds = ("plain", "imagen") if round_ % 2 == 0 else ("imagen", "plain")
+                    for kind in kinds:
+                        rate = e2e_rate(
+                            kind, dsn, admin, throughput_schema, folder, args.e2e_jobs, processes
+                        )
+                        e2e.setdefault((kind, processes), []).append(rate)
     finally:
         server.stop()
 
     figures = Figures("postgres_queue")
-    notify, poll = statistics.median(latencies["notify"]), statistics.median(latencies["poll"])
-    figures.add(
-        f"pickup latency, submit -> claimed, median of {args.runs}",
-        notify,
-        unit="ms",
-        at_most=LATENCY_TARGET_MS,
-        baseline=f"{poll:.1f} ms (polls 1/s)",
-        measured=f"slowest {max(latencies['notify']):.1f} ms",
-    )
-    for processes in (1, 4):
+    if latencies:
+        notify, poll = statistics.median(latencies["notify"]), statistics.median(latencies["poll"])
+        figures.add(
+            f"pickup latency, submit -> claimed, median of {args.runs}",
+            notify,
+            unit="ms",
+            at_most=LATENCY_TARGET_MS,
+            baseline=f"{poll:.1f} ms (polls 1/s)",
+            measured=f"slowest {max(latencies['notify']):.1f} ms",
+        )
+    for processes in (1, 4) if "queue" in only else ():
         raw_rates, our_rates = rates[("raw_loop", processes)], rates[("imagen_loop", processes)]
         raw, ours = statistics.median(raw_rates), statistics.median(our_rates)
         # Each round's ratio pairs two runs made back to back: the median of those
@@ -252,6 +327,23 @@ def main() -> int:
         if args.verbose:
             print(
                 f"  rounds: raw {[round(r) for r in raw_rates]}, "
+                f"imagen {[round(r) for r in our_rates]}"
+            )
+    for processes in (1, 2) if "e2e" in only else ():
+        plain_rates, our_rates = e2e[("plain", processes)], e2e[("imagen", processes)]
+        plain, ours = statistics.median(plain_rates), statistics.median(our_rates)
+        ratio = statistics.median(o / p for o, p in zip(our_rates, plain_rates, strict=True))
+        figures.add(
+            f"imagen worker end to end vs a plain worker (mock 8x8, sidecar + ledger), "
+            f"{processes} process(es), jobs/s",
+            ratio,
+            at_least=E2E_TARGET,
+            baseline=f"{plain:.0f}/s",
+            measured=f"{ours:.0f}/s (ratio of medians {ours / plain:.2f})",
+        )
+        if args.verbose:
+            print(
+                f"  rounds: plain {[round(r) for r in plain_rates]}, "
                 f"imagen {[round(r) for r in our_rates]}"
             )
     return figures.report()

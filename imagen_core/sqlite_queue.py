@@ -92,6 +92,12 @@ EXHAUSTED = (
     " WHERE status = 'running' AND lease_until < ? AND attempts >= max_attempts"
     " RETURNING id"
 )
+# Read by the claim itself (its last parameter: now), so that EXHAUSTED runs only
+# when there is such a job, not before every claim.
+EXHAUSTED_WAITING = (
+    "EXISTS (SELECT 1 FROM jobs WHERE status = 'running' AND lease_until < ?"
+    " AND attempts >= max_attempts) AS exhausted_waiting"
+)
 
 
 @functools.lru_cache(maxsize=32)
@@ -105,7 +111,8 @@ def _claim_sql(backends: int, prefer: bool = False) -> str:
     queued job (a range of the index: the walk stops at the bound), else the
     oldest. Parameters: worker, lease, stamp, now, [backends], and with
     ``prefer``: the backend (one of [backends]), the bound as a date modifier
-    ('+60.000 seconds'), [backends]; then [backends]."""
+    ('+60.000 seconds'), [backends]; then [backends]; then now (whether an
+    exhausted job waits, EXHAUSTED_WAITING)."""
     only = f" AND backend IN ({', '.join('?' * backends)})" if backends else ""
     pick = "SELECT id FROM jobs WHERE status = {status}{only} ORDER BY created_at, rowid LIMIT 1"
     expired = pick.format(
@@ -127,7 +134,7 @@ def _claim_sql(backends: int, prefer: bool = False) -> str:
     return (
         "UPDATE jobs SET status = 'running', worker = ?, lease_until = ?,"
         " attempts = attempts + 1, updated_at = ?"
-        f" WHERE id = COALESCE({chosen}) RETURNING *"
+        f" WHERE id = COALESCE({chosen}) RETURNING *, {EXHAUSTED_WAITING}"
     )
 
 
@@ -346,31 +353,41 @@ class SQLiteQueue:
             bound = f"+{min(pass_over_s, PASS_OVER_MAX_S):.3f} seconds"
             preference = [prefer, bound, *extra]
         query = _claim_sql(len(extra), bool(preference))
-        now, stamp = time.time(), _now()
-        with self._tx() as db:
-            for (exhausted,) in db.execute(EXHAUSTED, (stamp, now)).fetchall():
-                db.execute(COLLECT, (exhausted,))
-            while True:
+        while True:
+            now, stamp = time.time(), _now()
+            with self._tx() as db:
                 taken = db.execute(
-                    query, [worker, now + lease_s, stamp, now, *extra, *preference, *extra]
+                    query, [worker, now + lease_s, stamp, now, *extra, *preference, *extra, now]
                 ).fetchone()
-                if taken is None:
-                    return None
-                try:
-                    job = self._job(taken)
-                    request = with_inputs(job.request, job.inputs, lambda h: _read(db, h))
-                except InvalidRequest as exc:
-                    # No attempt could ever run it (a request another version wrote,
-                    # its images gone or never stored): fail it for good, alone, and
-                    # look for the next job (the PostgreSQL queue does the same).
-                    db.execute(
-                        "UPDATE jobs SET status = 'failed', error = ?, lease_until = NULL,"
-                        " updated_at = ? WHERE id = ?",
-                        (f"invalid request: {exc}", stamp, taken["id"]),
-                    )
-                    db.execute(COLLECT, (taken["id"],))
-                    continue
-                return attrs.evolve(job, request=request)
+                if taken is None or taken["exhausted_waiting"]:
+                    # Jobs whose worker died on every attempt: failed in the same
+                    # transaction (the claim never takes them).
+                    for (exhausted,) in db.execute(EXHAUSTED, (stamp, now)).fetchall():
+                        db.execute(COLLECT, (exhausted,))
+            if taken is None:
+                return None
+            # Made into a Job outside the transaction: the write lock, which other
+            # workers wait for, is held only for the SQL.
+            try:
+                job = self._job(taken)
+                request = with_inputs(job.request, job.inputs, self._read_locked)
+            except InvalidRequest as exc:
+                # No attempt could ever run it (a request another version wrote,
+                # its images gone or never stored): fail it for good, alone, and
+                # look for the next job (the PostgreSQL queue does the same).
+                self._update_owned(
+                    taken["id"],
+                    worker,
+                    "status = 'failed', error = ?, lease_until = NULL",
+                    [f"invalid request: {exc}"],
+                    collect=True,
+                )
+                continue
+            return attrs.evolve(job, request=request)
+
+    def _read_locked(self, hashes: Sequence[str]) -> dict[str, bytes]:
+        with self._lock, self._failing_clearly():
+            return _read(self._connect(), hashes)
 
     def _update_owned(
         self,

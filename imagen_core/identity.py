@@ -3,13 +3,21 @@
 ``acting_as(name)`` (a server generating for a client) > ``IMAGEN_CALLER`` >
 ``MAI_FROM_ID`` > the tmux pane option ``@mai-name`` (when inside tmux) > the
 operating-system user.
+
+Every usage row asks (a worker: two rows per job), so the two lookups that cost
+something are remembered: the tmux option (a ``tmux`` process) for
+PANE_NAME_TTL_S per pane, the account name of a user id (a passwd lookup) for
+the process.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import os
+import threading
+import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -42,15 +50,45 @@ def caller() -> str:
         if value:
             return value
     if os.environ.get("TMUX"):
-        name = _tmux_pane_name()
+        name = _pane_name()
         if name:
             return name
-    import getpass
+    # What getpass.getuser() does, with the passwd lookup remembered.
+    for variable in ("LOGNAME", "USER", "LNAME", "USERNAME"):
+        user = os.environ.get(variable)
+        if user:
+            return user
+    return _account(os.getuid()) if hasattr(os, "getuid") else "unknown"
+
+
+@functools.cache
+def _account(uid: int) -> str:
+    import pwd
 
     try:
-        return getpass.getuser()
+        return pwd.getpwuid(uid).pw_name
     except (KeyError, OSError):  # no passwd entry (some containers)
-        return f"uid-{os.getuid()}" if hasattr(os, "getuid") else "unknown"
+        return f"uid-{uid}"
+
+
+# A renamed pane shows in the rows within this time.
+PANE_NAME_TTL_S = 30.0
+_panes: dict[tuple[str, str], tuple[float, str]] = {}
+_panes_lock = threading.Lock()
+
+
+def _pane_name() -> str:
+    """``_tmux_pane_name()``, asked at most every PANE_NAME_TTL_S per pane."""
+    key = (os.environ.get("TMUX", ""), os.environ.get("TMUX_PANE", ""))
+    now = time.monotonic()
+    with _panes_lock:
+        known = _panes.get(key)
+    if known is not None and now - known[0] < PANE_NAME_TTL_S:
+        return known[1]
+    name = _tmux_pane_name()
+    with _panes_lock:
+        _panes[key] = (now, name)
+    return name
 
 
 def _tmux_pane_name() -> str:

@@ -5,6 +5,7 @@ correct: shared by threads, reopened when the file goes, closed at exit."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sqlite3
 import subprocess
 import sys
@@ -118,3 +119,25 @@ def test_a_one_shot_generate_leaves_a_consistent_ledger_and_no_wal(isolated_env)
     assert rows(path) == [("ok", None)]
     # Closed at exit: SQLite folded the WAL into the file and removed it.
     assert not Path(f"{path}-wal").exists()
+
+
+def test_the_tmux_pane_name_is_asked_once_per_pane_within_its_ttl(monkeypatch):
+    from imagen_core import identity
+
+    asked: list[str] = []
+
+    def pane_name() -> str:
+        asked.append(os.environ["TMUX_PANE"])
+        return f"mai-{os.environ['TMUX_PANE']}"
+
+    monkeypatch.setattr(identity, "_tmux_pane_name", pane_name)
+    monkeypatch.setattr(identity, "_panes", {})
+    monkeypatch.setenv("TMUX", "/tmp/tmux-test/default,1,0")
+    monkeypatch.setenv("TMUX_PANE", "%1")
+    assert [identity.caller() for _ in range(3)] == ["mai-%1"] * 3
+    monkeypatch.setenv("TMUX_PANE", "%2")  # another pane: asked for its own name
+    assert identity.caller() == "mai-%2"
+    assert asked == ["%1", "%2"]
+    monkeypatch.setattr(identity, "PANE_NAME_TTL_S", 0.0)  # past the TTL: asked again
+    assert identity.caller() == "mai-%2"
+    assert asked == ["%1", "%2", "%2"]

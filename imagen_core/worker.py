@@ -108,6 +108,7 @@ class Worker:
         # Backends whose server is down: (claim again after, current pause).
         self._down: dict[str, tuple[float, float]] = {}
         self._lock = threading.RLock()
+        self._max_in_flight: dict[str, int] = {}
         self.concurrency = options.concurrency or self.default_concurrency()
         # On a terminal (and with the default log), a status line shows the
         # steps of the job that last made progress; job lines print above it.
@@ -147,13 +148,18 @@ class Worker:
     # ------------------------------------------------------------ capacity
     def max_in_flight(self, backend: str) -> int:
         """The block's ``max_in_flight``, else what the backend says (ComfyUI: 2,
-        so its own queue holds the next prompt while one renders), else 1."""
+        so its own queue holds the next prompt while one renders), else 1.
+        Asked before every claim: remembered once the backend could be built."""
+        known = self._max_in_flight.get(backend)
+        if known is not None:
+            return known
         try:
             instance, built = self.session.backend(backend)
         except ImagenError:
             return 1
         value = instance.max_in_flight or getattr(built, "max_in_flight", None) or 1
-        return max(1, int(value))
+        self._max_in_flight[backend] = max(1, int(value))
+        return self._max_in_flight[backend]
 
     def served(self) -> list[str]:
         """The backends this worker takes jobs for: ``--backends``, else the

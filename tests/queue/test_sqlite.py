@@ -343,3 +343,25 @@ def test_an_existing_queue_file_gains_the_listing_index(tmp_path):
     db.close()
     steps = " ".join(row[3] for row in plan)
     assert "jobs_created" in steps and "TEMP B-TREE" not in steps
+
+
+def test_a_claim_fails_exhausted_jobs_only_when_there_is_one(tmp_path):
+    import time
+
+    queue = SQLiteQueue(SQLiteQueueConfig(path=tmp_path / "jobs.db"))
+    first = queue.submit(Request("a"), backend="mock")
+    second = queue.submit(Request("b"), backend="mock", max_attempts=1)
+    statements: list[str] = []
+    queue._connect().set_trace_callback(statements.append)
+    assert queue.claim("w", backends=None, lease_s=60).id == first.id
+    # One statement claims: no UPDATE for exhausted jobs when there is none.
+    assert [s.split()[0] for s in statements] == ["BEGIN", "UPDATE", "COMMIT"]
+    assert queue.claim("dead", backends=None, lease_s=0.05).id == second.id
+    time.sleep(0.1)  # its only attempt's lease runs out: exhausted
+    third = queue.submit(Request("c"), backend="mock")
+    statements.clear()
+    assert queue.claim("w", backends=None, lease_s=60).id == third.id
+    assert sum("status = 'failed'" in s for s in statements) == 1  # in the claim's transaction
+    failed = queue.get(second.id)
+    assert failed.status == "failed" and "each of its 1 attempts" in (failed.error or "")
+    queue.close()

@@ -14,7 +14,7 @@ import click
 from imagen_core._version import __version__
 
 if TYPE_CHECKING:
-    from imagen_core.models import Generation, Request
+    from imagen_core.models import Generation, ImageInput, Request
     from imagen_core.pipeline import Session
 
 F = Callable[..., Any]
@@ -228,16 +228,20 @@ def make_request(
     """The Request of the shared options; input images are read and checked
     here, before any backend is built (InvalidInput names the file)."""
     from imagen_core.errors import InvalidInput, UsageError
-    from imagen_core.inputs import STDIN, load_inputs
     from imagen_core.models import Request
 
-    if prompt == (STDIN,) and STDIN in (*images, mask):
+    if prompt == ("-",) and "-" in (*images, mask):
         raise UsageError(
             "stdin can be read once: give the prompt as words when --image or --mask is '-'"
         )
     if strength is not None and not images:
         raise InvalidInput("--strength needs an input image to start from: give --image")
-    inputs = load_inputs(images, mask)
+    inputs: tuple[ImageInput, ...] = ()
+    if images or mask is not None:
+        # Reading and checking files: imported only when some are given.
+        from imagen_core.inputs import load_inputs
+
+        inputs = load_inputs(images, mask)
     if size is None:
         size = (inputs[0].width, inputs[0].height) if inputs else DEFAULT_SIZE
     return Request(
@@ -385,15 +389,20 @@ def cost_options(func: F) -> F:
 def price_check(
     session: Session, requests: list[Request], dry_run: bool, max_cost: float | None
 ) -> bool:
-    """The --dry-run report (True: stop here) and the --max-cost check of a call."""
+    """The --dry-run report (True: stop here) and the --max-cost check of a call
+    (one request's --max-cost is checked by ``Session.generate`` itself)."""
+    if not dry_run and (max_cost is None or len(requests) < 2):
+        # Nothing asks for a price: no estimate (a local GPU's reads the ledger).
+        return False
     from imagen_core.errors import UsageError
-    from imagen_core.terminal import cost_report
 
     estimates = [(request, session.estimate(request)) for request in requests]
     if dry_run:
+        from imagen_core.terminal import cost_report
+
         click.echo(cost_report(session, estimates))
         return True
-    if max_cost is not None and len(requests) > 1:
+    if max_cost is not None:
         unknown = [r.backend for r, e in estimates if e.usd is None]
         if unknown:
             raise UsageError(

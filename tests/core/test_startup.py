@@ -141,3 +141,11 @@ def test_listing_jobs_imports_no_backend_or_sink_module(isolated_env):
 def test_raw_usage_imports_the_ledger_and_no_other_type_module(isolated_env):
     modules = _imported_by("usage", "--raw")
     assert modules & set(TYPE_MODULES) == {"imagen_core.ledger"}
+
+
+def test_a_generation_without_input_images_never_imports_the_inputs_module(isolated_env):
+    # Reading and checking input files (imagen_core.inputs) is for --image/--mask only;
+    # a plain generation asks no price either (no --dry-run, no --max-cost).
+    modules = _imported_by("generate", "x", "--size", "8x8", "--no-sidecar")
+    assert "imagen_mock.backend" in modules
+    assert "imagen_core.inputs" not in modules

@@ -91,13 +91,21 @@ def test_a_timeout_exits_1_with_one_line(comfy, configure, capsys):
 
 
 def test_ctrl_c_cancels_the_prompt_and_exits_130(comfy, configure, capsys):
-    comfy.script.delay_s = 3
+    # The prompt ends only through the interrupt (the fake stops at once then).
+    comfy.script.delay_s = 60
     # A real Ctrl-C: SIGINT to this process while the prompt runs on the server.
     comfy.script.on_start = lambda _pid: threading.Timer(
         0.1, os.kill, (os.getpid(), signal.SIGINT)
     ).start()
     configure()
-    code, out, err = run(capsys, "generate", "a cat")
+    # Python keeps SIGINT ignored when it starts ignored (pytest run in the
+    # background of a non-interactive shell, e.g. under nohup or CI): give this
+    # test the handler an interactive terminal has.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        code, out, err = run(capsys, "generate", "a cat")
+    finally:
+        signal.signal(signal.SIGINT, previous)
     # (click writes a newline first, to end the line the ^C was echoed on.)
     assert (code, out, err.strip()) == (130, "", "imagen: interrupted")
     prompt_id = comfy.seen("POST", "/prompt")[0]["body"]["prompt_id"]

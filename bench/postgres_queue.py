@@ -37,13 +37,13 @@ import itertools
 import multiprocessing
 import os
 import random
-import shutil
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import children
 from figures import Figures
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -241,24 +241,9 @@ def e2e_rate(
     refill(admin, schema, jobs, size=8)
     # Each run writes into a new, empty folder (removed afterwards).
     work = Path(tempfile.mkdtemp(prefix=f"{kind}-", dir=folder))
-    context = multiprocessing.get_context("spawn")
-    start, out = context.Barrier(processes + 1), context.Queue()
-    children = [
-        context.Process(
-            target=e2e_child, args=(kind, dsn, schema, str(work), f"{kind}-{n}", start, out)
-        )
-        for n in range(processes)
-    ]
-    for child in children:
-        child.start()
-    start.wait(timeout=300)
-    results = [out.get(timeout=600) for _ in children]
-    for child in children:
-        child.join(timeout=60)
-    shutil.rmtree(work)
-    done = sum(count for count, _, _ in results)
-    assert done == jobs, (kind, done, jobs)
-    return jobs / (max(end for *_, end in results) - min(begin for _, begin, _ in results))
+    return children.jobs_per_s(
+        e2e_child, lambda n: (kind, dsn, schema, str(work), f"{kind}-{n}"), processes, work, jobs
+    )
 
 
 # ------------------------------------------------------------------ main

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import shutil
 import sqlite3
 import statistics
 import sys
@@ -41,6 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import children
 from figures import Figures
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -181,24 +181,9 @@ def e2e_rate(kind: str, path: Path, processes: int, jobs: int) -> float:
     # Each run writes into a new, empty folder (removed afterwards): no run finds
     # the images of the ones before.
     work = Path(tempfile.mkdtemp(prefix=f"{kind}-", dir=path.parent))
-    context = multiprocessing.get_context("spawn")
-    start, out = context.Barrier(processes + 1), context.Queue()
-    children = [
-        context.Process(
-            target=e2e_child, args=(kind, str(path), str(work), f"{kind}-{n}", start, out)
-        )
-        for n in range(processes)
-    ]
-    for child in children:
-        child.start()
-    start.wait(timeout=300)
-    results = [out.get(timeout=600) for _ in children]
-    for child in children:
-        child.join(timeout=60)
-    shutil.rmtree(work)
-    done = sum(count for count, _, _ in results)
-    assert done == jobs, (kind, done, jobs)
-    return jobs / (max(end for *_, end in results) - min(begin for _, begin, _ in results))
+    return children.jobs_per_s(
+        e2e_child, lambda n: (kind, str(path), str(work), f"{kind}-{n}"), processes, work, jobs
+    )
 
 
 # The two imagen workers measured against the plain one: the defaults, and the

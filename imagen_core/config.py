@@ -23,7 +23,7 @@ from imagen_core.values import value_repr
 if typing.TYPE_CHECKING:
     import cattrs
 
-    from imagen_core.registry import Registration, Registry
+    from imagen_core.registry import DefaultSource, Registration, Registry
 
 CONFIG_NAME = "imagen.yaml"
 # No setting is a number beyond this (seconds, prices, ratios): .inf, .nan and
@@ -230,9 +230,21 @@ class Config:
     def active_sinks(self, registry: Registry) -> list[Instance]:
         chosen = {n: i for n, i in self.sinks.items()}
         for name, reg in registry.sinks.items():
-            if reg.default and name not in chosen:
+            if name not in chosen and _on_by_default(reg.default, self):
                 chosen[name] = Instance(name, name, reg.config())
         return [i for i in chosen.values() if i.enabled]
+
+
+def _on_by_default(default: DefaultSource, config: Config) -> bool:
+    """Whether a sink type without a block in imagen.yaml runs (see
+    ``registry.DefaultSource``). A function that raises counts as yes: the sink
+    is built, and whatever is wrong is reported as its own problem."""
+    if isinstance(default, bool):
+        return default
+    try:
+        return bool(default(config))
+    except Exception:
+        return True
 
 
 # ---------------------------------------------------------------- locating

@@ -45,7 +45,9 @@ def register_sinks(register: RegisterSink) -> None:
     A sink receives every finished Generation (successful or failed) through
     ``send(generation)`` after the image and sidecar are on disk. Pass
     ``default=True`` to have an instance named after the type even when
-    imagen.yaml does not list it."""
+    imagen.yaml does not list it, or ``default=function``: the function gets
+    the Config and says whether to (a sink with nothing to do is then never
+    imported)."""
 
 
 @hookspec

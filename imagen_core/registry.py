@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
@@ -15,7 +14,19 @@ from imagen_core.values import value_repr
 if TYPE_CHECKING:
     from imagen_core.plugins import ImagenPluginManager
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+# What a type's name may hold (checked by hand: a regex compiled at every start
+# for a handful of names costs more than it checks).
+_NAME_FIRST = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+_NAME_REST = _NAME_FIRST | {"_", "-"}
+
+
+def _valid_name(name: object) -> bool:
+    """``^[a-z0-9][a-z0-9_-]*$``."""
+    return (
+        isinstance(name, str)
+        and name[:1] in _NAME_FIRST
+        and all(char in _NAME_REST for char in name)
+    )
 
 
 @attrs.frozen(repr=False)
@@ -30,6 +41,12 @@ class NoSettings:
 # instance configured, the sample config written), not on every command.
 ConfigSource = type | Callable[[], type]
 
+# A sink type's ``default``: on by default (True), not (False), or a function
+# given the session's Config that says whether to build it when imagen.yaml has
+# no block for it (a sink that would only find nothing to do is then never
+# imported nor built).
+DefaultSource = bool | Callable[[Any], bool]
+
 
 # Compared by identity, never by value: no __eq__/__hash__ to generate (each
 # generated method is compiled at every start).
@@ -42,7 +59,7 @@ class Registration:
     factory: Callable[[Any], Any]
     config_source: ConfigSource
     owner: str
-    default: bool = False
+    default: DefaultSource = False
     examples: Mapping[str, Mapping[str, Any]] = attrs.field(factory=dict)
     _config: type | None = attrs.field(default=None, init=False, repr=False)
 
@@ -57,13 +74,15 @@ class Registration:
         return self._config
 
 
-def _check_config(kind: str, name: str, owner: str, config: object, default: bool) -> None:
+def _check_config(kind: str, name: str, owner: str, config: object, default: DefaultSource) -> None:
     if not (isinstance(config, type) and attrs.has(config)):
         raise PluginError(
             f"{owner} registers {kind} type {name!r} with config={config!r}, "
             "which is not an attrs class"
         )
-    if default and any(f.default is attrs.NOTHING for f in attrs.fields(config)):
+    if (default is True or callable(default)) and any(
+        f.default is attrs.NOTHING for f in attrs.fields(config)
+    ):
         raise PluginError(
             f"{owner} registers {kind} type {name!r} as on by default, but its config "
             "has keys without defaults"
@@ -92,7 +111,7 @@ class RegisterSink(Protocol):
         factory: Callable[[Any], Any],
         *,
         config: ConfigSource | None = None,
-        default: bool = False,
+        default: DefaultSource = False,
         examples: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None: ...
 
@@ -135,10 +154,10 @@ def _collector(kind: str, owner: str, into: dict[str, Registration]) -> Callable
         factory: Callable[[Any], Any],
         *,
         config: ConfigSource | None = None,
-        default: bool = False,
+        default: DefaultSource = False,
         examples: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
-        if not isinstance(name, str) or not _NAME.match(name):
+        if not _valid_name(name):
             raise PluginError(
                 f"{owner} registers a {kind} type named {name!r}: "
                 "names are lowercase letters, digits, '-' and '_'"
@@ -149,6 +168,11 @@ def _collector(kind: str, owner: str, into: dict[str, Registration]) -> Callable
             raise PluginError(
                 f"{owner} registers {kind} type {name!r} with config={config!r}, "
                 "which is not an attrs class"
+            )
+        if not isinstance(default, bool) and not callable(default):
+            raise PluginError(
+                f"{owner} registers {kind} type {name!r} with default={default!r}: "
+                "give True, False or a function of the Config that returns one"
             )
         if name in into:
             raise PluginError(

@@ -25,8 +25,10 @@ from typing import Any
 #: The signature attrs calls a validator with: (instance, attribute, value).
 Validator = Callable[[Any, Any, Any], None]
 
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_HTTP_URL = re.compile(r"https?://[^/\s?#]+(/[^\s?#]*)?")
+# Patterns, not compiled at import: re compiles (and caches) them on first use,
+# which a command without such a key in its config never reaches.
+_ENV_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_HTTP_URL = r"https?://[^/\s?#]+(/[^\s?#]*)?"
 # No variable name is this long; secrets (API keys, tokens) are longer.
 _ENV_NAME_MAX = 60
 
@@ -53,7 +55,7 @@ def http_url(*, what: str = "an http(s) URL", such_as: str | None = None) -> Val
     ``such_as``, else the key's default."""
 
     def check(_instance: object, attribute: Any, value: str) -> None:
-        if not _HTTP_URL.fullmatch(value):
+        if not re.fullmatch(_HTTP_URL, value):
             example = such_as or attribute.default
             raise ValueError(f"{attribute.name} must be {what} such as {example}, got {value!r}")
 
@@ -89,7 +91,7 @@ def env_name(
                 f"{attribute.name} looks like an {secret}: it must name the environment "
                 f"variable that holds the {what} (e.g. {named}), never the {what}"
             )
-        if not isinstance(value, str) or not _ENV_NAME.fullmatch(value):
+        if not isinstance(value, str) or not re.fullmatch(_ENV_NAME, value):
             raise ValueError(
                 f"{attribute.name} must be an environment variable name such as {named} "
                 f"(letters, digits and _){f', or null {null}' if null else ''}"

@@ -304,6 +304,57 @@ def test_a_lazily_registered_default_sink_is_checked_when_sinks_are_first_used(p
             Config().active_sinks(registry)
 
 
+def test_a_sink_on_by_default_through_a_function_asks_it_with_the_config(pm) -> None:
+    from imagen_core import hookimpl
+    from imagen_core.config import Config, from_text
+    from tests.helpers import registered
+
+    asked: list[str] = []
+
+    def wanted(config: Config) -> bool:
+        asked.append(config.output.cloud_sync)
+        return config.output.cloud_sync == "on"
+
+    def broken(config: Config) -> bool:
+        raise RuntimeError("a plugin's bug")
+
+    class Plugin:
+        @hookimpl
+        def register_sinks(self, register):
+            register("maybe", object, default=wanted)
+            register("broken", object, default=broken)
+
+    with registered(pm, Plugin(), "maybe"):
+        registry = collect(pm)
+        names = [i.name for i in Config().active_sinks(registry)]
+        assert "maybe" not in names and asked == ["auto"]
+        # A function that raises builds the sink: its problems are its own to report.
+        assert "broken" in names
+        on = from_text("output:\n  cloud_sync: on\n", registry)
+        assert "maybe" in [i.name for i in on.active_sinks(registry)]
+        # A block in imagen.yaml runs it whatever the function says.
+        listed = from_text("sinks:\n  maybe: {}\n", registry)
+        assert "maybe" in [i.name for i in listed.active_sinks(registry)]
+
+
+@pytest.mark.parametrize("default", ["yes", None, 1])
+def test_a_default_that_is_neither_a_bool_nor_a_function_is_refused(pm, default) -> None:
+    from imagen_core import hookimpl
+    from imagen_core.errors import PluginError
+    from tests.helpers import registered
+
+    class Plugin:
+        @hookimpl
+        def register_sinks(self, register):
+            register("odd", object, default=default)
+
+    with (
+        registered(pm, Plugin(), "odd"),
+        pytest.raises(PluginError, match=r"default=.*give True, False or a function"),
+    ):
+        collect(pm)
+
+
 @attrs.frozen
 class _Inner:
     steps: int = setting(4, help="steps")

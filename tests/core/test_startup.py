@@ -74,8 +74,9 @@ sys.stderr.write(json.dumps(sorted(sys.modules)) + "\\n")
 
 def test_a_mock_generation_imports_no_module_of_the_plugins_it_does_not_use(isolated_env):
     # Every installed plugin loads, no config file: the config classes of the
-    # comfyui, fal, openai and replicate backend types (and supabase's credentials, with
-    # nothing of supabase set) are not imported for a mock generation.
+    # comfyui, fal, openai and replicate backend types are not imported for a mock
+    # generation, nor, with nothing of Supabase set and cloud sync not on, any
+    # module of the supabase sink (it would have nothing to do).
     import json
     import os
     import subprocess
@@ -83,6 +84,7 @@ def test_a_mock_generation_imports_no_module_of_the_plugins_it_does_not_use(isol
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("SUPABASE")}
     env.pop("IMAGEN_LOAD_PLUGINS", None)
+    env.pop("IMAGEN_CLOUD_SYNC", None)
     proc = subprocess.run(
         [sys.executable, "-c", UNUSED_PLUGIN_MODULES, "generate", "x", "--size", "8x8"],
         capture_output=True,
@@ -96,7 +98,7 @@ def test_a_mock_generation_imports_no_module_of_the_plugins_it_does_not_use(isol
         m
         for m in modules
         if m.startswith(("imagen_comfyui.", "imagen_fal.", "imagen_replicate.", "imagen_openai."))
-        or m == "imagen_supabase.credentials"
+        or m.startswith("imagen_supabase.")
     }
     assert unused == set()
 

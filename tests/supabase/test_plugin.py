@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import imagen_supabase
-from imagen_core import ConfigError, Session, __version__
+from imagen_core import ConfigError, Request, Session, __version__
 from imagen_core.cli import main
 from imagen_supabase.settings import SupabaseConfig, Table
 from imagen_supabase.sink import SupabaseSink
@@ -19,13 +19,47 @@ from tests.helpers import write_config
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_registers_a_default_sink(plugin: object) -> None:
-    session = Session()
-    (sink,) = [s for instance, s in session.sinks() if instance.name == "supabase"]
+def supabase_sinks(session: Session) -> list[object]:
+    return [s for instance, s in session.sinks() if instance.name == "supabase"]
+
+
+@pytest.mark.parametrize(
+    "variable", ["SUPABASE_URL", "SUPABASE_SERVICE_KEY", "MAI_SUPABASE_KEY", "IMAGEN_CLOUD_SYNC"]
+)
+def test_registers_a_default_sink(
+    plugin: object, isolated_env: Path, monkeypatch: pytest.MonkeyPatch, variable: str
+) -> None:
+    monkeypatch.setenv(variable, "on" if variable == "IMAGEN_CLOUD_SYNC" else "x")
+    (sink,) = supabase_sinks(Session())
     assert isinstance(sink, SupabaseSink)
     assert sink.config == SupabaseConfig()
     assert sink.images_table == Table("imagen", "images")
     assert sink.usage_table == Table("mai", "imagen_usage")
+
+
+def test_the_default_sink_is_not_built_when_it_has_nothing_to_do(
+    plugin: object, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No credential variable and cloud sync not on: every send would return at
+    once, so the sink is neither built nor imported."""
+    for name in ("SUPABASE_URL", "SUPABASE_SERVICE_KEY", "MAI_SUPABASE_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("IMAGEN_CLOUD_SYNC", "auto")
+    assert supabase_sinks(Session()) == []
+    monkeypatch.setenv("SUPABASE_URL", "   ")  # blank is unset, as the sink reads it
+    assert supabase_sinks(Session()) == []
+
+
+def test_cloud_sync_on_in_the_config_builds_it_and_fails_without_credentials(
+    plugin: object, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("SUPABASE_URL", "SUPABASE_SERVICE_KEY", "MAI_SUPABASE_KEY", "IMAGEN_CLOUD_SYNC"):
+        monkeypatch.delenv(name, raising=False)
+    write_config(isolated_env, "output:\n  cloud_sync: on\n")
+    session = Session()
+    assert len(supabase_sinks(session)) == 1
+    with pytest.raises(ConfigError, match="cloud sync is on, but SUPABASE_URL"):
+        session.generate(Request("x", backend="mock", width=8, height=8))
 
 
 def test_import_and_registration_do_not_load_requests() -> None:

@@ -12,11 +12,12 @@ from imagen_core.config import setting
 from imagen_core.validators import positive
 from imagen_core.values import value_repr
 
-# The environment variables of the credentials (read by imagen_supabase.credentials),
-# here so that the sink can see nothing is set without importing that module.
-URL_VAR = "SUPABASE_URL"
-# The first one set wins. MAI_SUPABASE_KEY is the name the mAi tools already use.
-KEY_VARS = ("SUPABASE_SERVICE_KEY", "MAI_SUPABASE_KEY")
+# The credentials' environment variables live in the package (imported by the
+# sink and the credentials from here too).
+from imagen_supabase import KEY_VARS, URL_VAR
+
+__all__ = ["KEY_VARS", "URL_VAR", "SupabaseConfig", "Table"]
+
 
 # PostgREST addresses a table by name in the URL and its schema in a header, so
 # both halves must be plain identifiers (no quoting games in a config file).

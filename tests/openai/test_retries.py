@@ -11,7 +11,7 @@ import time
 import pytest
 
 from imagen_core import BackendError, Request
-from tests.fake_http import Steps
+from tests.fake_http import HUNG_UP, Steps
 from tests.openai.fake_openai import Reply, error, rate_limited
 
 
@@ -117,3 +117,29 @@ def test_an_expired_image_url(fake, fake_time, make_backend):
         "404 (<Error><Code>BlobNotFound</Code></Error>); image URLs expire after an hour: run "
         "the generation again"
     )
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply(504, b"<html>504 Gateway Time-out</html>"),
+        Reply(524, b"<html>A timeout occurred</html>"),
+        Reply(HUNG_UP),  # the connection lost mid-answer
+    ],
+    ids=["504", "524", "hung-up"],
+)
+def test_a_dall_e_download_is_retried_where_the_post_is_not(fake, fake_time, make_backend, reply):
+    # Unlike the POST that makes (and bills) the image, fetching it again is free.
+    fake.fail("file", reply)
+    result = make_backend(model="dall-e-2", extra_body={"response_format": None}).generate(
+        Request("x", width=256, height=256), Steps()
+    )
+    assert len(fake.downloads) == 2 and len(fake.generations) == 1
+    assert result.image.startswith(b"\x89PNG")
+
+
+def test_a_connection_lost_during_the_post_is_still_not_retried(fake, fake_time, make_backend):
+    fake.fail("generations", Reply(HUNG_UP))
+    with pytest.raises(BackendError, match="not retried, as the image may have been made"):
+        make_backend().generate(Request("x"), Steps())
+    assert len(fake.generations) == 1

@@ -12,7 +12,10 @@ overriding and ``retry-after-ms``/``retry-after`` honoured, except a 429 that
 says the quota is used up (retrying cannot help) and a gateway's timeout (504,
 524: the image may still be made and billed). A network error is retried only
 when the request never left (connection refused, unknown host): a connection
-lost after sending may have cost an image.
+lost after sending may have cost an image. The GET of a DALL-E image URL only
+fetches an image already made and paid for: it is retried on any 408, 409,
+429 or 5xx (504 and 524 too) and on a connection lost mid-answer, since
+giving up there loses the image, not a second charge.
 
 The same rule decides whether ``imagen worker`` may run a failed job again (see
 ``retryable``): only where a second request cannot pay for an image twice.
@@ -232,13 +235,15 @@ class OpenAIClient:
                     )
                 )
             except requests.RequestException as exc:
-                if maybe_sent(exc):  # not retried: the image may have been made and billed
+                # Not retried when it may have made (and billed) an image; a GET
+                # fetches what exists, so sending it again costs nothing.
+                if method != "GET" and maybe_sent(exc):
                     raise BackendError(self._broken(url, doing, exc, method)) from None
                 raise
 
         response = send_retrying(
             send,
-            retry_when=_retry,
+            retry_when=_retry_fetch if method == "GET" else _retry,
             retry_network=True,  # only what never left: send() raised the rest
             pacing=self.pacing,
             until=self.deadline,
@@ -337,6 +342,12 @@ def _retry(response: requests.Response) -> bool:
     given, else 408, 409, 429 and 5xx), unless that could pay twice or cannot
     help: see ``Answer.retryable``."""
     return _read(response, raw=False).retryable
+
+
+def _retry_fetch(response: requests.Response) -> bool:
+    """Whether to fetch an image URL again: any answer that may pass later (408,
+    409, 429, 5xx, a gateway's 504 and 524 included); the image exists already."""
+    return response.status_code in _RETRIED or response.status_code >= 500
 
 
 def _read(response: requests.Response, *, raw: bool) -> Answer:

@@ -264,3 +264,58 @@ def test_between_sweeps_a_new_folder_tree_and_a_removed_hot_folder(root, tmp_pat
     sidecar(root / "back", "b", "back again")
     index.refresh()
     assert prompts(index) == ["back again"]
+
+
+def test_a_sweep_stats_at_most_a_slice_of_the_cold_folders_per_request(root, tmp_path, monkeypatch):
+    """However long the history, no request stats every folder: a sweep goes
+    through the cold ones a slice per request, then waits for sweep_s."""
+    import imagen_web.images_index as images_index
+
+    monkeypatch.setattr(images_index, "SWEEP_SLICE", 10)
+    for day in range(25):
+        sidecar(root / f"old{day:02}", "a", f"old {day} a")
+        age(root / f"old{day:02}", seconds=3 * 86400)
+    age(root)
+    index = ImagesIndex(root, catalog=tmp_path / "c.db", sweep_s=3600)
+    index.refresh()  # at start: every folder at once
+    assert len(index) == 25 and index.swept == 0
+    # A change in every folder, each folder's mtime a day old (a restore).
+    for day in range(25):
+        sidecar(root / f"old{day:02}", "b", f"old {day} b", created="2026-11-26T00:00:00+00:00")
+        age(root / f"old{day:02}", seconds=2 * 86400)
+    index.refresh()
+    assert index.swept == 0 and len(index) == 25  # no sweep due yet
+
+    index._swept_ns = 0  # the sweep is due
+    seen = []
+    for _ in range(3):
+        index.refresh()
+        seen.append((index.swept, len(index)))
+    assert seen == [(10, 35), (20, 45), (25, 50)]
+    index.refresh()  # the sweep is over; the next one starts sweep_s after this one did
+    assert index.swept == 25
+
+
+def test_a_sweep_finds_folders_added_and_removed_under_a_cold_folder(root, tmp_path, monkeypatch):
+    import shutil
+
+    import imagen_web.images_index as images_index
+
+    monkeypatch.setattr(images_index, "SWEEP_SLICE", 2)
+    sidecar(root / "jobs" / "2026-01-01" / "10", "j1", "job 1")
+    sidecar(root / "jobs" / "2026-01-01" / "11", "j2", "job 2")
+    for folder in ("jobs/2026-01-01/10", "jobs/2026-01-01/11", "jobs/2026-01-01"):
+        age(root / folder, seconds=3 * 86400)
+    index = ImagesIndex(root, catalog=tmp_path / "c.db", sweep_s=3600)
+    index.refresh()
+    assert sorted(prompts(index)) == ["job 1", "job 2"]
+    # A job run long after its submission: a new hour folder under a cold date.
+    shutil.rmtree(root / "jobs" / "2026-01-01" / "10")
+    sidecar(root / "jobs" / "2026-01-01" / "12", "j3", "job 3")
+    age(root / "jobs" / "2026-01-01" / "12", seconds=3 * 86400)
+    age(root / "jobs" / "2026-01-01", seconds=2 * 86400)
+    index._swept_ns = 0
+    for _ in range(3):
+        index.refresh()
+    assert sorted(prompts(index)) == ["job 2", "job 3"]
+    assert index.get("jobs/2026-01-01/10/j1.png") is None

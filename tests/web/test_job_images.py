@@ -104,13 +104,16 @@ def test_between_sweeps_only_recent_folders_are_stat_ed(output_dir, tmp_path, mo
     assert len(index) == len(hours)
 
     seen: list[str] = []
-    real = type(output_dir).lstat
+    real = os.lstat
+    root = os.fspath(output_dir)
 
-    def lstat(path):
-        seen.append(path.relative_to(output_dir).as_posix() if path != output_dir else "")
-        return real(path)
+    def lstat(path, *args, **kwargs):
+        text = os.fspath(path)
+        if text == root or text.startswith(f"{root}/"):
+            seen.append(text[len(root) + 1 :])
+        return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(type(output_dir), "lstat", lstat)
+    monkeypatch.setattr(os, "lstat", lstat)
     index.refresh()
     recent = {
         f"jobs/{m:%Y-%m-%d}/{m:%H}" for m in hours if now - m < dt.timedelta(hours=23, minutes=50)

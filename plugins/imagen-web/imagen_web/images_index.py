@@ -17,12 +17,14 @@ and the server holds no copy of 100,000 entries in memory.
   that changed in the last ``hot_s`` (today's date folder, the worker's folders
   of the last 24 submit hours, recent compare runs: a few dozen), on every
   request, and any new folder found in them; all of them (one per day ever, one
-  per submit hour of the worker's jobs, one per compare run) at most every
-  ``sweep_s``, and at start. A request between sweeps costs the hot directories
-  only, however many folders there are. A new image in a recent folder shows at
+  per submit hour of the worker's jobs, one per compare run) at start, and
+  again in a sweep that starts every ``sweep_s``. A sweep stats at most
+  ``SWEEP_SLICE`` of the other folders per request and goes on at the next
+  ones, so no request pays for the whole history: a year of hourly job folders
+  (≈ 9,000) is swept over ten requests. A new image in a recent folder shows at
   the next request; a change in a folder untouched for a day (a job run more
   than a day after it was submitted goes to its submit hour's folder) within
-  ``sweep_s``.
+  ``sweep_s`` plus the requests its sweep takes.
 - A catalog that cannot be opened (corrupt, from another version, unwritable)
   is rebuilt from the sidecars; it is a cache, never the truth.
 - A rewrite in place of an existing sidecar (no rename) is not noticed until
@@ -70,6 +72,8 @@ MAX_SIDECAR_BYTES = 1024 * 1024
 RACY_S = 2.0
 HOT_S = 24 * 3600.0
 SWEEP_S = 10.0
+# The cold folders a request stats at most when a sweep is under way (≈ 4 ms).
+SWEEP_SLICE = 1000
 CATALOG_VERSION = 1
 
 SCHEMA = f"""
@@ -175,8 +179,14 @@ class ImagesIndex:
         # The directories a refresh between sweeps stats: the root, jobs/, and
         # those that changed within hot_s or whose mtime is not trusted yet.
         self._hot = {rel for rel, known in self._dirs.items() if self._is_hot(rel, known)}
-        self._swept_ns = 0  # the last refresh that stat'ed every known directory
+        self._walked = False  # the first refresh stats every folder at once
+        self._swept_ns = 0  # when the last sweep started
+        # The folders the sweep under way has yet to stat (a stack), and the ones
+        # it found new (not yet known when popped).
+        self._cold: list[str] = []
+        self._cold_new: set[str] = set()
         self.scans = 0  # directories listed so far: lets tests see the index at work
+        self.swept = 0  # cold directories stat'ed by sweeps so far (idem)
 
     def _open(self) -> sqlite3.Connection:
         try:
@@ -247,12 +257,21 @@ class ImagesIndex:
         """Catch up with the directories that changed since the last refresh."""
         with self._lock:
             now_ns = time.time_ns()
-            sweep = now_ns - self._swept_ns >= self.sweep_ns
-            if sweep:
-                self._swept_ns = now_ns
             self._db.execute("BEGIN")
             try:
-                self._walk(now_ns, sweep)
+                if not self._walked:
+                    self._walk_all(now_ns)
+                    self._walked, self._swept_ns = True, now_ns
+                else:
+                    self._walk_hot(now_ns)
+                    if not self._cold and now_ns - self._swept_ns >= self.sweep_ns:
+                        self._swept_ns = now_ns
+                        # Any order will do (a folder found gone takes what is
+                        # under it along); not sorting saves ≈ 2 ms at 9,000.
+                        hot = self._hot
+                        self._cold = [rel for rel in self._dirs if rel not in hot]
+                        self._cold_new = set()
+                    self._sweep_slice(now_ns)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -263,10 +282,9 @@ class ImagesIndex:
             return True
         return (now_ns if now_ns is not None else time.time_ns()) - known.mtime_ns <= self.hot_ns
 
-    def _walk(self, now_ns: int, sweep: bool) -> None:
-        if not sweep:
-            self._walk_hot(now_ns)
-            return
+    def _walk_all(self, now_ns: int) -> None:
+        """At start: stat every folder, list those that changed while the server
+        was down, drop those that are gone."""
         reached: set[str] = set()
         root = os.fspath(self.root)
         stack = [""]
@@ -291,30 +309,46 @@ class ImagesIndex:
         stack = sorted(self._hot | {""}, reverse=True)  # parents before their children
         new: set[str] = set()
         while stack:
-            rel = stack.pop()
-            known = self._dirs.get(rel)
-            if known is None and rel and rel not in new:
-                continue  # dropped in this refresh, with the folder that held it
-            folder = self.root / rel if rel else self.root
-            try:
-                mtime_ns = folder.lstat().st_mtime_ns
-            except OSError:  # gone (or the root does not exist yet)
-                self._forget(rel)
+            self._visit(stack.pop(), now_ns, stack, new)
+
+    def _sweep_slice(self, now_ns: int) -> None:
+        """The next ``SWEEP_SLICE`` folders of the sweep under way (the hot ones
+        were just stat'ed; a folder found new is swept in turn)."""
+        budget = SWEEP_SLICE
+        while self._cold and budget > 0:
+            rel = self._cold.pop()
+            if rel in self._hot and rel not in self._cold_new:
                 continue
-            if known is None or known.mtime_ns != mtime_ns or not known.trusted:
-                before = set(known.subdirs) if known is not None else set()
-                known = self._list(rel, folder, mtime_ns, now_ns)
-                after = set(known.subdirs)
-                for name in sorted(before - after):
-                    self._forget(f"{rel}/{name}" if rel else name)
-                for name in sorted(after - before, reverse=True):
-                    child = f"{rel}/{name}" if rel else name
-                    new.add(child)
-                    stack.append(child)
-            if self._is_hot(rel, known, now_ns):
-                self._hot.add(rel)
-            else:
-                self._hot.discard(rel)
+            budget -= 1
+            self.swept += 1
+            self._visit(rel, now_ns, self._cold, self._cold_new)
+
+    def _visit(self, rel: str, now_ns: int, stack: list[str], new: set[str]) -> None:
+        """Stat one folder; list it when it changed, forgetting the subfolders gone
+        and pushing the new ones (recorded in ``new``) onto ``stack``."""
+        known = self._dirs.get(rel)
+        if known is None and rel and rel not in new:
+            return  # dropped meanwhile, with the folder that held it
+        root = os.fspath(self.root)
+        try:  # a string, not a Path: a sweep stats thousands of folders
+            mtime_ns = os.lstat(f"{root}/{rel}" if rel else root).st_mtime_ns
+        except OSError:  # gone (or the root does not exist yet)
+            self._forget(rel)
+            return
+        if known is None or known.mtime_ns != mtime_ns or not known.trusted:
+            before = set(known.subdirs) if known is not None else set()
+            known = self._list(rel, self.root / rel if rel else self.root, mtime_ns, now_ns)
+            after = set(known.subdirs)
+            for name in sorted(before - after):
+                self._forget(f"{rel}/{name}" if rel else name)
+            for name in sorted(after - before, reverse=True):
+                child = f"{rel}/{name}" if rel else name
+                new.add(child)
+                stack.append(child)
+        if self._is_hot(rel, known, now_ns):
+            self._hot.add(rel)
+        else:
+            self._hot.discard(rel)
 
     def _forget(self, rel: str) -> None:
         """Drop a folder that is gone, and every folder known under it."""

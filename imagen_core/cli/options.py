@@ -16,6 +16,7 @@ from imagen_core._version import __version__
 if TYPE_CHECKING:
     from imagen_core.models import Generation, ImageInput, Request
     from imagen_core.pipeline import Session
+    from imagen_core.terminal import StepProgress
 
 F = Callable[..., Any]
 _debug_flag = False
@@ -329,16 +330,20 @@ def generate_and_print(
     bar on a terminal (a warning erases it and gets a line of its own), the
     written path on stdout, and on a terminal the summary line on stderr."""
     from imagen_core.notices import warn
-    from imagen_core.terminal import StepProgress, summary_line
 
-    instance = session.config.backend(request.backend, session.registry)
-    progress = StepProgress.for_terminal(instance.name)
+    progress: StepProgress | None = None
+    if is_tty():  # the terminal module (bar, summary) only when a person may watch
+        from imagen_core.terminal import StepProgress
 
-    def warn_clear(message: str) -> None:
-        progress.close()  # a warning gets a line of its own, not the bar's end
-        warn(message)
+        instance = session.config.backend(request.backend, session.registry)
+        progress = StepProgress.for_terminal(instance.name)
 
-    session.warn = warn_clear
+        def warn_clear(message: str) -> None:
+            assert progress is not None
+            progress.close()  # a warning gets a line of its own, not the bar's end
+            warn(message)
+
+        session.warn = warn_clear
     try:
         record = session.generate(
             request,
@@ -351,9 +356,12 @@ def generate_and_print(
             max_cost_usd=max_cost_usd,
         )
     finally:
-        progress.close()
+        if progress is not None:
+            progress.close()
     click.echo(str(record.path))
     if is_tty():
+        from imagen_core.terminal import summary_line
+
         click.echo(summary_line(record), err=True)
     return record
 

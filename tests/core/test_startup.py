@@ -151,3 +151,11 @@ def test_a_generation_without_input_images_never_imports_the_inputs_module(isola
     modules = _imported_by("generate", "x", "--size", "8x8", "--no-sidecar")
     assert "imagen_mock.backend" in modules
     assert "imagen_core.inputs" not in modules
+
+
+def test_a_generation_into_a_pipe_never_imports_the_terminal_module(isolated_env):
+    # The progress bar and the summary line are for a terminal: a script that
+    # captures the path (stdout not a TTY) does without imagen_core.terminal.
+    modules = _imported_by("generate", "x", "--size", "8x8", "--no-sidecar")
+    assert "imagen_mock.backend" in modules
+    assert "imagen_core.terminal" not in modules

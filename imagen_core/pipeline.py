@@ -644,14 +644,19 @@ def _sweep(folder: Path) -> None:
         return
     _swept[folder] = now
     cutoff = time.time() - STALE_PART_S
-    try:
-        leftovers = list(folder.glob(".imagen-*.part"))
+    try:  # os.scandir, not Path.glob: no pattern to compile, no Path per name
+        with os.scandir(folder) as entries:
+            leftovers = [
+                entry
+                for entry in entries
+                if entry.name.startswith(".imagen-") and entry.name.endswith(".part")
+            ]
     except OSError:
         return
     for part in leftovers:
         with contextlib.suppress(OSError):
             if part.stat().st_mtime < cutoff:
-                part.unlink()
+                Path(part.path).unlink()
 
 
 def _temp(folder: Path, data: bytes) -> Path:

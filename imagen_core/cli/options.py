@@ -107,14 +107,19 @@ PlainHelpGroup.group_class = PlainHelpGroup
 def parse_size(
     _ctx: click.Context, _param: click.Parameter, value: str | None
 ) -> tuple[int, int] | None:
-    import re
-
     if value is None:
         return None
-    match = re.fullmatch(r"\s*(\d{1,9})\s*[xX×]\s*(\d{1,9})\s*", value)
-    if not match:
-        raise click.BadParameter(f"{value!r} is not WIDTHxHEIGHT, e.g. 1024x768")
-    return int(match.group(1)), int(match.group(2))
+    # What the regex r"\s*(\d{1,9})\s*[xX×]\s*(\d{1,9})\s*" matches, without
+    # compiling one on every start (0.2 ms).
+    sides = value.translate(_SIZE_SEPARATORS).split("x")
+    if len(sides) == 2:
+        width, height = (side.strip() for side in sides)
+        if all(0 < len(side) <= 9 and side.isdecimal() for side in (width, height)):
+            return int(width), int(height)
+    raise click.BadParameter(f"{value!r} is not WIDTHxHEIGHT, e.g. 1024x768")
+
+
+_SIZE_SEPARATORS = str.maketrans("X×", "xx")
 
 
 def prompt_text(words: tuple[str, ...]) -> str:

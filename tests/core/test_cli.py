@@ -379,3 +379,30 @@ def test_validate_warns_of_an_unknown_naming_placeholder(capsys, isolated_env):
         "imagen: warning: output.naming: unknown placeholder {sleg} (did you mean 'slug'?) "
         "stays as it is in file names; known: date, time, slug, seed, backend, ext\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [
+        ("1024x768", (1024, 768)),
+        (" 8 X 16 ", (8, 16)),
+        ("32×24", (32, 24)),
+        ("123456789x1", (123456789, 1)),
+        ("12x", None),
+        ("1x2x3", None),
+        ("1234567890x1", None),
+        ("-1x2", None),
+        ("²x2", None),  # a digit, but not a decimal one
+        ("1_0x2", None),
+    ],
+)
+def test_size_accepts_width_x_height_and_nothing_else(text, size):
+    import click
+
+    from imagen_core.cli.options import parse_size
+
+    if size is None:
+        with pytest.raises(click.BadParameter, match="is not WIDTHxHEIGHT"):
+            parse_size(None, None, text)  # type: ignore[arg-type]
+    else:
+        assert parse_size(None, None, text) == size  # type: ignore[arg-type]

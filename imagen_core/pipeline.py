@@ -30,15 +30,6 @@ from imagen_core.errors import (
     UsageError,
     describe,
 )
-from imagen_core.models import (
-    Estimate,
-    Generation,
-    Request,
-    Result,
-    capabilities_of,
-    estimate_of,
-    no_progress,
-)
 from imagen_core.notices import warn
 from imagen_core.plugins import get_plugin_manager
 from imagen_core.registry import collect
@@ -49,7 +40,7 @@ if TYPE_CHECKING:
     from imagen_core.budgets import BudgetBook
     from imagen_core.cancel import CancelScope
     from imagen_core.config import Config
-    from imagen_core.models import Progress
+    from imagen_core.models import Estimate, Generation, Progress, Request, Result
     from imagen_core.plugins import ImagenPluginManager
     from imagen_core.queue import Queue
     from imagen_core.registry import Registry
@@ -213,6 +204,8 @@ class Session:
         """The price of one image of ``request`` on its backend, before it runs:
         the backend's own estimate, or for a backend priced by the second (a local
         GPU), the rate times the median of its last runs in the ledger."""
+        from imagen_core.models import Estimate, estimate_of
+
         instance, backend = self.backend(request.backend)
         estimate = estimate_of(backend, request)
         rate = _rate(instance, backend)
@@ -287,6 +280,9 @@ class Session:
         max_cost_usd: float | None = None,
         reserved: list[int],
     ) -> Generation:
+        # Not imported with this module: `imagen usage` and `jobs` open a session only.
+        from imagen_core.models import Generation, Result, no_progress
+
         out = self.config.output
         instance = self.config.backend(request.backend, self.registry)
         prompt_sent = apply_style(request, self.config.styles)
@@ -387,6 +383,8 @@ class Session:
     def check_capabilities(self, request: Request, name: str, backend: Any) -> None:
         """Raise Unsupported, naming what ``backend`` lacks for ``request`` and the
         configured backends that have it, before anything is spent."""
+        from imagen_core.models import capabilities_of
+
         lacking = capabilities_of(backend).lacks(request)
         if lacking is None:
             return
@@ -398,6 +396,8 @@ class Session:
         """The configured backend instances whose capabilities cover ``request``
         and the installed types usable by name without a block (one that cannot be
         built here, e.g. for a missing token, is left out)."""
+        from imagen_core.models import capabilities_of
+
         able = []
         for name in dict.fromkeys([*self.config.backends, *self.registry.backends]):
             try:

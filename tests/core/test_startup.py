@@ -143,6 +143,9 @@ def test_listing_jobs_imports_no_backend_or_sink_module(isolated_env):
 def test_raw_usage_imports_the_ledger_and_no_other_type_module(isolated_env):
     modules = _imported_by("usage", "--raw")
     assert modules & set(TYPE_MODULES) == {"imagen_core.ledger"}
+    # The session it opens does not build the request and result classes.
+    assert "imagen_core.pipeline" in modules
+    assert "imagen_core.models" not in modules
 
 
 def test_a_generation_without_input_images_never_imports_the_inputs_module(isolated_env):

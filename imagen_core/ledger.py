@@ -16,6 +16,7 @@ replaced while the process runs is opened again, as is the file after a fork.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime as dt
 import os
 import threading
@@ -178,6 +179,19 @@ def _close_all() -> None:
         ledger.close()
 
 
+def _close_quietly(db: sqlite3.Connection, pid: int) -> None:
+    """Close the connection of a ledger that was dropped with it open (a session
+    that ended): the connection is in a reference cycle of its own (its statement
+    cache), so without this only the garbage collector would close it, at the
+    latest when the interpreter shuts down, and a CLI that ends with os._exit
+    (imagen_core.cli.entry) would leave the WAL to recover."""
+    import sqlite3
+
+    if pid == os.getpid():  # a forked child leaves it alone
+        with contextlib.suppress(sqlite3.Error):
+            db.close()
+
+
 class Ledger:
     def __init__(self, config: LedgerConfig) -> None:
         self.path = config.path or default_path()
@@ -189,6 +203,7 @@ class Ledger:
         self._file: tuple[int, int] | None = None
         self._pid = 0
         self._lock = threading.Lock()
+        self._closer: weakref.finalize[Any, Any] | None = None
 
     def close(self) -> None:
         """Close the kept connection (the next row opens one again)."""
@@ -198,6 +213,9 @@ class Ledger:
     def _drop(self) -> None:
         db, self._db, self._file = self._db, None, None
         _OPEN.discard(self)
+        if self._closer is not None:
+            self._closer.detach()
+            self._closer = None
         if db is not None and self._pid == os.getpid():  # a forked child leaves it alone
             import sqlite3
 
@@ -221,6 +239,7 @@ class Ledger:
         stat = self.path.stat()
         self._db, self._file, self._pid = db, (stat.st_dev, stat.st_ino), os.getpid()
         _OPEN.add(self)
+        self._closer = weakref.finalize(self, _close_quietly, db, self._pid)
         return db
 
     def _connect(self, *, check_same_thread: bool = True) -> sqlite3.Connection:

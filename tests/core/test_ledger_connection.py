@@ -141,3 +141,22 @@ def test_the_tmux_pane_name_is_asked_once_per_pane_within_its_ttl(monkeypatch):
     monkeypatch.setattr(identity, "PANE_NAME_TTL_S", 0.0)  # past the TTL: asked again
     assert identity.caller() == "mai-%2"
     assert asked == ["%1", "%2", "%2"]
+
+
+def test_a_dropped_ledger_closes_its_connection(tmp_path):
+    # A session that ends drops its ledger with the connection open; the
+    # connection (in a reference cycle of its own) is closed with it, not left
+    # to the garbage collector: SQLite checkpoints and removes the WAL.
+    import gc
+
+    path = tmp_path / "usage.db"
+    ledger = Ledger(LedgerConfig(path=path))
+    ledger.send(generation(1))
+    wal = path.with_name("usage.db-wal")
+    assert wal.exists()
+    gc.disable()  # only the ledger's own going may close it
+    try:
+        del ledger
+        assert not wal.exists()
+    finally:
+        gc.enable()

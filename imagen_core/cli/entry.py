@@ -3,6 +3,8 @@ group and turn every error into one line per problem and an exit code."""
 
 from __future__ import annotations
 
+import atexit
+import os
 import sys
 
 import click
@@ -13,9 +15,34 @@ from imagen_core.cli.options import debugging, fail, reset_debug
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry: every error becomes one line per problem and an exit code."""
     reset_debug()
+    if argv is None:  # the console script (tests and scripts pass their arguments)
+        atexit.register(_leave)
     code = _run(argv)
     sys.stdout.flush()
+    _exit_code.append(code)
     raise SystemExit(code)
+
+
+_exit_code: list[int] = []
+
+
+def _leave() -> None:
+    """The console script's last exit step: once every other exit handler has run
+    (the ledger's connection closed, logging flushed; threads were joined before
+    them), the process ends without the interpreter's teardown, which frees
+    every object of some 200 modules one by one (≈ 15 ms of CPU for a
+    generation, a tenth of it) only for the OS to drop the memory anyway.
+    Registered first, so it runs after the handlers registered later; a handler
+    registered before `main` (coverage's, in a measured run) keeps the usual
+    exit."""
+    if not _exit_code or "coverage" in sys.modules:
+        return  # an uncaught exception: Python reports it as usual
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return  # a closed or broken stream: let the interpreter report it
+    os._exit(_exit_code[-1])
 
 
 def _run(argv: list[str] | None) -> int:

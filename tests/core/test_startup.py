@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import pytest
 
 from tests.helpers import cli_imports
@@ -162,3 +164,40 @@ def test_a_generation_into_a_pipe_never_imports_the_terminal_module(isolated_env
     modules = _imported_by("generate", "x", "--size", "8x8", "--no-sidecar")
     assert "imagen_mock.backend" in modules
     assert "imagen_core.terminal" not in modules
+
+
+def _console_script(*args: str) -> subprocess.CompletedProcess[str]:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(sys.executable).parent / "imagen"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SUPABASE")}
+    env["IMAGEN_LOAD_PLUGINS"] = "imagen-mock"
+    return subprocess.run([str(script), *args], capture_output=True, text=True, env=env)
+
+
+def test_the_console_script_ends_with_its_exit_code_and_its_ledger_closed(isolated_env, tmp_path):
+    # `imagen` skips the interpreter's teardown (os._exit) once its exit handlers
+    # ran: the exit code, the output and the ledger row are all still there, and
+    # the ledger's connection was closed (SQLite removes the WAL on the last close).
+    import sqlite3
+
+    from imagen_core.ledger import default_path
+
+    target = tmp_path / "a.png"
+    done = _console_script("generate", "x", "--size", "8x8", "--no-sidecar", "-o", str(target))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"{target}\n"
+    assert target.stat().st_size > 0
+    ledger = default_path()
+    assert not ledger.with_name(ledger.name + "-wal").exists()
+    db = sqlite3.connect(ledger)
+    try:
+        assert db.execute("SELECT status FROM usage").fetchall() == [("ok",)]
+    finally:
+        db.close()
+    bad = _console_script("generate", "x", "--size", "12x")
+    assert bad.returncode == 2
+    assert "'12x' is not WIDTHxHEIGHT" in bad.stderr

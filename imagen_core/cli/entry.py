@@ -15,7 +15,9 @@ from imagen_core.cli.options import debugging, fail, reset_debug
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry: every error becomes one line per problem and an exit code."""
     reset_debug()
-    if argv is None:  # the console script (tests and scripts pass their arguments)
+    if argv is None and _no_exit_handlers_yet():
+        # The console script (tests and scripts pass their arguments), and no
+        # handler that would run after ours and be skipped (a sitecustomize's).
         atexit.register(_leave)
     code = _run(argv)
     sys.stdout.flush()
@@ -26,15 +28,23 @@ def main(argv: list[str] | None = None) -> None:
 _exit_code: list[int] = []
 
 
+def _no_exit_handlers_yet() -> bool:
+    """Whether no exit handler was registered before ``main``: those run after
+    ``_leave`` (last in, first out), which would skip them. Unknown (no
+    ``atexit._ncallbacks``, CPython's): no."""
+    count = getattr(atexit, "_ncallbacks", None)
+    return callable(count) and count() == 0
+
+
 def _leave() -> None:
     """The console script's last exit step: once every other exit handler has run
     (the ledger's connection closed, logging flushed; threads were joined before
     them), the process ends without the interpreter's teardown, which frees
     every object of some 200 modules one by one (≈ 15 ms of CPU for a
     generation, a tenth of it) only for the OS to drop the memory anyway.
-    Registered first, so it runs after the handlers registered later; a handler
-    registered before `main` (coverage's, in a measured run) keeps the usual
-    exit."""
+    Registered first, so it runs after the handlers registered later, and only
+    when none was registered before (see ``_no_exit_handlers_yet``); coverage,
+    which registers its own later to save its data, keeps the usual exit."""
     if not _exit_code or "coverage" in sys.modules:
         return  # an uncaught exception: Python reports it as usual
     try:

@@ -201,3 +201,39 @@ def test_the_console_script_ends_with_its_exit_code_and_its_ledger_closed(isolat
     bad = _console_script("generate", "x", "--size", "12x")
     assert bad.returncode == 2
     assert "'12x' is not WIDTHxHEIGHT" in bad.stderr
+
+
+def test_an_exit_handler_registered_before_the_console_script_still_runs(isolated_env, tmp_path):
+    # A handler registered before main() (a sitecustomize's) would run after the
+    # os._exit step and be skipped: with one there, the usual exit is kept.
+    import os
+    import sys
+
+    code = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('late handler ran', flush=True))\n"
+        "from imagen_core.cli import main\n"
+        "sys.argv = ['imagen', 'generate', 'x', '--size', '8x8', '--no-sidecar', '-o', sys.argv[1]]\n"
+        "main()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SUPABASE")}
+    env["IMAGEN_LOAD_PLUGINS"] = "imagen-mock"
+    target = tmp_path / "a.png"
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(target)], capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [str(target), "late handler ran"]
+
+
+def test_the_fast_exit_is_taken_only_without_earlier_exit_handlers(monkeypatch):
+    import atexit
+
+    from imagen_core.cli import entry
+
+    monkeypatch.setattr(atexit, "_ncallbacks", lambda: 0)
+    assert entry._no_exit_handlers_yet()
+    monkeypatch.setattr(atexit, "_ncallbacks", lambda: 1)
+    assert not entry._no_exit_handlers_yet()
+    monkeypatch.delattr(atexit, "_ncallbacks")
+    assert not entry._no_exit_handlers_yet()

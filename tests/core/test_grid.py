@@ -17,12 +17,11 @@ import pytest
 from PIL import Image
 
 from imagen_core import Request, Session, hookimpl
-from imagen_core.cli import main
 from imagen_core.errors import UsageError
 from imagen_core.grid import parse_axis, plan_grid, run_grid, wait_grid
 from imagen_core.grid.sheet import SheetCell, render_grid_sheet
 from imagen_core.models import Result
-from tests.helpers import registered, write_config
+from tests.helpers import registered, run_cli, write_config
 
 CONFIG = """
 queue: {type: sqlite, poll_s: 0.02}
@@ -39,13 +38,6 @@ styles:
 def configured(isolated_env):
     write_config(isolated_env, CONFIG)
     return isolated_env
-
-
-def run_cli(capsys, *args):
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
 
 
 # ----------------------------------------------------------------- axes

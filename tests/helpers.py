@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import subprocess
@@ -92,14 +93,22 @@ def block_problem(
     return problem
 
 
-def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """``imagen ARGS`` in this process: its exit code, stdout and stderr."""
+def run_cli(
+    capsys: pytest.CaptureFixture[str], *args: str, stdin: str | None = None
+) -> tuple[int, str, str]:
+    """``imagen ARGS`` in this process (reading ``stdin`` when given): its exit
+    code, stdout and stderr. ``main`` always exits with a number; anything else
+    fails the test."""
     from imagen_core.cli import main
 
-    with pytest.raises(SystemExit) as info:
+    with pytest.MonkeyPatch.context() as patch, pytest.raises(SystemExit) as info:
+        if stdin is not None:
+            patch.setattr("sys.stdin", io.StringIO(stdin))
         main(list(args))
     out, err = capsys.readouterr()
-    return int(info.value.code or 0), out, err
+    code = info.value.code
+    assert isinstance(code, int), f"imagen exited with {code!r}, not a number"
+    return code, out, err
 
 
 def one_line(err: str) -> str:

@@ -13,16 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from imagen_core.cli import main
 from tests.comfyui.test_client import free_port, image_graph, write_workflow
-from tests.helpers import without_provenance, write_config
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
+from tests.helpers import run_cli, without_provenance, write_config
 
 
 def one_error_line(err: str) -> str:
@@ -34,7 +26,7 @@ def one_error_line(err: str) -> str:
 
 def test_generate_writes_the_image(comfy, configure, capsys, output_dir):
     configure()
-    code, out, err = run(capsys, "generate", "a", "cat", "--size", "64x32", "--seed", "9")
+    code, out, err = run_cli(capsys, "generate", "a", "cat", "--size", "64x32", "--seed", "9")
     assert (code, err) == (0, "")
     path = Path(out.strip())
     assert path.name.endswith("-a-cat-9.png") and path.parent.parent == output_dir.resolve()
@@ -50,7 +42,7 @@ def test_not_reachable_exits_1_with_one_line(isolated_env, capsys):
     write_config(
         isolated_env, f"backends:\n  local: {{type: comfyui, url: 'http://127.0.0.1:{port}'}}\n"
     )
-    code, out, err = run(capsys, "generate", "a cat", "-b", "local")
+    code, out, err = run_cli(capsys, "generate", "a cat", "-b", "local")
     assert (code, out) == (1, "")
     assert one_error_line(err) == (
         f"ComfyUI at http://127.0.0.1:{port} is not reachable (is it running?)"
@@ -60,7 +52,7 @@ def test_not_reachable_exits_1_with_one_line(isolated_env, capsys):
 def test_a_missing_model_exits_1_with_one_line(comfy, configure, capsys):
     comfy.models = {}
     configure(workflow="sd35-medium")
-    code, _, err = run(capsys, "generate", "a cat")
+    code, _, err = run_cli(capsys, "generate", "a cat")
     assert code == 1
     assert one_error_line(err).endswith(
         "sd3.5_medium_incl_clips_t5xxlfp8scaled.safetensors is not in ComfyUI's "
@@ -74,7 +66,7 @@ def test_an_execution_error_exits_1_with_one_line(comfy, configure, capsys):
     comfy.script.fail_type = "RuntimeError"
     comfy.script.fail_message = "a long\nmultiline\n  message"
     configure()
-    code, _, err = run(capsys, "generate", "a cat")
+    code, _, err = run_cli(capsys, "generate", "a cat")
     assert code == 1
     assert one_error_line(err) == (
         "ComfyUI failed in node 6 (CLIPTextEncode): RuntimeError: a long multiline message"
@@ -84,7 +76,7 @@ def test_an_execution_error_exits_1_with_one_line(comfy, configure, capsys):
 def test_a_timeout_exits_1_with_one_line(comfy, configure, capsys):
     comfy.script.delay_s = 3
     configure(timeout_s=0.3)
-    code, _, err = run(capsys, "generate", "a cat")
+    code, _, err = run_cli(capsys, "generate", "a cat")
     assert code == 1
     assert one_error_line(err).endswith("within 0.3 s (timeout_s); interrupted it")
     assert comfy.seen("POST", "/interrupt")
@@ -103,7 +95,7 @@ def test_ctrl_c_cancels_the_prompt_and_exits_130(comfy, configure, capsys):
     # test the handler an interactive terminal has.
     previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        code, out, err = run(capsys, "generate", "a cat")
+        code, out, err = run_cli(capsys, "generate", "a cat")
     finally:
         signal.signal(signal.SIGINT, previous)
     # (click writes a newline first, to end the line the ^C was echoed on.)
@@ -151,10 +143,10 @@ def test_ctrl_c_cancels_the_prompt_and_exits_130(comfy, configure, capsys):
 )
 def test_config_mistakes_exit_2_with_file_and_line(isolated_env, capsys, block, message):
     path = write_config(isolated_env, f"backends:\n  c: {block}\n")
-    code, out, err = run(capsys, "generate", "a cat", "-b", "c")
+    code, out, err = run_cli(capsys, "generate", "a cat", "-b", "c")
     assert (code, out) == (2, "")
     assert message.replace("CONFIG", str(path)) in one_error_line(err)
-    code, _, err = run(capsys, "config", "validate")
+    code, _, err = run_cli(capsys, "config", "validate")
     assert code == 1 and message.replace("CONFIG", str(path)) in err
 
 
@@ -162,7 +154,7 @@ def test_a_ui_format_workflow_exits_2_saying_save_api(configure, capsys, tmp_pat
     path = tmp_path / "exported.json"
     path.write_text(json.dumps({"last_node_id": 3, "nodes": [], "links": []}))
     configure(workflow=str(path))
-    code, _, err = run(capsys, "generate", "a cat")
+    code, _, err = run_cli(capsys, "generate", "a cat")
     assert code == 2
     assert one_error_line(err) == (
         f"{path} is a ComfyUI UI-format workflow (it has nodes and links), which the API cannot "
@@ -172,7 +164,7 @@ def test_a_ui_format_workflow_exits_2_saying_save_api(configure, capsys, tmp_pat
 
 def test_a_placeholder_without_value_exits_2(comfy, configure, capsys, tmp_path):
     configure(workflow=write_workflow(tmp_path, image_graph(color="${tint}")))
-    code, _, err = run(capsys, "generate", "a cat")
+    code, _, err = run_cli(capsys, "generate", "a cat")
     assert code == 2
     assert one_error_line(err) == (
         "workflow mine: placeholder ${tint} in node 1 (EmptyImage) input color has no value; "
@@ -181,7 +173,7 @@ def test_a_placeholder_without_value_exits_2(comfy, configure, capsys, tmp_path)
 
 
 def test_workflows_command_lists_placeholders_defaults_and_files(capsys):
-    code, out, err = run(capsys, "comfyui", "workflows")
+    code, out, err = run_cli(capsys, "comfyui", "workflows")
     assert (code, err) == (0, "")
     blocks = {block.split()[0]: block for block in out.split("\n\n")}
     assert list(blocks) == [
@@ -228,7 +220,7 @@ def test_workflows_command_lists_placeholders_defaults_and_files(capsys):
 
 def test_workflows_command_json_and_custom_files(capsys, tmp_path):
     path = write_workflow(tmp_path, image_graph(color="${tint}"))
-    code, out, _ = run(capsys, "comfyui", "workflows", "--json", path)
+    code, out, _ = run_cli(capsys, "comfyui", "workflows", "--json", path)
     assert code == 0
     (report,) = json.loads(out)
     assert report["name"] == "mine" and report["source"] == path
@@ -242,7 +234,7 @@ def test_workflows_command_json_and_custom_files(capsys, tmp_path):
         "strength": False,
         "mask": False,
     }
-    code, out, _ = run(capsys, "comfyui", "workflows", "--json", "flux1-fill-inpaint")
+    code, out, _ = run_cli(capsys, "comfyui", "workflows", "--json", "flux1-fill-inpaint")
     (report,) = json.loads(out)
     assert report["capabilities"] == {
         "text_to_image": False,
@@ -255,12 +247,12 @@ def test_workflows_command_json_and_custom_files(capsys, tmp_path):
     )
     bad = tmp_path / "bad.json"
     bad.write_text("{")
-    code, _, err = run(capsys, "comfyui", "workflows", str(bad))
+    code, _, err = run_cli(capsys, "comfyui", "workflows", str(bad))
     assert code == 2 and one_error_line(err).startswith(f"{bad} is not JSON")
 
 
 def test_config_init_suggests_one_instance_per_workflow_and_validates(capsys, tmp_path):
-    code, sample, _ = run(capsys, "config", "init")
+    code, sample, _ = run_cli(capsys, "config", "init")
     assert code == 0
     for name, workflow in [
         ("flux-schnell-local", "flux1-schnell"),
@@ -273,9 +265,9 @@ def test_config_init_suggests_one_instance_per_workflow_and_validates(capsys, tm
         assert f'    workflow: "{workflow}"\n' in sample
     path = tmp_path / "sample.yaml"
     path.write_text(sample)
-    code, out, err = run(capsys, "config", "validate", "--config", str(path))
+    code, out, err = run_cli(capsys, "config", "validate", "--config", str(path))
     assert (code, err) == (0, "") and out.strip() == f"{path}: ok"
-    code, out, _ = run(capsys, "backends", "--config", str(path))
+    code, out, _ = run_cli(capsys, "backends", "--config", str(path))
     assert code == 0 and "sd35-medium-local" in out and "comfyui" in out
 
 
@@ -286,7 +278,7 @@ def test_compare_runs_two_workflows_on_one_server(comfy, isolated_env, capsys, o
         f"  schnell: {{type: comfyui, url: '{comfy.url}', workflow: flux1-schnell}}\n"
         f"  sd35: {{type: comfyui, url: '{comfy.url}', workflow: sd35-medium}}\n",
     )
-    code, out, err = run(capsys, "compare", "a cat", "-m", "schnell,sd35", "--size", "64x64")
+    code, out, err = run_cli(capsys, "compare", "a cat", "-m", "schnell,sd35", "--size", "64x64")
     assert code == 0, err
     assert out.count(" ok ") == 2
     assert len(comfy.seen("POST", "/prompt")) == 2

@@ -3,18 +3,9 @@ warned about."""
 
 from __future__ import annotations
 
-import pytest
-
 from imagen_core import Request, Session
-from imagen_core.cli import main
 from tests.comfyui.test_client import image_graph, write_workflow
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
+from tests.helpers import run_cli
 
 
 def test_workflows_checks_every_file_given(capsys, tmp_path):
@@ -22,7 +13,7 @@ def test_workflows_checks_every_file_given(capsys, tmp_path):
     first, last = tmp_path / "first.json", tmp_path / "last.json"
     first.write_text("{")
     last.write_text("[]")
-    code, out, err = run(capsys, "comfyui", "workflows", str(first), good, str(last))
+    code, out, err = run_cli(capsys, "comfyui", "workflows", str(first), good, str(last))
     assert code == 2
     lines = err.splitlines()
     assert len(lines) == 2
@@ -33,7 +24,7 @@ def test_workflows_checks_every_file_given(capsys, tmp_path):
 
 def test_workflows_warns_of_missing_prompt_and_size_placeholders(capsys, tmp_path):
     path = write_workflow(tmp_path, image_graph(color="${tint}"))
-    code, out, _err = run(capsys, "comfyui", "workflows", path)
+    code, out, _err = run_cli(capsys, "comfyui", "workflows", path)
     assert code == 0
     assert "warning       has no ${prompt}; the prompt is ignored" in out
     assert "has no ${width} and ${height}; --size is ignored" in out

@@ -10,20 +10,13 @@ import pytest
 
 from imagen_core import hookimpl
 from imagen_core.cli import COMMANDS, cli, main
-from tests.helpers import registered, write_config
-
-
-def run(capsys, *args: str, stdin: str | None = None, monkeypatch=None) -> tuple[int, str, str]:
-    if stdin is not None:
-        monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
+from tests.helpers import registered, run_cli, write_config
 
 
 def test_generate_prints_only_the_path_when_not_a_tty(capsys, output_dir):
-    code, out, err = run(capsys, "generate", "a", "red", "fox", "--size", "64x32", "--seed", "5")
+    code, out, err = run_cli(
+        capsys, "generate", "a", "red", "fox", "--size", "64x32", "--seed", "5"
+    )
     assert code == 0 and err == ""
     path = Path(out.strip())
     assert out.count("\n") == 1 and path.exists()
@@ -32,7 +25,7 @@ def test_generate_prints_only_the_path_when_not_a_tty(capsys, output_dir):
 
 
 def test_generate_reads_the_prompt_from_stdin(capsys, monkeypatch, tmp_path):
-    code, out, _ = run(
+    code, out, _ = run_cli(
         capsys,
         "generate",
         "-",
@@ -40,7 +33,6 @@ def test_generate_reads_the_prompt_from_stdin(capsys, monkeypatch, tmp_path):
         str(tmp_path / "x.png"),
         "--no-sidecar",
         stdin="a quiet harbour\n",
-        monkeypatch=monkeypatch,
     )
     assert code == 0 and out.strip() == str(tmp_path / "x.png")
     assert not (tmp_path / "x.json").exists()
@@ -60,7 +52,7 @@ def test_generate_reads_the_prompt_from_stdin(capsys, monkeypatch, tmp_path):
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2(capsys, args, message, output_dir):
-    code, out, err = run(capsys, "generate", "a cat", *args)
+    code, out, err = run_cli(capsys, "generate", "a cat", *args)
     assert code == 2, err
     assert out == ""
     assert err.startswith("imagen: ") and message in err
@@ -76,21 +68,21 @@ def test_a_prompt_that_is_not_utf8_is_refused_before_anything_is_written(
 
     stdin = io.TextIOWrapper(io.BytesIO(b"caf\xe9 latte"), encoding="latin-1")
     monkeypatch.setattr("sys.stdin", stdin)
-    code, out, err = run(capsys, "generate", "-")
+    code, out, err = run_cli(capsys, "generate", "-")
     assert (code, out) == (2, "")
     assert err == (
         "imagen: the prompt on stdin is not UTF-8 text: byte 4 is b'\\xe9'; "
         "convert it first (e.g. iconv -f latin1 -t utf-8)\n"
     )
     # The same bytes as an argument arrive as a surrogate (Python's argv decoding).
-    code, out, err = run(capsys, "generate", "caf\udce9 latte")
+    code, out, err = run_cli(capsys, "generate", "caf\udce9 latte")
     assert (code, out) == (2, "")
     assert err.startswith("imagen: prompt is not valid text at character 4 ")
     assert not output_dir.exists() and not default_path().exists()
 
 
 def test_missing_prompt_is_a_usage_error(capsys):
-    code, _, err = run(capsys, "generate")
+    code, _, err = run_cli(capsys, "generate")
     assert code == 2 and "Missing argument 'PROMPT...'" in err and "imagen generate --help" in err
 
 
@@ -98,7 +90,7 @@ def test_config_problems_are_all_listed_with_exit_2(capsys, isolated_env):
     path = write_config(
         isolated_env, "output:\n  sidecar: 3\nbackends:\n  m: {type: mock, bogus: 1}\n"
     )
-    code, _, err = run(capsys, "generate", "x")
+    code, _, err = run_cli(capsys, "generate", "x")
     assert code == 2
     assert err.splitlines() == [
         f"imagen: output.sidecar: expected true/false, got 3 ({path}:2:12)",
@@ -108,7 +100,7 @@ def test_config_problems_are_all_listed_with_exit_2(capsys, isolated_env):
 
 def test_failed_generation_exits_1(capsys, isolated_env, output_dir):
     write_config(isolated_env, "backends:\n  bad: {type: mock, fail: out of memory}\n")
-    code, out, err = run(capsys, "generate", "x", "-b", "bad")
+    code, out, err = run_cli(capsys, "generate", "x", "-b", "bad")
     assert (code, out) == (1, "")
     assert err == "imagen: mock backend failed as configured: out of memory\n"
 
@@ -116,7 +108,7 @@ def test_failed_generation_exits_1(capsys, isolated_env, output_dir):
 def test_unwritable_output_exits_1_before_generating(capsys, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    code, _, err = run(capsys, "generate", "x", "-o", str(blocker / "sub" / "x.png"))
+    code, _, err = run_cli(capsys, "generate", "x", "-o", str(blocker / "sub" / "x.png"))
     assert code == 1 and "cannot create output folder" in err
 
 
@@ -160,19 +152,19 @@ class Plugin:
 
 def test_interrupt_exits_130(capsys, pm):
     with registered(pm, Plugin(), "plugin"):
-        code, _, err = run(capsys, "generate", "x", "-b", "interrupting")
+        code, _, err = run_cli(capsys, "generate", "x", "-b", "interrupting")
     assert code == 130 and err.endswith("imagen: interrupted\n")
 
 
 def test_plugin_commands_appear_and_run_but_cannot_replace_builtins(capsys, pm):
     with registered(pm, Plugin(), "plugin"):
-        code, out, err = run(capsys, "--help")
+        code, out, err = run_cli(capsys, "--help")
         assert code == 0 and "hello" in out and "Say hello from a plugin." in out
         assert "replace `imagen generate`" in err
-        assert run(capsys, "hello")[:2] == (0, "hello from a plugin\n")
-        code, out, _ = run(capsys, "generate", "x", "-o", "/dev/null/x.png")
+        assert run_cli(capsys, "hello")[:2] == (0, "hello from a plugin\n")
+        code, out, _ = run_cli(capsys, "generate", "x", "-o", "/dev/null/x.png")
         assert "hijacked" not in out
-    code, out, _ = run(capsys, "--help")
+    code, out, _ = run_cli(capsys, "--help")
     assert "hello" not in out  # gone with the plugin
 
 
@@ -201,7 +193,7 @@ def test_help_lists_commands_from_the_table_as_click_would_from_the_commands(wid
 
 def test_internal_errors_hide_the_traceback_unless_debug(capsys, pm, monkeypatch):
     with registered(pm, Plugin(), "plugin"):
-        code, _, err = run(capsys, "explode")
+        code, _, err = run_cli(capsys, "explode")
         assert code == 1
         assert err.splitlines()[-1] == (
             "imagen: internal error: ValueError: wires crossed "
@@ -215,7 +207,7 @@ def test_internal_errors_hide_the_traceback_unless_debug(capsys, pm, monkeypatch
 
 def test_debug_shows_traceback_for_imagen_errors(capsys, isolated_env):
     write_config(isolated_env, "backends:\n  bad: {type: mock, fail: boom}\n")
-    code, _, err = run(capsys, "generate", "x", "-b", "bad", "--debug")
+    code, _, err = run_cli(capsys, "generate", "x", "-b", "bad", "--debug")
     assert (
         code == 1
         and "Traceback" in err
@@ -228,7 +220,7 @@ def test_backends_lists_instances_and_types(capsys, isolated_env):
         isolated_env,
         "default_backend: slow\nbackends:\n  slow: {type: mock, latency_s: 2}\n  flux: {type: comfyui}\n",
     )
-    code, out, _ = run(capsys, "backends", "--json")
+    code, out, _ = run_cli(capsys, "backends", "--json")
     assert code == 0
     report = json.loads(out)
     by_name = {i["name"]: i for i in report["instances"]}
@@ -242,12 +234,12 @@ def test_backends_lists_instances_and_types(capsys, isolated_env):
         "cost_usd": 0.0,
     }
     assert report["types"] == [{"name": "mock", "plugin": "plugin 'mock' (imagen_mock)"}]
-    code, out, _ = run(capsys, "backends")
+    code, out, _ = run_cli(capsys, "backends")
     assert code == 0 and " * slow" in out and "unknown backend type 'comfyui'" in out
 
 
 def test_plugins_lists_builtins_and_hooks(capsys):
-    code, out, _ = run(capsys, "plugins", "--json")
+    code, out, _ = run_cli(capsys, "plugins", "--json")
     assert code == 0
     report = json.loads(out)
     names = {p["name"]: p for p in report["plugins"]}
@@ -257,14 +249,14 @@ def test_plugins_lists_builtins_and_hooks(capsys):
 
 
 def test_config_init_validate_path(capsys, isolated_env):
-    code, sample, _ = run(capsys, "config", "init")
+    code, sample, _ = run_cli(capsys, "config", "init")
     assert code == 0 and "default_backend: mock" in sample
     path = write_config(isolated_env, sample)
-    assert run(capsys, "config", "validate")[:2] == (0, f"{path}: ok\n")
-    code, out, _ = run(capsys, "config", "path")
+    assert run_cli(capsys, "config", "validate")[:2] == (0, f"{path}: ok\n")
+    code, out, _ = run_cli(capsys, "config", "path")
     assert out.splitlines() == [str(path), "exists (chosen by $XDG_CONFIG_HOME)"]
     path.write_text(sample.replace("latency_s: 3.0", "latency_s: slow") + "backends2: 1\n")
-    code, _, err = run(capsys, "config", "validate")
+    code, _, err = run_cli(capsys, "config", "validate")
     assert code == 1
     assert "backends.mock-slow.latency_s: expected a number, got 'slow'" in err
     assert "backends2: unknown key (did you mean 'backends'?)" in err
@@ -273,12 +265,12 @@ def test_config_init_validate_path(capsys, isolated_env):
 
 def test_config_validate_reports_uninstalled_types(capsys, isolated_env):
     write_config(isolated_env, "backends:\n  flux: {type: comfyui}\n")
-    code, _, err = run(capsys, "config", "validate")
+    code, _, err = run_cli(capsys, "config", "validate")
     assert code == 1 and "pip install imagen-comfyui" in err
 
 
 def test_config_path_without_file(capsys, isolated_env):
-    code, out, _ = run(capsys, "config", "path")
+    code, out, _ = run_cli(capsys, "config", "path")
     assert code == 0
     assert out.splitlines()[0] == str(isolated_env / ".config" / "imagen.yaml")
     assert "does not exist" in out and "imagen config init >" in out
@@ -288,10 +280,10 @@ def test_config_path_without_file(capsys, isolated_env):
 def test_config_path_refuses_a_named_file_that_is_missing(capsys, monkeypatch, tmp_path, how):
     missing = tmp_path / "missing.yaml"
     if how == "--config":
-        code, out, err = run(capsys, "config", "path", "--config", str(missing))
+        code, out, err = run_cli(capsys, "config", "path", "--config", str(missing))
     else:
         monkeypatch.setenv("IMAGEN_CONFIG", str(missing))
-        code, out, err = run(capsys, "config", "path")
+        code, out, err = run_cli(capsys, "config", "path")
     source = "--config" if how == "--config" else "$IMAGEN_CONFIG"
     assert (code, out) == (2, "")
     assert err == (
@@ -299,7 +291,7 @@ def test_config_path_refuses_a_named_file_that_is_missing(capsys, monkeypatch, t
         "create one with `imagen config init > FILE`\n"
     )
     # as every other command says
-    assert run(capsys, "backends", *(["--config", str(missing)] if how == "--config" else []))[
+    assert run_cli(capsys, "backends", *(["--config", str(missing)] if how == "--config" else []))[
         ::2
     ] == (2, err)
 
@@ -307,20 +299,20 @@ def test_config_path_refuses_a_named_file_that_is_missing(capsys, monkeypatch, t
 def test_version(capsys):
     from imagen_core import __version__
 
-    assert run(capsys, "--version")[:2] == (0, f"imagen {__version__}\n")
-    code, out, _ = run(capsys, "version")
+    assert run_cli(capsys, "--version")[:2] == (0, f"imagen {__version__}\n")
+    code, out, _ = run_cli(capsys, "version")
     assert code == 0
     assert out.startswith(f"imagen {__version__} (Python 3.")
 
 
 def test_emoji_prompt_generates(capsys, output_dir):
-    code, out, _ = run(capsys, "generate", "🦊🌙", "--size", "32x32")
+    code, out, _ = run_cli(capsys, "generate", "🦊🌙", "--size", "32x32")
     assert code == 0 and Path(out.strip()).name.split("-", 1)[1].startswith("img-")
 
 
 def test_default_backend_without_its_plugin_says_what_to_install(capsys, pm):
     pm.unregister(name="mock")
-    code, _, err = run(capsys, "generate", "x")
+    code, _, err = run_cli(capsys, "generate", "x")
     assert code == 2
     assert err == (
         "imagen: unknown backend 'mock' (if a plugin provides it, install it: "
@@ -339,7 +331,7 @@ def test_default_backend_without_its_plugin_says_what_to_install(capsys, pm):
 )
 def test_a_first_party_plugin_command_says_which_package_to_install(capsys, args, dist):
     # The test's plugin manager holds only the built-ins and the mock backend.
-    code, out, err = run(capsys, *args)
+    code, out, err = run_cli(capsys, *args)
     assert (code, out) == (2, "")
     assert err == (
         f"imagen: `imagen {args[0]}` comes with the {dist} plugin: pip install {dist} "
@@ -348,7 +340,7 @@ def test_a_first_party_plugin_command_says_which_package_to_install(capsys, args
 
 
 def test_other_unknown_commands_keep_clicks_message(capsys):
-    code, _, err = run(capsys, "serv")
+    code, _, err = run_cli(capsys, "serv")
     assert code == 2 and "No such command 'serv'" in err and "pip install" not in err
 
 
@@ -363,17 +355,17 @@ def test_other_unknown_commands_keep_clicks_message(capsys):
 def test_a_hostile_config_is_exit_2_from_every_command(capsys, isolated_env, text, output_dir):
     path = write_config(isolated_env, text)
     for args in (["generate", "x", "--size", "8x8"], ["backends"], ["submit", "x"], ["usage"]):
-        code, out, err = run(capsys, *args)
+        code, out, err = run_cli(capsys, *args)
         assert (code, out) == (2, ""), (args, err)
         assert f"{path}:" in err and "internal error" not in err
-    code, _, err = run(capsys, "config", "validate")
+    code, _, err = run_cli(capsys, "config", "validate")
     assert code == 1 and f"{path}:" in err
     assert not output_dir.exists()
 
 
 def test_validate_warns_of_an_unknown_naming_placeholder(capsys, isolated_env):
     path = write_config(isolated_env, 'output:\n  naming: "{date}/{sleg}-{seed}.{ext}"\n')
-    code, out, err = run(capsys, "config", "validate")
+    code, out, err = run_cli(capsys, "config", "validate")
     assert (code, out) == (0, f"{path}: ok\n")
     assert err == (
         "imagen: warning: output.naming: unknown placeholder {sleg} (did you mean 'slug'?) "

@@ -11,18 +11,10 @@ import pytest
 from PIL import Image
 
 from imagen_core import hookimpl
-from imagen_core.cli import main
 from imagen_core.plugins import get_plugin_manager
-from tests.helpers import job_image, registered, write_config
+from tests.helpers import job_image, registered, run_cli, write_config
 
 RED, BLUE = (230, 20, 20), (20, 20, 230)
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
 
 
 def with_stdin(monkeypatch, data: bytes) -> None:
@@ -45,7 +37,7 @@ def photo(tmp_path) -> str:
 
 
 def test_generate_edits_an_image_at_its_size_and_records_it(capsys, photo, tmp_path):
-    code, out, err = run(
+    code, out, err = run_cli(
         capsys, "generate", "now at night", "--image", photo, "--strength", "0", "--seed", "3"
     )
     assert code == 0 and err == ""
@@ -59,10 +51,10 @@ def test_generate_edits_an_image_at_its_size_and_records_it(capsys, photo, tmp_p
 
 
 def test_a_generated_image_piped_in_is_the_next_input(capsys, monkeypatch, tmp_path):
-    code, out, _ = run(capsys, "generate", "a fox", "--size", "16x16", "--seed", "2")
+    code, out, _ = run_cli(capsys, "generate", "a fox", "--size", "16x16", "--seed", "2")
     first = out.strip()
     with_stdin(monkeypatch, out.encode())  # exactly what generate printed
-    code, out, _ = run(capsys, "generate", "now at night", "--image", "-", "--strength", "0")
+    code, out, _ = run_cli(capsys, "generate", "now at night", "--image", "-", "--strength", "0")
     assert code == 0
     assert Image.open(out.strip()).tobytes() == Image.open(first).convert("RGB").tobytes()
     sidecar = json.loads(Path(out.strip()).with_suffix(".json").read_text())
@@ -71,7 +63,7 @@ def test_a_generated_image_piped_in_is_the_next_input(capsys, monkeypatch, tmp_p
 
 def test_image_bytes_on_stdin(capsys, monkeypatch, tmp_path):
     with_stdin(monkeypatch, Path(png(tmp_path / "blue.png", BLUE)).read_bytes())
-    code, out, _ = run(capsys, "generate", "x", "-i", "-", "--strength", "0")
+    code, out, _ = run_cli(capsys, "generate", "x", "-i", "-", "--strength", "0")
     assert code == 0 and pixels(out.strip()) == {BLUE}
     sidecar = json.loads(Path(out.strip()).with_suffix(".json").read_text())
     assert sidecar["request"]["inputs"][0]["source"] is None
@@ -82,7 +74,7 @@ def test_mask_and_references(capsys, photo, tmp_path):
     mask.paste(255, (0, 0, 6, 8))
     mask.save(tmp_path / "mask.png")
     reference = png(tmp_path / "ref.png", BLUE)
-    code, out, err = run(
+    code, out, err = run_cli(
         capsys,
         "generate",
         "x",
@@ -128,7 +120,7 @@ def test_bad_inputs_are_usage_errors_before_any_backend_runs(
     (tmp_path / "text.png").write_text("hello")
     png(tmp_path / "square.png", size=(16, 16))
     fill = {"tmp": str(tmp_path), "photo": photo}
-    code, out, err = run(capsys, "generate", "x", *(a.format(**fill) for a in args))
+    code, out, err = run_cli(capsys, "generate", "x", *(a.format(**fill) for a in args))
     assert code == 2 and out == ""
     assert message.format(**fill) in err and err.count("\n") == 1
     assert not output_dir.exists()  # nothing generated
@@ -136,7 +128,7 @@ def test_bad_inputs_are_usage_errors_before_any_backend_runs(
 
 def test_the_prompt_and_an_image_cannot_both_come_from_stdin(capsys, monkeypatch):
     with_stdin(monkeypatch, b"a fox")
-    code, _, err = run(capsys, "generate", "-", "--image", "-")
+    code, _, err = run_cli(capsys, "generate", "-", "--image", "-")
     assert code == 2
     assert "stdin can be read once: give the prompt as words" in err
 
@@ -163,7 +155,7 @@ def text_only(isolated_env):
 
 
 def test_a_backend_that_cannot_take_an_image_is_a_usage_error(capsys, photo, text_only):
-    code, _, err = run(capsys, "generate", "x", "--image", photo, "--backend", "plain")
+    code, _, err = run_cli(capsys, "generate", "x", "--image", photo, "--backend", "plain")
     assert code == 2
     assert err == (
         "imagen: backend 'plain' cannot take input images (it makes images from text "
@@ -176,7 +168,7 @@ def test_compare_gives_every_backend_the_input_and_shows_it_first(
 ):
     write_config(isolated_env, "backends:\n  a: {type: mock}\n  b: {type: mock}\n")
     folder = tmp_path / "run"
-    code, _, _ = run(
+    code, _, _ = run_cli(
         capsys,
         "compare",
         "x",
@@ -203,7 +195,7 @@ def test_compare_gives_every_backend_the_input_and_shows_it_first(
 
 
 def test_compare_refuses_a_backend_that_cannot_take_the_input(capsys, photo, text_only, tmp_path):
-    code, _, err = run(
+    code, _, err = run_cli(
         capsys,
         "compare",
         "x",
@@ -220,28 +212,28 @@ def test_compare_refuses_a_backend_that_cannot_take_the_input(capsys, photo, tex
 
 def test_submit_carries_the_inputs_to_the_worker(capsys, photo, isolated_env, output_dir):
     write_config(isolated_env, "queue: {type: sqlite, poll_s: 0.02}\n")
-    code, out, _ = run(capsys, "submit", "x", "--image", photo, "--strength", "0")
+    code, out, _ = run_cli(capsys, "submit", "x", "--image", photo, "--strength", "0")
     assert code == 0
     job_id = out.strip()
-    code, out, _ = run(capsys, "jobs", "show", job_id)
+    code, out, _ = run_cli(capsys, "jobs", "show", job_id)
     shown = json.loads(out)
     assert shown["inputs"][0]["source"] == photo and '"data"' not in json.dumps(shown)
     assert "inputs" not in shown["request"]
-    code, _, _ = run(capsys, "worker", "--once")
+    code, _, _ = run_cli(capsys, "worker", "--once")
     assert code == 0
     submitted = dt.datetime.fromisoformat(shown["created_at"])
     assert pixels(job_image(output_dir, job_id, submitted)) == {RED}
 
 
 def test_submit_refuses_a_backend_that_cannot_take_the_input(capsys, photo, text_only):
-    code, out, err = run(capsys, "submit", "x", "--image", photo, "--backend", "plain")
+    code, out, err = run_cli(capsys, "submit", "x", "--image", photo, "--backend", "plain")
     assert code == 2 and out == "" and "cannot take input images" in err
-    code, out, _ = run(capsys, "jobs", "--json")
+    code, out, _ = run_cli(capsys, "jobs", "--json")
     assert json.loads(out) == []
 
 
 def test_backends_shows_what_each_accepts_and_costs(capsys, text_only):
-    code, out, _ = run(capsys, "backends", "--json")
+    code, out, _ = run_cli(capsys, "backends", "--json")
     assert code == 0
     by_name = {i["name"]: i for i in json.loads(out)["instances"]}
     assert by_name["mock"]["capabilities"] == {
@@ -257,7 +249,7 @@ def test_backends_shows_what_each_accepts_and_costs(capsys, text_only):
     }
     assert by_name["plain"]["accepts"] == "text" and by_name["plain"]["price"] is None
     assert by_name["plain"]["estimate"]["basis"] == "unknown"
-    code, out, _ = run(capsys, "backends")
+    code, out, _ = run_cli(capsys, "backends")
     assert code == 0
     lines = {line[3:].split()[0]: line for line in out.splitlines() if "accepts" in line}
     assert "accepts text, 4 images, strength, mask · free" in lines["mock"]
@@ -266,11 +258,11 @@ def test_backends_shows_what_each_accepts_and_costs(capsys, text_only):
 
 def test_again_finds_an_input_gone_from_disk_in_the_job_queue(capsys, photo, isolated_env):
     write_config(isolated_env, "queue: {type: sqlite}\n")
-    code, out, _ = run(capsys, "generate", "x", "--image", photo, "--strength", "0")
+    code, out, _ = run_cli(capsys, "generate", "x", "--image", photo, "--strength", "0")
     made = out.strip()
-    code, _, _ = run(capsys, "submit", "y", "--image", photo)  # queued: its image is kept
+    code, _, _ = run_cli(capsys, "submit", "y", "--image", photo)  # queued: its image is kept
     assert code == 0
     Path(photo).unlink()
-    code, out, err = run(capsys, "again", made)
+    code, out, err = run_cli(capsys, "again", made)
     assert code == 0, err
     assert pixels(out.strip()) == {RED}

@@ -11,9 +11,8 @@ import pytest
 from PIL import Image
 
 from imagen_core import Request, Result, Session, compare, hookimpl
-from imagen_core.cli import main
 from imagen_core.errors import UsageError
-from tests.helpers import registered, write_config
+from tests.helpers import registered, run_cli, write_config
 
 CONFIG = """
 backends:
@@ -91,13 +90,6 @@ def test_no_sidecar_and_default_folder_is_never_reused(configured, output_dir):
     second = compare(Request("x", width=8, height=8, seed=1), ["mock-a"], sidecar=False)
     assert first.sidecar is None and not (first.folder / "compare.json").exists()
     assert first.folder != second.folder
-
-
-def run_cli(capsys, *args):
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
 
 
 def test_cli_table_and_exit_codes(configured, capsys, tmp_path):

@@ -15,16 +15,8 @@ from pathlib import Path
 import pytest
 
 from imagen_core import OutputError, Request, generate
-from imagen_core.cli import main
 from imagen_core.ledger import default_path
-from tests.helpers import write_config
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
+from tests.helpers import run_cli, write_config
 
 
 def ledger_rows() -> list[dict]:
@@ -88,14 +80,14 @@ def test_the_rescue_name_is_short_and_safe_whatever_the_target(isolated_env, tmp
 
 def test_config_validate_catches_a_template_making_over_long_names(isolated_env, capsys):
     write_config(isolated_env, "output:\n  naming: '{date}/" + "{slug}-" * 7 + "{seed}.{ext}'\n")
-    code, _out, err = run(capsys, "config", "validate")
+    code, _out, err = run_cli(capsys, "config", "validate")
     assert code == 1  # validate's "problems found"; other commands refuse with 2
     assert "output.naming: can make a file or folder name" in err and "255" in err
 
 
 def test_config_validate_refuses_a_template_that_names_a_folder(isolated_env, capsys):
     write_config(isolated_env, "output:\n  naming: '{date}/'\n")
-    code, _out, err = run(capsys, "config", "validate")
+    code, _out, err = run_cli(capsys, "config", "validate")
     assert code == 1 and "ends with '/'" in err
 
 
@@ -109,7 +101,7 @@ def test_a_template_without_ext_still_gives_the_image_its_extension(isolated_env
 def test_an_over_long_output_path_is_a_usage_error(isolated_env, tmp_path, capsys):
     name = "a" * 300
     for output in (f"{tmp_path}/{name}", f"{tmp_path}/{name}.png", f"{tmp_path}/{name}/"):
-        code, _out, err = run(capsys, "generate", "x", "--size", "8x8", "-o", output)
+        code, _out, err = run_cli(capsys, "generate", "x", "--size", "8x8", "-o", output)
         assert code == 2, err
         assert "--output: the name aaaa" in err and "bytes long; file systems take 255" in err
         assert "internal error" not in err
@@ -123,7 +115,7 @@ def test_an_unwritable_output_folder_advises_another_output_not_the_flag_given(
     folder = tmp_path / "ro"
     folder.mkdir()
     folder.chmod(0o500)
-    code, _out, err = run(capsys, "generate", "x", "-o", f"{folder}/")
+    code, _out, err = run_cli(capsys, "generate", "x", "-o", f"{folder}/")
     assert code == 1 and "is not writable; pass another --output" in err
 
 
@@ -133,9 +125,9 @@ def test_an_unwritable_output_folder_from_the_config_advises_the_config(
     blocker = tmp_path / "file"
     blocker.write_text("")
     write_config(isolated_env, f"output:\n  dir: {blocker}/sub\n")
-    code, _out, err = run(capsys, "generate", "x")
+    code, _out, err = run_cli(capsys, "generate", "x")
     assert code == 1 and "set output.dir in imagen.yaml or pass --output" in err
-    code, _out, err = run(capsys, "generate", "x", "-o", f"{blocker}/sub/")
+    code, _out, err = run_cli(capsys, "generate", "x", "-o", f"{blocker}/sub/")
     assert code == 1 and err.rstrip().endswith("pass another --output")
 
 

@@ -17,12 +17,11 @@ import pytest
 from PIL import Image
 
 from imagen_core import Request, Session, hookimpl
-from imagen_core.cli import main
 from imagen_core.errors import UsageError
 from imagen_core.grid import parse_axis, plan_grid, run_grid, wait_grid
 from imagen_core.grid.sheet import SheetCell, render_grid_sheet
 from imagen_core.models import Result
-from tests.helpers import registered, write_config
+from tests.helpers import registered, run_cli, write_config
 
 CONFIG = """
 queue: {type: sqlite, poll_s: 0.02}
@@ -39,13 +38,6 @@ styles:
 def configured(isolated_env):
     write_config(isolated_env, CONFIG)
     return isolated_env
-
-
-def run_cli(capsys, *args):
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
 
 
 # ----------------------------------------------------------------- axes
@@ -536,46 +528,34 @@ def test_compare_is_the_grid_runner_with_one_backend_axis(configured, tmp_path, 
 
 @pytest.mark.slow
 def test_the_page_in_a_browser_swaps_axes_zooms_and_asks_for_nothing_outside(configured, tmp_path):
-    chromium = Path("/usr/bin/chromium")
-    if not chromium.exists():
-        pytest.skip(f"{chromium} is missing (apt-get install chromium)")
-    playwright_api = pytest.importorskip("playwright.sync_api")
+    from tests.web.browser import chromium_page, require_chromium
+
+    require_chromium()
     run = run_grid(
         Request("a fox", width=16, height=16),
         [parse_axis("seed=1,2,3"), parse_axis("backend=mock-a,broken")],
         output_dir=tmp_path / "run",
     )
     outside: list[str] = []
-    errors: list[str] = []
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(chromium), args=["--no-sandbox", "--disable-gpu"]
-        )
-        try:
-            page = browser.new_page()
-            page.on(
-                "request", lambda r: None if r.url.startswith("file://") else outside.append(r.url)
-            )
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(run.html.as_uri())
-            headers = page.locator("tr").first.locator("th")
-            assert headers.all_inner_texts()[1:] == ["1", "2", "3"]  # seeds across
-            assert page.locator(".cell").count() == 6
-            assert page.locator(".cell img").count() == 3  # broken's cells have no image
-            page.select_option("#cols", label="backend")  # swap: backends across
-            headers = page.locator("tr").first.locator("th")
-            assert headers.all_inner_texts()[1:] == ["mock-a", "broken"]
-            assert page.locator("tr").count() == 4  # a header row and three seeds
-            page.locator(".cell").first.click()
-            zoom = page.locator("#zoom")
-            assert "open" in (zoom.get_attribute("class") or "")
-            link = zoom.get_by_text("open the full image")
-            assert link.get_attribute("href") == run.record.cells[0].image
-            page.keyboard.press("Escape")
-            assert "open" not in (zoom.get_attribute("class") or "")
-        finally:
-            browser.close()
-    assert errors == [] and outside == []
+    with chromium_page() as page:
+        page.on("request", lambda r: None if r.url.startswith("file://") else outside.append(r.url))
+        page.goto(run.html.as_uri())
+        headers = page.locator("tr").first.locator("th")
+        assert headers.all_inner_texts()[1:] == ["1", "2", "3"]  # seeds across
+        assert page.locator(".cell").count() == 6
+        assert page.locator(".cell img").count() == 3  # broken's cells have no image
+        page.select_option("#cols", label="backend")  # swap: backends across
+        headers = page.locator("tr").first.locator("th")
+        assert headers.all_inner_texts()[1:] == ["mock-a", "broken"]
+        assert page.locator("tr").count() == 4  # a header row and three seeds
+        page.locator(".cell").first.click()
+        zoom = page.locator("#zoom")
+        assert "open" in (zoom.get_attribute("class") or "")
+        link = zoom.get_by_text("open the full image")
+        assert link.get_attribute("href") == run.record.cells[0].image
+        page.keyboard.press("Escape")
+        assert "open" not in (zoom.get_attribute("class") or "")
+        assert outside == []
 
 
 def test_parallel_cells_overlap_across_devices_never_on_one(isolated_env, pm, tmp_path):

@@ -15,12 +15,11 @@ from pathlib import Path
 import pytest
 
 from imagen_core import Request, Session, generate
-from imagen_core.cli import main
 from imagen_core.identity import acting_as, caller
 from imagen_core.ledger import COLUMNS, Ledger, LedgerConfig, default_path
 from imagen_core.usage import UsageRow, week_groups
 from imagen_core.usage_report import by_week
-from tests.helpers import write_config
+from tests.helpers import run_cli, write_config
 
 
 def ledger_rows(path: Path) -> list[dict]:
@@ -30,13 +29,6 @@ def ledger_rows(path: Path) -> list[dict]:
         return [dict(r) for r in db.execute("SELECT * FROM usage ORDER BY id")]
     finally:
         db.close()
-
-
-def run(capsys, *args):
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
 
 
 def test_every_generation_is_a_row_without_the_prompt(isolated_env, monkeypatch):
@@ -215,18 +207,18 @@ def test_usage_command_filters_and_formats(isolated_env, capsys):
             (when, cost),
         )
     db.close()
-    code, out, _ = run(
+    code, out, _ = run_cli(
         capsys, "usage", "--since", "2026-05-01", "--until", "2026-05-03", "--json", "--raw"
     )
     assert code == 0
     assert [r["cost_usd"] for r in json.loads(out)] == [0.003, 0.025]
-    code, out, _ = run(capsys, "usage", "--since", "2026-05-02")
+    code, out, _ = run_cli(capsys, "usage", "--since", "2026-05-02")
     lines = out.splitlines()
     assert lines[0].split()[:4] == ["week", "backend", "model", "caller"]
     assert lines[1].split()[:6] == ["2026-W18", "flux", "flux-dev", "alice", "1", "0"]
     assert lines[2].split()[:6] == ["2026-W19", "flux", "flux-dev", "alice", "1", "0"]
     assert lines[-1] == "total: 2 images, 0 failed, estimated cost $0.065"
-    code, out, _ = run(capsys, "usage", "--json")
+    code, out, _ = run_cli(capsys, "usage", "--json")
     assert [g["count"] for g in json.loads(out)] == [2, 1]
 
 
@@ -242,12 +234,12 @@ def test_usage_command_filters_and_formats(isolated_env, capsys):
     ],
 )
 def test_usage_bad_input(capsys, args, message):
-    code, _, err = run(capsys, "usage", *args)
+    code, _, err = run_cli(capsys, "usage", *args)
     assert code == 2 and message in err and len(err.splitlines()) == 1
 
 
 def test_usage_with_no_ledger_yet(capsys):
-    code, out, _ = run(capsys, "usage")
+    code, out, _ = run_cli(capsys, "usage")
     assert code == 0 and out.startswith("no usage recorded in that period")
 
 
@@ -264,7 +256,7 @@ def test_a_ledger_file_without_its_table_is_an_empty_ledger(isolated_env, capsys
     path = isolated_env / "empty.db"
     path.touch()
     write_config(isolated_env, f"sinks:\n  ledger: {{path: {path}}}\n")
-    code, out, err = run(capsys, "usage")
+    code, out, err = run_cli(capsys, "usage")
     assert code == 0 and out.startswith("no usage recorded in that period"), err
     assert path.read_bytes() == b""  # reading creates nothing
 
@@ -345,18 +337,18 @@ def test_a_source_without_week_groups_is_grouped_from_its_rows(isolated_env):
 
 def test_raw_usage_streams_the_same_json_and_lines(isolated_env, capsys):
     rows = fill_ledger(25)
-    code, out, _ = run(capsys, "usage", "--raw", "--json")
+    code, out, _ = run_cli(capsys, "usage", "--raw", "--json")
     assert code == 0
     assert out == json.dumps([r.as_dict() for r in rows], indent=2) + "\n"
-    code, out, _ = run(capsys, "usage", "--raw")
+    code, out, _ = run_cli(capsys, "usage", "--raw")
     lines = out.splitlines()
     assert lines[0].split()[:3] == ["time", "(UTC)", "backend"]
     assert len(lines) == 26
     assert lines[1].split()[:5] == ["2025-12-26", "22:00:00", "flux", "-", "alice"]
     assert lines[1].split()[5:] == ["failed", "-", "free", "h", "boom"]
-    code, out, _ = run(capsys, "usage", "--raw", "--json", "--since", "2030-01-01")
+    code, out, _ = run_cli(capsys, "usage", "--raw", "--json", "--since", "2030-01-01")
     assert (code, out) == (0, "[]\n")
-    code, out, _ = run(capsys, "usage", "--raw", "--since", "2030-01-01")
+    code, out, _ = run_cli(capsys, "usage", "--raw", "--since", "2030-01-01")
     assert (code, out) == (0, "no usage recorded in that period\n")
 
 

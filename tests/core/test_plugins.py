@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from imagen_core import Request, Session, generate, hookimpl
 from imagen_core.errors import PluginError
 from imagen_core.plugins import create_plugin_manager, reset_plugin_manager
 from imagen_core.registry import collect
-from tests.helpers import make_dist, registered
+from tests.helpers import make_dist, registered, run_cli
 
 GOOD = """
 from imagen_core import hookimpl, Result
@@ -142,18 +143,11 @@ def test_a_register_hook_that_raises_is_contained_like_a_failed_import(
 
 
 def test_a_raising_register_commands_leaves_every_command_working(site, monkeypatch, capsys):
-    from imagen_core.cli import main
-
     make_dist(site, "imagen-good", "good_plugin", GOOD)
     make_dist(site, "imagen-cmd", "cmd_plugin", COMMANDS_RAISE, version="0.5")
     load_only(monkeypatch, "imagen-good", "imagen-cmd")
 
-    def run(*args: str) -> tuple[int, str, str]:
-        with pytest.raises(SystemExit) as info:
-            main(list(args))
-        out, err = capsys.readouterr()
-        return info.value.code, out, err
-
+    run = functools.partial(run_cli, capsys)
     code, out, err = run("plugins")
     assert code == 0
     assert err == (

@@ -4,6 +4,7 @@ C2PA manifests survive, and `imagen info`/`imagen again` round-trip."""
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import shutil
@@ -18,6 +19,7 @@ from imagen_core.models import Request, Result
 from imagen_core.provenance import jpeg, png
 from imagen_core.provenance.infotext import format_infotext, parse_infotext
 from imagen_core.provenance.read import read_info
+from tests import helpers
 from tests.helpers import idat, registered, write_config
 
 EXIFTOOL = shutil.which("exiftool")
@@ -34,15 +36,7 @@ def exiftool(path: Path) -> dict:
 
 @pytest.fixture
 def run_cli(capsys):
-    from imagen_core.cli import main
-
-    def run(*args: str) -> tuple[int, str, str]:
-        with pytest.raises(SystemExit) as info:
-            main(list(args))
-        out, err = capsys.readouterr()
-        return info.value.code, out, err
-
-    return run
+    return functools.partial(helpers.run_cli, capsys)
 
 
 def generate(tmp_path: Path, name: str, **options) -> Path:

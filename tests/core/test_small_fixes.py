@@ -6,22 +6,14 @@ from __future__ import annotations
 import pytest
 
 from imagen_core import Request, Session, generate, hookimpl, plugins
-from imagen_core.cli import main
 from imagen_core.errors import InvalidRequest
 from imagen_core.models import MAX_PROMPT_CHARS
-from tests.helpers import registered
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
+from tests.helpers import registered, run_cli
 
 
 @pytest.mark.parametrize("command", ["generate", "submit"])
 def test_an_empty_backend_name_is_a_usage_error(isolated_env, capsys, command):
-    code, out, err = run(capsys, command, "x", "-b", "")
+    code, out, err = run_cli(capsys, command, "x", "-b", "")
     assert code == 2 and out == ""
     assert "the backend name is empty" in err
 
@@ -31,7 +23,7 @@ def test_a_disabled_backend_plugin_is_named_as_disabled_not_missing(
 ):
     monkeypatch.setenv("IMAGEN_DISABLE_PLUGINS", "mock")
     plugins.reset_plugin_manager(plugins.create_plugin_manager(entry_points=False))
-    code, _out, err = run(capsys, "generate", "x")
+    code, _out, err = run_cli(capsys, "generate", "x")
     assert code == 2
     assert "its plugin is disabled: IMAGEN_DISABLE_PLUGINS names 'mock'" in err
     assert "pip install" not in err
@@ -50,12 +42,12 @@ def test_usage_raw_keeps_rows_narrow_and_the_total_says_free(isolated_env, capsy
             (status, error),
         )
     db.close()
-    code, out, _err = run(capsys, "usage", "--raw")
+    code, out, _err = run_cli(capsys, "usage", "--raw")
     assert code == 0
     header, ok, failed = out.splitlines()
     assert header.endswith("error") and failed.endswith(long_error.strip())
     assert len(ok) < 120  # not padded to the long error's width
-    code, out, _err = run(capsys, "usage")
+    code, out, _err = run_cli(capsys, "usage")
     assert out.splitlines()[-1] == "total: 2 images, 1 failed, estimated cost free"
 
 
@@ -67,7 +59,7 @@ def test_one_prompt_limit_for_the_cli_and_the_library(isolated_env, capsys):
         Request("x" * (MAX_PROMPT_CHARS + 1))
     with pytest.raises(InvalidRequest, match="the negative prompt is 4001 characters"):
         Request("x", negative="y" * (MAX_PROMPT_CHARS + 1))
-    code, _out, err = run(capsys, "generate", "x" * 102_000)
+    code, _out, err = run_cli(capsys, "generate", "x" * 102_000)
     assert code == 2
     assert err.strip() == "imagen: the prompt is 102000 characters long; the limit is 4000"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -19,7 +20,7 @@ import pytest
 from imagen_core import Request, Result, Session, hookimpl
 from imagen_core.queue import FINAL
 from imagen_core.worker import Worker, WorkerOptions
-from tests.helpers import job_files, job_image, registered, write_config
+from tests.helpers import job_files, job_image, registered, run_cli, write_config
 
 CONFIG = """
 queue: {type: sqlite, poll_s: 0.02}
@@ -263,12 +264,7 @@ def test_a_job_lost_while_running_leaves_no_image(session, output_dir):
 
 
 def test_cli_submit_wait_and_jobs(session, capsys, monkeypatch):
-    from imagen_core.cli import main
-
-    def run(*args):
-        with pytest.raises(SystemExit) as info:
-            main(list(args))
-        return info.value.code, *capsys.readouterr()
+    run = functools.partial(run_cli, capsys)
 
     code, out, _ = run("submit", "a", "fox", "--size", "16x16")
     job_id = out.strip()
@@ -479,8 +475,6 @@ def test_a_job_canceled_mid_run_stops_its_backend_call(isolated_env, output_dir)
 def test_a_poison_job_fails_alone_and_the_worker_goes_on(session, capsys):
     import sqlite3
 
-    from imagen_core.cli import main
-
     queue = session.queue()
     queue.init()
     db = sqlite3.connect(queue.path)
@@ -509,10 +503,8 @@ def test_a_poison_job_fails_alone_and_the_worker_goes_on(session, capsys):
         ["jobs", "show", "p-key"],
         ["jobs", "cancel", "p-key"],
     ):
-        with pytest.raises(SystemExit) as info:
-            main(args)
-        err = capsys.readouterr().err
-        assert "internal error" not in err and info.value.code in (0, 1), (args, err)
+        code, _, err = run_cli(capsys, *args)
+        assert "internal error" not in err and code in (0, 1), (args, err)
 
 
 # ------------------------------------------------------------------ model affinity
@@ -598,22 +590,14 @@ def test_the_banner_names_the_affinity_of_a_worker_of_several_backends(session):
 
 
 def test_cli_worker_affinity_option(session, capsys):
-    from imagen_core.cli import main
-
-    with pytest.raises(SystemExit) as info:
-        main(["worker", "--help"])
-    assert info.value.code == 0
-    assert "--affinity-s" in capsys.readouterr().out
-    with pytest.raises(SystemExit) as info:
-        main(["worker", "--affinity-s", "-1", "--once"])
-    assert info.value.code == 2
-    assert "--affinity-s" in capsys.readouterr().err
+    code, out, _ = run_cli(capsys, "worker", "--help")
+    assert code == 0 and "--affinity-s" in out
+    code, _, err = run_cli(capsys, "worker", "--affinity-s", "-1", "--once")
+    assert code == 2 and "--affinity-s" in err
     queue = session.queue()
     for backend in ("mock", "other", "mock"):
         queue.submit(Request("x", width=8, height=8), backend=backend)
-    with pytest.raises(SystemExit) as info:
-        main(["worker", "--affinity-s", "0", "--once", "--concurrency", "1"])
-    assert info.value.code in (0, None)
-    err = capsys.readouterr().err
+    code, _, err = run_cli(capsys, "worker", "--affinity-s", "0", "--once", "--concurrency", "1")
+    assert code == 0
     assert "model affinity" not in err.splitlines()[0]
     assert backends_in_order(err.splitlines()[1:]) == ["mock", "other", "mock"]

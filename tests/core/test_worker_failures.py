@@ -18,7 +18,7 @@ from imagen_core import BackendError, BackendUnavailable, Request, Result, Sessi
 from imagen_core import worker as worker_mod
 from imagen_core.errors import OutputError, is_transient, is_unavailable
 from imagen_core.worker import Worker, WorkerOptions
-from tests.helpers import registered, write_config
+from tests.helpers import registered, run_cli, write_config
 
 
 @attrs.frozen
@@ -311,15 +311,6 @@ def test_once_exits_1_when_the_queue_cannot_be_reached(isolated_env, tmp_path):
 # ------------------------------------------------------------------ short ids
 
 
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    from imagen_core.cli import main
-
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
-
-
 def test_jobs_show_and_cancel_take_a_short_id(isolated_env, capsys):
     import json
 
@@ -327,14 +318,14 @@ def test_jobs_show_and_cancel_take_a_short_id(isolated_env, capsys):
     queue = Session().queue()
     jobs = [queue.submit(Request(f"p{i}"), backend="mock") for i in range(20)]
     job = jobs[0]
-    code, out, _err = run(capsys, "jobs", "show", job.id[:8])
+    code, out, _err = run_cli(capsys, "jobs", "show", job.id[:8])
     assert code == 0 and json.loads(out)["id"] == job.id
-    code, out, _err = run(capsys, "jobs", "cancel", job.id[:8])
+    code, out, _err = run_cli(capsys, "jobs", "cancel", job.id[:8])
     assert code == 0 and out.strip() == f"{job.id} canceled"
     shared = max(
         ([j.id for j in jobs if j.id[0] == digit] for digit in "0123456789abcdef"), key=len
     )
-    code, _out, err = run(capsys, "jobs", "show", shared[0][0])
+    code, _out, err = run_cli(capsys, "jobs", "show", shared[0][0])
     assert code == 2 and f"job id {shared[0][0]!r} is ambiguous" in err
     assert all(job_id in err for job_id in shared)
 
@@ -345,7 +336,7 @@ def test_cancelling_a_finished_job_exits_1(isolated_env, capsys):
     queue = session.queue()
     job = queue.submit(Request("x", width=8, height=8), backend="mock")
     run_worker(session, queue)
-    code, out, err = run(capsys, "jobs", "cancel", job.id)
+    code, out, err = run_cli(capsys, "jobs", "cancel", job.id)
     assert code == 1 and out == ""
     assert err.strip() == f"imagen: job {job.id} is already done; nothing to cancel"
     assert queue.get(job.id).status == "done"

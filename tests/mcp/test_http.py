@@ -3,7 +3,6 @@ streamable HTTP client, behind the server's token."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import httpx2
@@ -12,7 +11,8 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 from tests.helpers import write_config
-from tests.web.test_e2e import TOKEN, serve
+from tests.web.processes import cli_env, serve
+from tests.web.test_e2e import TOKEN
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -27,12 +27,7 @@ def env(isolated_env: Path, output_dir: Path) -> dict[str, str]:
     config = write_config(
         isolated_env, f"output: {{dir: '{output_dir}', preview: off}}\nbackends:\n  mock: {{}}\n"
     )
-    return {
-        **os.environ,
-        "IMAGEN_CONFIG": str(config),
-        "IMAGEN_LOAD_PLUGINS": "imagen-mock,imagen-web,imagen-mcp",
-        "PYTHONUNBUFFERED": "1",
-    }
+    return cli_env(config, "imagen-mock,imagen-web,imagen-mcp")
 
 
 def client(url: str, token: str | None) -> Client:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from imagen_openai.backend import OpenAIBackend
 from imagen_openai.config import OpenAIConfig
 from tests.helpers import write_config
 from tests.web.editor import RUN_CLI
-from tests.web.processes import serve
+from tests.web.processes import cli_env, serve
 
 pytestmark = pytest.mark.slow
 
@@ -40,23 +39,7 @@ def server(tmp_path_factory):
     """The GPU box: `imagen serve --token` with a backend that takes images."""
     home = tmp_path_factory.mktemp("gpu-box")
     out = home / "Pictures" / "imagen"
-    config = write_config(home, CONFIG.format(out=out))
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("IMAGEN_", "XDG_", "MAI_", "TMUX", "OPENAI_"))
-    }
-    env.update(
-        HOME=str(home),
-        XDG_CONFIG_HOME=str(home / ".config"),
-        XDG_DATA_HOME=str(home / ".local" / "share"),
-        IMAGEN_CONFIG=str(config),
-        IMAGEN_LOAD_PLUGINS="imagen-mock,imagen-web",
-        PYTHONPATH=os.pathsep.join(
-            [str(Path(__file__).parents[2]), *filter(None, [os.environ.get("PYTHONPATH")])]
-        ),
-        PYTHONUNBUFFERED="1",
-    )
+    env = cli_env(write_config(home, CONFIG.format(out=out)), home=home)
     process, url = serve(env, "--token", TOKEN, cli=RUN_CLI)
     try:
         yield url, out

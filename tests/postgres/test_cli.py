@@ -9,18 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from imagen_core.cli import main
-from tests.helpers import job_image, write_config
+from tests.helpers import job_image, run_cli, write_config
 from tests.postgres.conftest import PASSWORD
 
 SECRET = "hunter2-Tr0ub4dor"
-
-
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
 
 
 @pytest.fixture
@@ -33,18 +25,18 @@ def configured(plugin, isolated_env, schema, make_queue, dsn):
 
 
 def test_init_submit_work_and_list(configured, capsys, output_dir):
-    assert run(capsys, "queue", "init") == (0, "queue (postgres) ready\n", "")
-    assert run(capsys, "queue", "init")[0] == 0  # again: nothing to do
-    code, out, err = run(capsys, "submit", "a fox", "--backend", "mock", "--size", "32x16")
+    assert run_cli(capsys, "queue", "init") == (0, "queue (postgres) ready\n", "")
+    assert run_cli(capsys, "queue", "init")[0] == 0  # again: nothing to do
+    code, out, err = run_cli(capsys, "submit", "a fox", "--backend", "mock", "--size", "32x16")
     assert code == 0, err
     job_id = out.strip()
-    code, out, _ = run(capsys, "jobs", "--json")
+    code, out, _ = run_cli(capsys, "jobs", "--json")
     [listed] = json.loads(out)
     assert (listed["id"], listed["status"], listed["backend"]) == (job_id, "queued", "mock")
     assert listed["request"]["width"] == 32
-    code, out, err = run(capsys, "worker", "--once")
+    code, out, err = run_cli(capsys, "worker", "--once")
     assert code == 0 and job_id[:8] in err and "done" in err
-    code, out, _ = run(capsys, "jobs", "show", job_id)
+    code, out, _ = run_cli(capsys, "jobs", "show", job_id)
     shown = json.loads(out)
     assert shown["status"] == "done" and shown["attempts"] == 1
     submitted = dt.datetime.fromisoformat(shown["created_at"])
@@ -54,7 +46,7 @@ def test_init_submit_work_and_list(configured, capsys, output_dir):
 
 def test_an_unset_variable_is_a_usage_error(configured, capsys, monkeypatch):
     monkeypatch.delenv("IMAGEN_DATABASE_URL")
-    code, out, err = run(capsys, "jobs")
+    code, out, err = run_cli(capsys, "jobs")
     assert (code, out) == (2, "")
     assert err == "imagen: set IMAGEN_DATABASE_URL in the environment (named by queue.dsn_env)\n"
 
@@ -66,7 +58,7 @@ def test_an_unreachable_database_is_one_line_without_the_password(
     value = f"postgresql://imagen:{SECRET}@127.0.0.1:1/jobs?connect_timeout=2"
     monkeypatch.setenv("IMAGEN_DATABASE_URL", value)
     args = ["jobs", "--debug"] if debug else ["jobs"]
-    code, out, err = run(capsys, *args)
+    code, out, err = run_cli(capsys, *args)
     assert code == 1 and out == ""
     assert "imagen: cannot use the PostgreSQL queue (IMAGEN_DATABASE_URL): " in err
     assert SECRET not in err and value not in err and PASSWORD not in err
@@ -76,5 +68,5 @@ def test_an_unreachable_database_is_one_line_without_the_password(
 
 def test_a_bad_schema_name_is_a_config_error(plugin, isolated_env, capsys):
     write_config(isolated_env, "queue: {type: postgres, schema: 'jobs; drop table x'}\n")
-    code, _, err = run(capsys, "queue", "init")
+    code, _, err = run_cli(capsys, "queue", "init")
     assert code == 2 and "queue: schema must be a plain lower-case SQL name" in err

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from imagen_core import BackendError, Request, load
-from imagen_core.cli import main
 from imagen_core.registry import collect
 from imagen_replicate.client import ReplicateClient
 from imagen_replicate.pacing import Pacing
+from tests.helpers import run_cli
 from tests.replicate.conftest import Steps
 from tests.replicate.fake_replicate import Reply
 
@@ -21,10 +21,8 @@ def every_file(root: Path) -> list[Path]:
 
 
 def cli(capsys, *args: str) -> tuple[int, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return info.value.code, out + err
+    code, out, err = run_cli(capsys, *args)
+    return code, out + err
 
 
 def test_not_in_the_image_the_sidecar_or_any_file(

@@ -2,14 +2,46 @@
 
 from __future__ import annotations
 
+import os
 import re
 import resource
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 CLI = "from imagen_core.cli import main; main()"
+REPO = Path(__file__).parents[2]
+# What a process with a home of its own must not inherit from the caller's.
+CALLERS_OWN = ("IMAGEN_", "XDG_", "MAI_", "TMUX", "OPENAI_")
+
+
+def cli_env(
+    config: Path, plugins: str = "imagen-mock,imagen-web", *, home: Path | None = None
+) -> dict[str, str]:
+    """The environment of an `imagen` process: ``config`` as its imagen.yaml,
+    only ``plugins`` loaded, this repository importable (for the tests' plugins
+    that editor.RUN_CLI registers) and stderr unbuffered (read line by line).
+    Without ``home`` it is this test's environment, which tests/conftest.py
+    already isolates; with one (a module's server, outside any test) HOME and
+    the XDG folders are there, and nothing of the caller's imagen, XDG, tmux or
+    OpenAI variables is kept."""
+    env = dict(os.environ)
+    if home is not None:
+        env = {key: value for key, value in env.items() if not key.startswith(CALLERS_OWN)}
+        env.update(
+            HOME=str(home),
+            XDG_CONFIG_HOME=str(home / ".config"),
+            XDG_DATA_HOME=str(home / ".local" / "share"),
+        )
+    env.update(
+        IMAGEN_CONFIG=str(config),
+        IMAGEN_LOAD_PLUGINS=plugins,
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        PYTHONUNBUFFERED="1",
+    )
+    return env
 
 
 class Process:

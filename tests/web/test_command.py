@@ -7,8 +7,7 @@ import socket
 import pytest
 
 import imagen_web
-from imagen_core.cli import main
-from tests.helpers import cli_imports, registered, write_config
+from tests.helpers import cli_imports, registered, run_cli, write_config
 
 
 @pytest.fixture(autouse=True)
@@ -17,15 +16,8 @@ def web_plugin(pm):
         yield
 
 
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return info.value.code, out, err
-
-
 def test_help_names_every_option(capsys):
-    code, out, _ = run(capsys, "serve", "--help")
+    code, out, _ = run_cli(capsys, "serve", "--help")
     assert code == 0
     for text in (
         "--addr HOST:PORT",
@@ -43,7 +35,7 @@ def test_help_names_every_option(capsys):
         "4000 characters",
     ):
         assert text in " ".join(out.split()), text  # help wraps lines at any space
-    assert "serve" in run(capsys, "--help")[1]
+    assert "serve" in run_cli(capsys, "--help")[1]
 
 
 @pytest.mark.parametrize(
@@ -73,7 +65,7 @@ def test_help_names_every_option(capsys):
 def test_refusals_are_one_line_exit_2(capsys, monkeypatch, args, env, message):
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    code, out, err = run(capsys, "serve", *args)
+    code, out, err = run_cli(capsys, "serve", *args)
     assert (code, out) == (2, "")
     assert err.startswith("imagen: ") and message in err and len(err.splitlines()) == 1
 
@@ -85,7 +77,7 @@ def test_a_taken_port_is_one_line_exit_1(capsys, host):
         taken.listen()
         port = taken.getsockname()[1]
         token = ["--token", "a-token-of-16-chars-or-more"] if not host else []
-        code, _, err = run(capsys, "serve", "--addr", f"{host}:{port}", *token)
+        code, _, err = run_cli(capsys, "serve", "--addr", f"{host}:{port}", *token)
     assert code == 1
     assert err.startswith(f"imagen: cannot listen on {host}:{port}: ")
     assert err.rstrip().endswith("(pick another with --addr)") and len(err.splitlines()) == 1
@@ -93,7 +85,7 @@ def test_a_taken_port_is_one_line_exit_1(capsys, host):
 
 def test_a_config_problem_stops_it_before_listening(capsys, isolated_env):
     path = write_config(isolated_env, "queue: {type: nosuchqueue}\n")
-    code, _, err = run(capsys, "serve", "--config", str(path))
+    code, _, err = run_cli(capsys, "serve", "--config", str(path))
     assert code == 2 and "nosuchqueue" in err
 
 

@@ -9,14 +9,12 @@ import json
 from pathlib import Path
 
 import attrs
-import pytest
 from starlette.testclient import TestClient
 
 from imagen_core import Session, hookimpl
-from imagen_core.cli import main
 from imagen_core.errors import BackendError, describe, redact
 from imagen_web.app import create_app
-from tests.helpers import registered, write_config
+from tests.helpers import registered, run_cli, write_config
 
 SECRET = "pw123secret"
 URL = f"http://user:{SECRET}@127.0.0.1:9/"
@@ -64,11 +62,9 @@ def test_no_output_and_no_file_holds_a_planted_credential(isolated_env, output_d
     outputs: list[str] = []
 
     def run(*args: str) -> int:
-        with pytest.raises(SystemExit) as info:
-            main(list(args))
-        out, err = capsys.readouterr()
+        code, out, err = run_cli(capsys, *args)
         outputs.extend([out, err])
-        return int(info.value.code or 0)
+        return code
 
     with registered(pm, RaisingPlugin(), "raising"):
         assert run("generate", "-b", "leaky", "x", "--size", "8x8") == 1

@@ -6,7 +6,6 @@ the image appears in the grid."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import socket
@@ -18,30 +17,13 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import job_files, write_config
-from tests.web.processes import CLI, Process, serve
+from tests.web.browser import chromium_page, require_chromium
+from tests.web.processes import CLI, Process, cli_env, serve
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 TOKEN = "e2e-token-0123456789abcdef"
 BASE64_TOKEN = "q8+fX/2wZrJ0bK9m+Tn/aW1pZ2Vu=="  # `openssl rand -base64 24` makes such
-
-
-def require_chromium() -> None:
-    if CHROMIUM.exists():
-        return
-    if os.environ.get("CI"):
-        pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium")
-    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
 
 
 @pytest.fixture
@@ -52,13 +34,7 @@ def env(isolated_env, output_dir) -> dict[str, str]:
         "queue: {type: sqlite, poll_s: 0.05}\n"
         "backends:\n  mock: {type: mock}\n  other: {type: mock, model: other-model}\n",
     )
-    # os.environ already holds the isolated HOME and XDG folders of tests/conftest.py.
-    return {
-        **os.environ,
-        "IMAGEN_CONFIG": str(config),
-        "IMAGEN_LOAD_PLUGINS": "imagen-mock,imagen-web",
-        "PYTHONUNBUFFERED": "1",
-    }
+    return cli_env(config)
 
 
 @pytest.mark.parametrize(
@@ -66,53 +42,43 @@ def env(isolated_env, output_dir) -> dict[str, str]:
 )
 def test_a_prompt_from_the_gallery_appears_in_the_grid(env, output_dir, token):
     require_chromium()
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     server, url = serve(env, *(["--token", token] if token else []))
     worker = Process("worker", env=env)
     try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        with chromium_page() as page:
+            page.goto(url + (f"?token={token}" if token else ""))
+            if token:  # stored, and out of the address bar at once
+                expect(page).to_have_url(url)
+            expect(page.locator("#backend option")).to_have_count(2)
+            expect(page.locator("#backend")).to_have_value("mock")
+
+            prompt = "a glass lighthouse on a basalt cliff"
+            page.fill("#prompt", prompt)
+            page.select_option("#backend", "other")
+            page.select_option("#size", "512x512")
+            page.fill("#seed", "1234")
+            page.click("#submit")
+
+            job = page.locator("#jobs li").first
+            expect(job).to_contain_text(prompt)
+            expect(job).to_have_class(re.compile(r"\bdone\b"), timeout=30_000)
+            expect(job).to_contain_text("seed 1234")
+
+            card = page.locator("figure.card", has_text=prompt)
+            expect(card).to_have_count(1, timeout=15_000)
+            image = card.locator("img")
+            page.wait_for_function(
+                "img => img.complete && img.naturalWidth > 0", arg=image.element_handle()
             )
-            try:
-                page = browser.new_page()
-                page_errors: list[str] = []
-                page.on("pageerror", lambda exc: page_errors.append(str(exc)))
-                page.goto(url + (f"?token={token}" if token else ""))
-                if token:  # stored, and out of the address bar at once
-                    expect(page).to_have_url(url)
-                expect(page.locator("#backend option")).to_have_count(2)
-                expect(page.locator("#backend")).to_have_value("mock")
-
-                prompt = "a glass lighthouse on a basalt cliff"
-                page.fill("#prompt", prompt)
-                page.select_option("#backend", "other")
-                page.select_option("#size", "512x512")
-                page.fill("#seed", "1234")
-                page.click("#submit")
-
-                job = page.locator("#jobs li").first
-                expect(job).to_contain_text(prompt)
-                expect(job).to_have_class(re.compile(r"\bdone\b"), timeout=30_000)
-                expect(job).to_contain_text("seed 1234")
-
-                card = page.locator("figure.card", has_text=prompt)
-                expect(card).to_have_count(1, timeout=15_000)
-                image = card.locator("img")
-                page.wait_for_function(
-                    "img => img.complete && img.naturalWidth > 0", arg=image.element_handle()
-                )
-                assert image.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [512, 512]
-                card.hover()
-                expect(card.locator(".meta")).to_contain_text("other · seed 1234")
-                card.click()
-                expect(page.locator("#detail")).to_be_visible()
-                expect(page.locator("#detail-fields")).to_contain_text("other-model")
-                assert page_errors == []
-                assert page.locator("#error").is_hidden()
-            finally:
-                browser.close()
+            assert image.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [512, 512]
+            card.hover()
+            expect(card.locator(".meta")).to_contain_text("other · seed 1234")
+            card.click()
+            expect(page.locator("#detail")).to_be_visible()
+            expect(page.locator("#detail-fields")).to_contain_text("other-model")
+            assert page.locator("#error").is_hidden()
     finally:
         worker.stop()
         server.stop()
@@ -123,40 +89,31 @@ def test_a_prompt_from_the_gallery_appears_in_the_grid(env, output_dir, token):
 
 def test_a_job_submitted_elsewhere_is_listed_and_its_image_appears(env):
     require_chromium()
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     server, url = serve(env)
     worker = None
     try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        with chromium_page() as page:
+            page.goto(url)
+            expect(page.locator("#backend option")).to_have_count(2)
+            prompt = "a kite over a salt flat"
+            submitted = subprocess.run(
+                [sys.executable, "-c", CLI, "submit", prompt, "--size", "256x256"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=True,
             )
-            try:
-                page = browser.new_page()
-                page.goto(url)
-                expect(page.locator("#backend option")).to_have_count(2)
-                prompt = "a kite over a salt flat"
-                submitted = subprocess.run(
-                    [sys.executable, "-c", CLI, "submit", prompt, "--size", "256x256"],
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    timeout=30,
-                    check=True,
-                )
-                job_id = submitted.stdout.strip()
-                row = page.locator(f'#jobs li[data-job="{job_id}"]')
-                expect(row).to_have_class(re.compile(r"\bqueued\b"), timeout=15_000)
-                expect(row).to_contain_text(prompt)
+            job_id = submitted.stdout.strip()
+            row = page.locator(f'#jobs li[data-job="{job_id}"]')
+            expect(row).to_have_class(re.compile(r"\bqueued\b"), timeout=15_000)
+            expect(row).to_contain_text(prompt)
 
-                worker = Process("worker", env=env)
-                expect(row).to_have_class(re.compile(r"\bdone\b"), timeout=30_000)
-                expect(page.locator("figure.card", has_text=prompt)).to_have_count(
-                    1, timeout=15_000
-                )
-            finally:
-                browser.close()
+            worker = Process("worker", env=env)
+            expect(row).to_have_class(re.compile(r"\bdone\b"), timeout=30_000)
+            expect(page.locator("figure.card", has_text=prompt)).to_have_count(1, timeout=15_000)
     finally:
         if worker is not None:
             worker.stop()
@@ -165,26 +122,21 @@ def test_a_job_submitted_elsewhere_is_listed_and_its_image_appears(env):
 
 def test_the_gallery_shows_api_errors(env):
     require_chromium()
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     server, url = serve(env)
     try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page()
-                page.goto(url)
-                expect(page.locator("#backend option")).to_have_count(2)
-                # A prompt longer than the API takes (the textarea's maxlength is bypassed).
-                page.eval_on_selector("#prompt", "el => el.removeAttribute('maxlength')")
-                page.fill("#prompt", "x" * 4001)
-                page.click("#submit")
-                expect(page.locator("#error")).to_be_visible()
-                expect(page.locator("#error-text")).to_have_text(
-                    "prompt: is 4001 characters long; the limit is 4000"
-                )
-            finally:
-                browser.close()
+        with chromium_page() as page:
+            page.goto(url)
+            expect(page.locator("#backend option")).to_have_count(2)
+            # A prompt longer than the API takes (the textarea's maxlength is bypassed).
+            page.eval_on_selector("#prompt", "el => el.removeAttribute('maxlength')")
+            page.fill("#prompt", "x" * 4001)
+            page.click("#submit")
+            expect(page.locator("#error")).to_be_visible()
+            expect(page.locator("#error-text")).to_have_text(
+                "prompt: is 4001 characters long; the limit is 4000"
+            )
     finally:
         server.stop()
 
@@ -269,7 +221,7 @@ def test_the_gallery_fits_the_page_and_shows_whole_images(env, tmp_path):
     """A prompt without spaces stays inside a 1,280 px page (the job row was
     2,830 px wide), and a 768×512 thumbnail is shown whole, not cropped square."""
     require_chromium()
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     server, url = serve(env)  # no worker: the job stays queued, listed under the form
     long_prompt = "neoncitystreetatnightintherain" * 50  # 1,500 letters: nowhere to break
@@ -287,44 +239,37 @@ def test_the_gallery_fits_the_page_and_shows_whole_images(env, tmp_path):
                     + data
                 )
                 assert conn.recv(64).split()[1] in (b"200", b"202"), path
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        with chromium_page(viewport={"width": 1280, "height": 900}) as page:
+            page.goto(url)
+            row = page.locator("#jobs li").first
+            expect(row).to_contain_text("neoncitystreet", timeout=15_000)
+            card = page.locator("figure.card").first
+            image = card.locator("img")
+            expect(image).to_have_count(1, timeout=15_000)
+            page.wait_for_function(
+                "img => img.complete && img.naturalWidth > 0", arg=image.element_handle()
             )
-            try:
-                page = browser.new_page(viewport={"width": 1280, "height": 900})
-                page.goto(url)
-                row = page.locator("#jobs li").first
-                expect(row).to_contain_text("neoncitystreet", timeout=15_000)
-                card = page.locator("figure.card").first
-                image = card.locator("img")
-                expect(image).to_have_count(1, timeout=15_000)
-                page.wait_for_function(
-                    "img => img.complete && img.naturalWidth > 0", arg=image.element_handle()
-                )
-                page.screenshot(path=str(tmp_path / "gallery.png"))
-                width = page.evaluate("innerWidth")
-                assert page.evaluate("document.documentElement.scrollWidth") <= width
-                for box in (row.bounding_box(), card.bounding_box()):
-                    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width
-                shown = image.bounding_box()
-                frame = card.bounding_box()
-                assert shown is not None and frame is not None
-                # The whole image: its own proportions, inside the card, filling its width.
-                assert shown["width"] / shown["height"] == pytest.approx(768 / 512, rel=0.02)
-                assert (
-                    shown["x"] >= frame["x"]
-                    and shown["x"] + shown["width"] <= frame["x"] + frame["width"] + 0.5
-                )
-                assert shown["width"] == pytest.approx(frame["width"] - 2, abs=2)  # less its border
+            page.screenshot(path=str(tmp_path / "gallery.png"))
+            width = page.evaluate("innerWidth")
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
+            for box in (row.bounding_box(), card.bounding_box()):
+                assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width
+            shown = image.bounding_box()
+            frame = card.bounding_box()
+            assert shown is not None and frame is not None
+            # The whole image: its own proportions, inside the card, filling its width.
+            assert shown["width"] / shown["height"] == pytest.approx(768 / 512, rel=0.02)
+            assert (
+                shown["x"] >= frame["x"]
+                and shown["x"] + shown["width"] <= frame["x"] + frame["width"] + 0.5
+            )
+            assert shown["width"] == pytest.approx(frame["width"] - 2, abs=2)  # less its border
 
-                card.click()  # the detail wraps the long prompt inside the dialog
-                dialog = page.locator("#detail")
-                expect(dialog).to_be_visible()
-                assert dialog.evaluate("d => d.scrollWidth <= d.clientWidth")
-                assert page.evaluate("document.documentElement.scrollWidth") <= width
-                page.screenshot(path=str(tmp_path / "detail.png"))
-            finally:
-                browser.close()
+            card.click()  # the detail wraps the long prompt inside the dialog
+            dialog = page.locator("#detail")
+            expect(dialog).to_be_visible()
+            assert dialog.evaluate("d => d.scrollWidth <= d.clientWidth")
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
+            page.screenshot(path=str(tmp_path / "detail.png"))
     finally:
         server.stop()

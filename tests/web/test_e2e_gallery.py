@@ -10,19 +10,16 @@ from __future__ import annotations
 
 import base64
 import io
-import json
-import os
 import re
 import sqlite3
-from pathlib import Path
 
 import pytest
 from PIL import Image, PngImagePlugin
 
 from imagen_core.ledger import default_path, ensure_schema
 from tests.helpers import write_config
-from tests.web.processes import Process, serve
-from tests.web.test_e2e import CHROMIUM, CHROMIUM_ARGS, require_chromium
+from tests.web.browser import gallery_page, sidecar_of
+from tests.web.processes import cli_env
 
 pytestmark = pytest.mark.slow
 
@@ -53,47 +50,17 @@ def env(isolated_env, output_dir) -> dict[str, str]:
         "budgets: [{period: week, limit_usd: 1.5}]\n"
         "backends:\n  mock: {type: mock}\n  paid: {type: mock, cost_usd: 0.04}\n",
     )
-    return {
-        **os.environ,
-        "IMAGEN_CONFIG": str(config),
-        "IMAGEN_LOAD_PLUGINS": "imagen-mock,imagen-web",
-        "PYTHONUNBUFFERED": "1",
-    }
+    return cli_env(config)
 
 
 @pytest.fixture
 def gallery(env):
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    server, url = serve(env)
-    worker = Process("worker", env=env)
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-            )
-            try:
-                context = browser.new_context(permissions=["clipboard-read", "clipboard-write"])
-                page = context.new_page()
-                errors: list[str] = []
-                page.on("pageerror", lambda exc: errors.append(str(exc)))
-                page.goto(url)
-                yield page
-                assert errors == []
-            finally:
-                browser.close()
-    finally:
-        worker.stop()
-        server.stop()
+    with gallery_page(env, permissions=["clipboard-read", "clipboard-write"]) as page:
+        yield page
 
 
 def cards(page, prompt: str):
     return page.locator("figure.card", has_text=prompt)
-
-
-def sidecar_of(output_dir: Path, card) -> dict:
-    return json.loads((output_dir / card.get_attribute("data-id")).with_suffix(".json").read_text())
 
 
 def a1111_png() -> bytes:

@@ -9,8 +9,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
-import json
-import os
 import re
 from pathlib import Path
 
@@ -18,9 +16,9 @@ import pytest
 from PIL import Image
 
 from tests.helpers import write_config
+from tests.web.browser import gallery_page, sidecar_of
 from tests.web.editor import RUN_CLI
-from tests.web.processes import Process, serve
-from tests.web.test_e2e import CHROMIUM, CHROMIUM_ARGS, require_chromium
+from tests.web.processes import cli_env
 
 pytestmark = pytest.mark.slow
 
@@ -55,39 +53,13 @@ def env(isolated_env, output_dir) -> dict[str, str]:
         "queue: {type: sqlite, poll_s: 0.05}\n"
         "backends:\n  editor: {type: editor}\n  mock: {type: mock}\n",
     )
-    return {
-        **os.environ,
-        "IMAGEN_CONFIG": str(config),
-        "IMAGEN_LOAD_PLUGINS": "imagen-mock,imagen-web",
-        "PYTHONPATH": str(Path(__file__).parents[2]),
-        "PYTHONUNBUFFERED": "1",
-    }
+    return cli_env(config)
 
 
 @pytest.fixture
 def gallery(env):
-    require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    server, url = serve(env, cli=RUN_CLI)
-    worker = Process("worker", env=env, cli=RUN_CLI)
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
-            )
-            try:
-                page = browser.new_page()
-                errors: list[str] = []
-                page.on("pageerror", lambda exc: errors.append(str(exc)))
-                page.goto(url)
-                yield page
-                assert errors == []
-            finally:
-                browser.close()
-    finally:
-        worker.stop()
-        server.stop()
+    with gallery_page(env, cli=RUN_CLI) as page:
+        yield page
 
 
 def wait_done(page, prompt: str):
@@ -98,10 +70,6 @@ def wait_done(page, prompt: str):
     card = page.locator("figure.card", has_text=prompt)
     expect(card).to_have_count(1, timeout=15_000)
     return card
-
-
-def sidecar_of(output_dir: Path, card) -> dict:
-    return json.loads((output_dir / card.get_attribute("data-id")).with_suffix(".json").read_text())
 
 
 def test_images_by_picker_drop_and_paste_become_the_jobs_inputs(gallery, output_dir, tmp_path):

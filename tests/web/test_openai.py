@@ -8,7 +8,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 from pathlib import Path
 
 import httpx2
@@ -18,7 +17,7 @@ from PIL import Image
 
 from tests.helpers import write_config
 from tests.web.editor import RUN_CLI
-from tests.web.processes import serve
+from tests.web.processes import cli_env, serve
 
 pytestmark = pytest.mark.slow
 
@@ -41,20 +40,7 @@ def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("home")
     out = home / "Pictures" / "imagen"
     config = write_config(home, CONFIG.format(out=out))
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("IMAGEN_", "XDG_", "MAI_", "TMUX", "OPENAI_"))
-    }
-    env.update(
-        HOME=str(home),
-        XDG_CONFIG_HOME=str(home / ".config"),
-        XDG_DATA_HOME=str(home / ".local" / "share"),
-        IMAGEN_CONFIG=str(config),
-        IMAGEN_LOAD_PLUGINS="imagen-mock,imagen-web,imagen-replicate",
-        PYTHONPATH=str(Path(__file__).parents[2]),
-        PYTHONUNBUFFERED="1",
-    )
+    env = cli_env(config, "imagen-mock,imagen-web,imagen-replicate", home=home)
     process, url = serve(env, "--token", TOKEN, cli=RUN_CLI)
     try:
         yield url, out, home

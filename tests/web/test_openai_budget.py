@@ -5,8 +5,6 @@ and the answer tells it not to retry (x-should-retry: false)."""
 from __future__ import annotations
 
 import io
-import os
-from pathlib import Path
 
 import openai
 import pytest
@@ -14,7 +12,7 @@ from PIL import Image
 
 from tests.helpers import write_config
 from tests.web.editor import RUN_CLI
-from tests.web.processes import serve
+from tests.web.processes import cli_env, serve
 
 pytestmark = pytest.mark.slow
 
@@ -32,14 +30,7 @@ backends:
 @pytest.fixture
 def sdk(isolated_env, output_dir):
     config = write_config(isolated_env, CONFIG.format(out=output_dir))
-    env = {
-        **os.environ,
-        "IMAGEN_CONFIG": str(config),
-        "IMAGEN_LOAD_PLUGINS": "imagen-mock,imagen-web",
-        "PYTHONPATH": str(Path(__file__).parents[2]),
-        "PYTHONUNBUFFERED": "1",
-    }
-    process, url = serve(env, "--token", TOKEN, cli=RUN_CLI)
+    process, url = serve(cli_env(config), "--token", TOKEN, cli=RUN_CLI)
     try:
         # max_retries=2: a 429 would be retried, unless the answer says not to.
         with openai.OpenAI(base_url=url + "v1", api_key=TOKEN, max_retries=2) as client:

@@ -352,15 +352,18 @@ class Session:
         try:
             target = self._target(request, result, folder, file)
             result = _convert_for(target, result)
+            body: dict[str, Any] | None = None
             if out.metadata if metadata is None else metadata:
-                result = self._embed(attrs.evolve(record, result=result), target)
+                result, body = self._embed(attrs.evolve(record, result=result), target)
             made = attrs.evolve(record, result=result)
             # The record goes first (a ledger row saying "interrupted"), then the
             # sidecar, then the image: whatever kills us, an image at its final
             # name has both, and its row says what happened.
             reported = self._begin(made)
             path, sidecar_path, sidecar_problem = write_with_sidecar(
-                target, result.image, (lambda p: _sidecar_body(made, p)) if want_sidecar else None
+                target,
+                result.image,
+                (lambda p: _sidecar_body(made, p, body)) if want_sidecar else None,
             )
         except OutputError as exc:
             # The image exists (and may have been paid for): never lose it.
@@ -419,22 +422,27 @@ class Session:
             **(reported if isinstance(reported, dict) else {}),
         }
 
-    def _embed(self, record: Generation, target: Path) -> Result:
-        """The result with its provenance written into the image bytes."""
+    def _embed(self, record: Generation, target: Path) -> tuple[Result, dict[str, Any]]:
+        """The result with its provenance written into the image bytes, and the
+        sidecar's dict for it (computed once: the sidecar reuses it)."""
         from imagen_core.provenance.embed import Skipped, embed, parameters_text
 
         result = record.result
         assert result is not None
-        data = sidecar_dict(attrs.evolve(record, path=target))
-        del data["image"]  # the final name is known only once it is written
+        body = sidecar_dict(attrs.evolve(record, path=target))
+        # The final name is known only once it is written.
+        data = {key: value for key, value in body.items() if key != "image"}
         text = parameters_text(record, data["width"], data["height"])
         try:
-            return attrs.evolve(result, image=embed(result.image, result.mime_type, text, data))
+            embedded = embed(result.image, result.mime_type, text, data)
+            return attrs.evolve(result, image=embedded), body
         except Skipped as exc:
-            return attrs.evolve(result, metadata={**result.metadata, "embedded": f"no: {exc}"})
+            return attrs.evolve(
+                result, metadata={**result.metadata, "embedded": f"no: {exc}"}
+            ), body
         except ValueError as exc:  # a file that is not what its type says: keep it as is
             self.warn(f"metadata: not written into the image ({exc})")
-            return result
+            return result, body
 
     def _target(
         self, request: Request, result: Result, folder: Path | None, file: Path | None
@@ -810,10 +818,17 @@ def image_size(data: bytes) -> tuple[int, int] | None:
         return None
 
 
-def _sidecar_body(record: Generation, path: Path) -> bytes:
+def _sidecar_body(record: Generation, path: Path, known: dict[str, Any] | None = None) -> bytes:
+    """The sidecar's bytes; ``known`` is ``sidecar_dict`` of the same record made
+    for the embedded provenance (the same image size and request), so only the
+    final name and the metadata (which embedding may have added to) change."""
     import json
 
-    body = sidecar_dict(attrs.evolve(record, path=path))
+    if known is None:
+        body = sidecar_dict(attrs.evolve(record, path=path))
+    else:
+        assert record.result is not None
+        body = dict(known, image=path.name, metadata=record.result.metadata)
     return json.dumps(body, indent=2, default=str).encode() + b"\n"
 
 

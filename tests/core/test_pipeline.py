@@ -559,3 +559,19 @@ def test_a_backend_is_never_called_with_inputs_it_did_not_declare(pm, output_dir
 
     sidecar = json.loads(made.sidecar.read_text())
     assert sidecar["request"]["inputs"] == [image.describe()]
+
+
+@pytest.mark.parametrize("metadata", [True, False])
+def test_the_sidecar_is_the_final_records_dict_as_indented_json(output_dir, metadata) -> None:
+    # The sidecar reuses the dict made for the embedded provenance: it must still
+    # be exactly sidecar_dict of the record returned (final name, the image's own
+    # size, the metadata embedding left), in the documented indented layout.
+    from imagen_core.pipeline import sidecar_dict
+
+    record = generate(Request("a quay", width=24, height=16, seed=3), metadata=metadata)
+    assert record.sidecar is not None and record.path is not None
+    expected = json.dumps(sidecar_dict(record), indent=2, default=str).encode() + b"\n"
+    assert record.sidecar.read_bytes() == expected
+    side = json.loads(expected)
+    assert (side["image"], side["width"], side["height"]) == (record.path.name, 24, 16)
+    assert list(side)[:3] == ["imagen_version", "created", "image"]

@@ -38,6 +38,12 @@ def _wanted(config: Config) -> bool:
 
     if resolve_mode(config.output.cloud_sync, "IMAGEN_CLOUD_SYNC", None) == "on":
         return True
+    return credential_variable_set()
+
+
+def credential_variable_set() -> bool:
+    """Whether any credential variable has a value (blank counts as unset), seen
+    without importing the credentials' module."""
     return any(os.environ.get(name, "").strip() for name in (URL_VAR, *KEY_VARS))
 
 

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from imagen_supabase.settings import KEY_VARS, URL_VAR
+from imagen_supabase import KEY_VARS, URL_VAR
 
 KEY_HINT = "SUPABASE_SERVICE_KEY (or MAI_SUPABASE_KEY)"
 

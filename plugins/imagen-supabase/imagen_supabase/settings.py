@@ -12,13 +12,6 @@ from imagen_core.config import setting
 from imagen_core.validators import positive
 from imagen_core.values import value_repr
 
-# The credentials' environment variables live in the package (imported by the
-# sink and the credentials from here too).
-from imagen_supabase import KEY_VARS, URL_VAR
-
-__all__ = ["KEY_VARS", "URL_VAR", "SupabaseConfig", "Table"]
-
-
 # PostgREST addresses a table by name in the URL and its schema in a header, so
 # both halves must be plain identifiers (no quoting games in a config file).
 _TABLE = re.compile(r"(?:([A-Za-z_][A-Za-z0-9_]*)\.)?([A-Za-z_][A-Za-z0-9_]*)")

@@ -16,7 +16,6 @@ stops a run: ``on`` without what it needs fails before anything is generated.
 
 from __future__ import annotations
 
-import os
 import time
 from typing import TYPE_CHECKING
 
@@ -25,7 +24,8 @@ import attrs
 from imagen_core.errors import ConfigError, describe
 from imagen_core.notices import warn
 from imagen_core.values import value_repr
-from imagen_supabase.settings import KEY_VARS, URL_VAR, SupabaseConfig, Table
+from imagen_supabase import credential_variable_set
+from imagen_supabase.settings import SupabaseConfig, Table
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -92,7 +92,7 @@ class SupabaseSink:
         mode = generation.cloud_sync
         if mode == "off":
             return
-        if mode == "auto" and not any(os.environ.get(v, "").strip() for v in (URL_VAR, *KEY_VARS)):
+        if mode == "auto" and not credential_variable_set():
             return  # not configured: quiet, and without importing the credentials' module
         from imagen_supabase import credentials
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 from dataclasses import asdict, dataclass
 
 ENV = "IMAGEN_BENCH_FIGURES"
@@ -100,6 +101,26 @@ class Figures:
         figure = Figure(self.bench, name, value, unit, at_most, at_least, baseline, measured)
         self.figures.append(figure)
         return figure
+
+    def add_rates(
+        self,
+        name: str,
+        baseline_rates: list[float],
+        rates: list[float],
+        *,
+        at_least: float,
+        ratio_of_medians: bool = False,
+    ) -> Figure:
+        """A throughput figure from rounds of interleaved runs (jobs/s, the same
+        number of each): the median of each round's ratio, as a burst of load
+        from elsewhere spoils one back-to-back pair, not the figure.
+        ``ratio_of_medians`` also shows the ratio of the two medians."""
+        base, ours = statistics.median(baseline_rates), statistics.median(rates)
+        ratio = statistics.median(o / b for b, o in zip(baseline_rates, rates, strict=True))
+        also = f" (ratio of medians {ours / base:.2f})" if ratio_of_medians else ""
+        return self.add(
+            name, ratio, at_least=at_least, baseline=f"{base:.0f}/s", measured=f"{ours:.0f}/s{also}"
+        )
 
     def report(self) -> int:
         """Print the table, hand the figures to bench/all.py; 1 when any target is missed."""

@@ -311,16 +311,11 @@ def main() -> int:
         )
     for processes in (1, 4) if "queue" in only else ():
         raw_rates, our_rates = rates[("raw_loop", processes)], rates[("imagen_loop", processes)]
-        raw, ours = statistics.median(raw_rates), statistics.median(our_rates)
-        # Each round's ratio pairs two runs made back to back: the median of those
-        # is steadier than the ratio of the medians on a busy machine.
-        ratio = statistics.median(o / r for o, r in zip(our_rates, raw_rates, strict=True))
-        figures.add(
+        figures.add_rates(
             f"claim+complete, {processes} process(es), {args.jobs} jobs, jobs/s",
-            ratio,
+            raw_rates,
+            our_rates,
             at_least=OVERHEAD_TARGET,
-            baseline=f"{raw:.0f}/s",
-            measured=f"{ours:.0f}/s",
         )
         if args.verbose:
             print(
@@ -331,15 +326,13 @@ def main() -> int:
         (1, 2) if "e2e" in only else (), E2E_KINDS.items()
     ):
         plain_rates, our_rates = e2e[("plain", processes)], e2e[(kind, processes)]
-        plain, ours = statistics.median(plain_rates), statistics.median(our_rates)
-        ratio = statistics.median(o / p for o, p in zip(our_rates, plain_rates, strict=True))
-        figures.add(
+        figures.add_rates(
             f"imagen worker end to end vs a plain worker (mock 8x8, {what}), "
             f"{processes} process(es), jobs/s",
-            ratio,
+            plain_rates,
+            our_rates,
             at_least=E2E_TARGET,
-            baseline=f"{plain:.0f}/s",
-            measured=f"{ours:.0f}/s (ratio of medians {ours / plain:.2f})",
+            ratio_of_medians=True,
         )
         if args.verbose:
             print(

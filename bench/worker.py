@@ -34,7 +34,6 @@ import argparse
 import multiprocessing
 import os
 import sqlite3
-import statistics
 import sys
 import tempfile
 import time
@@ -201,19 +200,14 @@ def e2e_figures(figures: Figures, folder: Path, rounds: int, jobs: int) -> None:
             order = list(rates) if round_ % 2 == 0 else list(rates)[::-1]
             for kind in order:
                 rates[kind].append(e2e_rate(kind, folder / "e2e.db", processes, jobs))
-        plain = statistics.median(rates["plain"])
         for kind, what in E2E_KINDS.items():
-            ours = statistics.median(rates[kind])
-            ratio = statistics.median(
-                i / p for p, i in zip(rates["plain"], rates[kind], strict=True)
-            )
-            figures.add(
+            figures.add_rates(
                 f"imagen worker end to end vs a plain worker (sqlite, mock 8x8, {what}),"
                 f" {processes} process(es), jobs/s",
-                ratio,
+                rates["plain"],
+                rates[kind],
                 at_least=E2E_TARGET,
-                baseline=f"{plain:.0f}/s",
-                measured=f"{ours:.0f}/s (ratio of medians {ours / plain:.2f})",
+                ratio_of_medians=True,
             )
 
 
@@ -283,18 +277,11 @@ def main() -> int:
                 for kind in order:
                     loop = raw_loop if kind == "raw" else imagen_loop
                     runs[kind].append(jobs_per_s(loop, folder / "q.db", processes))
-            raw, ours = (statistics.median(runs[k]) for k in ("raw", "imagen"))
-            # The ratio of each back-to-back pair, then their median: a burst of
-            # load from elsewhere spoils one pair, not the figure.
-            ratio = statistics.median(
-                i / r for r, i in zip(runs["raw"], runs["imagen"], strict=True)
-            )
-            figures.add(
+            figures.add_rates(
                 f"sqlite claim+complete, {processes} process(es), jobs/s",
-                ratio,
+                runs["raw"],
+                runs["imagen"],
                 at_least=QUEUE_TARGET,
-                baseline=f"{raw:.0f}/s",
-                measured=f"{ours:.0f}/s",
             )
         if "e2e" in only:
             e2e_figures(figures, folder, args.rounds, args.jobs)

@@ -23,7 +23,6 @@ import sys
 import threading
 import time
 import uuid
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -56,6 +55,14 @@ ONCE_CLAIM_TRIES = 3
 # while a job of another model waits about a minute more than oldest-first at
 # most (when the fleet keeps up). 0 turns it off: oldest first.
 DEFAULT_AFFINITY_S = 60.0
+# What a job thread that found no job waits for before it looks again.
+CHANGE = "another thread to claim or end a job"  # an end may free its backend
+QUEUE_ANSWERS = "the queue to answer again"
+BACKEND_BACK = "a backend to come back"
+NEW_JOB = "a new job in the queue"
+# How long a thread waits for CHANGE at most: what the queue holds may change
+# meanwhile (a job for a backend that is not busy).
+CHANGE_WAIT_S = 0.2
 
 
 @attrs.frozen
@@ -108,6 +115,17 @@ class Worker:
         # Backends whose server is down: (claim again after, current pause).
         self._down: dict[str, tuple[float, float]] = {}
         self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._changes = 0  # jobs claimed or ended so far (see CHANGE)
+        self._on_queue = False  # a thread is in queue.wait: the others wait for CHANGE
+        # One thread claims at a time: the per-backend counts it decides on must
+        # not change between its look and its claim.
+        self._claiming = threading.Lock()
+        self._taken = 0
+        self._blips = 0  # claims failed in a row
+        self._closing = threading.Event()  # claim no more: once is done, or gave up
+        self._code = 0
+        self._crash: BaseException | None = None
         self._max_in_flight: dict[str, int] = {}
         self.concurrency = options.concurrency or self.default_concurrency()
         # On a terminal (and with the default log), a status line shows the
@@ -228,60 +246,123 @@ class Worker:
 
     def run(self) -> int:
         """Work until stopped, ``once`` found nothing, or ``max_jobs`` were taken.
-        Returns the exit code: 1 when ``once`` could not reach the queue."""
-        opts = self.options
-        taken = 0
-        code = 0
-        blips = 0  # claims failed in a row
+        Returns the exit code: 1 when ``once`` could not reach the queue.
+
+        Each of ``concurrency`` threads claims its own jobs and runs each from
+        claim to completion: no job is handed from one thread to another. A
+        hand-off wakes a sleeping thread, on a virtual machine often on another
+        CPU, and that cost a fifth of a small job's time. This thread only waits
+        for them (after ``abort``, for the grace period)."""
         beat = threading.Thread(target=self._heartbeats, daemon=True, name="heartbeat")
         beat.start()
-        futures: set[Future[None]] = set()
-        pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="job")
+        # Daemons: after ``abort`` the worker exits without the calls that did
+        # not stop within the grace period.
+        slots = [
+            threading.Thread(target=self._slot, daemon=True, name=f"job-{n}")
+            for n in range(self.concurrency)
+        ]
         try:
-            while not self.stopping.is_set():
-                if opts.max_jobs is not None and taken >= opts.max_jobs:
-                    break
-                if len(futures) >= self.concurrency:
-                    _, futures = wait(futures, timeout=1.0, return_when=FIRST_COMPLETED)
-                    continue
-                if self._held_for_affinity():
-                    _, futures = wait(futures, timeout=1.0, return_when=FIRST_COMPLETED)
-                    continue
-                eligible = self._eligible()
-                try:
-                    job = self._claim(eligible) if eligible is None or eligible else None
-                except ImagenError as exc:  # the queue is briefly unreachable
-                    blips += 1
-                    if opts.once and blips >= ONCE_CLAIM_TRIES:
-                        self.log_line(f"imagen: worker: cannot claim: {exc}; --once gives up")
-                        code = 1
-                        break
-                    self.log_line(f"imagen: worker: cannot claim: {exc} (retrying)")
-                    self.stopping.wait(min(5.0, opts.idle_wait_s) * blips)
-                    continue
-                blips = 0
-                if job is None:
-                    if opts.once and not futures and not self._waiting_for_down():
-                        break
-                    if futures:
-                        _, futures = wait(futures, timeout=0.2, return_when=FIRST_COMPLETED)
-                    elif self._waiting_for_down():
-                        self.stopping.wait(min(opts.idle_wait_s, self._next_check()))
-                    else:
-                        self.queue.wait(opts.idle_wait_s)
-                    continue
-                taken += 1
-                self._last = job.backend
-                with self._lock:
-                    self._inflight[job.id] = job
-                    self._scopes[job.id] = CancelScope()
-                    self._per_backend[job.backend] = self._per_backend.get(job.backend, 0) + 1
-                futures.add(pool.submit(self._run_job, job))
-            self._drain(futures)
+            for slot in slots:
+                slot.start()
+            self._drain(slots)
         finally:
             self.stopping.set()
-            pool.shutdown(wait=not self.abandoned, cancel_futures=True)
-        return code
+        if self._crash is not None:
+            raise self._crash
+        return self._code
+
+    def _slot(self) -> None:
+        """One thread's share of ``run``: claim a job, run it, again."""
+        try:
+            while not (self.stopping.is_set() or self._closing.is_set()):
+                job, wait_for, seen = self._next_job()
+                if job is not None:
+                    self._run_job(job)
+                elif wait_for is not None:
+                    self._wait(wait_for, seen)
+        except BaseException as exc:  # a bug: stop the worker and report it
+            with self._lock:
+                self._crash = self._crash or exc
+            self._close()
+
+    def _next_job(self) -> tuple[Job | None, str | None, int]:
+        """Claim this thread's next job. Returns it, else what to wait for before
+        looking again (None: stop), and the count of changes it saw (waiting for
+        CHANGE waits for that count to move)."""
+        opts = self.options
+        with self._claiming:
+            with self._lock:
+                seen = self._changes
+            if opts.max_jobs is not None and self._taken >= opts.max_jobs:
+                self._close()
+            if self._closing.is_set():
+                return None, None, seen
+            if self._held_for_affinity():
+                return None, CHANGE, seen
+            eligible = self._eligible()
+            try:
+                job = self._claim(eligible) if eligible is None or eligible else None
+            except ImagenError as exc:  # the queue is briefly unreachable
+                self._blips += 1
+                if opts.once and self._blips >= ONCE_CLAIM_TRIES:
+                    self.log_line(f"imagen: worker: cannot claim: {exc}; --once gives up")
+                    self._code = 1
+                    self._close()
+                    return None, None, seen
+                self.log_line(f"imagen: worker: cannot claim: {exc} (retrying)")
+                return None, QUEUE_ANSWERS, seen
+            self._blips = 0
+            if job is None:
+                with self._lock:
+                    busy = bool(self._inflight)
+                if busy or self._on_queue:
+                    return None, CHANGE, seen
+                if self._waiting_for_down():
+                    return None, BACKEND_BACK, seen
+                if opts.once:  # nothing left, nothing in flight: done
+                    self._close()
+                    return None, None, seen
+                self._on_queue = True
+                return None, NEW_JOB, seen
+            self._taken += 1
+            self._last = job.backend
+            with self._lock:
+                self._inflight[job.id] = job
+                self._scopes[job.id] = CancelScope()
+                self._per_backend[job.backend] = self._per_backend.get(job.backend, 0) + 1
+        self._change()  # the queue may hold more: a thread waiting for CHANGE looks
+        return job, None, seen
+
+    def _change(self) -> None:
+        with self._changed:
+            self._changes += 1
+            self._changed.notify_all()
+
+    def _close(self) -> None:
+        """Claim no more (``max_jobs`` taken, ``once`` done or given up): each
+        thread stops once its job has ended."""
+        self._closing.set()
+        self._change()
+
+    def _wait(self, wait_for: str, seen: int) -> None:
+        """Wait as ``_next_job`` said, then look again."""
+        opts = self.options
+        if wait_for == CHANGE:
+            with self._changed:
+                self._changed.wait_for(
+                    lambda: self._changes != seen or self.stopping.is_set(),
+                    timeout=CHANGE_WAIT_S,
+                )
+        elif wait_for == QUEUE_ANSWERS:
+            self.stopping.wait(min(5.0, opts.idle_wait_s) * self._blips)
+        elif wait_for == BACKEND_BACK:
+            self.stopping.wait(min(opts.idle_wait_s, self._next_check()))
+        else:
+            try:
+                self.queue.wait(opts.idle_wait_s)
+            finally:
+                with self._claiming:
+                    self._on_queue = False
 
     def _claim(self, eligible: list[str] | None) -> Job | None:
         """Claim a job of ``eligible`` (None: any), with model affinity: prefer
@@ -321,20 +402,24 @@ class Worker:
             untils = [until - now for until, _pause in self._down.values()]
         return max(0.01, min(untils, default=DOWN_FIRST_S))
 
-    def _drain(self, futures: set[Future[None]]) -> None:
-        """Wait for the jobs in flight; after ``abort`` only for the grace period."""
+    def _drain(self, slots: list[threading.Thread]) -> None:
+        """Wait for the job threads; after ``abort`` only for the grace period."""
         deadline: float | None = None
-        while futures:
-            _, futures = wait(futures, timeout=0.2)
-            if self.aborting:
-                deadline = deadline or time.monotonic() + self.options.abort_grace_s
-                if futures and time.monotonic() > deadline:
-                    self.log_line(
-                        f"imagen: worker: {len(futures)} backend call(s) did not stop within "
-                        f"{self.options.abort_grace_s:g} s; exiting anyway (their jobs are queued)"
-                    )
-                    self.abandoned = True
-                    return
+        for slot in slots:
+            while slot.is_alive():
+                slot.join(timeout=0.2)
+                if self.aborting and slot.is_alive():
+                    deadline = deadline or time.monotonic() + self.options.abort_grace_s
+                    if time.monotonic() > deadline:
+                        with self._lock:
+                            calls = len(self._inflight)
+                        self.log_line(
+                            f"imagen: worker: {calls} backend call(s) did not stop within "
+                            f"{self.options.abort_grace_s:g} s; exiting anyway (their jobs are"
+                            " queued)"
+                        )
+                        self.abandoned = True
+                        return
 
     def abort(self) -> None:
         """The second Ctrl-C: give every job in flight back to the queue, then
@@ -460,6 +545,7 @@ class Worker:
             self._scopes.pop(job.id, None)
             self._lost.discard(job.id)
             self._per_backend[job.backend] -= 1
+        self._change()
 
     def _log(self, job: Job, status: str, latency: float | None, detail: str | None) -> None:
         if self.options.json_logs:

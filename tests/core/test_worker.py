@@ -40,7 +40,10 @@ def session(isolated_env):
 def run_worker(session, queue, **options) -> list[str]:
     lines: list[str] = []
     worker = Worker(
-        session, queue, WorkerOptions(once=True, idle_wait_s=0.02, **options), log=lines.append
+        session,
+        queue,
+        WorkerOptions(**{"once": True, "idle_wait_s": 0.02, **options}),
+        log=lines.append,
     )
     worker.run()
     return lines
@@ -390,6 +393,52 @@ def test_a_queue_blip_does_not_stop_the_worker(session):
     lines = run_worker(session, queue)
     assert lines[0] == "imagen: worker: cannot claim: database is restarting (retrying)"
     assert queue.get(job.id).status == "done"
+
+
+def test_each_job_is_claimed_run_and_completed_by_one_thread(session):
+    # A hand-off between threads per job cost a fifth of a small job's time.
+    queue = session.queue()
+    for i in range(6):
+        queue.submit(Request(f"x{i}", width=8, height=8), backend="mock")
+    threads: dict[str, set[int]] = {}
+    real_claim, real_complete = queue.claim, queue.complete
+
+    def claim(*args, **kwargs):
+        job = real_claim(*args, **kwargs)
+        if job is not None:
+            threads.setdefault(job.id, set()).add(threading.get_ident())
+        return job
+
+    def complete(job_id, *args, **kwargs):
+        threads[job_id].add(threading.get_ident())
+        return real_complete(job_id, *args, **kwargs)
+
+    queue.claim, queue.complete = claim, complete
+    lines = run_worker(session, queue, concurrency=2)
+    assert len(lines) == 6 and all(" done " in line for line in lines)
+    assert len(threads) == 6 and all(len(seen) == 1 for seen in threads.values())
+    assert threading.get_ident() not in set().union(*threads.values())
+
+
+def test_a_bug_in_a_job_thread_is_raised_by_run_not_lost(session):
+    queue = session.queue()
+    queue.submit(Request("x", width=8, height=8), backend="mock")
+
+    def broken_claim(*args, **kwargs):
+        raise RuntimeError("a bug in a queue plugin")
+
+    queue.claim = broken_claim
+    worker = Worker(session, queue, WorkerOptions(concurrency=2), log=lambda line: None)
+    with pytest.raises(RuntimeError, match="a bug in a queue plugin"):
+        worker.run()
+
+
+def test_max_jobs_with_several_threads_takes_that_many_and_returns(session):
+    queue = session.queue()
+    jobs = [queue.submit(Request(f"x{i}", width=8, height=8), backend="mock") for i in range(5)]
+    lines = run_worker(session, queue, concurrency=3, max_jobs=2, once=False)
+    assert len(lines) == 2
+    assert sorted(queue.get(job.id).status for job in jobs) == ["done"] * 2 + ["queued"] * 3
 
 
 def slow_backend(isolated_env, latency_s: float) -> tuple[Session, object]:

@@ -9,17 +9,21 @@ the ledger's SQLite file, so two processes racing for the last dollars cannot
 both pass. The reservation is released once the generation's own ledger row
 (with its real cost) is written, or when it failed; one left by a process that
 died expires.
+
+``Budget``, one block of ``budgets:``, is defined here and exported by
+``imagen_core.config`` too: a config without budgets never builds the class.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import attrs
 
-from imagen_core.config import Budget
+from imagen_core.config import setting
 from imagen_core.errors import UsageError
+from imagen_core.values import value_repr
 
 if TYPE_CHECKING:
     import sqlite3
@@ -39,6 +43,56 @@ CREATE TABLE IF NOT EXISTS reservations (
     amount_usd  REAL NOT NULL
 );
 """
+
+
+def _positive_usd(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not value > 0 or value != value or value == float("inf"):
+        raise ValueError(f"{attribute.name} must be a number above 0, got {value}")
+
+
+@attrs.frozen(repr=False)
+class Budget:
+    """One limit: ``limit_usd`` per ``period``, for every generation, or those of
+    one backend instance or one caller."""
+
+    __repr__ = value_repr
+
+    period: Literal["day", "week", "month"] = setting(
+        "week", help="day | week | month (UTC; weeks start on Monday)"
+    )
+    limit_usd: float = setting(
+        1.0, validator=_positive_usd, help="the most that may be spent in one period, USD"
+    )
+    backend: str | None = setting(None, help="count only this backend instance")
+    caller: str | None = setting(None, help="count only this caller (see imagen usage)")
+    on_exceed: Literal["refuse", "wait"] = setting(
+        "refuse", help="refuse the run, or (worker jobs) wait in the queue until the reset"
+    )
+
+    def applies(self, backend: str, caller: str) -> bool:
+        return self.backend in (None, backend) and self.caller in (None, caller)
+
+    def window(self, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+        """The current period: its start and when the next one begins (UTC)."""
+        day = now.astimezone(dt.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+        if self.period == "day":
+            return day, day + dt.timedelta(days=1)
+        if self.period == "week":
+            start = day - dt.timedelta(days=day.weekday())
+            return start, start + dt.timedelta(days=7)
+        start = day.replace(day=1)
+        following = (start + dt.timedelta(days=32)).replace(day=1)
+        return start, following
+
+    def name(self) -> str:
+        scope = "".join(
+            f" for {what} {value}"
+            for what, value in (("backend", self.backend), ("caller", self.caller))
+            if value
+        )
+        return f"the {self.period}ly budget of ${self.limit_usd:.2f}{scope}".replace(
+            "dayly", "daily"
+        )
 
 
 @attrs.frozen

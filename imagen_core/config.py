@@ -7,7 +7,6 @@ so the core never knows a plugin's keys.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import re
 import typing
@@ -23,6 +22,10 @@ from imagen_core.values import value_repr
 if typing.TYPE_CHECKING:
     import cattrs
 
+    # Loaded on first use (see __getattr__), as only a config with budgets needs
+    # it; ``as`` re-exports it for type checkers. Config's ``budgets`` annotation
+    # names it: resolving that at run time needs ``config.Budget`` touched first.
+    from imagen_core.budgets import Budget as Budget  # noqa: TC004
     from imagen_core.registry import DefaultSource, Registration, Registry
 
 CONFIG_NAME = "imagen.yaml"
@@ -96,56 +99,6 @@ class McpConfig:
         help="a tool call whose estimated cost is above this many USD runs only when "
         "called again with confirm_spend: true",
     )
-
-
-def _positive_usd(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not value > 0 or value != value or value == float("inf"):
-        raise ValueError(f"{attribute.name} must be a number above 0, got {value}")
-
-
-@attrs.frozen(repr=False)
-class Budget:
-    """One limit: ``limit_usd`` per ``period``, for every generation, or those of
-    one backend instance or one caller."""
-
-    __repr__ = value_repr
-
-    period: Literal["day", "week", "month"] = setting(
-        "week", help="day | week | month (UTC; weeks start on Monday)"
-    )
-    limit_usd: float = setting(
-        1.0, validator=_positive_usd, help="the most that may be spent in one period, USD"
-    )
-    backend: str | None = setting(None, help="count only this backend instance")
-    caller: str | None = setting(None, help="count only this caller (see imagen usage)")
-    on_exceed: Literal["refuse", "wait"] = setting(
-        "refuse", help="refuse the run, or (worker jobs) wait in the queue until the reset"
-    )
-
-    def applies(self, backend: str, caller: str) -> bool:
-        return self.backend in (None, backend) and self.caller in (None, caller)
-
-    def window(self, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
-        """The current period: its start and when the next one begins (UTC)."""
-        day = now.astimezone(dt.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
-        if self.period == "day":
-            return day, day + dt.timedelta(days=1)
-        if self.period == "week":
-            start = day - dt.timedelta(days=day.weekday())
-            return start, start + dt.timedelta(days=7)
-        start = day.replace(day=1)
-        following = (start + dt.timedelta(days=32)).replace(day=1)
-        return start, following
-
-    def name(self) -> str:
-        scope = "".join(
-            f" for {what} {value}"
-            for what, value in (("backend", self.backend), ("caller", self.caller))
-            if value
-        )
-        return f"the {self.period}ly budget of ${self.limit_usd:.2f}{scope}".replace(
-            "dayly", "daily"
-        )
 
 
 @attrs.frozen(repr=False)
@@ -767,6 +720,8 @@ def _budgets(node: Any, problems: _Problems) -> tuple[Budget, ...]:
         if "limit_usd" not in block:
             problems.add(("budgets", index), "limit_usd is missing: the most to spend per period")
             continue
+        from imagen_core.budgets import Budget
+
         budget = problems.structure(block, Budget, ("budgets", index))
         if budget is not None:
             found.append(budget)
@@ -991,3 +946,13 @@ def require_env(variable: str, *, key: str = "api_token_env") -> str:
     if not value:
         raise MissingEnvError(variable, key)
     return value
+
+
+def __getattr__(name: str) -> Any:
+    # Budget lives with the budgets (imagen_core.budgets): built on first use.
+    if name == "Budget":
+        from imagen_core.budgets import Budget
+
+        globals()[name] = Budget  # once: later lookups find it (and annotations resolve)
+        return Budget
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

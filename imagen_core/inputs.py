@@ -11,6 +11,10 @@ The first image is the one to edit (or the init image of img2img); further ones
 are references. ``-`` reads one image from stdin: its bytes, or -- when stdin
 holds one line of text naming an existing file, as a previous ``imagen
 generate`` prints -- that file.
+
+``ImageInput``, the value a request carries for each input image, is defined
+here too (``imagen_core.models`` and ``imagen_core`` export it): a generation
+from text alone never imports this module, nor builds the class.
 """
 
 from __future__ import annotations
@@ -18,15 +22,137 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+import attrs
 
 from imagen_core.errors import InvalidInput
-from imagen_core.models import ImageInput
+from imagen_core.models import (
+    INPUT_FORMATS,
+    INPUT_ROLES,
+    MAX_INPUT_BYTES,
+    MAX_SIDE,
+    MIME_EXTENSIONS,
+    _int_in,
+)
+from imagen_core.values import value_repr
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     Source = str | os.PathLike[str] | bytes
+
+
+def _sha256(data: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
+def _role(_instance: object, _attribute: attrs.Attribute[str], value: object) -> None:
+    if value not in INPUT_ROLES:
+        raise InvalidInput(f"an input's role is one of {', '.join(INPUT_ROLES)}, got {value!r}")
+
+
+# Compared by identity (eq=False): two inputs are the same image when their
+# sha256 is; comparing megabytes of bytes field by field helps nobody.
+@attrs.frozen(eq=False, repr=False)
+class ImageInput:
+    """One image given to a generation: its bytes, never a path.
+
+    ``role`` is ``"image"`` (the image to edit, or the init image of img2img),
+    ``"reference"`` (a further image the backend may look at) or ``"mask"``
+    (white = repaint). ``source`` is the path it came from, for the record.
+    Build one with ``from_bytes``/``from_path``, which decode and check it."""
+
+    __repr__ = value_repr
+
+    data: bytes = attrs.field(repr=lambda b: f"<{len(b)} bytes>")
+    mime_type: str
+    width: int = attrs.field(validator=_int_in("input width", 1, MAX_SIDE))
+    height: int = attrs.field(validator=_int_in("input height", 1, MAX_SIDE))
+    role: str = attrs.field(default="image", validator=_role)
+    source: str | None = None
+    sha256: str = attrs.field(
+        default=attrs.Factory(lambda self: _sha256(self.data), takes_self=True)
+    )
+
+    @classmethod
+    def from_bytes(
+        cls, data: bytes, *, role: str = "image", source: str | None = None
+    ) -> ImageInput:
+        """Decode ``data`` and check it: PNG, JPEG or WebP, at most 50 MB and
+        8192 pixels a side. Raises InvalidInput naming ``source``."""
+        import io
+
+        from PIL import Image
+
+        name = source or "the input image"
+        _check_input_size(name, len(data))
+        try:
+            with Image.open(io.BytesIO(data)) as image:
+                fmt = image.format or ""
+                width, height = image.size
+                if fmt in INPUT_FORMATS and max(width, height) <= MAX_SIDE:
+                    image.verify()
+        except Exception as exc:  # Pillow raises many types for a broken file
+            raise InvalidInput(
+                f"{name} is not a readable image ({type(exc).__name__}: {exc}); "
+                "give a PNG, JPEG or WebP file"
+            ) from None
+        if fmt not in INPUT_FORMATS:
+            raise InvalidInput(
+                f"{name} is {fmt or 'an unknown format'}; give a PNG, JPEG or WebP file"
+            )
+        if max(width, height) > MAX_SIDE:
+            raise InvalidInput(
+                f"{name} is {width}x{height}; input images may be at most {MAX_SIDE} "
+                "pixels a side: scale it down"
+            )
+        return cls(data, INPUT_FORMATS[fmt], width, height, role=role, source=source)
+
+    @classmethod
+    def from_path(cls, path: str | os.PathLike[str], *, role: str = "image") -> ImageInput:
+        """Read and check the file at ``path``; errors name it."""
+        file = Path(os.fspath(path)).expanduser()
+        try:
+            _check_input_size(str(file), file.stat().st_size)
+            data = file.read_bytes()
+        except OSError as exc:
+            raise InvalidInput(f"cannot read input image {file}: {exc.strerror or exc}") from None
+        return cls.from_bytes(data, role=role, source=str(file.resolve()))
+
+    def with_role(self, role: str) -> ImageInput:
+        return attrs.evolve(self, role=role)
+
+    @property
+    def extension(self) -> str:
+        return MIME_EXTENSIONS[self.mime_type]
+
+    def data_uri(self) -> str:
+        import base64
+
+        return f"data:{self.mime_type};base64,{base64.b64encode(self.data).decode()}"
+
+    def describe(self) -> dict[str, Any]:
+        """What a sidecar records of the input: never the bytes."""
+        return {
+            "sha256": self.sha256,
+            "role": self.role,
+            "width": self.width,
+            "height": self.height,
+            "mime_type": self.mime_type,
+            "source": self.source,
+        }
+
+
+def _check_input_size(name: str, size: int) -> None:
+    if size > MAX_INPUT_BYTES:
+        raise InvalidInput(
+            f"{name}: {size / 2**20:.1f} MB is over the 50 MB limit for input images; "
+            "scale it down or save it as JPEG/WebP"
+        )
+
 
 STDIN = "-"
 # A path piped in is short text; anything longer is an image (or garbage).

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import attrs
 import pytest
 
@@ -177,3 +180,44 @@ def test_capabilities_name_what_a_backend_lacks() -> None:
 def test_text_utf8_cannot_hold_is_refused_naming_where(field):
     with pytest.raises(InvalidRequest, match=rf"^{field} is not valid text at character 4 "):
         Request(**{"prompt": "ok", field: "caf\udce9 latte"})
+
+
+LAZY_EXPORTS = [
+    # module, name, where it is defined, the class whose annotations name it
+    ("imagen_core.models", "ImageInput", "imagen_core.inputs", "Request"),
+    ("imagen_core.models", "Estimate", "imagen_core.estimate", None),
+    ("imagen_core.config", "Budget", "imagen_core.budgets", "Config"),
+]
+
+
+@pytest.mark.parametrize(("module", "name", "home", "owner"), LAZY_EXPORTS)
+def test_values_built_on_first_use_are_still_exported_where_they_were(module, name, home, owner):
+    # In a fresh interpreter: the class is not built until asked for, and then
+    # `from MODULE import NAME`, `imagen_core.NAME` and attribute access all give
+    # the one class, and the annotations that name it resolve (cattrs, get_type_hints).
+    code = f"""
+import importlib, sys, typing
+module = importlib.import_module({module!r})
+assert {home!r} not in sys.modules
+from {module} import {name}
+assert {name}.__module__ == {home!r}
+assert getattr(module, {name!r}) is {name} is getattr(importlib.import_module({home!r}), {name!r})
+import imagen_core
+if {name!r} in imagen_core.__all__:
+    assert getattr(imagen_core, {name!r}) is {name}
+if {owner!r} is not None:
+    assert typing.get_type_hints(getattr(module, {owner!r}))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_missing_name_of_a_lazy_module_is_an_attribute_error():
+    import imagen_core.config
+    import imagen_core.models
+
+    with pytest.raises(AttributeError, match="has no attribute 'Nothing'"):
+        _ = imagen_core.models.Nothing  # type: ignore[attr-defined]
+    with pytest.raises(AttributeError, match="has no attribute 'Nothing'"):
+        _ = imagen_core.config.Nothing  # type: ignore[attr-defined]
+    assert not hasattr(imagen_core.models, "Nothing")

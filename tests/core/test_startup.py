@@ -158,6 +158,15 @@ def test_a_generation_without_input_images_never_imports_the_inputs_module(isola
     assert "imagen_core.inputs" not in modules
 
 
+def test_a_generation_from_text_builds_no_input_price_or_budget_class(isolated_env):
+    # ImageInput (imagen_core.inputs), Estimate (imagen_core.estimate) and Budget
+    # (imagen_core.budgets) are exported by models and config but built on first
+    # use: a generation from text, asking no price, with no budget, needs none.
+    modules = _imported_by("generate", "x", "--size", "8x8", "--no-sidecar")
+    assert "imagen_mock.backend" in modules
+    assert not modules & {"imagen_core.inputs", "imagen_core.estimate", "imagen_core.budgets"}
+
+
 def test_a_generation_into_a_pipe_never_imports_the_terminal_module(isolated_env):
     # The progress bar and the summary line are for a terminal: a script that
     # captures the path (stdout not a TTY) does without imagen_core.terminal.

@@ -11,11 +11,11 @@ import attrs
 
 from imagen_core.config import setting
 from imagen_core.errors import BackendError
-from imagen_core.models import Capabilities, Estimate, Request, Result
+from imagen_core.models import Capabilities, Request, Result
 from imagen_core.values import value_repr
 
 if TYPE_CHECKING:
-    from imagen_core.models import Progress
+    from imagen_core.models import Estimate, Progress
 
 DEFAULT_STEPS = 8
 MAX_IMAGES = 4  # the image to edit and the references together
@@ -50,6 +50,8 @@ class MockBackend:
         return Capabilities(text_to_image=True, images=MAX_IMAGES, strength=True, mask=True)
 
     def estimate(self, request: Request) -> Estimate:
+        from imagen_core.models import Estimate  # built only when a price is asked
+
         if self.config.cost_usd == 0:
             return Estimate(usd=0.0, basis="free", source="the mock backend")
         return Estimate(usd=self.config.cost_usd, basis="computed", source="backends.*.cost_usd")

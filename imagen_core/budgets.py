@@ -23,7 +23,7 @@ import attrs
 
 from imagen_core.config import setting
 from imagen_core.errors import UsageError
-from imagen_core.values import value_repr
+from imagen_core.values import value_eq, value_hash, value_repr
 
 if TYPE_CHECKING:
     import sqlite3
@@ -50,12 +50,14 @@ def _positive_usd(_instance: object, attribute: attrs.Attribute[float], value: f
         raise ValueError(f"{attribute.name} must be a number above 0, got {value}")
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(repr=False, eq=False)
 class Budget:
     """One limit: ``limit_usd`` per ``period``, for every generation, or those of
     one backend instance or one caller."""
 
     __repr__ = value_repr
+    __eq__ = value_eq
+    __hash__ = value_hash
 
     period: Literal["day", "week", "month"] = setting(
         "week", help="day | week | month (UTC; weeks start on Monday)"

@@ -17,7 +17,7 @@ from typing import Any, Literal
 import attrs
 
 from imagen_core.errors import ConfigError, MissingEnvError, UsageError
-from imagen_core.values import value_repr
+from imagen_core.values import value_eq, value_hash, value_repr
 
 if typing.TYPE_CHECKING:
     import cattrs
@@ -61,9 +61,11 @@ def data_file(name: str) -> Path:
     return Path(data) / "imagen" / name
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(repr=False, eq=False)
 class OutputConfig:
     __repr__ = value_repr
+    __eq__ = value_eq
+    __hash__ = value_hash
 
     dir: Path = setting(
         Path("~/Pictures/imagen"), converter=_expand, help="folder the images go to (~ expands)"
@@ -88,11 +90,13 @@ class OutputConfig:
     )
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(repr=False, eq=False)
 class McpConfig:
     """``mcp:`` -- the ``imagen mcp`` front door for agents (plugin imagen-mcp)."""
 
     __repr__ = value_repr
+    __eq__ = value_eq
+    __hash__ = value_hash
 
     confirm_above_usd: float | None = setting(
         None,
@@ -101,7 +105,7 @@ class McpConfig:
     )
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(repr=False, eq=False)
 class Instance:
     """One configured backend or sink: its name, type and structured settings.
 
@@ -113,6 +117,8 @@ class Instance:
     that is an error only when the instance is used or validated."""
 
     __repr__ = value_repr
+    __eq__ = value_eq
+    __hash__ = value_hash
 
     name: str
     type: str
@@ -125,9 +131,11 @@ class Instance:
     usd_per_second: float | None = None
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(repr=False, eq=False)
 class Config:
     __repr__ = value_repr
+    __eq__ = value_eq
+    __hash__ = value_hash
 
     path: Path | None = None
     default_backend: str = setting("mock", help="backend used when --backend is not given")

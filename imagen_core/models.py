@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import attrs
 
 from imagen_core.errors import InvalidRequest
-from imagen_core.values import value_repr
+from imagen_core.values import value_eq, value_hash, value_repr
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -138,7 +138,7 @@ def _optional_float(value: object) -> object:
     return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(repr=False, eq=False)
 class Request:
     """What to generate. ``seed=0`` asks the backend to pick one; ``steps=0`` means
     the backend's default. ``backend`` names a configured instance (None = default).
@@ -148,6 +148,8 @@ class Request:
     input image to go."""
 
     __repr__ = value_repr
+    __eq__ = value_eq
+    __hash__ = value_hash
 
     prompt: str = attrs.field(validator=_prompt)
     negative: str = attrs.field(default="", validator=_negative)
@@ -193,13 +195,15 @@ class Request:
 COST_BASES = ("billed", "computed", "estimated")
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(repr=False, eq=False)
 class Result:
     """What a backend made. ``seed`` is the seed actually used (never 0 when the
     backend picked one). ``backend`` and ``latency_s`` are filled in by the core
     (instance name, wall time of ``generate``); a backend may leave the defaults."""
 
     __repr__ = value_repr
+    __eq__ = value_eq
+    __hash__ = value_hash
 
     image: bytes = attrs.field(repr=lambda b: f"<{len(b)} bytes>")
     seed: int
@@ -225,7 +229,7 @@ MIME_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"
 ESTIMATE_BASES = ("computed", "estimated", "free", "unknown")
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(repr=False, eq=False)
 class Generation:
     """One finished generation, as handed to sinks and returned by ``generate()``.
 
@@ -234,6 +238,8 @@ class Generation:
     the prompt the backend received after the style was applied."""
 
     __repr__ = value_repr
+    __eq__ = value_eq
+    __hash__ = value_hash
 
     request: Request
     backend: str
@@ -251,13 +257,15 @@ class Generation:
         return self.error is None
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(repr=False, eq=False)
 class Capabilities:
     """What a backend instance accepts; the core checks a request against it
     before calling the backend. A backend declares it with a ``capabilities()``
     method; without one it is taken to make images from text only."""
 
     __repr__ = value_repr
+    __eq__ = value_eq
+    __hash__ = value_hash
 
     text_to_image: bool = True
     images: int = 0

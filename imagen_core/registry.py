@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import attrs
 
 from imagen_core.errors import PluginError
-from imagen_core.values import value_repr
+from imagen_core.values import value_eq, value_hash, value_repr
 
 if TYPE_CHECKING:
     from imagen_core.plugins import ImagenPluginManager
@@ -29,11 +29,13 @@ def _valid_name(name: object) -> bool:
     )
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(repr=False, eq=False)
 class NoSettings:
     """The config class of a type that takes no keys besides ``type``."""
 
     __repr__ = value_repr
+    __eq__ = value_eq
+    __hash__ = value_hash
 
 
 # A type's config class, or a function without arguments that imports and returns

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
-from imagen_core.values import value_repr
+from imagen_core.values import value_eq, value_hash, value_repr
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -21,9 +21,11 @@ if TYPE_CHECKING:
     from imagen_core.usage_report import WeekGroup
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(repr=False, eq=False)
 class UsageRow:
     __repr__ = value_repr
+    __eq__ = value_eq
+    __hash__ = value_hash
 
     created_at: dt.datetime  # UTC
     backend: str

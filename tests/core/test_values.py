@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from typing import Any
+from unittest import mock
 
 import attrs
+import pytest
 
 from imagen_core.models import Request
-from imagen_core.values import value_repr
+from imagen_core.values import value_eq, value_hash, value_repr
 
 
 @attrs.frozen
@@ -47,3 +49,97 @@ def test_request_reads_as_before():
         "Request(prompt='x', negative='', width=1024, height=1024, seed=3, steps=0, "
         "style=None, backend=None, extra={}, inputs=(), strength=None)"
     )
+
+
+# value_eq and value_hash against attrs' generated __eq__/__hash__, on twins.
+def _key(value: str) -> str:
+    return value.lower()
+
+
+@attrs.frozen
+class GeneratedEq:
+    name: str
+    size: float = 0.0
+    label: str = attrs.field(default="", eq=_key)
+    note: str = attrs.field(default="", eq=False)
+    cached: int = attrs.field(default=0, hash=False)
+    extra: tuple[Any, ...] = ()
+
+
+@attrs.frozen(repr=False, eq=False)
+class SharedEq:
+    __repr__ = value_repr
+    __eq__ = value_eq
+    __hash__ = value_hash
+
+    name: str
+    size: float = 0.0
+    label: str = attrs.field(default="", eq=_key)
+    note: str = attrs.field(default="", eq=False)
+    cached: int = attrs.field(default=0, hash=False)
+    extra: tuple[Any, ...] = ()
+
+
+PAIRS: list[tuple[dict[str, Any], dict[str, Any]]] = [
+    ({"name": "a"}, {"name": "a"}),
+    ({"name": "a"}, {"name": "b"}),
+    ({"name": "a", "size": 1.0}, {"name": "a", "size": 1}),  # 1.0 == 1, as attrs compares
+    ({"name": "a", "label": "X"}, {"name": "a", "label": "x"}),  # through the key
+    ({"name": "a", "label": "X"}, {"name": "a", "label": "y"}),
+    ({"name": "a", "note": "one"}, {"name": "a", "note": "two"}),  # not compared
+    ({"name": "a", "cached": 1}, {"name": "a", "cached": 2}),  # compared, not hashed
+    ({"name": "a", "extra": (1, [2])}, {"name": "a", "extra": (1, [2])}),  # unhashable
+    ({"name": "a", "size": float("nan")}, {"name": "a", "size": float("nan")}),
+]
+
+
+@pytest.mark.parametrize(("left", "right"), PAIRS)
+def test_equality_and_hash_are_attrs_own(left, right):
+    generated = GeneratedEq(**left), GeneratedEq(**right)
+    shared = SharedEq(**left), SharedEq(**right)
+    assert (shared[0] == shared[1]) is (generated[0] == generated[1])
+    assert (shared[0] != shared[1]) is (generated[0] != generated[1])
+    assert (shared[0] == shared[0]) is (generated[0] == generated[0])  # NaN: not equal
+    try:
+        hash(generated[0])
+    except TypeError:
+        with pytest.raises(TypeError, match="unhashable"):
+            hash(shared[0])
+        return
+    if generated[0] == generated[1]:
+        assert hash(shared[0]) == hash(shared[1])
+    assert hash(shared[0]) == hash(SharedEq(**left))
+
+
+def test_another_class_is_never_equal_and_may_answer_itself():
+    value = SharedEq("a")
+    assert value.__eq__(GeneratedEq("a")) is NotImplemented
+    assert value != GeneratedEq("a") and value != "a"
+    assert value == mock.ANY  # the other side's __eq__ is asked, as with attrs
+
+
+def test_the_first_unequal_field_answers_before_later_ones_are_compared():
+    # attrs compares field by field and stops at the first unequal pair; so does value_eq.
+    class Explodes:
+        def __eq__(self, other: object) -> bool:
+            raise AssertionError("compared after an unequal field")
+
+        __hash__ = object.__hash__
+
+    boom = Explodes()
+    assert SharedEq("a", extra=(boom,)) != SharedEq("b", extra=(boom,))
+
+
+def test_imagen_values_use_the_shared_methods_and_compare_as_before():
+    from imagen_core.config import Config, Instance, OutputConfig
+    from imagen_core.models import Capabilities, Request, Result
+
+    for cls in (Request, Result, Capabilities, Config, Instance, OutputConfig):
+        assert cls.__eq__ is value_eq and cls.__hash__ is value_hash, cls
+    assert Request("x", seed=3) == Request("x", seed=3)
+    assert Request("x", seed=3) != Request("x", seed=4)
+    assert Capabilities(images=2) == Capabilities(images=2)
+    assert hash(Capabilities(images=2)) == hash(Capabilities(images=2))
+    assert len({Capabilities(), Capabilities(), Capabilities(mask=True)}) == 2
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(Request("x"))  # its ``extra`` is a dict, as before

@@ -12,7 +12,7 @@ import attrs
 from imagen_core.config import setting
 from imagen_core.errors import BackendError
 from imagen_core.models import Capabilities, Request, Result
-from imagen_core.values import value_repr
+from imagen_core.values import value_eq, value_hash, value_repr
 
 if TYPE_CHECKING:
     from imagen_core.models import Estimate, Progress
@@ -26,9 +26,11 @@ def _non_negative(_instance: object, attribute: attrs.Attribute[float], value: f
         raise ValueError(f"{attribute.name} must be 0 or more, got {value}")
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(repr=False, eq=False)
 class MockConfig:
     __repr__ = value_repr
+    __eq__ = value_eq
+    __hash__ = value_hash
 
     latency_s: float = setting(
         0.0, validator=_non_negative, help="simulated work in seconds, shown as progress steps"

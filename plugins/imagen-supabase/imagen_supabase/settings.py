@@ -10,7 +10,7 @@ import attrs
 
 from imagen_core.config import setting
 from imagen_core.validators import positive
-from imagen_core.values import value_repr
+from imagen_core.values import value_eq, value_hash, value_repr
 
 # PostgREST addresses a table by name in the URL and its schema in a header, so
 # both halves must be plain identifiers (no quoting games in a config file).
@@ -20,11 +20,13 @@ _TABLE = re.compile(r"(?:([A-Za-z_][A-Za-z0-9_]*)\.)?([A-Za-z_][A-Za-z0-9_]*)")
 _BUCKET = re.compile(r"[^/\x00-\x1f\x7f]{1,100}")
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(repr=False, eq=False)
 class Table:
     """A table as PostgREST reaches it: ``/rest/v1/{name}`` plus the schema header."""
 
     __repr__ = value_repr
+    __eq__ = value_eq
+    __hash__ = value_hash
 
     schema: str
     name: str
@@ -76,12 +78,14 @@ def _retries(_instance: object, attribute: attrs.Attribute[int], value: int) -> 
         raise ValueError(f"{attribute.name} must be between 0 and 10, got {value}")
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(repr=False, eq=False)
 class SupabaseConfig:
     """Keys of the ``supabase`` sink block. Every key has a default: the sink is on by
     default and does nothing until SUPABASE_URL and a key are in the environment."""
 
     __repr__ = value_repr
+    __eq__ = value_eq
+    __hash__ = value_hash
 
     owner_user_id: str = setting(
         "",

@@ -23,7 +23,7 @@ import attrs
 
 from imagen_core.errors import ConfigError, describe
 from imagen_core.notices import warn
-from imagen_core.values import value_repr
+from imagen_core.values import value_eq, value_hash, value_repr
 from imagen_supabase import credential_variable_set
 from imagen_supabase.settings import SupabaseConfig, Table
 
@@ -43,9 +43,11 @@ QUIET_AFTER_UNREACHABLE_S = 30.0
 OFF_HINT = "or turn cloud sync off (--no-cloud, IMAGEN_CLOUD_SYNC=off or output.cloud_sync: off)"
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(repr=False, eq=False)
 class Plan:
     __repr__ = value_repr
+    __eq__ = value_eq
+    __hash__ = value_hash
 
     usage_row: bool
     image: bool

@@ -6,7 +6,6 @@ overwritten (a numeric suffix is added instead).
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -19,13 +18,20 @@ if TYPE_CHECKING:
     from imagen_core.plugins import ImagenPluginManager
 
 SLUG_MAX = 40
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# Every generation names its file: the three regular expressions this module
+# used (placeholders, the slug's separators, a drive letter) cost ≈ 0.35 ms to
+# compile at each start, so each is done by hand; tests/core/test_naming.py
+# checks each against its regex.
+_SLUG_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789"
+# ASCII that is not [a-z0-9] becomes "-" (what r"[^a-z0-9]+" matches, one by one).
+_TO_DASH = {code: "-" for code in range(128) if chr(code) not in _SLUG_CHARS}
 
 
 def slugify(prompt: str, max_len: int = SLUG_MAX) -> str:
     """Lowercase ASCII of the prompt, only ``[a-z0-9-]``, at most ``max_len``, never empty."""
     ascii_text = unicodedata.normalize("NFKD", prompt).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    # re.sub(r"[^a-z0-9]+", "-", text).strip("-"): the runs of [a-z0-9], joined by "-".
+    slug = "-".join(filter(None, ascii_text.lower().translate(_TO_DASH).split("-")))
     if len(slug) > max_len:
         cut = slug[:max_len]
         # Prefer to end at a word boundary when one is reasonably close.
@@ -45,7 +51,7 @@ def template_problem(template: str) -> str | None:
     if not template.strip():
         return "the template is empty"
     pure = PurePosixPath(template.replace("\\", "/"))
-    if pure.is_absolute() or re.match(r"^[A-Za-z]:", template):
+    if pure.is_absolute() or _drive_letter(template):
         return "must be a path relative to output.dir, not an absolute path"
     if ".." in pure.parts:
         return "must not contain '..': names stay inside output.dir"
@@ -58,6 +64,37 @@ def template_problem(template: str) -> str | None:
             f"slug, a 20-digit seed); file systems take {NAME_MAX}: shorten it"
         )
     return None
+
+
+def _drive_letter(template: str) -> bool:
+    """``re.match(r"^[A-Za-z]:", template)``: a Windows drive (``C:``)."""
+    first = template[:1]
+    return template[1:2] == ":" and first.isascii() and first.isalpha()
+
+
+def _placeholders(template: str) -> Iterator[tuple[int, int, str]]:
+    """Each ``{name}`` of ``template`` (start, end, name), left to right, as
+    ``re.finditer(r"\\{([A-Za-z_][A-Za-z0-9_]*)\\}", template)`` finds them."""
+    start = template.find("{")
+    while start != -1:
+        end = template.find("}", start + 1)
+        if end == -1:
+            return
+        name = template[start + 1 : end]
+        if _is_name(name):
+            yield start, end + 1, name
+            start = template.find("{", end + 1)
+        else:
+            start = template.find("{", start + 1)
+
+
+def _is_name(text: str) -> bool:
+    """``[A-Za-z_][A-Za-z0-9_]*``."""
+    return (
+        text.isascii()
+        and (text[:1].isalpha() or text[:1] == "_")
+        and (text.replace("_", "a").isalnum())
+    )
 
 
 def known_placeholders(pm: ImagenPluginManager) -> list[str]:
@@ -82,7 +119,8 @@ def known_placeholders(pm: ImagenPluginManager) -> list[str]:
 
 def unknown_placeholders(template: str, known: list[str]) -> list[str]:
     """The ``{placeholders}`` of ``template`` not in ``known``: they stay literal."""
-    return [name for name in dict.fromkeys(_PLACEHOLDER.findall(template)) if name not in known]
+    found = dict.fromkeys(name for _start, _end, name in _placeholders(template))
+    return [name for name in found if name not in known]
 
 
 # The longest value each built-in placeholder takes (``{backend}``: a long name).
@@ -106,12 +144,12 @@ def path_safe(value: Any) -> str:
 
 def render(template: str, fields: dict[str, Any]) -> str:
     """Fill ``{placeholders}``; unknown ones are left as they are."""
-
-    def fill(match: re.Match[str]) -> str:
-        name = match.group(1)
-        return path_safe(fields[name]) if name in fields else match.group(0)
-
-    return _PLACEHOLDER.sub(fill, template)
+    parts, done = [], 0
+    for start, end, name in _placeholders(template):
+        if name in fields:
+            parts += [template[done:start], path_safe(fields[name])]
+            done = end
+    return "".join([*parts, template[done:]])
 
 
 def resolve(output_dir: Path, template: str, fields: dict[str, Any]) -> Path:

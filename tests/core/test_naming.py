@@ -1,12 +1,24 @@
 from __future__ import annotations
 
+import random
 import re
+import unicodedata
 from pathlib import Path
 
 import pytest
 
 from imagen_core.errors import OutputError
-from imagen_core.naming import candidates, render, resolve, slugify, template_problem
+from imagen_core.naming import (
+    SLUG_MAX,
+    _drive_letter,
+    candidates,
+    path_safe,
+    render,
+    resolve,
+    slugify,
+    template_problem,
+    unknown_placeholders,
+)
 
 SLUG = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
@@ -75,3 +87,49 @@ def test_candidates_add_numeric_suffixes() -> None:
         Path("/x/cat-1.png"),
         Path("/x/cat-2.png"),
     ]
+
+
+# Naming does by hand what three regular expressions did (compiling them cost
+# every start ≈ 0.35 ms): each is checked against its regex on random text.
+PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+ALPHABET = "{}{}_aZ9x/:.- é²ß\\"
+
+
+def _texts(count: int) -> list[str]:
+    rng = random.Random(15)
+    texts = ["", "{", "}", "{}", "{{date}", "{a{b}", "{a}}", "{_}", "{9a}", "{é}", "C:", "c:/"]
+    texts += ["".join(rng.choice(ALPHABET) for _ in range(rng.randrange(12))) for _ in range(count)]
+    return texts
+
+
+def _render_by_regex(template: str, fields: dict[str, str]) -> str:
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return path_safe(fields[name]) if name in fields else match.group(0)
+
+    return PLACEHOLDER.sub(fill, template)
+
+
+def test_placeholders_are_what_the_regex_finds():
+    fields = {"a": "A", "_": "U", "aZ9": "/", "x": "..", "date": "D"}
+    for template in _texts(5000):
+        assert render(template, fields) == _render_by_regex(template, fields), template
+        found = list(dict.fromkeys(PLACEHOLDER.findall(template)))
+        assert unknown_placeholders(template, []) == found, template
+        assert unknown_placeholders(template, ["a"]) == [n for n in found if n != "a"], template
+
+
+def test_the_slug_is_what_the_regex_made():
+    rng = random.Random(7)
+    pool = "aZ9 -_!é🦊ﬁ\t." + "".join(map(chr, range(32, 127)))
+    prompts = ["".join(rng.choice(pool) for _ in range(rng.randrange(60))) for _ in range(3000)]
+    for prompt in ["x", "--a--b--", "A  B", *prompts]:
+        text = unicodedata.normalize("NFKD", prompt).encode("ascii", "ignore").decode()
+        expected = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+        if expected and len(expected) <= SLUG_MAX:
+            assert slugify(prompt) == expected, prompt
+
+
+def test_a_drive_letter_is_what_the_regex_matched():
+    for template in _texts(3000):
+        assert _drive_letter(template) is bool(re.match(r"^[A-Za-z]:", template)), template

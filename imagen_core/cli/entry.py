@@ -1,5 +1,6 @@
-"""The console script's entry (``imagen_core.cli:main``): run the ``imagen``
-group and turn every error into one line per problem and an exit code."""
+"""The ``imagen`` command's entry (``imagen_core.cli:main``, which the console
+script ``imagen_core.console:main`` runs): run the ``imagen`` group and turn
+every error into one line per problem and an exit code."""
 
 from __future__ import annotations
 

@@ -73,7 +73,7 @@ def test_wheel_metadata(wheels):
         if line.startswith("Requires-Dist: ") and "extra ==" not in line
     }
     assert requires == {"pluggy", "attrs", "cattrs", "ruamel-yaml", "click", "pillow", "requests"}
-    assert "[console_scripts]\nimagen = imagen_core.cli:main" in core_eps
+    assert "[console_scripts]\nimagen = imagen_core.console:main" in core_eps
     mock_meta, mock_eps = metadata(wheels["imagen_mock"])
     assert f"Requires-Dist: imagen-core=={__version__}" in mock_meta
     assert "[imagen]\nmock = imagen_mock" in mock_eps

@@ -246,3 +246,66 @@ def test_the_fast_exit_is_taken_only_without_earlier_exit_handlers(monkeypatch):
     assert not entry._no_exit_handlers_yet()
     monkeypatch.delattr(atexit, "_ncallbacks")
     assert not entry._no_exit_handlers_yet()
+
+
+@pytest.fixture
+def collector():
+    """The collector's thresholds and callbacks, put back after the test."""
+    import gc
+
+    threshold, callbacks, enabled = gc.get_threshold(), list(gc.callbacks), gc.isenabled()
+    yield gc
+    gc.set_threshold(*threshold)
+    gc.callbacks[:] = callbacks
+    if enabled:
+        gc.enable()
+
+
+def test_the_console_script_collects_first_after_its_start_then_as_usual(collector):
+    from imagen_core import console
+
+    collector.set_threshold(700, 10, 10)
+    console.defer_collection()
+    assert collector.get_threshold() == (console.START_COLLECTION_AFTER, 10, 10)
+    collector.collect()  # the first collection, whatever starts it: the usual thresholds again
+    assert collector.get_threshold() == (700, 10, 10)
+    collector.set_threshold(500, 5, 5)  # and a later tuning is left alone
+    collector.collect()
+    assert collector.get_threshold() == (500, 5, 5)
+
+
+@pytest.mark.parametrize("setting", ["disabled", "off", "higher"])
+def test_a_collector_turned_off_or_tuned_is_left_as_it_is(collector, setting):
+    from imagen_core import console
+
+    before = (0, 10, 10) if setting == "off" else (200_000, 10, 10) if setting == "higher" else None
+    if before is None:
+        collector.disable()
+        before = collector.get_threshold()
+    else:
+        collector.set_threshold(*before)
+    callbacks = list(collector.callbacks)
+    console.defer_collection()
+    assert collector.get_threshold() == before
+    assert collector.callbacks == callbacks
+
+
+def test_only_the_console_script_defers_the_collector(isolated_env):
+    # `imagen` (the installed script) starts with the deferred collector; a
+    # script calling main(argv), or importing imagen_core.cli, does not.
+    import os
+    import sys
+
+    show = "import atexit, gc; atexit.register(lambda: print(gc.get_threshold()[0], flush=True))\n"
+    script = (
+        show
+        + "import sys; sys.argv = ['imagen', '--version']\nfrom imagen_core.console import main\nmain()\n"
+    )
+    called = show + "from imagen_core.cli import main\nmain(['--version'])\n"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SUPABASE")}
+    for code, deferred in ((script, True), (called, False)):
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        assert (done.stdout.splitlines()[-1] == "100000") is deferred, done.stdout

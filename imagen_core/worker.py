@@ -251,8 +251,8 @@ class Worker:
         Each of ``concurrency`` threads claims its own jobs and runs each from
         claim to completion: no job is handed from one thread to another. A
         hand-off wakes a sleeping thread, on a virtual machine often on another
-        CPU, and that cost a fifth of a small job's time. This thread only waits
-        for them (after ``abort``, for the grace period)."""
+        CPU, and that cost a small job about a sixth of its time. This thread
+        only waits for them (after ``abort``, for the grace period)."""
         beat = threading.Thread(target=self._heartbeats, daemon=True, name="heartbeat")
         beat.start()
         # Daemons: after ``abort`` the worker exits without the calls that did

@@ -29,7 +29,7 @@ import attrs
 from imagen_core.config import data_file, optional_path, setting
 from imagen_core.errors import ImagenError
 from imagen_core.usage import UsageRow
-from imagen_core.values import value_repr
+from imagen_core.values import value_eq, value_hash, value_repr
 
 if TYPE_CHECKING:
     import sqlite3
@@ -150,9 +150,11 @@ class LedgerError(ImagenError):
     """The ledger could not be written (reported as one warning by the pipeline)."""
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(repr=False, eq=False)
 class LedgerConfig:
     __repr__ = value_repr
+    __eq__ = value_eq
+    __hash__ = value_hash
 
     path: Path | None = setting(
         None,

@@ -25,7 +25,7 @@ import attrs
 
 from imagen_core.errors import InvalidRequest, UsageError
 from imagen_core.models import INPUT_ROLES, ImageInput, Request
-from imagen_core.values import value_repr
+from imagen_core.values import value_eq, value_hash, value_repr
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -51,12 +51,14 @@ def _ref_source(_instance: object, _attribute: attrs.Attribute[str | None], valu
         raise InvalidRequest(f"an input's source is a path or null, got {value!r:.80}")
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(repr=False, eq=False)
 class InputRef:
     """An input image as a job row holds it: the hash of its stored bytes, its
     role, and the path it came from (for the sidecar)."""
 
     __repr__ = value_repr
+    __eq__ = value_eq
+    __hash__ = value_hash
 
     sha256: str = attrs.field(validator=_sha256)
     role: str = attrs.field(default="image", validator=_ref_role)
@@ -144,9 +146,11 @@ def with_inputs(
     return attrs.evolve(request, inputs=inputs)
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(repr=False, eq=False)
 class Job:
     __repr__ = value_repr
+    __eq__ = value_eq
+    __hash__ = value_hash
 
     id: str
     request: Request

@@ -28,7 +28,7 @@ from imagen_core.config import data_file, optional_path, setting
 from imagen_core.errors import ImagenError, InvalidRequest
 from imagen_core.models import Request
 from imagen_core.queue import InputRef, Job, request_record, stored_request, with_inputs
-from imagen_core.values import value_repr
+from imagen_core.values import value_eq, value_hash, value_repr
 
 if TYPE_CHECKING:
     import sqlite3
@@ -150,9 +150,11 @@ def default_path() -> Path:
     return data_file("jobs.db")
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(repr=False, eq=False)
 class SQLiteQueueConfig:
     __repr__ = value_repr
+    __eq__ = value_eq
+    __hash__ = value_hash
 
     path: Path | None = setting(
         None,

@@ -132,10 +132,17 @@ def test_the_first_unequal_field_answers_before_later_ones_are_compared():
 
 def test_imagen_values_use_the_shared_methods_and_compare_as_before():
     from imagen_core.config import Config, Instance, OutputConfig
+    from imagen_core.ledger import LedgerConfig
     from imagen_core.models import Capabilities, Request, Result
+    from imagen_core.queue import InputRef, Job
+    from imagen_core.sqlite_queue import SQLiteQueueConfig
 
-    for cls in (Request, Result, Capabilities, Config, Instance, OutputConfig):
+    shared = (Request, Result, Capabilities, Config, Instance, OutputConfig)
+    for cls in (*shared, LedgerConfig, InputRef, Job, SQLiteQueueConfig):
         assert cls.__eq__ is value_eq and cls.__hash__ is value_hash, cls
+    ref = InputRef(sha256="ab" * 32, role="image", source="a.png")
+    assert ref == attrs.evolve(ref) and hash(ref) == hash(attrs.evolve(ref))
+    assert ref != attrs.evolve(ref, role="mask")
     assert Request("x", seed=3) == Request("x", seed=3)
     assert Request("x", seed=3) != Request("x", seed=4)
     assert Capabilities(images=2) == Capabilities(images=2)

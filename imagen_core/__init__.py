@@ -6,9 +6,10 @@ The public API. Names are imported on first use, so that ``import imagen_core``
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from imagen_core._version import __version__
+from imagen_core.exports import lazy
 
 if TYPE_CHECKING:
     from imagen_core.comparison import Comparison, Outcome, compare
@@ -114,15 +115,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module_name = _EXPORTS.get(name)
-    if module_name is None:
-        raise AttributeError(f"module 'imagen_core' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module_name), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy(__name__, _EXPORTS)
 
 
 def __dir__() -> list[str]:

@@ -17,6 +17,7 @@ from typing import Any, Literal
 import attrs
 
 from imagen_core.errors import ConfigError, MissingEnvError, UsageError
+from imagen_core.exports import lazy
 from imagen_core.values import value_eq, value_hash, value_repr
 
 if typing.TYPE_CHECKING:
@@ -956,11 +957,5 @@ def require_env(variable: str, *, key: str = "api_token_env") -> str:
     return value
 
 
-def __getattr__(name: str) -> Any:
-    # Budget lives with the budgets (imagen_core.budgets): built on first use.
-    if name == "Budget":
-        from imagen_core.budgets import Budget
-
-        globals()[name] = Budget  # once: later lookups find it (and annotations resolve)
-        return Budget
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# Budget lives with the budgets (imagen_core.budgets): built on first use.
+__getattr__ = lazy(__name__, {"Budget": "imagen_core.budgets"})

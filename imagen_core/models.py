@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import attrs
 
 from imagen_core.errors import InvalidRequest
+from imagen_core.exports import lazy
 from imagen_core.values import value_eq, value_hash, value_repr
 
 if TYPE_CHECKING:
@@ -357,15 +358,6 @@ def no_progress(done: int, total: int, message: str = "") -> None:
 
 
 # The values defined elsewhere that this module exports, built on first use.
-_LAZY = {"ImageInput": "imagen_core.inputs", "Estimate": "imagen_core.estimate"}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # once: later lookups find it (and annotations resolve)
-    return value
+__getattr__ = lazy(
+    __name__, {"ImageInput": "imagen_core.inputs", "Estimate": "imagen_core.estimate"}
+)

@@ -70,7 +70,7 @@ UPDATE {jobs} AS j
 SET status = 'running', attempts = j.attempts + 1, worker = %s,
     lease_until = now() + interval '60 seconds', updated_at = now()
 FROM picked WHERE j.id = picked.id
-RETURNING j.id, j.request, j.backend
+RETURNING j.id, j.request, j.backend, j.created_at
 """
 POSTGRES_COMPLETE = """
 UPDATE {jobs} SET status = 'done', result_path = %s, metadata = %s::jsonb, error = NULL,
@@ -101,9 +101,11 @@ def render_png(picture: ModuleType, prompt: str, seed: int, width: int, height: 
     return buffer.getvalue()
 
 
-def write_png(folder: Path, name: str, data: bytes) -> Path:
-    """A temporary file in ``folder``, written and fsynced, renamed into place."""
-    final = folder / f"{name}.png"
+def write_png(folder: Path, name: str, data: bytes, *, no_clobber: bool = False) -> Path:
+    """A temporary file in ``folder``, written and fsynced, renamed into place;
+    ``no_clobber``: linked at the name (never replacing a file) and unlinked, as
+    imagen writes."""
+    final = folder / (name if no_clobber else f"{name}.png")
     tmp = folder / f".{name}.{os.getpid()}.part"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
@@ -111,7 +113,11 @@ def write_png(folder: Path, name: str, data: bytes) -> Path:
         os.fsync(fd)
     finally:
         os.close(fd)
-    tmp.replace(final)
+    if no_clobber:
+        os.link(tmp, final)
+        tmp.unlink()
+    else:
+        tmp.replace(final)
     return final
 
 
@@ -123,13 +129,26 @@ def picture_of(request: dict[str, Any], picture: ModuleType) -> tuple[bytes, int
     return data, seed
 
 
+class Plain:
+    """The plain worker's job: render, write the PNG, nothing else."""
+
+    out: Path
+    picture: ModuleType
+
+    def produce(
+        self, job_id: str, request: dict[str, Any], _backend: str, _created_at: Any
+    ) -> tuple[Path, dict[str, Any]]:
+        data, seed = picture_of(request, self.picture)
+        return write_png(self.out, job_id, data), {"seed": seed}
+
+
 def no_imagen() -> None:
     """The baseline must not be helped (or slowed) by imagen's modules."""
     loaded = sorted(name for name in sys.modules if name.split(".")[0].startswith("imagen"))
     assert not loaded, f"the plain worker imported {loaded}"
 
 
-class SQLiteWorker:
+class SQLiteWorker(Plain):
     """Connect (and import) first; ``run()`` then works until the queue is empty."""
 
     def __init__(self, path: str, out: Path, name: str) -> None:
@@ -155,19 +174,20 @@ class SQLiteWorker:
             db.execute("COMMIT")
             if row is None:
                 return done
-            data, seed = picture_of(json.loads(row["request"]), self.picture)
-            path = write_png(self.out, row["id"], data)
+            path, metadata = self.produce(
+                row["id"], json.loads(row["request"]), row["backend"], row["created_at"]
+            )
             stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
             db.execute("BEGIN IMMEDIATE")
             db.execute(
                 SQLITE_COMPLETE,
-                (str(path), json.dumps({"seed": seed}), stamp, row["id"], self.name),
+                (str(path), json.dumps(metadata), stamp, row["id"], self.name),
             )
             db.execute("COMMIT")
             done += 1
 
 
-class PostgresWorker:
+class PostgresWorker(Plain):
     """The same with psycopg, on a schema made by imagen-postgres."""
 
     def __init__(self, dsn: str, schema: str, out: Path, name: str) -> None:
@@ -187,14 +207,152 @@ class PostgresWorker:
     def run(self) -> int:
         done = 0
         while (row := self.conn.execute(self.claim, (self.name,)).fetchone()) is not None:
-            job_id, request, _backend = row
-            data, seed = picture_of(request, self.picture)
-            path = write_png(self.out, str(job_id), data)
-            metadata = json.dumps({"seed": seed})
-            self.conn.execute(self.complete, (str(path), metadata, job_id, self.name))
+            job_id, request, backend, created_at = row
+            path, metadata = self.produce(str(job_id), request, backend, created_at)
+            self.conn.execute(self.complete, (str(path), json.dumps(metadata), job_id, self.name))
             done += 1
         self.conn.close()
         return done
+
+
+# imagen_core/ledger.py's table, as of this bench.
+LEDGER_SCHEMA = """
+CREATE TABLE IF NOT EXISTS usage (
+    id INTEGER PRIMARY KEY, created_at TEXT NOT NULL, backend TEXT NOT NULL,
+    backend_type TEXT NOT NULL, model TEXT, latency_s REAL, cost_usd REAL,
+    prompt_sha256 TEXT NOT NULL, caller TEXT NOT NULL, status TEXT NOT NULL, error TEXT,
+    inputs INTEGER NOT NULL DEFAULT 0, cost_basis TEXT
+)
+"""
+LEDGER_INSERT = (
+    "INSERT INTO usage (created_at, backend, backend_type, model, latency_s, cost_usd,"
+    " prompt_sha256, caller, status, error, inputs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)"
+)
+LEDGER_DONE = "UPDATE usage SET status = 'ok', error = NULL, latency_s = ? WHERE id = ?"
+IMAGE_SUFFIXES = (".png", ".jpg", ".webp", ".gif")
+
+
+def png_chunk(kind: bytes, body: bytes) -> bytes:
+    import struct
+    import zlib
+
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def with_texts(data: bytes, parameters: str, record: str) -> bytes:
+    """The PNG with a ``parameters`` tEXt and an ``imagen`` iTXt chunk after IHDR
+    (IHDR is always the first chunk: 8 + 25 bytes)."""
+    texts = png_chunk(b"tEXt", b"parameters\0" + parameters.encode("latin-1")) + png_chunk(
+        b"iTXt", b"imagen\0\0\0\0\0" + record.encode()
+    )
+    return data[:33] + texts + data[33:]
+
+
+def forget_leftovers(folder: Path, job_id: str) -> None:
+    """What an earlier attempt left, removed by name (as imagen's worker looks)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        for name in (f"{job_id}.json", f"{job_id}-1.json"):
+            try:
+                os.close(os.open(name, os.O_RDONLY, dir_fd=fd))
+            except FileNotFoundError:
+                pass
+        for suffix in IMAGE_SUFFIXES:
+            try:
+                os.unlink(job_id + suffix, dir_fd=fd)
+            except FileNotFoundError:
+                pass
+    finally:
+        os.close(fd)
+
+
+class Featured:
+    """What imagen's worker does by default and the plain one does not, done by
+    hand for each job: the leftover check of an earlier attempt (by name, in the
+    job's submit-hour folder and in ``jobs/``), the provenance written into the
+    PNG (an A1111 ``parameters`` chunk and the record as JSON), a cost ledger row
+    saying "interrupted" before the files are written and completed after, the
+    JSON sidecar (fsynced, linked before the image) and a log line. Mixed into
+    either plain worker, it leaves between it and imagen only imagen's own cost:
+    its objects, hooks, configuration and checks."""
+
+    out: Path
+    name: str
+    picture: ModuleType
+
+    def keep_ledger(self, path: Path) -> None:
+        import sqlite3
+
+        self.ledger = sqlite3.connect(path, isolation_level=None)
+        self.ledger.execute("PRAGMA journal_mode=WAL")
+        self.ledger.execute("PRAGMA synchronous=NORMAL")
+        self.ledger.execute(LEDGER_SCHEMA)
+
+    def produce(
+        self, job_id: str, request: dict[str, Any], backend: str, created_at: Any
+    ) -> tuple[Path, dict[str, Any]]:
+        import datetime as dt
+        import hashlib
+
+        started = time.perf_counter()
+        stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        if isinstance(created_at, str):
+            created_at = dt.datetime.fromisoformat(created_at)
+        folder = self.out / f"{created_at.astimezone(dt.timezone.utc):%Y-%m-%d/%H}"
+        forget_leftovers(folder, job_id)
+        forget_leftovers(self.out, job_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        data, seed = picture_of(request, self.picture)
+        width, height = request.get("width", 1024), request.get("height", 1024)
+        record = {
+            "imagen_version": "0.1.0",
+            "created": stamp,
+            "image": f"{job_id}.png",
+            "prompt": request["prompt"],
+            "prompt_sent": request["prompt"],
+            "request": request,
+            "backend": {"name": backend, "type": "mock"},
+            "model": "mock",
+            "seed": seed,
+            "width": width,
+            "height": height,
+            "mime_type": "image/png",
+            "latency_s": round(time.perf_counter() - started, 4),
+            "cost_usd": 0.0,
+            "cost_basis": "computed",
+            "metadata": {"fingerprint": {"imagen": "0.1.0", "plugin": "imagen-mock"}},
+        }
+        parameters = (
+            f"{request['prompt']}\nSteps: {request.get('steps')}, Sampler: mock, Seed: {seed},"
+            f" Size: {width}x{height}, Model: mock, Backend: {backend}, Version: imagen 0.1.0"
+        )
+        data = with_texts(data, parameters, json.dumps(record, ensure_ascii=False))
+        prompt_sha = hashlib.sha256(request["prompt"].encode()).hexdigest()
+        row = (stamp, backend, "mock", "mock", None, 0.0, prompt_sha, self.name, "interrupted")
+        pending = self.ledger.execute(LEDGER_INSERT, (*row, "interrupted")).lastrowid
+        sidecar = json.dumps(record, indent=2).encode() + b"\n"
+        sidecar_path = write_png(folder, f"{job_id}.json", sidecar, no_clobber=True)
+        path = write_png(folder, f"{job_id}.png", data, no_clobber=True)
+        took = round(time.perf_counter() - started, 4)
+        self.ledger.execute(LEDGER_DONE, (took, pending))
+        print(f"job {job_id[:8]} {backend} done {took:.2f}s {path}", file=sys.stderr)
+        metadata = {"seed": seed, "model": "mock", "latency_s": took, "cost_usd": 0.0}
+        return path, {**metadata, "sidecar": str(sidecar_path)}
+
+
+class FeaturedSQLiteWorker(Featured, SQLiteWorker):
+    def __init__(self, path: str, out: Path, name: str, ledger: Path) -> None:
+        super().__init__(path, out, name)
+        self.keep_ledger(ledger)
+
+
+class FeaturedPostgresWorker(Featured, PostgresWorker):
+    def __init__(self, dsn: str, schema: str, out: Path, name: str, ledger: Path) -> None:
+        super().__init__(dsn, schema, out, name)
+        self.keep_ledger(ledger)
 
 
 if __name__ == "__main__":

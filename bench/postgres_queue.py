@@ -24,6 +24,9 @@ the tests do: tests/pgserver.py).
    before the clock, alternating, median of the rounds' ratios; again with
    ``output.sidecar: false`` (one file per job, as the plain worker writes).
                                                                target: >= 0.8x
+4. The worker's own cost: ``imagen worker`` with the defaults against the plain
+   worker doing by hand what the defaults do (bench/plain_worker.py's
+   ``Featured``), as in bench/worker.py.                      target: >= 0.8x
 
 Both clocks are CLOCK_MONOTONIC (``time.monotonic``), shared by the processes of
 one machine. The server runs with fsync off, as in the tests: the figures are
@@ -216,23 +219,30 @@ def jobs_per_s(loop, dsn: str, admin: str, schema: str, jobs: int, processes: in
 def e2e_child(kind: str, dsn: str, schema: str, folder: str, name: str, start, out) -> None:
     """One worker process (spawned): set up warm, wait for the others, work until
     the queue is empty, report (jobs, start, end)."""
-    work = Path(folder)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)  # imagen worker's one line per job: written, not shown
-    if kind == "plain":
-        sys.path.insert(0, str(ROOT / "bench"))
-        from plain_worker import PostgresWorker
 
-        run = PostgresWorker(dsn, schema, work / "plain" / "jobs", name).run
-    else:
-        from worker import imagen_worker
+    def run() -> tuple[int, float, float]:
+        work = Path(folder)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)  # imagen worker's one line per job: written, not shown
+        if kind == "plain":
+            sys.path.insert(0, str(ROOT / "bench"))
+            from plain_worker import PostgresWorker
 
-        queue = {"type": "postgres", "schema": schema}
-        run = imagen_worker(work, queue, sidecar=kind == "imagen")
-    start.wait(timeout=300)
-    started = time.monotonic()
-    done = run()
-    out.put((done, started, time.monotonic()))
+            work_loop = PostgresWorker(dsn, schema, work / "plain" / "jobs", name).run
+        elif kind == "featured":
+            sys.path.insert(0, str(ROOT / "bench"))
+            from plain_worker import FeaturedPostgresWorker
+
+            images = work / "plain" / "jobs"
+            work_loop = FeaturedPostgresWorker(dsn, schema, images, name, work / "usage.db").run
+        else:
+            from worker import imagen_worker
+
+            queue = {"type": "postgres", "schema": schema}
+            work_loop = imagen_worker(work, queue, sidecar=kind == "imagen")
+        return children.timed(work_loop, start)
+
+    children.child(run, start, out)
 
 
 def e2e_rate(
@@ -289,7 +299,7 @@ def main() -> int:
             os.environ["XDG_DATA_HOME"] = str(folder / "data")
             for processes in (1, 2) if "e2e" in only else ():
                 for round_ in range(args.rounds):
-                    kinds = ["plain", *E2E_KINDS]
+                    kinds = ["plain", "featured", *E2E_KINDS]
                     for kind in kinds if round_ % 2 == 0 else kinds[::-1]:
                         rate = e2e_rate(
                             kind, dsn, admin, throughput_schema, folder, args.e2e_jobs, processes
@@ -339,6 +349,15 @@ def main() -> int:
                 f"  rounds: plain {[round(r) for r in plain_rates]}, "
                 f"{kind} {[round(r) for r in our_rates]}"
             )
+    for processes in (1, 2) if "e2e" in only else ():
+        figures.add_rates(
+            "imagen worker's own cost: the defaults vs a plain worker doing the same work"
+            f" by hand (mock 8x8), {processes} process(es), jobs/s",
+            e2e[("featured", processes)],
+            e2e[("imagen", processes)],
+            at_least=E2E_TARGET,
+            ratio_of_medians=True,
+        )
     return figures.report()
 
 

@@ -18,6 +18,11 @@
    which the plain worker does not write). Both start warm (connected, one
    picture rendered) and wait on one barrier; the clock runs from there to the
    last one's end.
+4. The worker's own cost: ``imagen worker`` with the defaults against the plain
+   worker doing by hand what those defaults do (bench/plain_worker.py's
+   ``Featured``: the leftover check, the provenance chunks, the ledger's two
+   rows, the fsynced sidecar, a log line), so that what is left is imagen's own
+   overhead: objects, hooks, configuration, checks.           target: >= 0.8x
 
 Rounds alternate the order of the two sides; each figure is the median of the
 rounds' ratios (a burst of load from elsewhere spoils one round, not the figure).
@@ -130,21 +135,26 @@ def imagen_loop(path: str, _: int) -> int:
 def e2e_child(kind: str, path: str, folder: str, name: str, start, out) -> None:
     """One worker process of the end-to-end figure (spawned): set up, wait for the
     others, work until the queue is empty, report (jobs, start, end)."""
-    work = Path(folder)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)  # imagen worker's one line per job: written, not shown
-    if kind == "plain":
-        from plain_worker import SQLiteWorker
 
-        plain = SQLiteWorker(path, work / "plain" / "jobs", name)
-        run = plain.run
-    else:
-        queue = {"type": "sqlite", "path": path, "poll_s": 0.01}
-        run = imagen_worker(work, queue, sidecar=kind == "imagen")
-    start.wait(timeout=300)
-    started = time.monotonic()
-    done = run()
-    out.put((done, started, time.monotonic()))
+    def run() -> tuple[int, float, float]:
+        work = Path(folder)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)  # imagen worker's one line per job: written, not shown
+        if kind == "plain":
+            from plain_worker import SQLiteWorker
+
+            work_loop = SQLiteWorker(path, work / "plain" / "jobs", name).run
+        elif kind == "featured":
+            from plain_worker import FeaturedSQLiteWorker
+
+            images, ledger = work / "plain" / "jobs", work / "usage.db"
+            work_loop = FeaturedSQLiteWorker(path, images, name, ledger).run
+        else:
+            queue = {"type": "sqlite", "path": path, "poll_s": 0.01}
+            work_loop = imagen_worker(work, queue, sidecar=kind == "imagen")
+        return children.timed(work_loop, start)
+
+    children.child(run, start, out)
 
 
 def imagen_worker(work: Path, queue: dict[str, object], *, sidecar: bool = True):
@@ -195,7 +205,7 @@ E2E_KINDS = {
 
 def e2e_figures(figures: Figures, folder: Path, rounds: int, jobs: int) -> None:
     for processes in (1, 2):
-        rates: dict[str, list[float]] = {"plain": [], **{kind: [] for kind in E2E_KINDS}}
+        rates: dict[str, list[float]] = {kind: [] for kind in ("plain", "featured", *E2E_KINDS)}
         for round_ in range(rounds):
             order = list(rates) if round_ % 2 == 0 else list(rates)[::-1]
             for kind in order:
@@ -209,6 +219,14 @@ def e2e_figures(figures: Figures, folder: Path, rounds: int, jobs: int) -> None:
                 at_least=E2E_TARGET,
                 ratio_of_medians=True,
             )
+        figures.add_rates(
+            f"imagen worker's own cost: the defaults vs a plain worker doing the same work"
+            f" by hand (sqlite, mock 8x8), {processes} process(es), jobs/s",
+            rates["featured"],
+            rates["imagen"],
+            at_least=E2E_TARGET,
+            ratio_of_medians=True,
+        )
 
 
 def fill(path: Path, jobs: int = QUEUE_JOBS) -> None:

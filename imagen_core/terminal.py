@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import attrs
 
+from imagen_core.columns import table
+
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Sequence
+    from collections.abc import Iterable, Iterator
 
     from imagen_core.budgets import BudgetStatus
     from imagen_core.comparison import Comparison
@@ -178,15 +180,6 @@ def comparison_table(comparison: Comparison) -> str:
     if comparison.sidecar:
         lines.append(f"sidecar: {comparison.sidecar}")
     return "\n".join(line.rstrip() for line in lines)
-
-
-def table(rows: Sequence[Sequence[str]]) -> str:
-    """Rows as aligned columns (the last column is not padded)."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
 
 
 def usage_report(groups: list[WeekGroup]) -> str:

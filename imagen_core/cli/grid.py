@@ -277,8 +277,9 @@ def _report(run: GridRun) -> None:
 
 
 def _dry_run_table(session: Session, checked: Plan) -> str:
+    from imagen_core.columns import table
     from imagen_core.grid.plan import estimates, total
-    from imagen_core.terminal import format_cost, table
+    from imagen_core.terminal import format_cost
 
     priced = estimates(session, checked)
     names = [axis.name for axis in checked.axes]

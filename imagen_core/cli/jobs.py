@@ -131,7 +131,7 @@ def jobs(
     ctx.obj = config_path
     if ctx.invoked_subcommand is not None:
         return
-    from imagen_core.terminal import table
+    from imagen_core.columns import table
 
     found = open_session(config_path).queue().list(status=status, limit=limit)
     if as_json:

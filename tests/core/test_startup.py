@@ -140,6 +140,9 @@ def test_listing_jobs_imports_no_backend_or_sink_module(isolated_env):
     assert modules & set(TYPE_MODULES) == {"imagen_core.sqlite_queue"}
     assert "imagen_core.pipeline" in modules  # the session; but not what generates:
     assert not modules & {"PIL", "hashlib", "imagen_core.provenance.embed"}
+    # Its table needs imagen_core.columns, not the terminal module's attrs classes.
+    assert "imagen_core.columns" in modules
+    assert "imagen_core.terminal" not in modules
 
 
 def test_raw_usage_imports_the_ledger_and_no_other_type_module(isolated_env):

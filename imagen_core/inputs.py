@@ -97,7 +97,7 @@ class ImageInput:
                     image.verify()
         except Exception as exc:  # Pillow raises many types for a broken file
             raise InvalidInput(
-                f"{name} is not a readable image ({type(exc).__name__}: {exc}); "
+                f"{name} is not a readable image ({_unreadable(exc)}); "
                 "give a PNG, JPEG or WebP file"
             ) from None
         if fmt not in INPUT_FORMATS:
@@ -144,6 +144,16 @@ class ImageInput:
             "mime_type": self.mime_type,
             "source": self.source,
         }
+
+
+def _unreadable(exc: Exception) -> str:
+    """Why Pillow could not read an image, in words: its "cannot identify image
+    file <_io.BytesIO object at 0x...>" names a Python object, not the file."""
+    from PIL import UnidentifiedImageError
+
+    if isinstance(exc, UnidentifiedImageError):
+        return "not an image format Pillow recognises"
+    return str(exc) or type(exc).__name__
 
 
 def _check_input_size(name: str, size: int) -> None:

@@ -118,6 +118,9 @@ def test_image_input_rejects_what_cannot_be_used(data: bytes, message: str) -> N
     with pytest.raises(InvalidInput, match=message) as info:
         ImageInput.from_bytes(data, source="in.png")
     assert info.value.exit_code == 2
+    # Said in words: no Python object's repr ("<_io.BytesIO object at 0x...>").
+    assert " object at 0x" not in str(info.value)
+    assert "Error:" not in str(info.value)
 
 
 def test_image_input_refuses_oversized_files_before_reading_them(tmp_path) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -29,12 +29,29 @@ def _size(ctx: click.Context, param: click.Parameter, value: str | None) -> tupl
     return None if value is None else parse_size(ctx, param, value)
 
 
+def _one_axis(_ctx: click.Context, param: click.Parameter, given: tuple[str, ...]) -> str | None:
+    """An axis option's value. Taken as repeatable only to refuse a repeat: click
+    keeps the last of a repeated option, and ``--x seed=1..4 --x steps=4,8``
+    would silently drop the seeds instead of making a second axis."""
+    if len(given) > 1:
+        option = param.opts[0]
+        raise click.BadParameter(
+            f"given {len(given)} times ({', '.join(given)}); one axis each: "
+            "--x for the columns, --y for the rows, --z for the sheets",
+            param_hint=option,
+        )
+    return given[0] if given else None
+
+
+AXIS: dict[str, Any] = {"multiple": True, "callback": _one_axis}
+
+
 @click.command(cls=PlainHelp)
 @click.argument("prompt", nargs=-1)
-@click.option("--x", "x_axis", metavar="AXIS=VALUES", help="The columns, e.g. seed=1..4.")
-@click.option("--y", "y_axis", metavar="AXIS=VALUES", help="The rows, e.g. steps=4..20:8.")
+@click.option("--x", "x_axis", **AXIS, metavar="AXIS=VALUES", help="The columns, e.g. seed=1..4.")
+@click.option("--y", "y_axis", **AXIS, metavar="AXIS=VALUES", help="The rows, e.g. steps=4..20:8.")
 @click.option(
-    "--z", "z_axis", metavar="AXIS=VALUES", help="One sheet per value, e.g. style=,photo."
+    "--z", "z_axis", **AXIS, metavar="AXIS=VALUES", help="One sheet per value, e.g. style=,photo."
 )
 @click.option(
     "--backend", "-b", metavar="NAME", help="Backend for every cell (default: default_backend)."

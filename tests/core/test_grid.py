@@ -401,6 +401,9 @@ def test_cli_runs_and_reports(configured, capsys, tmp_path):
         (["a", "--x", "backend=mock-a,nope", "--dry-run"], "cell (backend=nope): unknown backend"),
         (["--wait", "/nonexistent/run"], "is not a grid run"),
         (["a", "--x", "seed=1", "--wait", "/x"], "--wait RUN takes no prompt"),
+        # A second --x would silently replace the first (click keeps the last).
+        (["a", "--x", "seed=1..4", "--x", "steps=4,8"], "--x: given 2 times"),
+        (["a", "--x", "seed=1", "--y", "steps=1", "--y", "steps=2"], "--y: given 2 times"),
     ],
 )
 def test_cli_usage_errors_exit_2(configured, capsys, args, message):

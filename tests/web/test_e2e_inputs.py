@@ -152,3 +152,27 @@ def test_edit_on_a_generated_image_and_variations(gallery, output_dir):
     sidecars = [sidecar_of(output_dir, cards.nth(i)) for i in range(2)]
     assert sidecars[0]["seed"] != sidecars[1]["seed"]
     assert all(s["request"]["inputs"][0]["sha256"] == sha(first_bytes) for s in sidecars)
+
+
+def test_a_smaller_mask_is_scaled_and_the_page_says_so(gallery, output_dir, tmp_path):
+    from playwright.sync_api import expect
+
+    page = gallery
+    (tmp_path / "photo.png").write_bytes(png((200, 0, 0), 24))
+    Image.new("L", (12, 12), 255).save(tmp_path / "small-mask.png")
+    expect(page.locator("#backend")).to_have_value("editor")
+    page.set_input_files("#image-file", str(tmp_path / "photo.png"))
+    page.set_input_files("#mask-file", str(tmp_path / "small-mask.png"))
+    page.fill("#prompt", "repaint it all")
+    page.select_option("#size", "512x512")
+    expect(page.locator("#notice")).to_be_hidden()
+    page.click("#submit")
+    expect(page.locator("#notice-text")).to_have_text(
+        "mask (small-mask.png) is 12x12; scaled it to the image's 24x24"
+    )
+    expect(page.locator("#error")).to_be_hidden()
+    card = wait_done(page, "repaint it all")
+    mask = sidecar_of(output_dir, card)["request"]["inputs"][-1]
+    assert (mask["role"], mask["width"], mask["height"]) == ("mask", 24, 24)
+    page.click("#notice-close")
+    expect(page.locator("#notice")).to_be_hidden()

@@ -11,13 +11,14 @@ import io
 import json
 import threading
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from PIL import Image
 from starlette.testclient import TestClient
 
 from imagen_core import Request, Result, Session, hookimpl
-from imagen_core.models import Capabilities
+from imagen_core.models import Capabilities, ImageInput
 from imagen_web.app import create_app
 from tests.helpers import registered, write_config
 from tests.web import editor
@@ -137,10 +138,19 @@ def test_generate_takes_base64_and_gallery_ids_in_json(client, output_dir):
         (
             {
                 "images": [{"data": base64.b64encode(png()).decode()}],
-                "mask": {"data": base64.b64encode(png(size=(8, 8))).decode()},
+                "mask": {"data": base64.b64encode(png(size=(8, 16))).decode()},
             },
             "invalid_input",
-            "mask: is 8x8 but the image is 32x32",
+            "mask: mask is 8x16 but the image is 32x32: a mask must have the image's size "
+            "(or at least its shape)",
+        ),
+        (
+            {
+                "images": [{"data": base64.b64encode(png()).decode()}],
+                "mask": {"data": base64.b64encode(b"\x89PNG\r\n\x1a\n cut short").decode()},
+            },
+            "invalid_input",
+            "mask: mask is not a readable image",
         ),
         ({"strength": 2}, "invalid_body", "strength: must be from 0 to 1"),
         (
@@ -157,7 +167,104 @@ def test_bad_inputs_are_422_naming_the_field(client, body, code, message):
         assert response.status_code == 422, response.text
         error = response.json()["error"]
         assert error["code"] == code and error["message"].startswith(message), error
+        assert "\n" not in error["message"]
     assert client.get("/v1/jobs").json() == {"jobs": []}
+
+
+class Grabbing:
+    """A backend that keeps the inputs it was given, for the test to look at."""
+
+    got: ClassVar[list[tuple[ImageInput, ...]]] = []
+
+    def __init__(self, config: object) -> None:
+        pass
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(images=1, mask=True)
+
+    def generate(self, request: Request, progress: object) -> Result:
+        Grabbing.got.append(request.inputs)
+        return Result(image=png(size=(request.width, request.height)), seed=1, model="grab")
+
+
+class GrabbingPlugin:
+    @hookimpl
+    def register_backends(self, register):
+        register("grabbing", Grabbing)
+
+
+def half_white_mask(size: tuple[int, int]) -> bytes:
+    """White (repaint) on the left half, black (keep) on the right."""
+    mask = Image.new("L", size, 0)
+    mask.paste(255, (0, 0, size[0] // 2, size[1]))
+    buffer = io.BytesIO()
+    mask.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_a_mask_of_another_size_is_scaled_to_the_image_as_the_cli_does(
+    isolated_env, output_dir, pm
+):
+    Grabbing.got = []
+    path = write_config(
+        isolated_env,
+        f"output: {{dir: '{output_dir}', preview: off}}\nbackends: {{grab: {{type: grabbing}}}}\n",
+    )
+    photo, small = png(size=(32, 24)), half_white_mask((16, 12))
+    with (
+        registered(pm, GrabbingPlugin(), "grabbing"),
+        TestClient(create_app(Session(path))) as client,
+    ):
+        response = client.post(
+            "/v1/generate",
+            data={"prompt": "x", "backend": "grab", "width": "32", "height": "24"},
+            files=[
+                ("image", ("a.png", photo, "image/png")),
+                ("mask", ("m.png", small, "image/png")),
+            ],
+        )
+        assert response.status_code == 200, response.text
+        # Said as the CLI says it on stderr, naming the upload as the client named it.
+        assert response.json()["warnings"] == [
+            "mask (m.png) is 16x12; scaled it to the image's 32x24"
+        ]
+        (inputs,) = Grabbing.got
+        mask = inputs[-1]
+        assert (mask.role, mask.width, mask.height) == ("mask", 32, 24)
+        with Image.open(io.BytesIO(mask.data)) as got:
+            assert got.size == (32, 24)
+            assert got.getpixel((2, 12)) == 255 and got.getpixel((29, 12)) == 0
+        # What the backend got is what is kept and recorded, not the upload.
+        written = sidecar(output_dir, response.json()["id"])
+        assert written["request"]["inputs"][-1]["sha256"] == mask.sha256
+        assert (output_dir / "inputs" / f"{mask.sha256}.png").read_bytes() == mask.data
+        assert not (output_dir / "inputs" / f"{sha(small)}.png").exists()
+
+        # The same through /v1/jobs, the mask a gallery image named by its id.
+        (output_dir / "masks").mkdir()
+        (output_dir / "masks" / "small.png").write_bytes(small)
+        queued = client.post(
+            "/v1/jobs",
+            json={
+                "prompt": "x",
+                "backend": "grab",
+                "images": [{"data": base64.b64encode(photo).decode()}],
+                "mask": {"id": "masks/small.png"},
+            },
+        )
+        assert queued.status_code == 202, queued.text
+        job = queued.json()
+        assert job["warnings"] == [
+            "mask (masks/small.png) is 16x12; scaled it to the image's 32x24"
+        ]
+        recorded = job["request"]["inputs"][-1]
+        assert recorded["role"] == "mask"
+        assert recorded["id"] == f"inputs/{recorded['sha256']}.png"
+        with Image.open(output_dir / recorded["id"]) as kept:
+            assert kept.size == (32, 24)
+        # An answer without anything changed says so with an empty list.
+        plain = client.post("/v1/generate", json={"prompt": "x", "backend": "grab"})
+        assert plain.json()["warnings"] == []
 
 
 def test_a_form_is_checked_like_json(client):

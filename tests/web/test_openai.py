@@ -235,6 +235,29 @@ def test_an_image_the_backend_cannot_take_is_a_bad_request(client):
     assert "not a readable image" in raised.value.body["message"]
 
 
+def test_a_mask_of_another_size_is_refused_as_openai_refuses_it(client, server):
+    # imagen's own /v1/generate scales such a mask; OpenAI's API wants "same
+    # dimensions as the image", so this door refuses it, before any backend runs.
+    _url, out, _home = server
+    made = sorted(out.rglob("*.json"))
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.images.edit(
+            model="editor",
+            image=("a.png", png((200, 0, 0), (32, 32)), "image/png"),
+            mask=("mask.png", png((0, 0, 0), (16, 16), "RGBA"), "image/png"),
+            prompt="x",
+            size="32x32",
+        )
+    assert raised.value.status_code == 400
+    assert raised.value.body == {
+        "message": "mask: is 16x16 but the image is 32x32: give a mask of the image's size",
+        "type": "invalid_request_error",
+        "param": "mask",
+        "code": "invalid_image",
+    }
+    assert sorted(out.rglob("*.json")) == made
+
+
 def test_a_wrong_or_missing_token_is_an_authentication_error(server):
     url, _out, _home = server
     with openai.OpenAI(base_url=url + "v1", api_key="wrong", max_retries=0) as wrong:

@@ -240,7 +240,7 @@ async def generate(request: HttpRequest) -> JSONResponse:
     from imagen_web.uploads import body_and_inputs
 
     state = _state(request)
-    body, inputs = await body_and_inputs(request, state, GenerateBody)
+    body, inputs, warnings = await body_and_inputs(request, state, GenerateBody)
     wanted = await run_in_threadpool(_checked, state, body, inputs)  # may build backends
     scope = CancelScope()
     watch = asyncio.create_task(_cancel_when_gone(request, scope))
@@ -266,6 +266,7 @@ async def generate(request: HttpRequest) -> JSONResponse:
             "latency_s": result.latency_s,
             "cost_usd": result.cost_usd,
             "created": record.started_at.isoformat(timespec="seconds"),
+            "warnings": list(warnings),
         }
     )
 
@@ -382,14 +383,16 @@ async def submit_job(request: HttpRequest) -> JSONResponse:
     from imagen_web.uploads import body_and_inputs
 
     state = _state(request)
-    body, inputs = await body_and_inputs(request, state, JobBody)
+    body, inputs, warnings = await body_and_inputs(request, state, JobBody)
     wanted = await run_in_threadpool(_checked, state, body, inputs)  # may build backends
     await run_in_threadpool(check_budget, state, wanted)
     job = await _queue_call(
         state, "submit", wanted, backend=wanted.backend, max_attempts=body.max_attempts
     )
     return JSONResponse(
-        job_view(state, job), status_code=202, headers={"location": f"/v1/jobs/{job.id}"}
+        {**job_view(state, job), "warnings": list(warnings)},
+        status_code=202,
+        headers={"location": f"/v1/jobs/{job.id}"},
     )
 
 

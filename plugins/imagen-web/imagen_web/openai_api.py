@@ -501,7 +501,8 @@ async def edits(request: HttpRequest) -> JSONResponse:
         mask = masks[0] if masks else None
         if isinstance(mask, uploads.Upload):
             mask = attrs.evolve(mask, data=await run_in_threadpool(imagen_mask, mask.data))
-        inputs = await run_in_threadpool(uploads.image_inputs, state, images, mask)
+        # OpenAI's API wants the mask at the image's size: refused, not scaled.
+        inputs = await run_in_threadpool(uploads.image_inputs, state, images, mask, exact_mask=True)
     except uploads.UploadProblem as exc:
         status = 400 if exc.status == 422 else exc.status
         codes = {403: "cross_site", 415: "unsupported_media_type", 500: "output_failed"}

@@ -67,7 +67,9 @@ _GENERATE_PROPERTIES: dict[str, Any] = {
     },
     "mask": {
         "oneOf": [_ref("InputBody"), {"type": "null"}],
-        "description": "white = repaint; the first image's size",
+        "description": "white = repaint; the first image's size, or its shape: a mask of "
+        "another size is scaled to the image, as the CLI scales it (said in the answer's "
+        "warnings); one of another shape is a 422",
     },
     "strength": {
         "type": ["number", "null"],
@@ -90,6 +92,9 @@ _FORM_PROPERTIES: dict[str, Any] = {
     "mask": {"type": "string", "format": "binary"},
     "mask_id": {"type": "string"},
 }
+
+_CHANGED = "what imagen changed on the way, one line each (a mask scaled to the image)"
+_WARNINGS: dict[str, Any] = {"type": "array", "items": {"type": "string"}, "description": _CHANGED}
 
 _ENTRY_PROPERTIES: dict[str, Any] = {
     "id": {"type": "string", "description": "path relative to output.dir"},
@@ -201,6 +206,7 @@ SCHEMAS: dict[str, Any] = {
             "latency_s": {"type": "number"},
             "cost_usd": NULLABLE_NUM,
             "created": {"type": "string"},
+            "warnings": _WARNINGS,
         },
     },
     "Job": {
@@ -223,6 +229,7 @@ SCHEMAS: dict[str, Any] = {
             "model": NULLABLE_STR,
             "latency_s": NULLABLE_NUM,
             "cost_usd": NULLABLE_NUM,
+            "warnings": {**_WARNINGS, "description": "POST /v1/jobs only: " + _CHANGED},
         },
     },
     "Tile": {

@@ -23,6 +23,7 @@ import attrs
 from imagen_web.security import BodyTooLarge, host_name, resolve_inside
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from starlette.requests import Request as HttpRequest
@@ -153,10 +154,20 @@ def decode(field: str, text: object) -> Upload:
 
 
 def image_inputs(
-    state: WebState, images: list[Upload | Ref], mask: Upload | Ref | None
+    state: WebState,
+    images: list[Upload | Ref],
+    mask: Upload | Ref | None,
+    *,
+    exact_mask: bool = False,
+    warn: Callable[[str], None] | None = None,
 ) -> tuple[ImageInput, ...]:
     """The Request's inputs: the first image to edit, the others references, and
-    the mask; each checked, uploads stored under output.dir/inputs/. Blocking."""
+    the mask; each checked, uploads stored under output.dir/inputs/. Blocking.
+
+    A mask of another size but the image's shape is scaled to the image as the
+    CLI and MCP scale it (``imagen_core.inputs.fit_mask``), which is said to
+    ``warn``; with ``exact_mask`` (OpenAI's API: "same dimensions as the image")
+    it is refused instead."""
     if len(images) > MAX_IMAGES:
         raise UploadProblem(images[0].field, f"at most {MAX_IMAGES} images, got {len(images)}")
     inputs = [
@@ -165,33 +176,71 @@ def image_inputs(
     if mask is not None:
         if not inputs:
             raise UploadProblem(mask.field, "a mask needs an image to apply to: send the image too")
-        made = _input(state, mask, "mask", 0)
-        first = inputs[0]
-        if (made.width, made.height) != (first.width, first.height):
-            raise UploadProblem(
-                mask.field,
-                f"is {made.width}x{made.height} but the image is {first.width}x{first.height}: "
-                "give a mask of the image's size",
-            )
-        inputs.append(made)
+        inputs.append(_mask(state, mask, inputs[0], exact=exact_mask, warn=warn))
     return tuple(inputs)
 
 
+def _mask(
+    state: WebState,
+    part: Upload | Ref,
+    image: ImageInput,
+    *,
+    exact: bool,
+    warn: Callable[[str], None] | None,
+) -> ImageInput:
+    from imagen_core.errors import InvalidInput
+    from imagen_core.inputs import fit_mask
+
+    made = _read(state, part, "mask", part.field)
+    if (made.width, made.height) == (image.width, image.height):
+        return _kept(state, part, made)
+    if exact:
+        raise UploadProblem(
+            part.field,
+            f"is {made.width}x{made.height} but the image is {image.width}x{image.height}: "
+            "give a mask of the image's size",
+        )
+    try:
+        # Named as the client named it, never by a path of the server's disk.
+        scaled = fit_mask(attrs.evolve(made, source=_label(part, part.field)), image, warn=warn)
+    except InvalidInput as exc:
+        raise UploadProblem(part.field, str(exc)) from None
+    return _stored(state, scaled)  # new bytes: kept, whether uploaded or from the gallery
+
+
 def _input(state: WebState, part: Upload | Ref, role: str, index: int) -> ImageInput:
+    name = part.field if index == 0 else f"{part.field} #{index + 1}"
+    return _kept(state, part, _read(state, part, role, name))
+
+
+def _read(state: WebState, part: Upload | Ref, role: str, name: str) -> ImageInput:
+    """The image ``part`` names, decoded and checked; problems name ``name``."""
     from imagen_core.errors import InvalidInput
     from imagen_core.models import ImageInput
 
-    name = part.field if index == 0 else f"{part.field} #{index + 1}"
     try:
         if isinstance(part, Ref):
             path = resolve_inside(state.output_dir, part.id)
             if path is None:
                 raise UploadProblem(name, f"no image {part.id!r} in the gallery")
             return ImageInput.from_path(path, role=role)
-        label = f"{name} ({part.filename})" if part.filename else name
-        made = ImageInput.from_bytes(part.data, role=role, source=label)
+        return ImageInput.from_bytes(part.data, role=role, source=_label(part, name))
     except InvalidInput as exc:
         raise UploadProblem(name, str(exc)) from None
+
+
+def _label(part: Upload | Ref, name: str) -> str:
+    if isinstance(part, Ref):
+        return f"{name} ({part.id})"
+    return f"{name} ({part.filename})" if part.filename else name
+
+
+def _kept(state: WebState, part: Upload | Ref, made: ImageInput) -> ImageInput:
+    """A gallery image as it is (its source is its file); an upload stored."""
+    return made if isinstance(part, Ref) else _stored(state, made)
+
+
+def _stored(state: WebState, made: ImageInput) -> ImageInput:
     return attrs.evolve(made, source=str(store(state.output_dir, made)))
 
 
@@ -237,11 +286,12 @@ def _typed(name: str, text: str) -> object:
 
 async def body_and_inputs(
     request: HttpRequest, state: WebState, cls: type[T]
-) -> tuple[T, tuple[ImageInput, ...]]:
+) -> tuple[T, tuple[ImageInput, ...], tuple[str, ...]]:
     """The body of ``POST /v1/generate`` or ``/v1/jobs`` (JSON, or a multipart
     form with files ``image`` and ``mask`` and gallery ids ``image_id`` and
-    ``mask_id``) and its input images, checked; every problem a 4xx naming the
-    field."""
+    ``mask_id``), its input images, checked, and the warnings for the answer
+    (what was changed on the way: a mask scaled to the image, as the CLI says
+    on stderr); every problem a 4xx naming the field."""
     from starlette.concurrency import run_in_threadpool
 
     from imagen_web.api import _json_body
@@ -264,7 +314,10 @@ async def body_and_inputs(
             masks = [_part("mask", mask)] if mask is not None else []
         if len(masks) > 1:
             raise UploadProblem("mask", "give at most one mask")
-        inputs = await run_in_threadpool(image_inputs, state, images, masks[0] if masks else None)
+        warnings: list[str] = []
+        inputs = await run_in_threadpool(
+            image_inputs, state, images, masks[0] if masks else None, warn=warnings.append
+        )
     except UploadProblem as exc:
         code = {
             403: "cross_site",
@@ -275,7 +328,7 @@ async def body_and_inputs(
         raise ApiError(
             exc.status, code.get(exc.status, "invalid_input"), f"{exc.field}: {exc.message}"
         ) from None
-    return body, inputs
+    return body, inputs, tuple(warnings)
 
 
 def _part(field: str, item: InputBody) -> Upload | Ref:

@@ -113,6 +113,17 @@ function clearError() {
   $("error-text").textContent = "";
 }
 
+// What imagen changed on the way (a mask scaled to the image): the answer's warnings.
+function showNotice(lines) {
+  $("notice-text").textContent = lines.join("\n");
+  $("notice").hidden = false;
+}
+
+function clearNotice() {
+  $("notice").hidden = true;
+  $("notice-text").textContent = "";
+}
+
 function setStatus(text) {
   $("server-status").textContent = text;
 }
@@ -231,8 +242,10 @@ function inputForm(fields, inputs, mask) {
 async function submitJob(body) {
   const button = $("submit");
   button.disabled = true;
+  clearNotice();
   try {
     const job = await api("/v1/jobs", { method: "POST", body });
+    if (job.warnings && job.warnings.length) showNotice(job.warnings);
     state.jobs.set(job.id, job);
     renderJobs();
     schedule(0);
@@ -790,6 +803,7 @@ async function start() {
   for (const id of ["backend", "size", "style"]) $(id).addEventListener("change", updateEstimate);
   $("more").addEventListener("click", () => loadOlder().catch((err) => showError(err.message)));
   $("error-close").addEventListener("click", clearError);
+  $("notice-close").addEventListener("click", clearNotice);
   $("token-form").addEventListener("submit", (event) => {
     event.preventDefault();
     setToken($("token-input").value.trim());

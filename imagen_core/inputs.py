@@ -112,15 +112,23 @@ class ImageInput:
         return cls(data, INPUT_FORMATS[fmt], width, height, role=role, source=source)
 
     @classmethod
-    def from_path(cls, path: str | os.PathLike[str], *, role: str = "image") -> ImageInput:
-        """Read and check the file at ``path``; errors name it."""
+    def from_path(
+        cls, path: str | os.PathLike[str], *, role: str = "image", named: str | None = None
+    ) -> ImageInput:
+        """Read and check the file at ``path``; errors name it, or ``named`` (a
+        server names a gallery image by its id, never by its path on disk)."""
         file = Path(os.fspath(path)).expanduser()
+        name = named or str(file)
         try:
-            _check_input_size(str(file), file.stat().st_size)
+            _check_input_size(name, file.stat().st_size)
             data = file.read_bytes()
         except OSError as exc:
-            raise InvalidInput(f"cannot read input image {file}: {exc.strerror or exc}") from None
-        return cls.from_bytes(data, role=role, source=str(file.resolve()))
+            raise InvalidInput(f"cannot read input image {name}: {exc.strerror or exc}") from None
+        source = str(file.resolve())
+        if named is None:
+            return cls.from_bytes(data, role=role, source=source)
+        # Checked under its name; its source is still its file.
+        return attrs.evolve(cls.from_bytes(data, role=role, source=named), source=source)
 
     def with_role(self, role: str) -> ImageInput:
         return attrs.evolve(self, role=role)

@@ -171,6 +171,17 @@ def test_bad_inputs_are_422_naming_the_field(client, body, code, message):
     assert client.get("/v1/jobs").json() == {"jobs": []}
 
 
+def test_a_broken_gallery_image_is_named_by_its_id_not_its_path_on_the_server(client, output_dir):
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+    for path in ("/v1/generate", "/v1/jobs"):
+        response = client.post(path, json={"prompt": "x", "images": [{"id": "broken.png"}]})
+        assert response.status_code == 422, response.text
+        message = response.json()["error"]["message"]
+        assert message.startswith("images: images (broken.png) is not a readable image"), message
+        assert str(output_dir) not in message
+
+
 class Grabbing:
     """A backend that keeps the inputs it was given, for the test to look at."""
 

@@ -223,7 +223,7 @@ def _read(state: WebState, part: Upload | Ref, role: str, name: str) -> ImageInp
             path = resolve_inside(state.output_dir, part.id)
             if path is None:
                 raise UploadProblem(name, f"no image {part.id!r} in the gallery")
-            return ImageInput.from_path(path, role=role)
+            return ImageInput.from_path(path, role=role, named=_label(part, name))
         return ImageInput.from_bytes(part.data, role=role, source=_label(part, name))
     except InvalidInput as exc:
         raise UploadProblem(name, str(exc)) from None

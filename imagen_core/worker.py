@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import os
 import socket
 import sys
@@ -41,7 +42,9 @@ if TYPE_CHECKING:
     from imagen_core.queue import Job, Queue
 
 # A backend whose server cannot be reached is not claimed for; it is tried again
-# after a pause that doubles from the first to the last.
+# after a pause that doubles from the first to the last. ``once`` waits for it
+# (its jobs are still queued) until the next pause would be the last: after
+# 2 + 4 + ... + 32 = 62 s it gives up on that backend and exits 1 when done.
 DOWN_FIRST_S = 2.0
 DOWN_MAX_S = 60.0
 # The default concurrency follows the backends' max_in_flight, up to this.
@@ -63,6 +66,18 @@ NEW_JOB = "a new job in the queue"
 # How long a thread waits for CHANGE at most: what the queue holds may change
 # meanwhile (a job for a backend that is not busy).
 CHANGE_WAIT_S = 0.2
+
+
+@attrs.frozen
+class BackendPause:
+    """A backend the worker claims nothing for until ``until`` (``time.monotonic``;
+    ``math.inf``: ``once`` gave up on it)."""
+
+    until: float
+    length: float  # this pause in seconds: the next check that fails doubles it
+    unreachable: bool  # its server is down (else a budget's ``on_exceed: wait``)
+    at: float = 0.0  # when this pause began
+    since: float = 0.0  # unreachable: when its first check failed
 
 
 @attrs.frozen
@@ -112,8 +127,10 @@ class Worker:
         # loaded once the jobs in flight are done (they run in claim order).
         self._last: str | None = None
         self.affinity = options.affinity_s > 0 and takes_preference(queue)
-        # Backends whose server is down: (claim again after, current pause).
-        self._down: dict[str, tuple[float, float]] = {}
+        # Backends claimed nothing for a while: their server is down, or a
+        # budget waits for its reset.
+        self._down: dict[str, BackendPause] = {}
+        self._claimed_at: dict[str, float] = {}  # job id: when it was claimed
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._changes = 0  # jobs claimed or ended so far (see CHANGE)
@@ -194,11 +211,10 @@ class Worker:
         total = sum(self.max_in_flight(name) for name in self.served())
         return max(1, min(MAX_DEFAULT_CONCURRENCY, total))
 
-    def _eligible(self) -> list[str] | None:
-        now = time.monotonic()
+    def _eligible(self, now: float) -> list[str] | None:
         with self._lock:
             busy = {b for b, n in self._per_backend.items() if n >= self.max_in_flight(b)}
-            busy |= {b for b, (until, _pause) in self._down.items() if until > now}
+            busy |= {b for b, pause in self._down.items() if pause.until > now}
         if self.options.backends is not None:
             return [b for b in self.options.backends if b not in busy]
         if not busy:
@@ -206,23 +222,51 @@ class Worker:
         known = set(self.session.config.backends) | set(self.session.registry.backends)
         return sorted(known - busy)
 
-    def _mark_down(self, job: Job, error: str) -> float:
-        """Stop claiming for ``job``'s backend for a while; say so the first time."""
+    def _mark_down(self, job: Job, error: str) -> float | None:
+        """Stop claiming for ``job``'s backend for a while; say so the first time.
+        Returns the time until its next check; None when ``once`` gave up on it
+        instead (its next pause would be the longest): it is never claimed for
+        again, its jobs stay queued, and ``run`` returns 1.
+
+        A job claimed before its backend was marked down (in flight beside the
+        one that found it down) is no further check: the pause stays as it is,
+        so the backoff doubles once per check however many jobs were in flight."""
+        now = time.monotonic()
         with self._lock:
-            first = job.backend not in self._down
-            pause = DOWN_FIRST_S if first else min(DOWN_MAX_S, self._down[job.backend][1] * 2)
-            self._down[job.backend] = (time.monotonic() + pause, pause)
-        if first:
+            before = self._down.get(job.backend)
+            again = before if before is not None and before.unreachable else None
+            claimed = self._claimed_at.get(job.id, now)
+            if again is not None and claimed < again.at:
+                return max(0.0, again.until - now) if again.until < math.inf else None
+            if again is None:  # the first check that failed (a budget's wait is none)
+                pause, since = DOWN_FIRST_S, now
+            else:
+                pause, since = min(DOWN_MAX_S, again.length * 2), again.since
+            give_up = self.options.once and pause >= DOWN_MAX_S
+            until = math.inf if give_up else now + pause
+            self._down[job.backend] = BackendPause(
+                until, pause, unreachable=True, at=now, since=since
+            )
+            if give_up:
+                self._code = 1
+        if again is None:
             self.log_line(
                 f"imagen: worker: backend {job.backend!r} is unreachable ({error}); not taking "
                 "its jobs until it answers again (checking with backoff)"
             )
+        if give_up:
+            self.log_line(
+                f"imagen: worker: backend {job.backend!r} is still unreachable after "
+                f"{now - since:.0f} s; --once gives up on it and will exit 1 (its jobs stay "
+                "queued: run the worker again once it answers)"
+            )
+            return None
         return pause
 
     def _mark_up(self, backend: str) -> None:
         with self._lock:
-            was_down = self._down.pop(backend, None) is not None
-        if was_down:
+            before = self._down.pop(backend, None)
+        if before is not None and before.unreachable:  # not after a budget's wait
             self.log_line(f"imagen: worker: backend {backend!r} answers again")
 
     # ------------------------------------------------------------ running
@@ -246,7 +290,8 @@ class Worker:
 
     def run(self) -> int:
         """Work until stopped, ``once`` found nothing, or ``max_jobs`` were taken.
-        Returns the exit code: 1 when ``once`` could not reach the queue.
+        Returns the exit code: 1 when ``once`` could not reach the queue, or
+        gave up on a backend whose server stayed down (see ``DOWN_MAX_S``).
 
         Each of ``concurrency`` threads claims its own jobs and runs each from
         claim to completion: no job is handed from one thread to another. A
@@ -299,7 +344,8 @@ class Worker:
                 return None, None, seen
             if self._held_for_affinity():
                 return None, CHANGE, seen
-            eligible = self._eligible()
+            now = time.monotonic()  # one instant: a backend excluded is waited for
+            eligible = self._eligible(now)
             try:
                 job = self._claim(eligible) if eligible is None or eligible else None
             except ImagenError as exc:  # the queue is briefly unreachable
@@ -317,7 +363,7 @@ class Worker:
                     busy = bool(self._inflight)
                 if busy or self._on_queue:
                     return None, CHANGE, seen
-                if self._waiting_for_down():
+                if self._waiting_for_down(now):
                     return None, BACKEND_BACK, seen
                 if opts.once:  # nothing left, nothing in flight: done
                     self._close()
@@ -328,6 +374,7 @@ class Worker:
             self._last = job.backend
             with self._lock:
                 self._inflight[job.id] = job
+                self._claimed_at[job.id] = now
                 self._scopes[job.id] = CancelScope()
                 self._per_backend[job.backend] = self._per_backend.get(job.backend, 0) + 1
         self._change()  # the queue may hold more: a thread waiting for CHANGE looks
@@ -388,18 +435,31 @@ class Worker:
             return False
         with self._lock:
             full = self._per_backend.get(last, 0) >= self.max_in_flight(last)
-            down = self._down.get(last, (0.0, 0.0))[0] > time.monotonic()
+            pause = self._down.get(last)
+            down = pause is not None and pause.until > time.monotonic()
         return full and not down
 
-    def _waiting_for_down(self) -> bool:
-        """``once`` does not exit while a served backend is down only for now:
-        its jobs are there, waiting for the next check."""
-        return False
+    def _waiting_for_down(self, now: float) -> bool:
+        """Whether a backend was left out of the claim at ``now`` only until its
+        next check: its server was down when this worker last ran one of its
+        jobs. ``once`` does not exit then (its jobs are there, waiting for the
+        check), and an idle worker waits for that check rather than for a new job.
+
+        This worker's own state answers, without asking the queue: a backend is
+        marked down only by a job of it that this worker gave back to the queue
+        (or whose lease will run out). If another worker took that job meanwhile,
+        or it was canceled, the wait costs one pause: the check is a claim, which
+        then finds nothing. A budget's wait is not waited for (``once`` exits), nor
+        is a backend that ``once`` gave up on."""
+        with self._lock:
+            return any(
+                pause.unreachable and now < pause.until < math.inf for pause in self._down.values()
+            )
 
     def _next_check(self) -> float:
         now = time.monotonic()
         with self._lock:
-            untils = [until - now for until, _pause in self._down.values()]
+            untils = [p.until - now for p in self._down.values() if p.until < math.inf]
         return max(0.01, min(untils, default=DOWN_FIRST_S))
 
     def _drain(self, slots: list[threading.Thread]) -> None:
@@ -521,9 +581,8 @@ class Worker:
             if is_unavailable(exc):
                 pause = self._mark_down(job, error)
                 self.queue.release(job.id, self.id)
-                self._log(
-                    job, "waiting", took, f"{error}; back in the queue, next check in {pause:g} s"
-                )
+                then = f"next check in {pause:.3g} s" if pause is not None else "no more checks"
+                self._log(job, "waiting", took, f"{error}; back in the queue, {then}")
                 return
             retry = is_transient(exc) and job.attempts < job.max_attempts
             self.queue.fail(job.id, self.id, error=error, retry=retry)
@@ -536,12 +595,14 @@ class Worker:
         """Claim nothing for ``backend`` until ``until`` (a budget's reset)."""
         pause = max(1.0, (until - dt.datetime.now(dt.timezone.utc)).total_seconds())
         with self._lock:
-            self._down[backend] = (time.monotonic() + pause, pause)
+            now = time.monotonic()
+            self._down[backend] = BackendPause(now + pause, pause, unreachable=False, at=now)
 
     def _finish(self, job: Job) -> None:
         self._clear_status()
         with self._lock:
             self._inflight.pop(job.id, None)
+            self._claimed_at.pop(job.id, None)
             self._scopes.pop(job.id, None)
             self._lost.discard(job.id)
             self._per_backend[job.backend] -= 1

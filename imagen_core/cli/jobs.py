@@ -195,7 +195,12 @@ def _find(queue: Queue, job_id: str) -> Job:
     type=click.IntRange(min=1),
     help="Jobs run at once (default: the served backends' max_in_flight, summed, at most 8).",
 )
-@click.option("--once", is_flag=True, help="Exit when the queue has nothing left for this worker.")
+@click.option(
+    "--once",
+    is_flag=True,
+    help="Exit when the queue has nothing left for this worker (a backend that is down is "
+    "waited for, about a minute at most).",
+)
 @click.option("--max-jobs", type=click.IntRange(min=1), help="Exit after taking this many jobs.")
 @click.option(
     "--lease",
@@ -231,7 +236,8 @@ def worker(
     one per job on stderr. Ctrl-C or SIGTERM: stop taking jobs and finish
     those in flight; a second one gives them back to the queue, cancels them
     on the backend (as Ctrl-C does in `imagen generate`) and exits; a third
-    exits at once. With --once, exit 1 if the queue cannot be reached.
+    exits at once. With --once, exit 1 if the queue cannot be reached, or a
+    backend stays unreachable (its jobs stay queued).
     """
     from imagen_core.worker import Signals, Worker, WorkerOptions
 

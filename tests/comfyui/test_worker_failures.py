@@ -8,6 +8,7 @@ import threading
 
 from imagen_comfyui.client import ComfyUIClient
 from imagen_core import Request, Session
+from imagen_core import worker as worker_mod
 from imagen_core.errors import is_transient, is_unavailable
 from imagen_core.worker import Worker, WorkerOptions
 
@@ -31,7 +32,12 @@ def test_an_error_in_the_workflow_fails_the_job_at_once(comfy, configure):
     assert len(comfy.seen("POST", "/prompt")) == 1
 
 
-def test_a_server_that_is_down_is_unavailable_and_its_job_waits(isolated_env, configure):
+def test_a_server_that_is_down_is_unavailable_and_its_job_waits(
+    isolated_env, configure, monkeypatch
+):
+    # --once checks again after 0.05 and 0.1 s, then gives up (exit 1).
+    monkeypatch.setattr(worker_mod, "DOWN_FIRST_S", 0.05)
+    monkeypatch.setattr(worker_mod, "DOWN_MAX_S", 0.2)
     with socket.socket() as probe:  # a port where nothing listens
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -43,10 +49,15 @@ def test_a_server_that_is_down_is_unavailable_and_its_job_waits(isolated_env, co
     )
     session = Session()
     job = session.queue().submit(Request("a cat", width=64, height=64), backend="comfy")
-    lines = run_once(session)
+    lines: list[str] = []
+    worker = Worker(
+        session, session.queue(), WorkerOptions(once=True, idle_wait_s=0.02), log=lines.append
+    )
+    assert worker.run() == 1
     waiting = session.queue().get(job.id)
     assert (waiting.status, waiting.attempts) == ("queued", 0)
     assert sum("is unreachable" in line for line in lines) == 1
+    assert sum("--once gives up on it" in line for line in lines) == 1, lines
     _, backend = session.backend("comfy")
     try:
         backend.generate(Request("x", width=64, height=64), lambda *a: None)

@@ -3,6 +3,7 @@ default concurrency, what it says, and how it stops."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -136,20 +137,192 @@ def test_an_image_made_but_not_written_never_runs_the_backend_again(
     assert Scripted.calls == ["paid for"]  # charged once
 
 
-def test_a_backend_whose_server_is_down_is_not_claimed_for_and_its_jobs_wait(scripted):
+def run_worker_code(session, queue, **options) -> tuple[int, list[str]]:
+    lines: list[str] = []
+    options = {"once": True, "idle_wait_s": 0.02, **options}
+    code = Worker(session, queue, WorkerOptions(**options), log=lines.append).run()
+    return code, lines
+
+
+@pytest.fixture
+def short_backoff(monkeypatch):
+    """Checks of a down backend after 0.05, 0.1, 0.2 s; ``once`` gives up when
+    the next pause would be 0.4 s (the longest)."""
+    monkeypatch.setattr(worker_mod, "DOWN_FIRST_S", 0.05)
+    monkeypatch.setattr(worker_mod, "DOWN_MAX_S", 0.4)
+
+
+def test_a_backend_whose_server_is_down_is_not_claimed_for_and_its_jobs_wait(
+    scripted, short_backoff
+):
     session, queue = scripted
-    Scripted.errors.append(BackendUnavailable("ComfyUI at http://127.0.0.1:9 is not reachable"))
+    Scripted.errors.extend(
+        [BackendUnavailable("ComfyUI at http://127.0.0.1:9 is not reachable")] * 9
+    )
     first = queue.submit(Request("a"), backend="remote")
     second = queue.submit(Request("b"), backend="remote")
     other = queue.submit(Request("c", width=8, height=8), backend="mock")
-    lines = run_worker(session, queue)
-    assert Scripted.calls == ["a"]  # the second job was not claimed while it is down
+    code, lines = run_worker_code(session, queue)
+    # Only checks: the oldest job again each time, the second never while it is down.
+    assert set(Scripted.calls) == {"a"}
     for job in (first, second):
         waiting = queue.get(job.id)
         assert (waiting.status, waiting.attempts) == ("queued", 0)  # no attempt burned
     assert queue.get(other.id).status == "done"  # the other backend goes on
     down = [line for line in lines if "is unreachable" in line]
     assert len(down) == 1 and "backend 'remote'" in down[0]
+    assert code == 1  # --once left work undone
+
+
+def test_once_waits_for_a_backend_down_only_briefly_then_runs_its_jobs(scripted, short_backoff):
+    session, queue = scripted
+    down = BackendUnavailable("ComfyUI at http://127.0.0.1:9 is not reachable")
+    Scripted.errors.extend([down, down])  # two checks fail, the third answers
+    jobs = [queue.submit(Request(f"p{i}"), backend="remote") for i in range(2)]
+    code, lines = run_worker_code(session, queue, concurrency=1)
+    assert code == 0, lines
+    assert [queue.get(j.id).status for j in jobs] == ["done", "done"], lines
+    assert all(queue.get(j.id).attempts == 1 for j in jobs)  # the waits used none
+    assert Scripted.calls == ["p0", "p0", "p0", "p1"]
+    assert sum("is unreachable" in line for line in lines) == 1
+    assert sum(line.endswith("answers again") for line in lines) == 1, lines
+    assert not any("gives up" in line for line in lines)
+
+
+def test_an_idle_worker_waits_for_the_next_check_not_for_a_new_job(
+    scripted, monkeypatch, short_backoff
+):
+    session, queue = scripted
+    # A queue whose wait for a new job does not return while the test runs (a
+    # PostgreSQL queue told of nothing): only the down backend's check can
+    # bring its job back, and idle_wait_s is far too long to poll by.
+    over = threading.Event()
+
+    def wait(timeout_s):
+        over.wait()
+
+    monkeypatch.setattr(queue, "wait", wait)
+    Scripted.errors.append(BackendUnavailable("not reachable"))
+    job = queue.submit(Request("a"), backend="remote")
+    lines: list[str] = []
+    worker = Worker(
+        session, queue, WorkerOptions(idle_wait_s=3600, concurrency=1), log=lines.append
+    )
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while queue.get(job.id).status != "done":
+            assert time.monotonic() < deadline, lines
+            time.sleep(0.02)
+    finally:
+        worker.stopping.set()
+        over.set()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert Scripted.calls == ["a", "a"]
+    assert queue.get(job.id).attempts == 1
+    assert lines[-2].endswith("answers again"), lines
+
+
+def test_once_gives_up_on_a_backend_that_stays_down_when_the_backoff_is_longest(
+    scripted, short_backoff
+):
+    session, queue = scripted
+    Scripted.errors.extend([BackendUnavailable("not reachable")] * 20)
+    jobs = [queue.submit(Request(f"p{i}"), backend="remote") for i in range(2)]
+    code, lines = run_worker_code(session, queue, concurrency=1)
+    assert code == 1
+    # Checks after 0.05, 0.1 and 0.2 s; the next pause would be the longest.
+    assert Scripted.calls == ["p0"] * 4
+    waits = [line for line in lines if " remote waiting " in line]
+    assert [line.rsplit(", ", 1)[1] for line in waits] == [
+        "next check in 0.05 s",
+        "next check in 0.1 s",
+        "next check in 0.2 s",
+        "no more checks",
+    ]
+    gave_up = [line for line in lines if "gives up" in line]
+    assert len(gave_up) == 1, lines
+    assert gave_up[0].startswith("imagen: worker: backend 'remote' is still unreachable after ")
+    assert "--once gives up on it and will exit 1 (its jobs stay queued" in gave_up[0]
+    for job in jobs:
+        left = queue.get(job.id)
+        assert (left.status, left.attempts) == ("queued", 0)
+
+
+@attrs.frozen
+class DownPairConfig:
+    pass
+
+
+class DownPair:
+    """A backend whose server is down, taking two jobs at once: the first two
+    calls fail together (each waits for the other to be in flight)."""
+
+    max_in_flight = 2
+    barrier = threading.Barrier(2)
+    calls: ClassVar[list[str]] = []
+
+    def __init__(self, config):
+        pass
+
+    def generate(self, request, progress):
+        DownPair.calls.append(request.prompt)
+        if len(DownPair.calls) <= 2:
+            DownPair.barrier.wait(timeout=60)
+        raise BackendUnavailable("not reachable")
+
+
+class DownPairPlugin:
+    @hookimpl
+    def register_backends(self, register):
+        register("downpair", DownPair, config=DownPairConfig)
+
+
+def test_jobs_in_flight_together_count_as_one_check(isolated_env, pm, short_backoff):
+    write_config(
+        isolated_env,
+        "queue: {type: sqlite, poll_s: 0.02}\ndefault_backend: comfy\n"
+        "backends:\n  comfy: {type: downpair}\n",
+    )
+    DownPair.barrier.reset()
+    DownPair.calls.clear()
+    with registered(pm, DownPairPlugin(), "downpair"):
+        session = Session()
+        queue = session.queue()
+        jobs = [queue.submit(Request(f"p{i}"), backend="comfy") for i in range(2)]
+        code, lines = run_worker_code(session, queue, concurrency=2)
+    assert code == 1
+    waits = [line.rsplit(", ", 1)[1] for line in lines if " comfy waiting " in line]
+    # The second of the pair found the server down as the first did: it does
+    # not double the pause (a later check of 0.1 s does).
+    first_two = [float(w.split()[3]) for w in waits[:2]]
+    assert first_two[0] == 0.05 and 0 < first_two[1] <= 0.05, waits
+    assert "next check in 0.1 s" in waits and "next check in 0.2 s" in waits, waits
+    assert waits[-1] == "no more checks"
+    assert all(queue.get(j.id).status == "queued" for j in jobs)
+
+
+def test_a_budgets_wait_is_not_a_server_that_answers_again(scripted):
+    session, queue = scripted
+    job = queue.submit(Request("a"), backend="remote")
+    lines: list[str] = []
+    worker = Worker(
+        session, queue, WorkerOptions(idle_wait_s=0.02, concurrency=1), log=lines.append
+    )
+    worker._hold("remote", dt.datetime.now(dt.timezone.utc))  # a budget's reset, now
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while queue.get(job.id).status != "done":
+            assert time.monotonic() < deadline, lines
+            time.sleep(0.02)
+    finally:
+        worker.stopping.set()
+        thread.join(timeout=30)
+    assert not any("answers again" in line for line in lines), lines
 
 
 def test_a_down_backend_is_checked_again_with_backoff_and_said_once(scripted, monkeypatch):

@@ -363,13 +363,12 @@ class Worker:
                     busy = bool(self._inflight)
                 if busy or self._on_queue:
                     return None, CHANGE, seen
-                if self._waiting_for_down(now):
-                    return None, BACKEND_BACK, seen
-                if opts.once:  # nothing left, nothing in flight: done
+                down = self._waiting_for_down(now)
+                if opts.once and not down:  # nothing left, nothing in flight: done
                     self._close()
                     return None, None, seen
                 self._on_queue = True
-                return None, NEW_JOB, seen
+                return None, BACKEND_BACK if down else NEW_JOB, seen
             self._taken += 1
             self._last = job.backend
             with self._lock:
@@ -402,11 +401,14 @@ class Worker:
                 )
         elif wait_for == QUEUE_ANSWERS:
             self.stopping.wait(min(5.0, opts.idle_wait_s) * self._blips)
-        elif wait_for == BACKEND_BACK:
-            self.stopping.wait(min(opts.idle_wait_s, self._next_check()))
         else:
+            # A new job (of a backend that answers) wakes the thread as before;
+            # a down backend's next check bounds the wait.
+            timeout = opts.idle_wait_s
+            if wait_for == BACKEND_BACK:
+                timeout = min(timeout, self._next_check())
             try:
-                self.queue.wait(opts.idle_wait_s)
+                self.queue.wait(timeout)
             finally:
                 with self._claiming:
                     self._on_queue = False

@@ -193,13 +193,15 @@ def test_an_idle_worker_waits_for_the_next_check_not_for_a_new_job(
     scripted, monkeypatch, short_backoff
 ):
     session, queue = scripted
-    # A queue whose wait for a new job does not return while the test runs (a
-    # PostgreSQL queue told of nothing): only the down backend's check can
-    # bring its job back, and idle_wait_s is far too long to poll by.
+    # A queue told of no new job (PostgreSQL without a NOTIFY): its wait returns
+    # only at its timeout. Only the down backend's check can bring its job back,
+    # and idle_wait_s is far too long to poll by.
     over = threading.Event()
+    timeouts: list[float] = []
 
     def wait(timeout_s):
-        over.wait()
+        timeouts.append(timeout_s)
+        over.wait(timeout_s)
 
     monkeypatch.setattr(queue, "wait", wait)
     Scripted.errors.append(BackendUnavailable("not reachable"))
@@ -223,6 +225,43 @@ def test_an_idle_worker_waits_for_the_next_check_not_for_a_new_job(
     assert Scripted.calls == ["a", "a"]
     assert queue.get(job.id).attempts == 1
     assert lines[-2].endswith("answers again"), lines
+    # It waited on the queue (a new job would wake it), no longer than the check.
+    assert timeouts and timeouts[0] <= 0.05, timeouts
+
+
+def test_a_new_job_wakes_a_worker_that_waits_for_a_down_backend(scripted, monkeypatch):
+    """While one backend is down for long, a job for another is taken when the
+    queue says it came, not at the down backend's next check."""
+    session, queue = scripted
+    monkeypatch.setattr(worker_mod, "DOWN_FIRST_S", 3600.0)
+    told = threading.Event()  # the queue's news of a job (a NOTIFY)
+    waited = threading.Event()
+
+    def wait(timeout_s):
+        waited.set()
+        told.wait(timeout_s)
+        told.clear()
+
+    monkeypatch.setattr(queue, "wait", wait)
+    Scripted.errors.append(BackendUnavailable("not reachable"))
+    down = queue.submit(Request("down"), backend="remote")
+    worker = Worker(session, queue, WorkerOptions(idle_wait_s=3600, concurrency=1))
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        assert waited.wait(timeout=60), "the worker never waited on the queue"
+        other = queue.submit(Request("other"), backend="mock")
+        told.set()
+        deadline = time.monotonic() + 60
+        while queue.get(other.id).status != "done":
+            assert time.monotonic() < deadline, queue.get(other.id)
+            time.sleep(0.02)
+    finally:
+        worker.stopping.set()
+        told.set()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert queue.get(down.id).status == "queued"
 
 
 def test_once_gives_up_on_a_backend_that_stays_down_when_the_backoff_is_longest(

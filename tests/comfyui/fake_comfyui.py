@@ -15,7 +15,9 @@ shared/reference/comfyui-observed.md), not what would be convenient for a client
   execution_success, status, executing null), with the history entry written
   between execution_success and executing null -- or later, with ``history_lag_s``;
 - node outputs are cached across prompts: an identical resubmission runs nothing,
-  sends no ``executing`` for cached nodes and points at the earlier files;
+  sends no ``executing`` for cached nodes and points at the earlier files; as in
+  ComfyUI's default (classic) cache, each prompt first drops the outputs of the
+  nodes it does not have, so A, B, A runs A's nodes that B did not share again;
 - one worker, prompts run one at a time in ``number`` order; /interrupt stops only
   the running prompt (between nodes and at sampler steps); POST /queue deletes
   pending ones; /view serves the saved bytes;
@@ -326,7 +328,8 @@ class FakeComfyUI:
         self._seq = itertools.count()
         self._sockets: dict[str, web.WebSocketResponse] = {}
         self._silenced: set[str] = set()
-        self._cache: dict[str, Any] = {}  # node signature -> outputs (None: no UI output)
+        # node signature -> outputs (None: no UI output); only the last prompt's nodes
+        self._cache: dict[str, Any] = {}
         self._counters: dict[tuple[str, str], int] = {}
         self._pngs: dict[tuple[int, int], bytes] = {}
         self._loop = asyncio.new_event_loop()
@@ -918,6 +921,12 @@ class FakeComfyUI:
             script.on_start(pid)
         order = _topological(graph, item.outputs)
         signatures = _signatures(graph, self._changed)
+        # ComfyUI's default (classic) cache keeps only what this prompt can use:
+        # PromptExecutor.execute sets the prompt's cache keys and calls
+        # HierarchicalCache.clean_unused, dropping the outputs of every node
+        # signature that is not one of this prompt's nodes.
+        used = set(signatures.values())
+        self._cache = {key: value for key, value in self._cache.items() if key in used}
         cached = [n for n in order if signatures[n] in self._cache]
         cached_msg = {"nodes": cached, "prompt_id": pid, "timestamp": _ms()}
         messages.append(["execution_cached", cached_msg])

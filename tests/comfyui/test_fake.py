@@ -209,6 +209,41 @@ def test_an_identical_prompt_is_answered_from_the_cache(comfy):
     assert images == [{"filename": "empty_00001_.png", "subfolder": "apitest", "type": "output"}]
 
 
+def test_a_prompt_keeps_only_its_own_nodes_in_the_cache(comfy):
+    # ComfyUI's default (classic) cache: at the start of each prompt,
+    # PromptExecutor.execute sets the prompt's cache keys and calls
+    # HierarchicalCache.clean_unused, which drops every output whose key is not
+    # one of that prompt's nodes. So A, then B sharing only the EmptyImage, then
+    # A again: A's ImageInvert and SaveImage run again, the EmptyImage does not.
+    a = {
+        "1": EMPTY_SAVE["1"],
+        "3": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+        "2": {
+            "class_type": "SaveImage",
+            "inputs": {"images": ["3", 0], "filename_prefix": "apitest/a"},
+        },
+    }
+    b = {
+        "1": EMPTY_SAVE["1"],
+        "4": {
+            "class_type": "SaveImage",
+            "inputs": {"images": ["1", 0], "filename_prefix": "apitest/b"},
+        },
+    }
+    _job(comfy, a)
+    messages, _ = _job(comfy, b)
+    assert _cached(messages) == ["1"]
+    messages, prompt_id = _job(comfy, a)
+    assert _cached(messages) == ["1"]
+    ran = [m["data"]["node"] for m in messages if m["type"] == "executing"]
+    assert ran == ["3", "2", None]
+    images = _history(comfy, prompt_id)["outputs"]["2"]["images"]
+    assert images == [{"filename": "a_00002_.png", "subfolder": "apitest", "type": "output"}]
+    # B's nodes are what A just evicted: B runs its SaveImage again.
+    messages, _ = _job(comfy, b)
+    assert _cached(messages) == ["1"]
+
+
 def test_without_client_id_a_socket_hears_only_status_and_progress(comfy):
     socket = websocket.create_connection(
         f"{comfy.url.replace('http', 'ws')}/ws?clientId=watcher", timeout=5
@@ -294,6 +329,11 @@ def _job(comfy, graph) -> tuple[list[dict], str]:
                 return messages, prompt_id
     finally:
         socket.close()
+
+
+def _cached(messages: list[dict]) -> list[str]:
+    (cached,) = [m["data"]["nodes"] for m in messages if m["type"] == "execution_cached"]
+    return cached
 
 
 def _queue_when(comfy, condition, timeout: float = 5.0) -> dict:

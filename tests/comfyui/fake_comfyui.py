@@ -1423,6 +1423,11 @@ def _signatures(
     memo: dict[str, str] = {}
 
     def sig(node_id: str) -> str:
+        if node_id not in graph:
+            # A link to a node the prompt lacks (its output was dropped with
+            # node_errors): ComfyUI's signature is [NaN], equal to nothing, so
+            # the node and what it feeds never match a cache entry.
+            return f"missing {uuid.uuid4()}"
         if node_id not in memo:
             node = graph[node_id]
             parts = {}

@@ -154,6 +154,22 @@ def test_a_200_can_carry_node_errors_and_run_the_valid_branch(comfy):
     assert list(entry["outputs"]) == ["2"] and entry["prompt"][4] == ["2"]
 
 
+def test_a_dropped_branch_linking_to_an_absent_node_does_not_stop_the_job(comfy):
+    # The queued prompt keeps the invalid branch; ComfyUI's cache keys for it
+    # (a node that does not exist signs as NaN) must not break the valid one.
+    graph = json.loads(json.dumps(EMPTY_SAVE))
+    graph["10"] = {"class_type": "ImageInvert", "inputs": {"image": ["99", 0]}}
+    graph["11"] = {
+        "class_type": "SaveImage",
+        "inputs": {"images": ["10", 0], "filename_prefix": "b"},
+    }
+    for _ in range(2):  # the second time through the cache as well
+        body = post(comfy, {"prompt": graph}).json()
+        assert body["node_errors"]["10"]["errors"][0]["type"] == "exception_during_validation"
+        entry = _history(comfy, body["prompt_id"])
+        assert entry["status"]["status_str"] == "success" and list(entry["outputs"]) == ["2"]
+
+
 def test_the_message_order_of_one_job(comfy):
     messages, prompt_id = _job(comfy, EMPTY_SAVE)
     assert [m["type"] for m in messages] == [

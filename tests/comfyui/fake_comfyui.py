@@ -18,6 +18,8 @@ shared/reference/comfyui-observed.md), not what would be convenient for a client
   sends no ``executing`` for cached nodes and points at the earlier files; as in
   ComfyUI's default (classic) cache, each prompt first drops the outputs of the
   nodes it does not have, so A, B, A runs A's nodes that B did not share again;
+  a node is cached as soon as it ran, so an error or interrupt keeps the nodes
+  that finished before it cached;
 - one worker, prompts run one at a time in ``number`` order; /interrupt stops only
   the running prompt (between nodes and at sampler steps); POST /queue deletes
   pending ones; /view serves the saved bytes;
@@ -1047,6 +1049,10 @@ class FakeComfyUI:
             states[node_id] = _state(pid, node_id, "finished", 1.0, 1.0)
             await job("progress_state", {"prompt_id": pid, "nodes": dict(states)})
             executed.append(node_id)
+            # Cached as soon as it ran (execution.py's execute() sets
+            # caches.outputs per node): an error or interrupt later in the
+            # prompt keeps it cached.
+            self._cache[signatures[node_id]] = outputs.get(node_id)
         success = {"prompt_id": pid, "timestamp": _ms()}
         messages.append(["execution_success", success])
         self.completed_at[pid] = time.perf_counter()
@@ -1055,8 +1061,6 @@ class FakeComfyUI:
         if script.history_lag_s:
             await asyncio.sleep(script.history_lag_s)
         self._write_history(item, outputs, "success", messages)
-        for node_id in order:
-            self._cache[signatures[node_id]] = outputs.get(node_id)
         await self._finish(item)
 
     async def _interrupted(self, item, node_id, class_type, executed, messages) -> None:

@@ -260,6 +260,28 @@ def test_a_prompt_keeps_only_its_own_nodes_in_the_cache(comfy):
     assert _cached(messages) == ["1"]
 
 
+def test_nodes_that_ran_before_an_error_stay_cached(comfy):
+    # execution.py's execute() caches each node's outputs as soon as it ran;
+    # handle_execution_error leaves the cache alone. So after a failure the
+    # same prompt runs only from the failed node on.
+    graph = {
+        "1": EMPTY_SAVE["1"],
+        "3": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+        "2": {
+            "class_type": "SaveImage",
+            "inputs": {"images": ["3", 0], "filename_prefix": "apitest/a"},
+        },
+    }
+    comfy.script.fail_class = "ImageInvert"
+    messages, _ = _job(comfy, graph)
+    (error,) = [m["data"] for m in messages if m["type"] == "execution_error"]
+    assert error["node_id"] == "3" and error["executed"] == ["1"]
+    comfy.script.fail_class = None
+    messages, _ = _job(comfy, graph)
+    assert _cached(messages) == ["1"]
+    assert [m["data"]["node"] for m in messages if m["type"] == "executing"] == ["3", "2", None]
+
+
 def test_without_client_id_a_socket_hears_only_status_and_progress(comfy):
     socket = websocket.create_connection(
         f"{comfy.url.replace('http', 'ws')}/ws?clientId=watcher", timeout=5

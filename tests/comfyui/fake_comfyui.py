@@ -929,7 +929,9 @@ class FakeComfyUI:
         # signature that is not one of this prompt's nodes.
         used = set(signatures.values())
         self._cache = {key: value for key, value in self._cache.items() if key in used}
-        cached = [n for n in order if signatures[n] in self._cache]
+        # Listed as execution.py lists them: every node of the prompt (also one
+        # no output needs) that has a cache entry, in the prompt's key order.
+        cached = [n for n in graph if signatures[n] in self._cache]
         cached_msg = {"nodes": cached, "prompt_id": pid, "timestamp": _ms()}
         messages.append(["execution_cached", cached_msg])
         await job("execution_cached", cached_msg)

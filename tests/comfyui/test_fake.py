@@ -282,6 +282,23 @@ def test_nodes_that_ran_before_an_error_stay_cached(comfy):
     assert [m["data"]["node"] for m in messages if m["type"] == "executing"] == ["3", "2", None]
 
 
+def test_execution_cached_lists_the_prompts_cached_nodes_in_its_key_order(comfy):
+    # PromptExecutor.execute builds the list by walking the prompt's keys, not
+    # the execution order, and takes every node with a cache entry, also one
+    # that no output needs.
+    _job(comfy, EMPTY_SAVE)
+    graph = {
+        "2": EMPTY_SAVE["2"],
+        "5": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+        "1": EMPTY_SAVE["1"],
+    }
+    messages, _ = _job(comfy, graph)
+    assert _cached(messages) == ["2", "1"]
+    _job(comfy, {**graph, "6": {"class_type": "PreviewImage", "inputs": {"images": ["5", 0]}}})
+    messages, _ = _job(comfy, graph)
+    assert _cached(messages) == ["2", "5", "1"]
+
+
 def test_without_client_id_a_socket_hears_only_status_and_progress(comfy):
     socket = websocket.create_connection(
         f"{comfy.url.replace('http', 'ws')}/ws?clientId=watcher", timeout=5

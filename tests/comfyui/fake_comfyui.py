@@ -289,8 +289,8 @@ class Script:
     view_failures: int = 0  # answer this many /view requests with a 500 first
     upload_failures: int = 0  # answer this many /upload/image requests with a 500 first
     # Loading other model weights than the previous prompt's (a GPU holds one
-    # model): this long, before the prompt's own work. The fake still lists
-    # loader nodes it ran before as cached; only the time is charged.
+    # model): this long, before the prompt's own work. Charged on the model
+    # files alone, whether or not the prompt's loader nodes are cached.
     model_switch_s: float = 0.0
 
 

@@ -15,7 +15,11 @@ shared/reference/comfyui-observed.md), not what would be convenient for a client
   execution_success, status, executing null), with the history entry written
   between execution_success and executing null -- or later, with ``history_lag_s``;
 - node outputs are cached across prompts: an identical resubmission runs nothing,
-  sends no ``executing`` for cached nodes and points at the earlier files;
+  sends no ``executing`` for cached nodes and points at the earlier files; as in
+  ComfyUI's default (classic) cache, each prompt first drops the outputs of the
+  nodes it does not have, so A, B, A runs A's nodes that B did not share again;
+  a node is cached as soon as it ran, so an error or interrupt keeps the nodes
+  that finished before it cached;
 - one worker, prompts run one at a time in ``number`` order; /interrupt stops only
   the running prompt (between nodes and at sampler steps); POST /queue deletes
   pending ones; /view serves the saved bytes;
@@ -285,8 +289,8 @@ class Script:
     view_failures: int = 0  # answer this many /view requests with a 500 first
     upload_failures: int = 0  # answer this many /upload/image requests with a 500 first
     # Loading other model weights than the previous prompt's (a GPU holds one
-    # model): this long, before the prompt's own work. The fake still lists
-    # loader nodes it ran before as cached; only the time is charged.
+    # model): this long, before the prompt's own work. Charged on the model
+    # files alone, whether or not the prompt's loader nodes are cached.
     model_switch_s: float = 0.0
 
 
@@ -326,7 +330,8 @@ class FakeComfyUI:
         self._seq = itertools.count()
         self._sockets: dict[str, web.WebSocketResponse] = {}
         self._silenced: set[str] = set()
-        self._cache: dict[str, Any] = {}  # node signature -> outputs (None: no UI output)
+        # node signature -> outputs (None: no UI output); only the last prompt's nodes
+        self._cache: dict[str, Any] = {}
         self._counters: dict[tuple[str, str], int] = {}
         self._pngs: dict[tuple[int, int], bytes] = {}
         self._loop = asyncio.new_event_loop()
@@ -918,7 +923,15 @@ class FakeComfyUI:
             script.on_start(pid)
         order = _topological(graph, item.outputs)
         signatures = _signatures(graph, self._changed)
-        cached = [n for n in order if signatures[n] in self._cache]
+        # ComfyUI's default (classic) cache keeps only what this prompt can use:
+        # PromptExecutor.execute sets the prompt's cache keys and calls
+        # HierarchicalCache.clean_unused, dropping the outputs of every node
+        # signature that is not one of this prompt's nodes.
+        used = set(signatures.values())
+        self._cache = {key: value for key, value in self._cache.items() if key in used}
+        # Listed as execution.py lists them: every node of the prompt (also one
+        # no output needs) that has a cache entry, in the prompt's key order.
+        cached = [n for n in graph if signatures[n] in self._cache]
         cached_msg = {"nodes": cached, "prompt_id": pid, "timestamp": _ms()}
         messages.append(["execution_cached", cached_msg])
         await job("execution_cached", cached_msg)
@@ -1038,6 +1051,10 @@ class FakeComfyUI:
             states[node_id] = _state(pid, node_id, "finished", 1.0, 1.0)
             await job("progress_state", {"prompt_id": pid, "nodes": dict(states)})
             executed.append(node_id)
+            # Cached as soon as it ran (execution.py's execute() sets
+            # caches.outputs per node): an error or interrupt later in the
+            # prompt keeps it cached.
+            self._cache[signatures[node_id]] = outputs.get(node_id)
         success = {"prompt_id": pid, "timestamp": _ms()}
         messages.append(["execution_success", success])
         self.completed_at[pid] = time.perf_counter()
@@ -1046,8 +1063,6 @@ class FakeComfyUI:
         if script.history_lag_s:
             await asyncio.sleep(script.history_lag_s)
         self._write_history(item, outputs, "success", messages)
-        for node_id in order:
-            self._cache[signatures[node_id]] = outputs.get(node_id)
         await self._finish(item)
 
     async def _interrupted(self, item, node_id, class_type, executed, messages) -> None:
@@ -1414,6 +1429,11 @@ def _signatures(
     memo: dict[str, str] = {}
 
     def sig(node_id: str) -> str:
+        if node_id not in graph:
+            # A link to a node the prompt lacks (its output was dropped with
+            # node_errors): ComfyUI's signature is [NaN], equal to nothing, so
+            # the node and what it feeds never match a cache entry.
+            return f"missing {uuid.uuid4()}"
         if node_id not in memo:
             node = graph[node_id]
             parts = {}

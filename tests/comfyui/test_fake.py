@@ -154,6 +154,22 @@ def test_a_200_can_carry_node_errors_and_run_the_valid_branch(comfy):
     assert list(entry["outputs"]) == ["2"] and entry["prompt"][4] == ["2"]
 
 
+def test_a_dropped_branch_linking_to_an_absent_node_does_not_stop_the_job(comfy):
+    # The queued prompt keeps the invalid branch; ComfyUI's cache keys for it
+    # (a node that does not exist signs as NaN) must not break the valid one.
+    graph = json.loads(json.dumps(EMPTY_SAVE))
+    graph["10"] = {"class_type": "ImageInvert", "inputs": {"image": ["99", 0]}}
+    graph["11"] = {
+        "class_type": "SaveImage",
+        "inputs": {"images": ["10", 0], "filename_prefix": "b"},
+    }
+    for _ in range(2):  # the second time through the cache as well
+        body = post(comfy, {"prompt": graph}).json()
+        assert body["node_errors"]["10"]["errors"][0]["type"] == "exception_during_validation"
+        entry = _history(comfy, body["prompt_id"])
+        assert entry["status"]["status_str"] == "success" and list(entry["outputs"]) == ["2"]
+
+
 def test_the_message_order_of_one_job(comfy):
     messages, prompt_id = _job(comfy, EMPTY_SAVE)
     assert [m["type"] for m in messages] == [
@@ -207,6 +223,80 @@ def test_an_identical_prompt_is_answered_from_the_cache(comfy):
     assert comfy.files == files  # no new file
     images = _history(comfy, prompt_id)["outputs"]["2"]["images"]
     assert images == [{"filename": "empty_00001_.png", "subfolder": "apitest", "type": "output"}]
+
+
+def test_a_prompt_keeps_only_its_own_nodes_in_the_cache(comfy):
+    # ComfyUI's default (classic) cache: at the start of each prompt,
+    # PromptExecutor.execute sets the prompt's cache keys and calls
+    # HierarchicalCache.clean_unused, which drops every output whose key is not
+    # one of that prompt's nodes. So A, then B sharing only the EmptyImage, then
+    # A again: A's ImageInvert and SaveImage run again, the EmptyImage does not.
+    a = {
+        "1": EMPTY_SAVE["1"],
+        "3": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+        "2": {
+            "class_type": "SaveImage",
+            "inputs": {"images": ["3", 0], "filename_prefix": "apitest/a"},
+        },
+    }
+    b = {
+        "1": EMPTY_SAVE["1"],
+        "4": {
+            "class_type": "SaveImage",
+            "inputs": {"images": ["1", 0], "filename_prefix": "apitest/b"},
+        },
+    }
+    _job(comfy, a)
+    messages, _ = _job(comfy, b)
+    assert _cached(messages) == ["1"]
+    messages, prompt_id = _job(comfy, a)
+    assert _cached(messages) == ["1"]
+    ran = [m["data"]["node"] for m in messages if m["type"] == "executing"]
+    assert ran == ["3", "2", None]
+    images = _history(comfy, prompt_id)["outputs"]["2"]["images"]
+    assert images == [{"filename": "a_00002_.png", "subfolder": "apitest", "type": "output"}]
+    # B's nodes are what A just evicted: B runs its SaveImage again.
+    messages, _ = _job(comfy, b)
+    assert _cached(messages) == ["1"]
+
+
+def test_nodes_that_ran_before_an_error_stay_cached(comfy):
+    # execution.py's execute() caches each node's outputs as soon as it ran;
+    # handle_execution_error leaves the cache alone. So after a failure the
+    # same prompt runs only from the failed node on.
+    graph = {
+        "1": EMPTY_SAVE["1"],
+        "3": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+        "2": {
+            "class_type": "SaveImage",
+            "inputs": {"images": ["3", 0], "filename_prefix": "apitest/a"},
+        },
+    }
+    comfy.script.fail_class = "ImageInvert"
+    messages, _ = _job(comfy, graph)
+    (error,) = [m["data"] for m in messages if m["type"] == "execution_error"]
+    assert error["node_id"] == "3" and error["executed"] == ["1"]
+    comfy.script.fail_class = None
+    messages, _ = _job(comfy, graph)
+    assert _cached(messages) == ["1"]
+    assert [m["data"]["node"] for m in messages if m["type"] == "executing"] == ["3", "2", None]
+
+
+def test_execution_cached_lists_the_prompts_cached_nodes_in_its_key_order(comfy):
+    # PromptExecutor.execute builds the list by walking the prompt's keys, not
+    # the execution order, and takes every node with a cache entry, also one
+    # that no output needs.
+    _job(comfy, EMPTY_SAVE)
+    graph = {
+        "2": EMPTY_SAVE["2"],
+        "5": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+        "1": EMPTY_SAVE["1"],
+    }
+    messages, _ = _job(comfy, graph)
+    assert _cached(messages) == ["2", "1"]
+    _job(comfy, {**graph, "6": {"class_type": "PreviewImage", "inputs": {"images": ["5", 0]}}})
+    messages, _ = _job(comfy, graph)
+    assert _cached(messages) == ["2", "5", "1"]
 
 
 def test_without_client_id_a_socket_hears_only_status_and_progress(comfy):
@@ -294,6 +384,11 @@ def _job(comfy, graph) -> tuple[list[dict], str]:
                 return messages, prompt_id
     finally:
         socket.close()
+
+
+def _cached(messages: list[dict]) -> list[str]:
+    (cached,) = [m["data"]["nodes"] for m in messages if m["type"] == "execution_cached"]
+    return cached
 
 
 def _queue_when(comfy, condition, timeout: float = 5.0) -> dict:

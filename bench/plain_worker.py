@@ -269,6 +269,21 @@ def forget_leftovers(folder: Path, job_id: str) -> None:
         os.close(fd)
 
 
+# The Featured workers' ledger, in the folder of a run.
+LEDGER = "usage.db"
+
+
+def make_ledger(path: Path) -> Path:
+    """The ledger file of the ``Featured`` workers, in WAL mode, with its table."""
+    import sqlite3
+
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute(LEDGER_SCHEMA)
+    db.close()
+    return path
+
+
 class Featured:
     """What imagen's worker does by default and the plain one does not, done by
     hand for each job: the leftover check of an earlier attempt (by name, in the
@@ -284,12 +299,12 @@ class Featured:
     picture: ModuleType
 
     def keep_ledger(self, path: Path) -> None:
+        """Connect to the ledger ``make_ledger`` made (in the parent: processes
+        that switch a new file to WAL together get "database is locked" at once)."""
         import sqlite3
 
-        self.ledger = sqlite3.connect(path, isolation_level=None)
-        self.ledger.execute("PRAGMA journal_mode=WAL")
+        self.ledger = sqlite3.connect(path, isolation_level=None, timeout=30)
         self.ledger.execute("PRAGMA synchronous=NORMAL")
-        self.ledger.execute(LEDGER_SCHEMA)
 
     def produce(
         self, job_id: str, request: dict[str, Any], backend: str, created_at: Any

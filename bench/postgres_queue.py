@@ -48,6 +48,7 @@ from pathlib import Path
 
 import children
 from figures import Figures
+from plain_worker import LEDGER, make_ledger
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -234,7 +235,7 @@ def e2e_child(kind: str, dsn: str, schema: str, folder: str, name: str, start, o
             from plain_worker import FeaturedPostgresWorker
 
             images = work / "plain" / "jobs"
-            work_loop = FeaturedPostgresWorker(dsn, schema, images, name, work / "usage.db").run
+            work_loop = FeaturedPostgresWorker(dsn, schema, images, name, work / LEDGER).run
         else:
             from worker import imagen_worker
 
@@ -251,6 +252,8 @@ def e2e_rate(
     refill(admin, schema, jobs, size=8)
     # Each run writes into a new, empty folder (removed afterwards).
     work = Path(tempfile.mkdtemp(prefix=f"{kind}-", dir=folder))
+    if kind == "featured":
+        make_ledger(work / LEDGER)
     return children.jobs_per_s(
         e2e_child, lambda n: (kind, dsn, schema, str(work), f"{kind}-{n}"), processes, work, jobs
     )

@@ -46,6 +46,7 @@ from pathlib import Path
 
 import children
 from figures import Figures
+from plain_worker import LEDGER, make_ledger
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -147,7 +148,7 @@ def e2e_child(kind: str, path: str, folder: str, name: str, start, out) -> None:
         elif kind == "featured":
             from plain_worker import FeaturedSQLiteWorker
 
-            images, ledger = work / "plain" / "jobs", work / "usage.db"
+            images, ledger = work / "plain" / "jobs", work / LEDGER
             work_loop = FeaturedSQLiteWorker(path, images, name, ledger).run
         else:
             queue = {"type": "sqlite", "path": path, "poll_s": 0.01}
@@ -190,6 +191,8 @@ def e2e_rate(kind: str, path: Path, processes: int, jobs: int) -> float:
     # Each run writes into a new, empty folder (removed afterwards): no run finds
     # the images of the ones before.
     work = Path(tempfile.mkdtemp(prefix=f"{kind}-", dir=path.parent))
+    if kind == "featured":
+        make_ledger(work / LEDGER)
     return children.jobs_per_s(
         e2e_child, lambda n: (kind, str(path), str(work), f"{kind}-{n}"), processes, work, jobs
     )

@@ -202,21 +202,23 @@ class Queue(Protocol):
         prefer: str | None = None,
         pass_over_s: float = 0.0,
     ) -> Job | None:
-        """Take the oldest job that is queued, or running with an expired lease
-        (its worker died), whose backend is in ``backends`` (None = any); it
-        becomes running, owned by ``worker`` until now + ``lease_s``, with
-        ``attempts`` + 1. None when there is nothing to do. The job's
-        ``request.inputs`` hold the images' bytes; a job whose images are not
-        stored fails for good instead.
+        """Take the oldest job, in queue order (the order of submission), that
+        is queued or running with an expired lease (its worker died), whose
+        backend is in ``backends`` (None = any): a job whose worker died goes
+        after older queued jobs and before younger ones. It becomes running,
+        owned by ``worker`` until now + ``lease_s``, with ``attempts`` + 1. None
+        when there is nothing to do. The job's ``request.inputs`` hold the
+        images' bytes; a job whose images are not stored fails for good instead.
 
         Model affinity: with ``prefer`` (the backend this worker ran last) and
         ``pass_over_s`` > 0, the oldest queued job of ``prefer`` is taken ahead
         of the oldest queued job when that one was submitted less than
         ``pass_over_s`` seconds before it. So a job is passed over only by jobs
         submitted less than ``pass_over_s`` after it, and nothing starves. A
-        job whose worker died comes first, before any queued one. A ``prefer``
-        not in ``backends``, no ``prefer`` or ``pass_over_s`` <= 0: oldest
-        first. (The worker calls a queue type whose claim lacks these
+        job whose worker died is never passed over: it is taken before the
+        queued job chosen so, unless that one was submitted before it. A
+        ``prefer`` not in ``backends``, no ``prefer`` or ``pass_over_s`` <= 0:
+        oldest first. (The worker calls a queue type whose claim lacks these
         keywords without them: see ``takes_preference``.)"""
 
     def heartbeat(self, job_id: str, worker: str, *, lease_s: float) -> bool:

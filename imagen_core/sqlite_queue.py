@@ -102,24 +102,29 @@ EXHAUSTED_WAITING = (
 
 @functools.lru_cache(maxsize=32)
 def _claim_sql(backends: int, prefer: bool = False) -> str:
-    """The claim for a worker serving ``backends`` backends (0: any). Lookups,
-    each on the (status, created_at) index (an OR of them would scan the
-    table), in one statement; a job whose worker died comes first.
+    """The claim for a worker serving ``backends`` backends (0: any): the older,
+    in queue order (created_at, then rowid), of the oldest job whose worker died
+    (lease run out, attempts left) and the oldest queued job. Each is a lookup
+    on the (status, created_at) index (an OR of them would scan the table), and
+    the older of the two rows is chosen without a sort, in one statement.
 
-    ``prefer`` (model affinity): then the oldest queued job of the preferred
+    ``prefer`` (model affinity): the queued job is the oldest of the preferred
     backend, if it was submitted less than the pass-over bound after the oldest
     queued job (a range of the index: the walk stops at the bound), else the
-    oldest. Parameters: worker, lease, stamp, now, [backends], and with
-    ``prefer``: the backend (one of [backends]), the bound as a date modifier
-    ('+60.000 seconds'), [backends]; then [backends]; then now (whether an
-    exhausted job waits, EXHAUSTED_WAITING)."""
+    oldest queued job; a job whose worker died older than it still goes first
+    (never passed over). Parameters: now, [backends]; with ``prefer``: the
+    backend (one of [backends]), the bound as a date modifier ('+60.000
+    seconds'), [backends]; then [backends]; then worker, lease, stamp; then now
+    (whether an exhausted job waits, EXHAUSTED_WAITING)."""
     only = f" AND backend IN ({', '.join('?' * backends)})" if backends else ""
-    pick = "SELECT id FROM jobs WHERE status = {status}{only} ORDER BY created_at, rowid LIMIT 1"
+    pick = (
+        "SELECT rowid AS r, created_at AS c FROM jobs WHERE status = {status}{only}"
+        " ORDER BY created_at, rowid LIMIT 1"
+    )
     expired = pick.format(
         status="'running' AND lease_until < ? AND attempts < max_attempts", only=only
     )
     queued = pick.format(status="'queued'", only=only)
-    chosen = f"({expired}), ({queued})"
     if prefer:
         # The stored times are UTC ISO 8601 with a '+00:00' suffix; the bound has
         # none, so a job submitted exactly at the bound sorts after it (not taken).
@@ -130,11 +135,15 @@ def _claim_sql(backends: int, prefer: bool = False) -> str:
         preferred = pick.format(
             status=f"'queued' AND backend = ? AND created_at < ({bound})", only=""
         )
-        chosen = f"({expired}), ({preferred}), ({queued})"
+        queued = f"SELECT * FROM ({preferred}) UNION ALL SELECT * FROM ({queued}) LIMIT 1"
+    # The job whose worker died unless the queued one is older; else the queued one.
     return (
-        "UPDATE jobs SET status = 'running', worker = ?, lease_until = ?,"
+        f"WITH expired AS ({expired}), queued AS ({queued})"
+        " UPDATE jobs SET status = 'running', worker = ?, lease_until = ?,"
         " attempts = attempts + 1, updated_at = ?"
-        f" WHERE id = COALESCE({chosen}) RETURNING *, {EXHAUSTED_WAITING}"
+        " WHERE rowid = (SELECT r FROM expired WHERE NOT EXISTS"
+        " (SELECT 1 FROM queued WHERE (queued.c, queued.r) < (expired.c, expired.r))"
+        f" UNION ALL SELECT r FROM queued) RETURNING *, {EXHAUSTED_WAITING}"
     )
 
 
@@ -359,7 +368,7 @@ class SQLiteQueue:
             now, stamp = time.time(), _now()
             with self._tx() as db:
                 taken = db.execute(
-                    query, [worker, now + lease_s, stamp, now, *extra, *preference, *extra, now]
+                    query, [now, *extra, *preference, *extra, worker, now + lease_s, stamp, now]
                 ).fetchone()
                 if taken is None or taken["exhausted_waiting"]:
                     # Jobs whose worker died on every attempt: failed in the same

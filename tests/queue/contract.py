@@ -54,6 +54,24 @@ class QueueContract:
         assert queue.claim("w2", backends=["flux"], lease_s=60).id == c.id
         assert queue.claim("w2", backends=None, lease_s=60) is None
 
+    @pytest.mark.parametrize("backends", [None, ["sdxl", "sd35"]])
+    def test_a_job_whose_worker_died_keeps_its_place_in_queue_order(self, queue, backends):
+        # Queue order is submission order, among queued jobs and jobs whose
+        # worker died alike: an older queued job goes before the orphan, and
+        # the orphan before a younger queued job.
+        older = queue.submit(Request("older"), backend="sd35")
+        orphan = queue.submit(Request("orphan"), backend="sdxl")
+        # Its worker died: a lease that ran out a minute ago (no sleeping).
+        assert queue.claim("dead", backends=["sdxl"], lease_s=-60).id == orphan.id
+        younger = queue.submit(Request("younger"), backend="sd35")
+        claimed = [queue.claim("w", backends=backends, lease_s=60) for _ in range(3)]
+        assert [(job.id, job.attempts, job.worker) for job in claimed] == [
+            (older.id, 1, "w"),
+            (orphan.id, 2, "w"),
+            (younger.id, 1, "w"),
+        ]
+        assert queue.claim("w", backends=backends, lease_s=60) is None
+
     # ------------------------------------------------------------ model affinity
 
     def test_affinity_prefers_the_backend_claimed_last(self, queue):
@@ -114,6 +132,30 @@ class QueueContract:
         assert queue.claim("w", backends=None, lease_s=60, prefer="flux", pass_over_s=600).id == (
             older.id
         )
+
+    @pytest.mark.parametrize("backends", [None, ["flux", "sdxl", "sd35", "sd15"]])
+    def test_affinity_takes_a_job_whose_worker_died_in_queue_order(self, queue, backends):
+        older = queue.submit(Request("older"), backend="sd35")
+        first = queue.submit(Request("first"), backend="flux")
+        orphan = queue.submit(Request("orphan"), backend="sdxl")
+        # Its worker died: a lease that ran out a minute ago (no sleeping).
+        assert queue.claim("dead", backends=["sdxl"], lease_s=-60).id == orphan.id
+        second = queue.submit(Request("second"), backend="flux")
+
+        def claim(prefer):
+            return queue.claim("w", backends=backends, lease_s=60, prefer=prefer, pass_over_s=600)
+
+        # No job of the preferred backend: queue order, the older queued job
+        # before the orphan.
+        assert claim("sd15").id == older.id
+        # A preferred job older than the orphan goes first; a younger one never
+        # passes over it.
+        assert [claim("flux").id, claim("flux").id, claim("flux").id] == [
+            first.id,
+            orphan.id,
+            second.id,
+        ]
+        assert claim("flux") is None
 
     def test_affinity_keeps_the_backends_filter(self, queue):
         other = queue.submit(Request("other"), backend="sdxl")

@@ -339,8 +339,8 @@ def test_a_claim_fails_exhausted_jobs_only_when_there_is_one(tmp_path):
     statements: list[str] = []
     queue._connect().set_trace_callback(statements.append)
     assert queue.claim("w", backends=None, lease_s=60).id == first.id
-    # One statement claims: no UPDATE for exhausted jobs when there is none.
-    assert [s.split()[0] for s in statements] == ["BEGIN", "UPDATE", "COMMIT"]
+    # One statement (WITH … UPDATE) claims: no UPDATE for exhausted jobs when there is none.
+    assert [s.split()[0] for s in statements] == ["BEGIN", "WITH", "COMMIT"]
     assert queue.claim("dead", backends=None, lease_s=0.05).id == second.id
     time.sleep(0.1)  # its only attempt's lease runs out: exhausted
     third = queue.submit(Request("c"), backend="mock")
@@ -350,3 +350,24 @@ def test_a_claim_fails_exhausted_jobs_only_when_there_is_one(tmp_path):
     failed = queue.get(second.id)
     assert failed.status == "failed" and "each of its 1 attempts" in (failed.error or "")
     queue.close()
+
+
+@pytest.mark.parametrize("backends", [0, 2])
+@pytest.mark.parametrize("prefer", [False, True])
+def test_every_claim_walks_the_index(tmp_path, backends, prefer):
+    # Taking the older of a job whose worker died and a queued job must not
+    # scan or sort the table: each is a lookup on (status, created_at).
+    import sqlite3
+
+    from imagen_core.sqlite_queue import _claim_sql
+
+    queue = SQLiteQueue(SQLiteQueueConfig(path=tmp_path / "jobs.db"))
+    queue.init()
+    queue.close()
+    query = _claim_sql(backends, prefer)
+    db = sqlite3.connect(tmp_path / "jobs.db")
+    plan = db.execute(f"EXPLAIN QUERY PLAN {query}", [0] * query.count("?")).fetchall()
+    db.close()
+    steps = [row[3] for row in plan]
+    assert "SEARCH jobs USING INDEX jobs_claim (status=?)" in steps
+    assert not [step for step in steps if step.startswith("SCAN jobs") or "TEMP B-TREE" in step]

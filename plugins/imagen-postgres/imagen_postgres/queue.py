@@ -110,32 +110,42 @@ class Statements:
                 LIMIT 1
                 FOR UPDATE SKIP LOCKED
             """
-        # Each branch a lookup on an index; the first that finds a row wins: a
-        # job whose worker died; else the oldest queued job of the preferred
-        # backend (on jobs_queued_backend), if it was submitted less than the
-        # bound after the oldest queued job; else the oldest queued job. (The second branch may lock
-        # a preferred job it then leaves: only for this statement.)
+        # The older, by seq, of the oldest job whose worker died and the queued
+        # job to take: the oldest queued job of the preferred backend (on
+        # jobs_queued_backend), if it was submitted less than the bound after
+        # the oldest queued job, else the oldest queued job. So affinity passes
+        # over older queued jobs, never a job whose worker died (nor does the
+        # latter jump an older queued job). Each branch is a lookup on an index;
+        # the order by seq sorts two rows at most. (The branches may lock a job
+        # they then leave: only for this statement.)
         # Parameters: [backends,] backend, [backends,] bound, [backends,] worker, lease.
         preferred = """
                 SELECT id FROM (
-                    SELECT id FROM {jobs}
-                    WHERE status = 'running' AND lease_until < now() AND attempts < max_attempts
-                      {only}
-                    ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED
-                ) AS died
-                UNION ALL
-                SELECT id FROM (
-                    SELECT id, created_at FROM {jobs}
-                    WHERE status = 'queued' AND backend = %s
-                    ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED
-                ) AS preferred
-                WHERE created_at < (SELECT created_at FROM {jobs} WHERE status = 'queued' {only}
-                                    ORDER BY seq LIMIT 1) + %s::interval
-                UNION ALL
-                SELECT id FROM (
-                    SELECT id FROM {jobs} WHERE status = 'queued' {only}
-                    ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED
-                ) AS oldest
+                    SELECT id, seq FROM (
+                        SELECT id, seq FROM {jobs}
+                        WHERE status = 'running' AND lease_until < now()
+                          AND attempts < max_attempts {only}
+                        ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED
+                    ) AS died
+                    UNION ALL
+                    (
+                        SELECT id, seq FROM (
+                            SELECT id, seq, created_at FROM {jobs}
+                            WHERE status = 'queued' AND backend = %s
+                            ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED
+                        ) AS preferred
+                        WHERE created_at < (SELECT created_at FROM {jobs}
+                                            WHERE status = 'queued' {only}
+                                            ORDER BY seq LIMIT 1) + %s::interval
+                        UNION ALL
+                        SELECT id, seq FROM (
+                            SELECT id, seq FROM {jobs} WHERE status = 'queued' {only}
+                            ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED
+                        ) AS oldest
+                        LIMIT 1
+                    )
+                ) AS candidates
+                ORDER BY seq
                 LIMIT 1
             """
         every, some = sql.SQL(""), sql.SQL("AND backend = ANY(%s::text[])")

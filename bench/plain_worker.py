@@ -32,13 +32,15 @@ PICTURE = Path(__file__).resolve().parents[1] / "plugins/imagen-mock/imagen_mock
 
 # imagen_core/sqlite_queue.py's claim (any backend) and complete, as of this bench.
 SQLITE_CLAIM = (
-    "UPDATE jobs SET status = 'running', worker = ?, lease_until = ?,"
+    "WITH expired AS (SELECT rowid AS r, created_at AS c FROM jobs WHERE status = 'running'"
+    " AND lease_until < ? AND attempts < max_attempts ORDER BY created_at, rowid LIMIT 1),"
+    " queued AS (SELECT rowid AS r, created_at AS c FROM jobs WHERE status = 'queued'"
+    " ORDER BY created_at, rowid LIMIT 1)"
+    " UPDATE jobs SET status = 'running', worker = ?, lease_until = ?,"
     " attempts = attempts + 1, updated_at = ?"
-    " WHERE id = COALESCE("
-    "(SELECT id FROM jobs WHERE status = 'running' AND lease_until < ?"
-    " AND attempts < max_attempts ORDER BY created_at, rowid LIMIT 1),"
-    " (SELECT id FROM jobs WHERE status = 'queued' ORDER BY created_at, rowid LIMIT 1))"
-    " RETURNING *"
+    " WHERE rowid = (SELECT r FROM expired WHERE NOT EXISTS"
+    " (SELECT 1 FROM queued WHERE (queued.c, queued.r) < (expired.c, expired.r))"
+    " UNION ALL SELECT r FROM queued) RETURNING *"
 )
 SQLITE_COMPLETE = (
     "UPDATE jobs SET status = 'done', result_path = ?, metadata = ?, error = NULL,"
@@ -170,7 +172,7 @@ class SQLiteWorker(Plain):
             now = time.time()
             stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
             db.execute("BEGIN IMMEDIATE")
-            row = db.execute(SQLITE_CLAIM, (self.name, now + 60, stamp, now)).fetchone()
+            row = db.execute(SQLITE_CLAIM, (now, self.name, now + 60, stamp)).fetchone()
             db.execute("COMMIT")
             if row is None:
                 return done

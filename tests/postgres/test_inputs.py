@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 import threading
+import time
 from pathlib import Path
 
 import psycopg
@@ -153,6 +154,84 @@ def test_submitting_an_image_while_its_last_job_ends_never_loses_it(make_queue, 
     assert failures == []
     assert queue.input_bytes(image.sha256) is None  # every job ended: nothing kept
     assert queue.list(status="failed") == []
+
+
+class Hooked:
+    """A queue's connection that runs ``after[statement]()`` once that statement
+    has run: the test's handle on the moment between two of its statements."""
+
+    def __init__(self, conn, after):
+        self._conn, self._after = conn, after
+
+    def execute(self, query, params=None):
+        cursor = self._conn.execute(query, params)
+        hook = self._after.get(query)
+        if hook is not None:
+            hook()
+        return cursor
+
+    def __getattr__(self, name):
+        return getattr(self._conn, name)
+
+
+def hook(monkeypatch, queue, after):
+    conn = queue._connection()
+    monkeypatch.setattr(queue, "_connection", lambda: Hooked(conn, after))
+    return conn
+
+
+def test_a_collection_never_deletes_an_image_it_could_not_lock(
+    make_queue, queue, dsn, sql, monkeypatch
+):
+    """The interleaving that lost an image (found by a busy-core run): a submit's
+    transaction has stored the image, not committed, when an ended job's
+    collection locks its rows (so it locks none); it commits, a submit of the same
+    image takes the row's lock, and the collection's DELETE, blocked on that lock,
+    rechecked the row with its own older snapshot, in which the new job did not
+    exist yet, and deleted the image of a queued job."""
+    image = ImageInput.from_bytes(png((4, 5, 6)))
+    submitter = make_queue()
+    s2_locked, c_blocked = threading.Event(), threading.Event()
+    with psycopg.connect(dsn) as app:
+        app.execute(queue._sql.store_input, (image.sha256, image.data))  # not committed
+
+        def after_lock() -> None:
+            app.commit()  # the image alone: a job that never came, for now
+            threading.Thread(target=submit, daemon=True).start()
+            assert s2_locked.wait(timeout=60)
+
+        def after_store() -> None:
+            s2_locked.set()
+            assert c_blocked.wait(timeout=60)
+
+        collector = hook(monkeypatch, queue, {queue._sql.lock_inputs: after_lock})
+        hook(monkeypatch, submitter, {submitter._sql.store_input: after_store})
+        submitted: list[str] = []
+
+        def submit() -> None:
+            submitted.append(submitter.submit(Request("j2", inputs=[image]), backend="b").id)
+
+        collecting = threading.Thread(target=queue._collect_hashes, args=([image.sha256],))
+        collecting.start()
+        pid = collector.info.backend_pid
+        deadline = time.monotonic() + 60
+        # Until the collection ends, or waits for the submit's lock.
+        while collecting.is_alive():
+            [row] = sql("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,))
+            if row["wait_event_type"] == "Lock":
+                break
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        c_blocked.set()
+        collecting.join(timeout=60)
+        deadline = time.monotonic() + 60
+        while not submitted:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    assert queue.input_bytes(image.sha256) == image.data
+    claimed = queue.claim("w", backends=["b"], lease_s=60)
+    assert claimed is not None and claimed.id == submitted[0]
+    assert [item.data for item in claimed.request.inputs] == [image.data]
 
 
 def test_the_sweep_takes_old_images_no_job_needs(queue, sql, schema):

@@ -13,7 +13,8 @@ submit's transaction before the job. Whatever ends a job (done, failed,
 canceled) then deletes its images that no queued or running job needs: the
 rows are locked first and the check runs in a statement of its own, so it sees
 a job committed meanwhile by a submit of the same image (which waits on that
-lock, or re-inserts the row once it is gone).
+lock, or re-inserts the row once it is gone). Only the rows it could lock are
+deleted: a row a submit has not committed yet is left to the sweep.
 """
 
 from __future__ import annotations
@@ -436,8 +437,15 @@ class PostgresQueue:
             return
         try:
             with self._transaction() as conn:
-                conn.execute(self._sql.lock_inputs, (hashes,))
-                conn.execute(self._sql.collect, (hashes,))  # a new snapshot: sees new jobs
+                rows = conn.execute(self._sql.lock_inputs, (hashes,)).fetchall()
+                # Only the rows locked here: one a submit had stored but not yet
+                # committed was invisible to the lock, and a DELETE that then found
+                # it (committed, and stored again by a newer submit holding its
+                # lock) would recheck its job with the statement's older snapshot
+                # and delete the image of a job it cannot see. A sweep takes it.
+                locked = [row[0] for row in rows]
+                if locked:
+                    conn.execute(self._sql.collect, (locked,))  # a new snapshot: sees new jobs
         except ImagenError as exc:
             warn(f"queue: could not delete the input images of an ended job: {exc}")
 

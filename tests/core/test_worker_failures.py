@@ -3,14 +3,14 @@ default concurrency, what it says, and how it stops."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import signal
 import subprocess
 import sys
 import threading
-import time
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import attrs
 import pytest
@@ -19,7 +19,10 @@ from imagen_core import BackendError, BackendUnavailable, Request, Result, Sessi
 from imagen_core import worker as worker_mod
 from imagen_core.errors import OutputError, is_transient, is_unavailable
 from imagen_core.worker import Worker, WorkerOptions
-from tests.helpers import registered, run_cli, write_config
+from tests.helpers import registered, run_cli, until, write_config
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 @attrs.frozen
@@ -152,6 +155,22 @@ def short_backoff(monkeypatch):
     monkeypatch.setattr(worker_mod, "DOWN_MAX_S", 0.4)
 
 
+@contextlib.contextmanager
+def working(worker: Worker, *released: threading.Event) -> Iterator[None]:
+    """``worker.run()`` in a thread for the block; then stop it (setting
+    ``released``, what a test's queue may be waiting on) and check it stopped."""
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        yield
+    finally:
+        worker.stopping.set()
+        for event in released:
+            event.set()
+        thread.join(timeout=30)
+    assert not thread.is_alive()
+
+
 def test_a_backend_whose_server_is_down_is_not_claimed_for_and_its_jobs_wait(
     scripted, short_backoff
 ):
@@ -210,18 +229,8 @@ def test_an_idle_worker_waits_for_the_next_check_not_for_a_new_job(
     worker = Worker(
         session, queue, WorkerOptions(idle_wait_s=3600, concurrency=1), log=lines.append
     )
-    thread = threading.Thread(target=worker.run)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 60
-        while queue.get(job.id).status != "done":
-            assert time.monotonic() < deadline, lines
-            time.sleep(0.02)
-    finally:
-        worker.stopping.set()
-        over.set()
-        thread.join(timeout=30)
-    assert not thread.is_alive()
+    with working(worker, over):
+        until(lambda: queue.get(job.id).status == "done", "the job was not run", 60)
     assert Scripted.calls == ["a", "a"]
     assert queue.get(job.id).attempts == 1
     assert lines[-2].endswith("answers again"), lines
@@ -246,21 +255,11 @@ def test_a_new_job_wakes_a_worker_that_waits_for_a_down_backend(scripted, monkey
     Scripted.errors.append(BackendUnavailable("not reachable"))
     down = queue.submit(Request("down"), backend="remote")
     worker = Worker(session, queue, WorkerOptions(idle_wait_s=3600, concurrency=1))
-    thread = threading.Thread(target=worker.run)
-    thread.start()
-    try:
+    with working(worker, told):
         assert waited.wait(timeout=60), "the worker never waited on the queue"
         other = queue.submit(Request("other"), backend="mock")
         told.set()
-        deadline = time.monotonic() + 60
-        while queue.get(other.id).status != "done":
-            assert time.monotonic() < deadline, queue.get(other.id)
-            time.sleep(0.02)
-    finally:
-        worker.stopping.set()
-        told.set()
-        thread.join(timeout=30)
-    assert not thread.is_alive()
+        until(lambda: queue.get(other.id).status == "done", "the new job was not run", 60)
     assert queue.get(down.id).status == "queued"
 
 
@@ -351,16 +350,8 @@ def test_a_budgets_wait_is_not_a_server_that_answers_again(scripted):
         session, queue, WorkerOptions(idle_wait_s=0.02, concurrency=1), log=lines.append
     )
     worker._hold("remote", dt.datetime.now(dt.timezone.utc))  # a budget's reset, now
-    thread = threading.Thread(target=worker.run)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 60
-        while queue.get(job.id).status != "done":
-            assert time.monotonic() < deadline, lines
-            time.sleep(0.02)
-    finally:
-        worker.stopping.set()
-        thread.join(timeout=30)
+    with working(worker):
+        until(lambda: queue.get(job.id).status == "done", "the job was not run", 60)
     assert not any("answers again" in line for line in lines), lines
 
 
@@ -374,16 +365,8 @@ def test_a_down_backend_is_checked_again_with_backoff_and_said_once(scripted, mo
     worker = Worker(
         session, queue, WorkerOptions(idle_wait_s=0.02, concurrency=1), log=lines.append
     )
-    thread = threading.Thread(target=worker.run)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 60
-        while not all(queue.get(j.id).status == "done" for j in jobs):
-            assert time.monotonic() < deadline, lines
-            time.sleep(0.02)
-    finally:
-        worker.stopping.set()
-        thread.join(timeout=30)
+    with working(worker):
+        until(lambda: all(queue.get(j.id).status == "done" for j in jobs), "jobs were not run", 60)
     assert len(Scripted.calls) == 5  # three checks that failed, then both jobs
     assert sum("is unreachable" in line for line in lines) == 1
     assert sum(line.endswith("answers again") for line in lines) == 1, lines
